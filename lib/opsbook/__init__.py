@@ -1,0 +1,8 @@
+"""opsbook: executable runbooks for PostgreSQL and Supabase."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .runrecord import record  # noqa: E402  - the one helper every runbook calls
+
+__all__ = ["record", "__version__"]

@@ -1,0 +1,131 @@
+"""The check registry: ids, concerns, documented thresholds, and running one check safely."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import ParameterError, SkipCheck
+from ..findings import Finding, skipped
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A named, documented default: its unit and where the number comes from."""
+
+    name: str
+    default: Any
+    unit: str
+    source: str
+    help: str = ""
+
+
+@dataclass
+class CheckContext:
+    """What a check's data function may use: the session, the target, the runbook's parameters."""
+
+    db: Any  # opsbook.db.Session
+    target: Any  # opsbook.config.Target
+    params: dict[str, Any] = field(default_factory=dict)
+    config: Any = None  # opsbook.config.Config
+
+
+@dataclass(frozen=True)
+class Check:
+    """`data(ctx) -> DataFrame` gathers rows; `judge(df, **thresholds) -> [Finding]` decides."""
+
+    id: str
+    description: str
+    judge: Callable[..., list[Finding]]
+    data: Callable[[CheckContext], Any] | None = None
+    thresholds: tuple[Threshold, ...] = ()
+    queries: tuple[str, ...] = ()  # SQL file names it uses, for the loader/file agreement test
+    runbooks: tuple[str, ...] = ()
+
+    @property
+    def concern(self) -> str:
+        return self.id.split(".", 1)[0]
+
+    def defaults(self) -> dict[str, Any]:
+        return {t.name: t.default for t in self.thresholds}
+
+    def resolve_thresholds(self, *layers: dict[str, Any] | None) -> dict[str, Any]:
+        """Defaults, overridden by each layer in turn (config file, then target, then parameter)."""
+        out = self.defaults()
+        for layer in layers:
+            for key, value in (layer or {}).items():
+                if key not in out:
+                    raise ParameterError(f"check {self.id!r} has no threshold {key!r}; it has: {', '.join(out)}")
+                default = out[key]
+                if isinstance(default, (int, float)) and not isinstance(default, bool):
+                    if isinstance(value, bool) or not isinstance(value, (int, float)):
+                        raise ParameterError(f"threshold {self.id}.{key} must be a number, got {value!r}")
+                out[key] = value
+        return out
+
+
+@dataclass
+class CheckResult:
+    check: Check
+    data: Any  # DataFrame or None
+    findings: list[Finding]
+    duration_ms: float
+    thresholds: dict[str, Any]
+
+
+REGISTRY: dict[str, Check] = {}
+
+
+def register(check: Check) -> Check:
+    if check.id in REGISTRY and REGISTRY[check.id] is not check:
+        raise ValueError(f"check id {check.id!r} registered twice")
+    REGISTRY[check.id] = check
+    return check
+
+
+def skip_reason(exc: BaseException) -> tuple[str, str] | None:
+    """(reason, how to enable) for the errors a check degrades on, else None."""
+    import psycopg.errors as pe  # noqa: PLC0415
+    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
+
+    if isinstance(exc, SkipCheck):
+        text = str(exc)
+        reason, _, how = text.partition(";")
+        return reason.strip(), how.strip()
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    msg = " ".join(str(orig).split())[:300]
+    if isinstance(orig, pe.InsufficientPrivilege):
+        return (f"missing privilege: {msg}",
+                "grant the monitoring role pg_monitor (or pg_read_all_stats and pg_read_all_settings)")
+    if isinstance(orig, (pe.UndefinedTable, pe.UndefinedFunction, pe.UndefinedObject, pe.InvalidSchemaName)):
+        return (f"not available on this database: {msg}",
+                "install the extension or feature it needs (see the check's description)")
+    if isinstance(orig, pe.UndefinedColumn):
+        return f"this PostgreSQL version lacks a column it reads: {msg}", "upgrade PostgreSQL or report this"
+    if isinstance(orig, pe.QueryCanceled):
+        return f"query cancelled by statement_timeout: {msg}", "raise statement_timeout_ms for this run"
+    if isinstance(orig, pe.ObjectNotInPrerequisiteState):
+        return f"not ready: {msg}", "add the library to shared_preload_libraries and restart"
+    if isinstance(orig, pe.FeatureNotSupported):
+        return f"not supported here: {msg}", ""
+    return None
+
+
+_UNSET = object()
+
+
+def run_check(check: Check, ctx: CheckContext, thresholds: dict[str, Any], data: Any = _UNSET) -> CheckResult:
+    """Gather (unless `data` is given) and judge one check; a missing privilege/extension/feature becomes an
+    info finding."""
+    t0 = time.perf_counter()
+    try:
+        if data is _UNSET:
+            data = check.data(ctx) if check.data else None
+        findings = check.judge(data, **thresholds)
+    except Exception as e:  # noqa: BLE001 - degrade on the known kinds, re-raise the rest
+        data = None if data is _UNSET else data
+        why = skip_reason(e)
+        if why is None:
+            raise
+        findings = [skipped(check.id, *why)]
+    return CheckResult(check, data, findings, (time.perf_counter() - t0) * 1000, thresholds)

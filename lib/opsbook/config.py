@@ -1,0 +1,197 @@
+"""opsbook.toml: targets, thresholds, history store, reports folder."""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, UnknownTarget
+
+DEMO_TARGET = "demo"
+DEMO_DATABASE = "demo"
+TARGET_KEYS = {"dsn", "dsn_env", "service", "plan", "compute", "thresholds", "freshness", "description"}
+
+
+@dataclass
+class Target:
+    """A database opsbook can diagnose, by name; never holds a password."""
+
+    name: str
+    dsn: str | None = None
+    dsn_env: str | None = None
+    service: str | None = None
+    plan: str | None = None
+    compute: str | None = None
+    thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    freshness: dict[str, dict[str, Any]] = field(default_factory=dict)
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # keys later runbooks read (add-ons, pricing, ...)
+
+    @property
+    def embedded(self) -> bool:
+        return self.name == DEMO_TARGET and not (self.dsn or self.dsn_env or self.service)
+
+    def conninfo(self) -> str:
+        """The libpq connection string; for `dsn_env`, read from the environment now."""
+        if self.dsn_env:
+            value = os.environ.get(self.dsn_env)
+            if not value:
+                raise ConfigError(f"target {self.name!r}: environment variable {self.dsn_env} is not set")
+            return value
+        if self.dsn:
+            return self.dsn
+        if self.service:
+            return f"service={self.service}"
+        if self.embedded:
+            from .embedded import default_server  # noqa: PLC0415 - only the demo needs it
+
+            return default_server().conninfo(dbname=DEMO_DATABASE)
+        raise ConfigError(f"target {self.name!r} has none of dsn, dsn_env or service")
+
+    def display(self) -> str:
+        """Where this target points, safe to print: no password, ever."""
+        if self.dsn_env:
+            return f"${self.dsn_env} -> {redact(os.environ.get(self.dsn_env, '(unset)'))}"
+        if self.service:
+            return f"service={self.service}"
+        if self.embedded:
+            return "embedded demo database"
+        return redact(self.dsn or "")
+
+
+@dataclass
+class Config:
+    path: Path | None
+    targets: dict[str, Target]
+    history_url: str
+    reports_dir: Path
+    thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def target(self, name: str) -> Target:
+        try:
+            return self.targets[name]
+        except KeyError:
+            raise UnknownTarget(name, sorted(self.targets)) from None
+
+    def thresholds_for(self, check_id: str, target: Target | None = None) -> dict[str, Any]:
+        """Config-file overrides for one check: global, then per target."""
+        merged = dict(self.thresholds.get(check_id, {}))
+        if target is not None:
+            merged.update(target.thresholds.get(check_id, {}))
+        return merged
+
+
+def config_path(explicit: str | os.PathLike | None = None) -> Path | None:
+    """--config, else $OPSBOOK_CONFIG, else ./opsbook.toml when present, else None (built-in)."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("OPSBOOK_CONFIG"):
+        return Path(os.environ["OPSBOOK_CONFIG"])
+    local = Path("opsbook.toml")
+    return local if local.exists() else None
+
+
+def load(path: str | os.PathLike | None = None) -> Config:
+    """Read and validate the configuration; every problem is a ConfigError with one line."""
+    p = config_path(path)
+    raw: dict[str, Any] = {}
+    if p is not None:
+        try:
+            raw = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} not found") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"config file {p} cannot be read: {e.__class__.__name__}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
+    return from_dict(raw, p)
+
+
+def from_dict(raw: dict[str, Any], path: Path | None = None) -> Config:
+    where = str(path) if path else "built-in configuration"
+    base = path.parent if path else Path.cwd()
+    targets_raw = raw.get("targets", {})
+    if not isinstance(targets_raw, dict):
+        raise ConfigError(f"{where}: [targets] must be a table of named targets")
+    targets = {DEMO_TARGET: Target(DEMO_TARGET, plan="pro", compute="micro",
+                                   description="the embedded demo database")}
+    for name, t in targets_raw.items():
+        if not isinstance(t, dict):
+            raise ConfigError(f"{where}: [targets.{name}] must be a table")
+        targets[name] = _target(name, t, where, targets.get(name))
+    reports = raw.get("reports", {}).get("dir", "reports")
+    reports_dir = (base / reports) if not Path(reports).is_absolute() else Path(reports)
+    history = raw.get("history", {})
+    if not isinstance(history, dict):
+        raise ConfigError(f"{where}: [history] must be a table with a url")
+    url = history.get("url") or f"sqlite:///{reports_dir / 'history.sqlite'}"
+    if "://" not in str(url):
+        raise ConfigError(f"{where}: [history] url {url!r} is not an SQLAlchemy URL")
+    thresholds = raw.get("thresholds", {})
+    _check_thresholds(thresholds, where, "thresholds")
+    return Config(path=path, targets=targets, history_url=str(url), reports_dir=reports_dir,
+                  thresholds=thresholds, raw=raw)
+
+
+def _target(name: str, t: dict[str, Any], where: str, base: Target | None) -> Target:
+    for key in ("dsn", "dsn_env", "service", "plan", "compute", "description"):
+        if key in t and not isinstance(t[key], str):
+            raise ConfigError(f"{where}: targets.{name}.{key} must be a string")
+    sources = [k for k in ("dsn", "dsn_env", "service") if t.get(k)]
+    if len(sources) > 1:
+        raise ConfigError(f"{where}: target {name!r} sets {' and '.join(sources)}; give exactly one")
+    if not sources and name != DEMO_TARGET:
+        raise ConfigError(f"{where}: target {name!r} needs one of dsn, dsn_env or service")
+    if t.get("dsn") and has_password(t["dsn"]):
+        raise ConfigError(f"{where}: target {name!r} has a password in its dsn; use ~/.pgpass, PGPASSWORD "
+                          "or dsn_env instead")
+    _check_thresholds(t.get("thresholds", {}), where, f"targets.{name}.thresholds")
+    fresh = t.get("freshness", {})
+    if not isinstance(fresh, dict):
+        raise ConfigError(f"{where}: targets.{name}.freshness must be a table keyed by table name")
+    known = {k: t[k] for k in TARGET_KEYS if k in t}
+    extra = {k: v for k, v in t.items() if k not in TARGET_KEYS}
+    if base is not None:  # [targets.demo] adjusts the built-in demo target
+        merged = {**{k: getattr(base, k) for k in TARGET_KEYS}, **{k: v for k, v in known.items() if v}}
+        return Target(name, **merged, extra={**base.extra, **extra})
+    return Target(name, **known, extra=extra)
+
+
+def _check_thresholds(th: Any, where: str, key: str) -> None:
+    if not isinstance(th, dict) or not all(isinstance(v, dict) for v in th.values()):
+        raise ConfigError(f'{where}: [{key}] must hold tables keyed by check id, e.g. [{key}."activity.long_running"]')
+
+
+def has_password(dsn: str) -> bool:
+    from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415 - keep import time low
+
+    try:
+        return bool(conninfo_to_dict(dsn).get("password"))
+    except Exception:  # unparsable: let the connection report it, without echoing the string
+        return False
+
+
+def redact(dsn: str) -> str:
+    """A connection string with any password replaced by ***."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: PLC0415
+
+    if not dsn:
+        return dsn
+    try:
+        parts = conninfo_to_dict(dsn)
+    except Exception:
+        return "(unparsable connection string)"
+    if parts.get("password"):
+        parts["password"] = "***"
+    if "://" in dsn:  # keep the URL shape people recognise
+        user = parts.get("user", "")
+        pw = ":***" if parts.get("password") else ""
+        host = parts.get("host", "")
+        port = f":{parts['port']}" if parts.get("port") else ""
+        rest = {k: v for k, v in parts.items() if k not in ("user", "password", "host", "port", "dbname")}
+        q = ("?" + "&".join(f"{k}={v}" for k, v in rest.items())) if rest else ""
+        return f"postgresql://{user}{pw}{'@' if user else ''}{host}{port}/{parts.get('dbname', '')}{q}"
+    return make_conninfo(**parts)

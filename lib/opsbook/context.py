@@ -1,0 +1,115 @@
+"""The object a runbook's cells talk to: connect once, run checks, show sections, record numbers."""
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+from . import checks as checkreg
+from . import display, runrecord
+from .config import Config, load
+from .errors import ConnectError
+from .findings import Finding, by_severity, counts, worst
+
+
+class Runbook:
+    """One run of one runbook against one target.
+
+    rb = Runbook("incident-triage", target="demo", thresholds=thresholds)
+    rb.connect(); rb.run(["connections.saturation", ...]); rb.verdict(); rb.section("connections.saturation")
+    """
+
+    def __init__(self, name: str, target: str = "demo", *, thresholds: dict[str, dict] | None = None,
+                 params: dict[str, Any] | None = None, config: Config | None = None,
+                 statement_timeout_ms: int = 30_000, connect_timeout_s: int = 5):
+        self.name = name
+        self.config = config or load()
+        self.target = self.config.target(target)
+        self.params = dict(params or {})
+        self.overrides = dict(thresholds or {})
+        self.statement_timeout_ms = statement_timeout_ms
+        self.connect_timeout_s = connect_timeout_s
+        self.db = None
+        self.connect_error: ConnectError | None = None
+        self.results: dict[str, checkreg.CheckResult] = {}
+        self.findings: list[Finding] = []
+        self.started = time.time()
+
+    # ------------------------------------------------------------------ doing
+    def connect(self):
+        """Open the read-only session; a failure becomes the `connectivity.unreachable` finding."""
+        from .checks.connectivity import attempt  # noqa: PLC0415
+
+        self.db, self.connect_error, df = attempt(self.target, connect_timeout_s=self.connect_timeout_s,
+                                                  statement_timeout_ms=self.statement_timeout_ms)
+        result = checkreg.run_check(checkreg.get("connectivity.unreachable"), self._ctx(),
+                                    self.thresholds_for("connectivity.unreachable"), data=df)
+        self._keep(result)
+        if self.db is not None:
+            runrecord.record_meta(server_version_num=self.db.server_version_num, server_version=self.db.server_version)
+        return self.db
+
+    def run(self, check_ids: Iterable[str]) -> dict[str, checkreg.CheckResult]:
+        """Run checks in order. Without a connection they are not run (the unreachable finding says why)."""
+        if self.db is None and self.connect_error is None:
+            self.connect()
+        out = {}
+        for cid in check_ids:
+            if self.db is None:
+                continue
+            out[cid] = self._keep(checkreg.run_check(checkreg.get(cid), self._ctx(), self.thresholds_for(cid)))
+        return out
+
+    def thresholds_for(self, check_id: str) -> dict[str, Any]:
+        check = checkreg.get(check_id)
+        return check.resolve_thresholds(self.config.thresholds_for(check_id, self.target),
+                                        self.overrides.get(check_id))
+
+    def record(self, name: str, value: Any) -> Any:
+        return runrecord.record(name, value)
+
+    def data(self, check_id: str):
+        r = self.results.get(check_id)
+        return None if r is None else r.data
+
+    # ------------------------------------------------------------------ showing
+    @property
+    def connected(self) -> bool:
+        return self.db is not None
+
+    def worst(self):
+        return worst(self.findings)
+
+    def counts(self) -> dict[str, int]:
+        return counts(self.findings)
+
+    def verdict(self, headline: str = "", top: int = 8) -> None:
+        """The summary at the top: worst first, counts by severity, the top findings that need action."""
+        serious = [f for f in by_severity(self.findings) if f.severity.rank >= 2]
+        display.show_html(display.summary_html(self.findings, headline)
+                          + display.findings_html((serious or by_severity(self.findings))[:top], show_ok=False))
+
+    def section(self, check_id: str, *, columns: list[str] | None = None, max_rows: int = 25) -> None:
+        """One check's findings, then its rows."""
+        r = self.results.get(check_id)
+        if r is None:
+            why = "the database could not be reached" if self.db is None else "this check was not run"
+            display.show_html(f'<p class="ob-muted">{display.esc(check_id)}: not run: {why}.</p>')
+            return
+        markup = display.findings_html(r.findings)
+        if r.data is not None and hasattr(r.data, "columns"):
+            markup += display.table_html(r.data, max_rows=max_rows, columns=columns)
+        display.show_html(markup)
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+
+    # ------------------------------------------------------------------ internals
+    def _ctx(self) -> checkreg.CheckContext:
+        return checkreg.CheckContext(db=self.db, target=self.target, params=self.params, config=self.config)
+
+    def _keep(self, result: checkreg.CheckResult) -> checkreg.CheckResult:
+        self.results[result.check.id] = result
+        self.findings.extend(result.findings)
+        runrecord.record_findings(result.findings)
+        return result

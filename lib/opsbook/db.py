@@ -1,0 +1,179 @@
+"""connect(target) -> a safe, read-only Session; fetch(sql_name) -> DataFrame."""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import sql as sqlfiles
+from .config import Target
+from .errors import ConnectError
+
+# Schemas managed by PostgreSQL or by Supabase itself: one list, bound as :excluded_schemas (STYLE 7).
+SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
+PLATFORM_SCHEMAS = ("auth", "storage", "realtime", "supabase_functions", "supabase_migrations", "extensions",
+                    "graphql", "graphql_public", "pgbouncer", "pgsodium", "pgsodium_masks", "vault", "net",
+                    "cron", "_realtime", "_analytics", "pgtle", "_supavisor")
+EXCLUDED_SCHEMAS = list(SYSTEM_SCHEMAS + PLATFORM_SCHEMAS)
+
+DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
+DEFAULT_LOCK_TIMEOUT_MS = 1_000
+DEFAULT_CONNECT_TIMEOUT_S = 5
+APPLICATION_NAME = "opsbook"
+
+
+@dataclass
+class QueryTiming:
+    name: str
+    duration_ms: float
+    rows: int
+
+
+@dataclass
+class Session:
+    """A read-only, time-limited connection to one target, in autocommit (never idle in a transaction)."""
+
+    target: Target
+    engine: Any
+    conn: Any
+    server_version_num: int
+    server_version: str
+    timings: list[QueryTiming] = field(default_factory=list)
+
+    def fetch(self, sql_name: str, **params: Any):
+        """Run the named query for this server's version and return a DataFrame."""
+        return self.query(sqlfiles.load(sql_name, self.server_version_num), _name=sql_name, **params)
+
+    def query(self, sql_text: str, _name: str = "adhoc", **params: Any):
+        import pandas as pd  # noqa: PLC0415 - keep `import opsbook` light
+        from sqlalchemy import text  # noqa: PLC0415
+
+        if ":excluded_schemas" in sql_text:
+            params.setdefault("excluded_schemas", EXCLUDED_SCHEMAS)
+        t0 = time.perf_counter()
+        result = self.conn.execute(text(sql_text), params)
+        df = pd.DataFrame(result.fetchall(), columns=list(result.keys())) if result.returns_rows else pd.DataFrame()
+        self.timings.append(QueryTiming(_name, (time.perf_counter() - t0) * 1000, len(df)))
+        return df
+
+    def scalar(self, sql_text: str, **params: Any) -> Any:
+        df = self.query(sql_text, **params)
+        return None if df.empty else df.iat[0, 0]
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        finally:
+            self.engine.dispose()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def session_settings(statement_timeout_ms: int, lock_timeout_ms: int, read_only: bool) -> dict[str, str]:
+    return {
+        "default_transaction_read_only": "on" if read_only else "off",
+        "statement_timeout": str(statement_timeout_ms),
+        "lock_timeout": str(lock_timeout_ms),
+        "idle_in_transaction_session_timeout": "60000",
+        "application_name": APPLICATION_NAME,
+    }
+
+
+def raw_connect(conninfo: str, *, read_only: bool = True, statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
+                lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS, connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S,
+                autocommit: bool = True):
+    """A psycopg connection with opsbook's session settings applied; errors are psycopg's own."""
+    import psycopg  # noqa: PLC0415
+
+    conn = psycopg.connect(conninfo, connect_timeout=connect_timeout_s, application_name=APPLICATION_NAME,
+                           autocommit=True)
+    for k, v in session_settings(statement_timeout_ms, lock_timeout_ms, read_only).items():
+        conn.execute("SELECT set_config(%s, %s, false)", (k, v))
+    conn.autocommit = autocommit
+    return conn
+
+
+def connect(target: Target, *, read_only: bool = True, statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
+            lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS,
+            connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S) -> Session:
+    """Open a Session on `target`. The demo target starts the embedded server first.
+
+    Raises ConnectError with `kind` in: dns, refused, timeout, auth, no_database, no_password, ssl, other.
+    The message never contains the password.
+    """
+    import psycopg  # noqa: PLC0415
+    from sqlalchemy import create_engine  # noqa: PLC0415
+    from sqlalchemy.pool import NullPool  # noqa: PLC0415
+
+    if target.embedded:
+        ensure_demo_server()
+    conninfo = target.conninfo()
+
+    def creator():
+        return raw_connect(conninfo, read_only=read_only, statement_timeout_ms=statement_timeout_ms,
+                           lock_timeout_ms=lock_timeout_ms, connect_timeout_s=connect_timeout_s)
+
+    engine = create_engine("postgresql+psycopg://", creator=creator, poolclass=NullPool,
+                           isolation_level="AUTOCOMMIT")
+    try:
+        conn = engine.connect()
+    except Exception as e:  # sqlalchemy wraps psycopg's error; classify the original
+        orig = getattr(e, "orig", e)
+        if not isinstance(orig, psycopg.Error):
+            raise
+        kind, message = classify_connect_error(orig)
+        engine.dispose()
+        raise ConnectError(f"cannot connect to target {target.name!r} ({target.display()}): {message}",
+                           kind, target.name) from None
+    num = int(conn.exec_driver_sql("SHOW server_version_num").scalar())
+    ver = str(conn.exec_driver_sql("SHOW server_version").scalar())
+    return Session(target, engine, conn, num, ver)
+
+
+# What libpq says, and what kind of failure it is. Order matters: first match wins.
+_CONNECT_ERRORS = [
+    ("dns", r"could not translate host name|Name or service not known|nodename nor servname|Temporary failure in name"),
+    ("refused", r"Connection refused|Is the server running|No such file or directory"),
+    ("timeout", r"timeout expired|timed out|Connection timed out"),
+    ("auth", r"password authentication failed|authentication failed|no pg_hba.conf entry|role .* does not exist"),
+    ("no_password", r"no password supplied|fe_sendauth"),
+    ("no_database", r"database .* does not exist"),
+    ("ssl", r"SSL|sslmode"),
+]
+
+NEXT_STEPS = {
+    "dns": "the host name does not resolve: check the DSN's host, your DNS/VPN, and the project ref on the dashboard",
+    "refused": "nothing is listening there: is the server up (status page, `pg_isready`), the port right, "
+               "the project paused?",
+    "timeout": "no answer in time: a firewall, network restrictions (Supabase IPv4/IPv6), or an overloaded server",
+    "auth": "the server rejected the credentials: check the role and the password in ~/.pgpass, PGPASSWORD or "
+            "the dsn_env variable; was the password rotated?",
+    "no_password": "the server wants a password and none was supplied: add it to ~/.pgpass or PGPASSWORD",
+    "no_database": "the server is up but that database does not exist: check the DSN's database name",
+    "ssl": "SSL negotiation failed: check sslmode, and use a client built with SSL (the embedded one is not)",
+    "other": "see the message; try `psql` with the same connection settings",
+}
+
+
+def classify_connect_error(exc: Exception) -> tuple[str, str]:
+    """(kind, one-line message) for a connection failure, with any password scrubbed."""
+    text = " ".join(str(exc).split())
+    text = re.sub(r"password=\S+", "password=***", text)
+    for kind, pattern in _CONNECT_ERRORS:
+        if re.search(pattern, text, re.I):
+            return kind, text
+    return "other", text
+
+
+def ensure_demo_server():
+    """Start the embedded server and create the demo database if absent (schema and data built by `opsbook demo`)."""
+    from .embedded import default_server  # noqa: PLC0415
+
+    server = default_server()
+    server.start()
+    return server

@@ -1,0 +1,54 @@
+"""One exception hierarchy: every error opsbook raises on purpose."""
+from __future__ import annotations
+
+
+class OpsbookError(Exception):
+    """Base class; the message is one line that says what to do next."""
+
+    exit_code = 1
+
+
+class UsageError(OpsbookError):
+    """Bad input from the user: unknown name, wrong type, unreadable config (exit 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """opsbook.toml is missing, unreadable or inconsistent."""
+
+
+class UnknownTarget(UsageError):
+    """A target name that the configuration does not define."""
+
+    def __init__(self, name: str, known: list[str]):
+        self.name, self.known = name, known
+        super().__init__(f"target {name!r} not found in the configuration; known: {', '.join(known) or 'none'}")
+
+
+class UnknownRunbook(UsageError):
+    """A runbook name with no notebook in runbooks/."""
+
+    def __init__(self, name: str, known: list[str]):
+        self.name, self.known = name, known
+        super().__init__(f"runbook {name!r} not found; known: {', '.join(known) or 'none'}")
+
+
+class ParameterError(UsageError):
+    """A runbook parameter that is unknown or of the wrong type."""
+
+
+class EmbeddedServerError(OpsbookError):
+    """The embedded PostgreSQL server could not be initialised, started or stopped."""
+
+
+class ConnectError(OpsbookError):
+    """A database could not be reached; `kind` says why (see opsbook.db.classify_connect_error)."""
+
+    def __init__(self, message: str, kind: str, target: str):
+        self.kind, self.target = kind, target
+        super().__init__(message)
+
+
+class SkipCheck(OpsbookError):
+    """Raised by a check's data function when it cannot run here; becomes an info finding."""

@@ -1,0 +1,102 @@
+"""Severity, Finding, and how a list of findings is summarised."""
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+
+class Severity(str, enum.Enum):
+    """Worst first; compare with `rank` (higher is worse)."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+    OK = "ok"
+
+    @property
+    def rank(self) -> int:
+        return {"critical": 3, "warning": 2, "info": 1, "ok": 0}[self.value]
+
+    @classmethod
+    def parse(cls, value: "str | Severity") -> "Severity":
+        try:
+            return cls(value.value if isinstance(value, Severity) else str(value).lower())
+        except ValueError:
+            raise ValueError(f"unknown severity {value!r}; use one of critical, warning, info, ok") from None
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.value
+
+
+@dataclass
+class Finding:
+    """One judgement about one thing: what was seen, how bad, and what to do."""
+
+    check: str
+    severity: Severity
+    title: str
+    detail: str = ""
+    objects: list[str] = field(default_factory=list)
+    value: Any = None
+    threshold: Any = None
+    remediation: str = ""
+    skipped: str | None = None
+
+    def __post_init__(self) -> None:
+        self.severity = Severity.parse(self.severity)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["severity"] = self.severity.value
+        d["value"] = _jsonable(self.value)
+        d["threshold"] = _jsonable(self.threshold)
+        if self.skipped is None:
+            d.pop("skipped")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Finding":
+        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})
+
+
+def skipped(check: str, reason: str, how_to_enable: str = "") -> Finding:
+    """The info finding of a check that could not run here."""
+    return Finding(check=check, severity=Severity.INFO, title=f"skipped: {reason}",
+                   detail=how_to_enable, remediation=how_to_enable, skipped=reason)
+
+
+def ok(check: str, title: str, **kw: Any) -> Finding:
+    return Finding(check=check, severity=Severity.OK, title=title, **kw)
+
+
+def by_severity(findings: Iterable[Finding]) -> list[Finding]:
+    """Worst first, stable within a severity."""
+    return sorted(findings, key=lambda f: -f.severity.rank)
+
+
+def counts(findings: Iterable[Finding]) -> dict[str, int]:
+    out = {s.value: 0 for s in Severity}
+    for f in findings:
+        out[f.severity.value] += 1
+    return out
+
+
+def worst(findings: Iterable[Finding]) -> Severity:
+    return max((f.severity for f in findings), key=lambda s: s.rank, default=Severity.OK)
+
+
+def _jsonable(v: Any) -> Any:
+    """Numbers from numpy/pandas become plain Python; NaN becomes None."""
+    if v is None or isinstance(v, (str, bool, int)):
+        return v
+    if isinstance(v, float):
+        return None if math.isnan(v) or math.isinf(v) else v
+    if hasattr(v, "item"):
+        return _jsonable(v.item())
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    return str(v)

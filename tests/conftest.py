@@ -1,0 +1,138 @@
+"""Real PostgreSQL servers for the suite: the embedded one always, Debian's PostgreSQL 15 when present."""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from opsbook.config import from_dict
+from opsbook.embedded import EmbeddedServer
+
+PG15_BIN = Path("/usr/lib/postgresql/15/bin")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _server(tmp_path_factory, name: str, bindir: Path | None = None, **settings) -> EmbeddedServer:
+    server = EmbeddedServer(tmp_path_factory.mktemp(name) / "data", bindir=bindir, port=free_port(),
+                            settings={"max_connections": "60", "fsync": "off", **settings})
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory):
+    """The embedded PostgreSQL (the default everywhere), started once for the session."""
+    server = _server(tmp_path_factory, "pg-embedded")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg15(tmp_path_factory):
+    """Debian's PostgreSQL 15, when the machine has it (never required)."""
+    if not (PG15_BIN / "pg_ctl").exists():
+        pytest.skip("PostgreSQL 15 binaries not present at /usr/lib/postgresql/15/bin (optional second version)")
+    server = _server(tmp_path_factory, "pg-15", bindir=PG15_BIN)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["embedded", "pg15"])
+def any_pg(request):
+    """Each available server version in turn."""
+    return request.getfixturevalue("pg" if request.param == "embedded" else "pg15")
+
+
+class Database:
+    """A scratch database on a test server, with helpers to make real connections into it."""
+
+    def __init__(self, server: EmbeddedServer, name: str):
+        self.server, self.name = server, name
+        self.conninfo = server.conninfo(dbname=name)
+        self._conns: list[psycopg.Connection] = []
+
+    def connect(self, autocommit: bool = True, **kw) -> psycopg.Connection:
+        conn = psycopg.connect(self.conninfo, autocommit=autocommit, **kw)
+        self._conns.append(conn)
+        return conn
+
+    def execute(self, sql: str, params=None):
+        with psycopg.connect(self.conninfo, autocommit=True) as c:
+            cur = c.execute(sql, params)
+            return cur.fetchall() if cur.description else None
+
+    def in_thread(self, sql: str, params=None, *, autocommit: bool = True) -> threading.Thread:
+        """Run a statement on its own connection in a thread (it may block); the connection closes at teardown."""
+        conn = self.connect(autocommit=autocommit)
+
+        def work():
+            try:
+                conn.execute(sql, params)
+            except psycopg.Error:
+                pass  # cancelled or terminated by the test: expected
+
+        t = threading.Thread(target=work, daemon=True)
+        t.start()
+        return t
+
+    def config(self, **target):
+        """An opsbook Config whose target `test` points here."""
+        return from_dict({"targets": {"test": {"dsn": self.conninfo, **target}}})
+
+    def close(self) -> None:
+        for c in self._conns:
+            try:
+                c.cancel_safe(timeout=2)
+            except Exception:
+                pass
+            c.close()
+
+
+def make_database(server: EmbeddedServer) -> Database:
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server.conninfo(), autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    return Database(server, name)
+
+
+def drop_database(db: Database) -> None:
+    db.close()
+    with psycopg.connect(db.server.conninfo(), autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db(pg):
+    """A fresh database on the embedded server, dropped afterwards."""
+    d = make_database(pg)
+    yield d
+    drop_database(d)
+
+
+@pytest.fixture
+def any_db(any_pg):
+    """A fresh database on each available server version."""
+    d = make_database(any_pg)
+    yield d
+    drop_database(d)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(tmp_path, monkeypatch):
+    """No test reads the developer's opsbook.toml, ~/.pgpass or OPSBOOK_* settings by accident."""
+    for var in ("OPSBOOK_CONFIG", "OPSBOOK_RUN_RECORD", "PGPASSWORD", "PGSERVICE", "PGHOST", "PGPORT", "PGUSER",
+                "PGDATABASE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))
+    monkeypatch.chdir(tmp_path)

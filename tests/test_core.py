@@ -1,0 +1,50 @@
+"""Core pieces against a real server: connect, read-only sessions, the connect-failure classifier, checks."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.exc import DBAPIError
+
+from opsbook.config import from_dict
+from opsbook.context import Runbook
+from opsbook.db import connect
+
+
+def test_session_is_read_only_with_timeouts(any_db):
+    session = connect(any_db.config().target("test"))
+    try:
+        settings = session.query("SELECT current_setting('default_transaction_read_only') AS ro, "
+                                 "current_setting('statement_timeout') AS st, current_setting('lock_timeout') AS lt, "
+                                 "current_setting('application_name') AS app").iloc[0].to_dict()
+        assert settings == {"ro": "on", "st": "30s", "lt": "1s", "app": "opsbook"}
+        with pytest.raises(DBAPIError, match="read-only"):
+            session.query("CREATE TABLE must_fail (id int)")
+        assert session.server_version_num >= 130000
+    finally:
+        session.close()
+
+
+def test_refused_is_a_critical_finding_not_a_crash(tmp_path):
+    from conftest import free_port
+
+    cfg = from_dict({"targets": {"t": {"dsn": f"host=127.0.0.1 port={free_port()} user=x dbname=y"}}})
+    rb = Runbook("incident-triage", "t", config=cfg)
+    assert rb.connect() is None
+    [f] = rb.findings
+    assert (f.check, f.severity.value, f.value) == ("connectivity.unreachable", "critical", "refused")
+    assert rb.run(["connections.saturation"]) == {}
+
+
+def test_wrong_password_is_told_apart_and_never_shown(pg, monkeypatch):
+    import psycopg
+
+    with psycopg.connect(pg.conninfo(), autocommit=True) as c:
+        c.execute("DROP ROLE IF EXISTS pw_user")
+        c.execute("CREATE ROLE pw_user LOGIN PASSWORD 'right-horse-battery'")
+    monkeypatch.setenv("PGPASSWORD", "wrong-staple-4711")
+    port = pg.configured_port()
+    cfg = from_dict({"targets": {"t": {"dsn": f"host=127.0.0.1 port={port} user=pw_user dbname=postgres"}}})
+    rb = Runbook("incident-triage", "t", config=cfg)
+    rb.connect()
+    [f] = rb.findings
+    assert (f.severity.value, f.value) == ("critical", "auth")
+    assert "wrong-staple-4711" not in repr(f.to_dict())
