@@ -62,3 +62,17 @@ def read(path: str | Path) -> dict[str, Any]:
         elif kind == "meta":
             out["meta"].update(entry)
     return out
+
+
+STEM_ENV = "OPSBOOK_REPORT_STEM"
+
+
+def artifact_path(suffix: str) -> Path:
+    """Where a runbook writes a file beside its report: `<report stem><suffix>` (e.g. `.missing.csv`).
+
+    Under the runner the stem is the report's own path without extension; in JupyterLab, the working folder.
+    """
+    stem = os.environ.get(STEM_ENV)
+    path = Path(f"{stem}{suffix}") if stem else Path.cwd() / f"opsbook-artifact{suffix}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
