@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,7 +177,7 @@ def has_password(dsn: str) -> bool:
 
 def redact(dsn: str) -> str:
     """A connection string with any password replaced by ***."""
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: PLC0415
+    from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
 
     if not dsn:
         return dsn
@@ -194,4 +195,5 @@ def redact(dsn: str) -> str:
         rest = {k: v for k, v in parts.items() if k not in ("user", "password", "host", "port", "dbname")}
         q = ("?" + "&".join(f"{k}={v}" for k, v in rest.items())) if rest else ""
         return f"postgresql://{user}{pw}{'@' if user else ''}{host}{port}/{parts.get('dbname', '')}{q}"
-    return make_conninfo(**parts)
+    # key=value form: replace the value in place so the string keeps the shape its author wrote
+    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", dsn)
