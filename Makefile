@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.opsbook-installed
 
-.PHONY: demo test lab bench clean-reports
+.PHONY: demo test lab bench docs clean-reports
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,3 +26,6 @@ bench: $(STAMP)
 
 clean-reports:
 	find reports -mindepth 1 ! -name README.md -exec rm -rf {} +
+
+docs: $(STAMP)
+	$(BIN)/python -m opsbook.docs

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -11,10 +13,32 @@ import psycopg
 import pytest
 
 from opsbook.config import from_dict
-from opsbook.embedded import EmbeddedServer
+from opsbook.embedded import EmbeddedServer, default_server
 
 PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 ROOT = Path(__file__).resolve().parents[1]
+TEST_SETTINGS = {"max_connections": "60", "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
+def pytest_configure(config):
+    """The suite's own OPSBOOK_HOME: the default (demo) server in tests is a throwaway one, never the user's.
+
+    Kernels started by the runner or nbval inherit it, so they use the same server and the same demo database.
+    """
+    if not os.environ.get("OPSBOOK_TEST_HOME"):
+        home = tempfile.mkdtemp(prefix="opsbook-test-")
+        os.environ["OPSBOOK_TEST_HOME"] = home
+        config._opsbook_home = home
+    os.environ["OPSBOOK_HOME"] = os.environ["OPSBOOK_TEST_HOME"]
+
+
+def pytest_unconfigure(config):
+    home = getattr(config, "_opsbook_home", None)
+    if home:
+        try:
+            default_server().stop()
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def free_port() -> int:
@@ -25,17 +49,23 @@ def free_port() -> int:
 
 def _server(tmp_path_factory, name: str, bindir: Path | None = None, **settings) -> EmbeddedServer:
     server = EmbeddedServer(tmp_path_factory.mktemp(name) / "data", bindir=bindir, port=free_port(),
-                            settings={"max_connections": "60", "fsync": "off", **settings})
+                            settings={**TEST_SETTINGS, **settings})
     server.start()
     return server
 
 
 @pytest.fixture(scope="session")
-def pg(tmp_path_factory):
-    """The embedded PostgreSQL (the default everywhere), started once for the session."""
-    server = _server(tmp_path_factory, "pg-embedded")
+def pg():
+    """The embedded PostgreSQL 18: the suite's default server (the `demo` target's), started once.
+
+    It is `default_server()` under the suite's OPSBOOK_HOME, so runbooks run by the runner or nbval against
+    `demo` meet the same server and the same demo database as the tests.
+    """
+    server = default_server()
+    if not server.initialized:
+        server.configure(**TEST_SETTINGS)
+    server.start()
     yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")

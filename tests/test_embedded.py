@@ -149,3 +149,14 @@ def test_works_as_a_normal_user(tmp_path):
                          text=True, env={"PATH": os.environ["PATH"], "HOME": str(home)}, cwd=home, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [user, "postgres"]
+
+
+def test_settings_persist_for_later_instances(server):
+    server.configure(max_connections="33")
+    server.start()
+    again = EmbeddedServer(server.data_dir)  # what `opsbook db start` in another process sees
+    again.restart()
+    with psycopg.connect(again.conninfo()) as c:
+        assert c.execute("SHOW max_connections").fetchone()[0] == "33"
+        assert c.execute("SHOW shared_preload_libraries").fetchone()[0] == "pg_stat_statements"
+    assert again.configured_port() == server.port

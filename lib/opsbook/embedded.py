@@ -82,12 +82,17 @@ class EmbeddedServer:
         return m.group(1) if m else out.stdout.strip()
 
     def configured_port(self) -> int | None:
+        port = self._read_conf().get("port")
+        return int(port) if port else None
+
+    def _read_conf(self) -> dict[str, str]:
+        """The settings opsbook wrote last (values as written, quotes included)."""
         conf = self.data_dir / CONF_FILE
-        if conf.exists():
-            m = re.search(r"^port\s*=\s*(\d+)", conf.read_text(), re.M)
-            if m:
-                return int(m.group(1))
-        return None
+        if not conf.exists():
+            return {}
+        pairs = (line.split("=", 1) for line in conf.read_text().splitlines() if "=" in line and
+                 not line.lstrip().startswith("#"))
+        return {k.strip(): v.strip() for k, v in pairs}
 
     def conninfo(self, dbname: str = "postgres", user: str = "postgres") -> str:
         """libpq key=value string over the unix socket in the data directory."""
@@ -134,7 +139,8 @@ class EmbeddedServer:
         """Create the cluster if absent. Returns True when it was created now."""
         with self._lock():
             if self.initialized:
-                self._write_conf(keep_port=True)
+                if self.settings:
+                    self._write_conf(keep_port=True)
                 return False
             self.data_dir.mkdir(parents=True, exist_ok=True)
             if any(self.data_dir.iterdir()):
@@ -174,9 +180,10 @@ class EmbeddedServer:
         return self.start()
 
     def configure(self, **settings: str) -> None:
-        """Change server settings (written to opsbook.conf); takes effect at the next start."""
+        """Change server settings (kept in opsbook.conf); they take effect at the next (re)start."""
         self.settings.update({k: str(v) for k, v in settings.items()})
-        self._write_conf(keep_port=True)
+        if self.initialized:
+            self._write_conf(keep_port=True)
 
     def destroy(self) -> None:
         """Stop and delete the cluster."""
@@ -188,8 +195,8 @@ class EmbeddedServer:
         port = (self.configured_port() if keep_port else None) or self.port or _free_port()
         if not _port_free(port) and not keep_port:
             port = _free_port()
-        conf = {**DEFAULT_SETTINGS, **self.settings, "port": str(port), "listen_addresses": "'127.0.0.1'",
-                "unix_socket_directories": f"'{self.data_dir}'"}
+        conf = {**DEFAULT_SETTINGS, **self._read_conf(), **self.settings, "port": str(port),
+                "listen_addresses": "'127.0.0.1'", "unix_socket_directories": f"'{self.data_dir}'"}
         lines = ["# written by opsbook; edit through EmbeddedServer.configure()"]
         for k, v in conf.items():
             v = str(v)
