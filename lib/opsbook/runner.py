@@ -1,0 +1,373 @@
+"""Run a runbook headless with papermill and write its report: HTML, executed notebook and sidecar JSON."""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import html
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from . import params as paramspec
+from .config import Config, load
+from .errors import OpsbookError, ParameterError, UnknownRunbook, UsageError
+
+RUNBOOKS_ENV = "OPSBOOK_RUNBOOKS"
+FAIL_ON = ("warning", "critical")
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]  # silences the kernel's "running over TCP" warning on stderr
+MIN_SECRET_LEN = 4
+
+
+@dataclass
+class RunResult:
+    """What one run produced; `exit_code` is 0 (ran), 1 (failed while executing) or 3 (--fail-on matched)."""
+
+    exit_code: int
+    sidecar: dict[str, Any]
+    html_path: Path
+    notebook_path: Path
+    sidecar_path: Path
+
+    def to_json(self) -> dict[str, Any]:
+        """The object `opsbook run --json` prints (DESIGN: Command line)."""
+        s = self.sidecar
+        return {"status": s["status"], "runbook": s["runbook"], "target": s["target"],
+                "report_html": str(self.html_path), "notebook": str(self.notebook_path),
+                "sidecar": str(self.sidecar_path), "findings": s["findings"], "metrics": s["metrics"],
+                "exit_code": self.exit_code, "error": s["error"]}
+
+
+# ---------------------------------------------------------------------------------------------- discovery
+def runbooks_dir() -> Path:
+    """$OPSBOOK_RUNBOOKS, else the repository's runbooks/ next to lib/, else ./runbooks."""
+    if os.environ.get(RUNBOOKS_ENV):
+        return Path(os.environ[RUNBOOKS_ENV]).absolute()
+    import opsbook  # noqa: PLC0415
+
+    repo = Path(opsbook.__file__).resolve().parents[2] / "runbooks"
+    return repo if repo.is_dir() else Path("runbooks").absolute()
+
+
+def runbook_names() -> list[str]:
+    folder = runbooks_dir()
+    return sorted(p.stem for p in folder.glob("*.ipynb")) if folder.is_dir() else []
+
+
+def runbook_path(name: str) -> Path:
+    path = runbooks_dir() / f"{name}.ipynb"
+    if "/" in name or os.sep in name or not path.is_file():
+        raise UnknownRunbook(name, runbook_names())
+    return path
+
+
+def list_runbooks() -> list[tuple[str, str]]:
+    """(name, one-line purpose from metadata.opsbook.purpose) for every runbook."""
+    out = []
+    for name in runbook_names():
+        nb = paramspec.read_notebook(runbooks_dir() / f"{name}.ipynb")
+        out.append((name, nb.get("metadata", {}).get("opsbook", {}).get("purpose", "")))
+    return out
+
+
+def describe(name: str) -> list[paramspec.Param]:
+    return paramspec.describe(runbook_path(name))
+
+
+# ---------------------------------------------------------------------------------------------- running
+def run_runbook(name: str, target: str = "demo", params: dict[str, Any] | None = None, *,
+                config: Config | None = None, output_dir: Path | None = None, with_code: bool = False,
+                self_contained: bool = False, fail_on: str | None = None) -> RunResult:
+    """Execute one runbook against one target and write its three report files; refresh the index.
+
+    Bad input (unknown runbook, target or parameter, wrong type, bad --fail-on) raises a UsageError before
+    anything runs. A runbook that fails while executing still gets its report, with status "failed".
+    """
+    config = config or load()
+    path = runbook_path(name)
+    values = _validated_params(path, params or {})
+    tgt = config.target(target)
+    if not tgt.embedded:
+        tgt.conninfo()  # an unset dsn_env variable is a usage error, not a failed run
+    if fail_on is not None and fail_on not in FAIL_ON:
+        raise UsageError(f"--fail-on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")
+    declared = {p.name for p in paramspec.describe(path)}
+    injected = {**({"target": target} if "target" in declared else {}), **values}
+
+    root = Path(output_dir or config.reports_dir).absolute()
+    started = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    stem = reserve_stem(root, name, target, started)
+    nb_path, html_path, json_path = (stem.with_suffix(s) for s in (".ipynb", ".html", ".json"))
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="opsbook-run-") as tmp:
+        record_file = Path(tmp) / "record.jsonl"
+        kernel_env = {"OPSBOOK_RUN_RECORD": str(record_file), "OPSBOOK_REPORT_STEM": str(stem),
+                      "OPSBOOK_CONFIG": str(_config_file(config, Path(tmp)))}
+        with _environ(kernel_env), _quiet_papermill():
+            nb, error = _execute(path, nb_path, injected)
+        from . import runrecord  # noqa: PLC0415
+
+        record = runrecord.read(record_file)
+    sidecar = {"runbook": name, "target": target, "status": "failed" if error else "ok",
+               "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+               "duration_s": round(time.perf_counter() - t0, 2),
+               "server_version_num": record["meta"].get("server_version_num"),
+               "parameters": values, "findings": record["findings"], "metrics": record["metrics"],
+               "error": _error_line(error)}
+    secrets = _secrets(config)
+    text = _scrubbed(json.dumps(sidecar, indent=2, default=str) + "\n", secrets, json_path.name)
+    json_path.write_text(text, encoding="utf-8")
+    sidecar = json.loads(text)
+    _export(nb, html_path, sidecar, record, tgt.display(), error, root, with_code, self_contained)
+    for path in (nb_path, html_path):
+        if path.exists():
+            path.write_text(_scrubbed(path.read_text(encoding="utf-8"), secrets, path.name), encoding="utf-8")
+    from .report_index import write_index  # noqa: PLC0415
+
+    write_index(root)
+    return RunResult(_exit_code(sidecar, fail_on), sidecar, html_path, nb_path, json_path)
+
+
+def run_all(target: str = "demo", *, config: Config | None = None, output_dir: Path | None = None,
+            progress: Callable[[str], None] = lambda line: None, **kw: Any) -> list[RunResult]:
+    """Every runbook against one target, in name order, one line of progress per runbook."""
+    config = config or load()
+    names = runbook_names()
+    results = []
+    for i, name in enumerate(names, 1):
+        progress(f"[{i}/{len(names)}] {name} on {target} ...")
+        r = run_runbook(name, target, config=config, output_dir=output_dir, **kw)
+        c = _counts(r.sidecar["findings"])
+        tally = ", ".join(f"{n} {s}" for s, n in c.items() if n) or "no findings"
+        progress(f"[{i}/{len(names)}] {name}: {r.sidecar['status']} in {r.sidecar['duration_s']:.1f} s "
+                 f"({tally}) -> {r.html_path}")
+        results.append(r)
+    return results
+
+
+def demo(*, config: Config | None = None, output_dir: Path | None = None,
+         progress: Callable[[str], None] = lambda line: None) -> tuple[Path, list[RunResult]]:
+    """The whole product on the embedded demo database: server, demo data, every runbook, the index."""
+    from .embedded import default_server  # noqa: PLC0415
+
+    config = config or load()
+    progress("starting the embedded PostgreSQL server ...")
+    status = default_server().start()
+    progress(f"embedded PostgreSQL {status['version']} running on port {status['port']} ({status['data_dir']})")
+    try:
+        from .demo import ensure_demo_database  # noqa: PLC0415
+    except ImportError as e:
+        raise OpsbookError("the demo database builder is missing from this installation (opsbook.demo: "
+                           f"{e}); reinstall opsbook or run `opsbook run RUNBOOK --target NAME` on your own "
+                           "database") from None
+    ensure_demo_database(progress=progress)
+    results = run_all("demo", config=config, output_dir=output_dir, progress=progress)
+    from .report_index import index_path  # noqa: PLC0415
+
+    return index_path(Path(output_dir or config.reports_dir).absolute()), results
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def reserve_stem(root: Path, runbook: str, target: str, started: dt.datetime) -> Path:
+    """reports/YYYY-MM-DD/<runbook>--<target>--HHMMSSZ, with -2, -3... when that second is already taken."""
+    folder = root / started.strftime("%Y-%m-%d")
+    folder.mkdir(parents=True, exist_ok=True)
+    base = f"{runbook}--{target}--{started.strftime('%H%M%S')}Z"
+    for n in range(1, 1000):
+        stem = folder / (base if n == 1 else f"{base}-{n}")
+        try:
+            os.close(os.open(stem.with_suffix(".ipynb"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return stem
+        except FileExistsError:
+            continue
+    raise OpsbookError(f"too many runs of {runbook} on {target} in one second in {folder}")  # pragma: no cover
+
+
+def _validated_params(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    if "target" in raw:
+        raise ParameterError("the target is not a parameter here: use --target NAME (or target=...)")
+    values = paramspec.coerce(paramspec.describe(path), raw)
+    overrides = values.get("thresholds")
+    if overrides:
+        from . import checks  # noqa: PLC0415
+
+        for check_id, layer in overrides.items():
+            if not isinstance(layer, dict):
+                raise ParameterError(f"thresholds[{check_id!r}] must be an object of threshold values, "
+                                     f'e.g. {{"{check_id}": {{"warning": 60}}}}')
+            checks.get(check_id).resolve_thresholds(layer)
+    return values
+
+
+def _execute(path: Path, out: Path, parameters: dict[str, Any]):
+    """Run the notebook; returns (executed NotebookNode, error dict or None). Never raises for a failing cell."""
+    import nbformat  # noqa: PLC0415
+    import papermill as pm  # noqa: PLC0415
+
+    error = None
+    try:
+        nb = pm.execute_notebook(str(path), str(out), parameters=parameters, progress_bar=False,
+                                 log_output=False, cwd=str(path.parent), kernel_name="python3",
+                                 extra_arguments=KERNEL_ARGS)
+        return nb, None
+    except pm.PapermillExecutionError as e:
+        error = {"ename": e.ename, "evalue": e.evalue, "source": e.source, "traceback": e.traceback,
+                 "anchor": True}
+    except Exception as e:  # noqa: BLE001 - a dead kernel, a start-up timeout: the run failed, report it
+        error = {"ename": type(e).__name__, "evalue": " ".join(str(e).split())[:500], "traceback": [],
+                 "source": None}
+    try:
+        nb = nbformat.read(str(out), as_version=4)
+    except Exception:  # noqa: BLE001 - nothing was written: report on the input notebook
+        nb = nbformat.read(str(path), as_version=4)
+        nbformat.write(nb, str(out))
+    index, cell = _failed_cell(nb)
+    error["cell_index"] = index
+    if cell is not None:
+        error["section"] = _section_of(nb, cell)
+        error["source"] = error.get("source") or cell.source
+    if error["ename"] == "DeadKernelError":
+        error["evalue"] = "the kernel died while running this cell (out of memory, or a crash in native code)"
+    error["where"] = where_failed(error)
+    return nb, error
+
+
+def _failed_cell(nb):
+    """(number among the runbook's own code cells, cell) of the cell that failed, or that was running when the
+    kernel died; papermill's injected-parameters cell is not counted, so the number matches the runbook file."""
+    code = [c for c in nb.cells
+            if c.cell_type == "code" and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    started = (None, None)
+    for i, cell in enumerate(code, 1):
+        meta = cell.get("metadata", {}).get("papermill", {})
+        if meta.get("exception") or any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            return i, cell
+        if meta.get("start_time"):
+            started = (i, cell)
+    return started
+
+
+def _section_of(nb, cell) -> str | None:
+    """The last markdown heading before `cell`: where in the runbook's prose it stopped."""
+    heading = None
+    for c in nb.cells:
+        if c is cell:
+            return heading
+        if c.cell_type == "markdown":
+            for line in c.source.splitlines():
+                if line.startswith("#"):
+                    heading = line.lstrip("#").strip()
+    return heading
+
+
+def _error_line(error: dict[str, Any] | None) -> str | None:
+    if not error:
+        return None
+    return f"{error['ename']}: {error['evalue']} ({error['where']})"
+
+
+def where_failed(error: dict[str, Any]) -> str:
+    """`code cell 4, section 'Locks'`: where the run stopped, counted as in the runbook file."""
+    where = f"code cell {error['cell_index']}" if error.get("cell_index") else "before any cell ran"
+    return where + (f", section {error['section']!r}" if error.get("section") else "")
+
+
+def _export(nb, html_path, sidecar, record, target_display, error, root, with_code, self_contained) -> None:
+    from .report_html import Header, export  # noqa: PLC0415
+
+    header = Header(runbook=sidecar["runbook"], target=sidecar["target"], target_display=target_display,
+                    status=sidecar["status"], started_at=sidecar["started_at"], duration_s=sidecar["duration_s"],
+                    parameters=sidecar["parameters"], counts=_counts(sidecar["findings"]),
+                    server_version=record["meta"].get("server_version"), error=error)
+    export(nb, html_path, header, reports_root=root, with_code=with_code, self_contained=self_contained)
+
+
+def _counts(findings: list[dict[str, Any]]) -> dict[str, int]:
+    out = {"critical": 0, "warning": 0, "info": 0, "ok": 0}
+    for f in findings:
+        out[f.get("severity", "info")] = out.get(f.get("severity", "info"), 0) + 1
+    return out
+
+
+def _exit_code(sidecar: dict[str, Any], fail_on: str | None) -> int:
+    if sidecar["status"] != "ok":
+        return 1
+    if fail_on:
+        from .findings import Severity  # noqa: PLC0415
+
+        bar = Severity.parse(fail_on).rank
+        if any(Severity.parse(f["severity"]).rank >= bar for f in sidecar["findings"]):
+            return 3
+    return 0
+
+
+def _config_file(config: Config, tmp: Path) -> Path:
+    """The config the kernel loads: the file itself, or `raw` written as TOML (reports dir made absolute)."""
+    if config.path is not None and Path(config.path).is_file():
+        return Path(config.path).absolute()
+    from .tomlw import dumps  # noqa: PLC0415
+
+    raw = dict(config.raw)
+    raw["reports"] = {**raw.get("reports", {}), "dir": str(Path(config.reports_dir).absolute())}
+    path = tmp / "opsbook.toml"
+    path.write_text(dumps(raw))
+    return path
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """Set variables for the kernel we start (it inherits os.environ), and restore them afterwards."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _quiet_papermill() -> Iterator[None]:
+    """papermill logs input/output paths and unknown-parameter warnings; the CLI output stays ours."""
+    loggers = [logging.getLogger(n) for n in ("papermill", "traitlets", "nbclient")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:  # a failure is reported in the report and the exit code, not as log noise
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _secrets(config: Config) -> set[str]:
+    """Passwords this process could hand to libpq: PGPASSWORD and those inside dsn_env DSNs."""
+    from .config import has_password  # noqa: PLC0415
+
+    found = {os.environ.get("PGPASSWORD", "")}
+    for t in config.targets.values():
+        value = os.environ.get(t.dsn_env or "", "") if t.dsn_env else ""
+        if value and has_password(value):
+            from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
+
+            found.add(conninfo_to_dict(value)["password"])
+    return {s for s in found if len(s) >= MIN_SECRET_LEN}
+
+
+def _scrubbed(text: str, secrets: set[str], where: str) -> str:
+    """Defence in depth: replace any known password that reached a report file, and say so on stderr."""
+    clean = text
+    for secret in secrets:  # as written, JSON-escaped (ipynb, sidecar) and HTML-escaped (report)
+        for form in {secret, json.dumps(secret)[1:-1], html.escape(secret, quote=True)}:
+            clean = clean.replace(form, "***")
+    if clean != text:
+        print(f"opsbook: warning: a password reached {where} and was redacted; please report this", file=sys.stderr)
+    return clean
