@@ -1,0 +1,107 @@
+"""Snapshot history: capture, store (any SQLAlchemy URL), read trends, prune; `open_store(config)` to start."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .readers import HistoryStore
+
+__all__ = ["HistoryStore", "open_store", "take_snapshot", "SnapshotResult", "HOW_TO_START"]
+
+HOW_TO_START = ("run `opsbook snapshot --target {target}` from cron (every 5 minutes is plenty; e.g. "
+                "`*/5 * * * * opsbook --config /path/opsbook.toml snapshot --all`); trends and forecasts appear "
+                "once two snapshots a day apart exist")
+
+
+def open_store(config) -> HistoryStore:
+    """The history store named by the configuration's [history] url (SQLite by default)."""
+    return HistoryStore(config.history_url)
+
+
+@dataclass
+class SnapshotResult:
+    target: str
+    snapshot_id: int
+    ts: float
+    server_ms: float
+    client_ms: float
+    rows_written: int
+    stored_bytes: int | None  # growth of the store from this snapshot
+    parts: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    query_ms: dict[str, float] = field(default_factory=dict)
+
+    def line(self) -> str:
+        stored = "" if self.stored_bytes is None else f", {self.stored_bytes:,} bytes stored"
+        skipped = f"; skipped: {', '.join(sorted(self.skipped))}" if self.skipped else ""
+        return (f"{self.target}: snapshot {self.snapshot_id}, {self.server_ms:,.0f} ms server time, "
+                f"{self.rows_written:,} rows{stored}{skipped}")
+
+
+def take_snapshot(config, target: str, *, store: HistoryStore | None = None, db=None, as_of: float | None = None,
+                  simulated: bool = False, budget_ms: float | None = None, heavy: bool | None = None,
+                  note: str | None = None) -> SnapshotResult:
+    """Capture one snapshot of `target` (read-only) and store it. `db`: an open Session to reuse;
+    `as_of`/`simulated`: the demo replay's clock; `heavy`: force the storage/auth counts on or off (default:
+    when the last ones are older than an hour)."""
+    from . import snapshot as snap  # noqa: PLC0415
+    from . import store as st  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    own_store = store is None
+    store = store or open_store(config)
+    own_db = db is None
+    try:
+        if db is None:
+            from ..db import connect  # noqa: PLC0415
+
+            db = connect(config.target(target), lock_timeout_ms=500)
+        if heavy is None:
+            heavy = _heavy_due(store, target, snap.HEAVY_EVERY_S)
+        cap = snap.capture(db, as_of=as_of, budget_ms=budget_ms or snap.DEFAULT_BUDGET_MS, heavy=heavy,
+                           known_queryids=_known_queryids(store, target))
+        before = store.stored_bytes()
+        meta = {"target": target, "ts": cap.ts, "captured_at": time.time(), "simulated": simulated,
+                "server_version_num": cap.server_version_num, "stats_reset": cap.stats_reset,
+                "postmaster_start": cap.postmaster_start, "server_ms": cap.server_ms,
+                "parts": ",".join(cap.parts), "note": note}
+        groups = {"metric": cap.metrics, "statement": cap.statements,
+                  "table": [r for r in cap.relations if r["_kind"] == "table"] if "relations" in cap.parts else None,
+                  "index": [r for r in cap.relations if r["_kind"] == "index"] if "relations" in cap.parts else None}
+        written = st.write_snapshot(store.engine, meta, groups, cap.metric_scope())
+        client_ms = (time.perf_counter() - t0) * 1000
+        with store.engine.begin() as conn:
+            conn.execute(st.snapshots.update().where(st.snapshots.c.id == written.snapshot_id)
+                         .values(client_ms=client_ms))
+        after = store.stored_bytes()
+        grown = None if before is None or after is None else max(after - before, 0)
+        return SnapshotResult(target, written.snapshot_id, cap.ts, cap.server_ms, client_ms, written.rows_written,
+                              grown, cap.parts, cap.skipped, cap.query_ms)
+    finally:
+        if own_db and db is not None:
+            db.close()
+        if own_store:
+            store.close()
+
+
+def _heavy_due(store: HistoryStore, target: str, every_s: float) -> bool:
+    from sqlalchemy import func, select  # noqa: PLC0415
+
+    from .store import snapshots  # noqa: PLC0415
+
+    with store.engine.connect() as conn:
+        last = conn.execute(select(func.max(snapshots.c.captured_at)).where(
+            snapshots.c.target == target, snapshots.c.parts.like("%auth%") | snapshots.c.parts.like("%storage%")))\
+            .scalar()
+    return last is None or time.time() - last >= every_s
+
+
+def _known_queryids(store: HistoryStore, target: str) -> set[str]:
+    from sqlalchemy import select  # noqa: PLC0415
+
+    from .store import entities  # noqa: PLC0415
+
+    with store.engine.connect() as conn:
+        return {r[0] for r in conn.execute(select(entities.c.name).where(
+            entities.c.target == target, entities.c.kind == "statement", entities.c.info.is_not(None)))}

@@ -1,0 +1,233 @@
+"""Snapshot history against a real server: capture, compact storage, readers, resets, prune, on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import drop_database, make_database
+from opsbook import history
+from opsbook.config import from_dict
+from opsbook.history import snapshot as snap
+from opsbook.history.readers import HistoryStore
+
+DAY = 86400.0
+
+
+def flush(db, sql: str) -> None:
+    """Run statements, then make sure their statistics are visible to the next snapshot."""
+    db.execute(sql + "; SELECT pg_stat_force_next_flush()")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path, pg):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'history.sqlite'}"
+        return
+    d = make_database(pg)
+    yield pg.url(dbname=d.name)
+    drop_database(d)
+
+
+def setup_app(db) -> None:
+    db.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    db.execute("CREATE TABLE items (id serial PRIMARY KEY, body text, n int)")
+    db.execute("CREATE TABLE idle_table (id int PRIMARY KEY)")
+    db.execute("CREATE INDEX items_n ON items (n)")
+
+
+def cfg(db, url):
+    return from_dict({"targets": {"test": {"dsn": db.conninfo}}, "history": {"url": url}})
+
+
+def test_snapshots_series_sizes_and_compact_rows(db, store_url):
+    setup_app(db)
+    config = cfg(db, store_url)
+    first = history.take_snapshot(config, "test")
+    assert {"database", "relations", "connections", "statements", "sequences"} <= set(first.parts), first.skipped
+    assert first.server_ms < 2000
+    flush(db, "INSERT INTO items (body, n) SELECT repeat(md5(g::text), 20), g FROM generate_series(1, 20000) g")
+    second = history.take_snapshot(config, "test")
+    third = history.take_snapshot(config, "test")
+    # the idle table and its index did not change: no rows for them after the first snapshot
+    assert third.rows_written < first.rows_written
+    store = history.open_store(config)
+    assert store.has_history("test") and not store.has_history("other")
+    size = store.series("test", "database_size_bytes")
+    assert len(size) == 3 and list(size.columns) == ["ts", "value"]
+    assert size["value"].iloc[1] - size["value"].iloc[0] > 1_000_000  # 20,000 rows of 640 bytes
+    conns = store.series("test", "connections_total")
+    assert len(conns) == 3 and (conns["value"] >= 1).all()
+    sizes = store.table_sizes("test")
+    items = sizes[sizes["table_name"] == "items"]
+    assert len(items) == 3 and items["total_bytes"].iloc[-1] > items["total_bytes"].iloc[0] + 1_000_000
+    assert (items["indexes_bytes"] > 0).all()
+    idle = sizes[sizes["table_name"] == "idle_table"]
+    assert len(idle) == 3 and idle["total_bytes"].nunique() == 1  # carried forward, not re-stored
+    growth = store.table_growth("test")
+    assert growth["table_name"].iloc[0] == "items"
+    rels = store.relation_history("test", columns=["n_tup_ins"])
+    assert rels[rels["name"] == "items"]["n_tup_ins"].iloc[-1] == 20000
+    seq = store.labelled("test", "sequence_pct_used")
+    assert "public.items_id_seq" in set(seq["label"])
+    deltas = store.statement_deltas("test")
+    insert = deltas[deltas["query"].str.contains("INSERT INTO items", na=False)]
+    assert len(insert) == 1 and insert["calls"].iloc[0] == 1 and insert["rows"].iloc[0] == 20000
+    store.close()
+
+
+def test_dropped_table_disappears_and_text_stored_once(db, tmp_path):
+    setup_app(db)
+    config = cfg(db, f"sqlite:///{tmp_path / 'h.sqlite'}")
+    history.take_snapshot(config, "test")
+    db.execute("DROP TABLE idle_table")
+    history.take_snapshot(config, "test")
+    db.execute("CREATE TABLE idle_table (id int PRIMARY KEY)")  # same name again later
+    history.take_snapshot(config, "test")
+    store = history.open_store(config)
+    names = store.table_sizes("test").groupby("ts")["table_name"].apply(set).tolist()
+    assert "idle_table" in names[0] and "idle_table" not in names[1] and "idle_table" in names[2]
+    from sqlalchemy import func, select
+
+    from opsbook.history.store import entities
+    with store.engine.connect() as conn:
+        dup = conn.execute(select(entities.c.key, func.count()).where(entities.c.kind == "statement")
+                           .group_by(entities.c.key).having(func.count() > 1)).all()
+    assert dup == []
+
+
+def test_counters_survive_pg_stat_reset(db, store_url):
+    setup_app(db)
+    config = cfg(db, store_url)
+    history.take_snapshot(config, "test")
+    flush(db, "INSERT INTO items (n) SELECT g FROM generate_series(1, 5000) g")
+    for _ in range(30):
+        db.execute("SELECT 1")
+    history.take_snapshot(config, "test")
+    before_reset = history.open_store(config).series("test", "tup_inserted")["value"].iloc[-1]
+    db.execute("SELECT pg_stat_reset()")
+    time.sleep(0.01)
+    flush(db, "INSERT INTO items (n) SELECT g FROM generate_series(1, 700) g")
+    history.take_snapshot(config, "test")
+    store = history.open_store(config)
+    raw = store.series("test", "tup_inserted")["value"]
+    assert raw.iloc[-1] < before_reset  # the counter really went down
+    rates = store.rates("test", "tup_inserted")
+    assert (rates["delta"] >= 0).all() and (rates["rate_per_s"] >= 0).all()
+    assert list(rates["reset"]) == [False, True]
+    assert rates["delta"].iloc[0] >= 5000
+    assert 700 <= rates["delta"].iloc[1] < 5000  # the post-reset value, not a spike
+    commits = store.rates("test", "xact_commit")
+    assert (commits["delta"] >= 0).all() and commits["reset"].iloc[-1]
+    # per-table counters reset too; the per-statement delta does not go negative
+    rels = store.relation_history("test", columns=["n_tup_ins"])
+    items = rels[rels["name"] == "items"]["n_tup_ins"].tolist()
+    assert items[1] >= 5000 and items[2] < items[1]
+    assert (store.statement_deltas("test")[["calls", "rows"]] >= 0).all().all()
+    store.close()
+
+
+def test_read_only_role_with_pg_monitor(db, tmp_path):
+    """What a hosted database grants a monitoring role is enough; nothing is written to the target."""
+    setup_app(db)
+    role = f"mon_{db.name}"
+    db.execute(f'CREATE ROLE "{role}" LOGIN; GRANT pg_monitor TO "{role}"')
+    try:
+        dsn = db.conninfo.replace("user=postgres", f"user={role}")
+        config = from_dict({"targets": {"ro": {"dsn": dsn}}, "history": {"url": f"sqlite:///{tmp_path / 'h.sqlite'}"}})
+        objects_before = db.execute("SELECT count(*) FROM pg_class")[0][0]
+        r = history.take_snapshot(config, "ro")
+        assert {"relations", "statements"} <= set(r.parts), r.skipped
+        assert db.execute("SELECT count(*) FROM pg_class")[0][0] == objects_before
+        rows = history.open_store(config).table_sizes("ro")
+        assert "items" in set(rows["table_name"])
+    finally:
+        db.execute(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
+
+
+def test_budget_exceeded_stores_nothing(db, tmp_path):
+    setup_app(db)
+    config = cfg(db, f"sqlite:///{tmp_path / 'h.sqlite'}")
+    with pytest.raises(snap.SnapshotBudgetExceeded):
+        history.take_snapshot(config, "test", budget_ms=0.001)
+    assert history.open_store(config).snapshots("test").empty
+
+
+def test_prune_keeps_daily_and_preserves_readings(db, store_url):
+    setup_app(db)
+    config = cfg(db, store_url)
+    store = history.open_store(config)
+    now = time.time()
+    # 4 snapshots a day for 6 simulated days, data changing only on some of them
+    for day in range(6):
+        for k in range(4):
+            if (day, k) in {(0, 1), (2, 3), (4, 0)}:
+                flush(db, "INSERT INTO items (n) SELECT g FROM generate_series(1, 3000) g")
+            history.take_snapshot(config, "test", store=store, as_of=now - (6 - day) * DAY + k * 3600,
+                                  simulated=True)
+    before = store.table_sizes("test")
+    last_ts = before["ts"].max()
+    result = store.prune("3d", keep_daily=True, now=now)
+    snaps = store.snapshots("test")
+    old = snaps[snaps["epoch"] < now - 3 * DAY]
+    assert result.snapshots_deleted == 4 * 3 - 3 and len(old) == 3
+    assert old["ts"].dt.floor("D").is_unique
+    after = store.table_sizes("test")
+    kept = before[before["ts"].isin(set(snaps["ts"]))].reset_index(drop=True)
+    assert after.equals(kept)  # every remaining snapshot reads exactly as before
+    assert after[after["ts"] == last_ts]["total_bytes"].sum() > 0
+    store.prune(3 * DAY, keep_daily=False, now=now)
+    assert (store.snapshots("test")["epoch"] >= now - 3 * DAY).all()
+    assert store.table_sizes("test")[lambda d: d["ts"] == last_ts].reset_index(drop=True).equals(
+        after[after["ts"] == last_ts].reset_index(drop=True))
+    store.close()
+
+
+def test_schema_version_and_reopen(tmp_path):
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    assert HistoryStore(url).version == HistoryStore(url).version >= 1
+    from sqlalchemy import select
+
+    from opsbook.history.store import schema_version
+    with HistoryStore(url).engine.connect() as conn:
+        assert len(conn.execute(select(schema_version)).all()) == 1
+
+
+def test_cli_snapshot_and_prune(db, tmp_path):
+    from opsbook.cli import main
+
+    setup_app(db)
+    (tmp_path / "opsbook.toml").write_text(
+        f'[targets.test]\ndsn = "{db.conninfo}"\n[history]\nurl = "sqlite:///{tmp_path / "h.sqlite"}"\n')
+    runner = CliRunner()
+    out = runner.invoke(main, ["--config", str(tmp_path / "opsbook.toml"), "snapshot", "--target", "test"],
+                        catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert "test: snapshot 1" in out.output and "ms server time" in out.output
+    out = runner.invoke(main, ["--config", str(tmp_path / "opsbook.toml"), "history", "prune", "--older-than",
+                               "90d"], catch_exceptions=False)
+    assert out.exit_code == 0 and "pruned 0 snapshot" in out.output, out.output
+
+
+@pytest.mark.parametrize("args", [["history", "prune", "--older-than", "banana"],
+                                  ["snapshot", "--target", "nope"],
+                                  ["snapshot", "--target", "test", "--all"]])
+def test_cli_bad_input_is_one_line_exit_2(args, tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "opsbook.toml").write_text('[targets.test]\ndsn = "host=/nonexistent dbname=x"\n')
+    p = subprocess.run([sys.executable, "-m", "opsbook.cli", "--config", str(tmp_path / "opsbook.toml"), *args],
+                       capture_output=True, text=True)
+    assert p.returncode == 2, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_snapshot_of_unreachable_target_fails_cleanly(tmp_path):
+    config = from_dict({"targets": {"down": {"dsn": "host=127.0.0.1 port=1 dbname=x connect_timeout=1"}},
+                        "history": {"url": f"sqlite:///{tmp_path / 'h.sqlite'}"}})
+    with pytest.raises(Exception) as e:
+        history.take_snapshot(config, "down")
+    assert "cannot connect" in str(e.value)
+    assert history.open_store(config).snapshots("down").empty
