@@ -1,0 +1,65 @@
+"""Figures for backup verification and table recovery."""
+from __future__ import annotations
+
+PHASE_COLORS = {"pre-data": "#98a2b3", "data": "#175cd3", "post-data": "#b54708"}
+TOP_TABLES = 30
+
+
+def row_counts(tables, top: int = TOP_TABLES):
+    """Grouped horizontal bars: rows per table in the restore and live, the biggest tables first."""
+    import plotly.graph_objects as go  # noqa: PLC0415
+
+    df = tables.copy()
+    df["label"] = df["schema"] + "." + df["table"]
+    df["largest"] = df[["live_rows", "restored_rows"]].max(axis=1).fillna(0)
+    df = df.sort_values("largest", ascending=False).head(top).iloc[::-1]
+    fig = go.Figure()
+    fig.add_bar(y=df["label"], x=df["live_rows"], name="live", orientation="h", marker_color="#667085")
+    fig.add_bar(y=df["label"], x=df["restored_rows"], name="restored", orientation="h", marker_color="#175cd3")
+    shown = f"the {top} largest of {len(tables)} tables" if len(tables) > top else f"{len(tables)} tables"
+    fig.update_layout(barmode="group", height=max(300, 26 * len(df) + 120),
+                      title=f"Rows per table: restored vs live ({shown})", xaxis_title="rows", yaxis_title="",
+                      legend={"orientation": "h", "y": 1.02, "x": 0})
+    return fig
+
+
+def restore_timeline(events, top: int = 60):
+    """The restore as it happened: one bar per object from start to end, coloured by phase; the slowest `top`
+    objects keep their names, the rest are summed per phase so the chart stays readable."""
+    import pandas as pd  # noqa: PLC0415
+    import plotly.graph_objects as go  # noqa: PLC0415
+
+    df = events.copy()
+    df["label"] = df["kind"].str.lower() + " " + df["name"]
+    keep = df.nlargest(top, "duration_s").index
+    rest = df.drop(keep)
+    shown = df.loc[keep].sort_values("start_s")
+    if len(rest):
+        summary = rest.groupby("phase", as_index=False).agg(start_s=("start_s", "min"), end_s=("end_s", "max"),
+                                                            n=("name", "count"))
+        summary["label"] = summary["n"].astype(str) + " more " + summary["phase"] + " objects"
+        summary["duration_s"] = summary["end_s"] - summary["start_s"]
+        shown = pd.concat([shown, summary[["start_s", "end_s", "duration_s", "phase", "label"]]])
+    fig = go.Figure()
+    for phase, color in PHASE_COLORS.items():
+        part = shown[shown["phase"] == phase]
+        if len(part):
+            fig.add_bar(y=part["label"], x=part["duration_s"], base=part["start_s"], orientation="h", name=phase,
+                        marker_color=color, hovertemplate="%{y}<br>%{base:.3f} s + %{x:.3f} s<extra></extra>")
+    total = float(df["end_s"].max()) if len(df) else 0.0
+    fig.update_layout(height=max(300, 18 * len(shown) + 140), title=f"Restore timeline ({total:.2f} s)",
+                      xaxis_title="seconds since the restore started", yaxis={"autorange": "reversed"},
+                      legend={"orientation": "h", "y": 1.02, "x": 0}, bargap=0.15)
+    return fig
+
+
+def recovery_summary(counts: dict[str, int]):
+    """Rows of the table by what the comparison found: same, missing live, changed, newer live."""
+    import plotly.graph_objects as go  # noqa: PLC0415
+
+    colors = {"same": "#067647", "missing live": "#b42318", "changed": "#b54708", "newer live": "#667085"}
+    labels = [k for k in colors if k in counts]
+    fig = go.Figure(go.Bar(x=labels, y=[counts[k] for k in labels], marker_color=[colors[k] for k in labels],
+                           text=[f"{counts[k]:,}" for k in labels], textposition="outside"))
+    fig.update_layout(height=320, title="Backup rows compared with live, by key", yaxis_title="rows")
+    return fig

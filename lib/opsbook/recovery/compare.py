@@ -1,0 +1,133 @@
+"""Completeness: the restored database against the live one, object by object and table by table."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+# count(*) reads the whole table; above this many estimated rows both sides are compared by estimate instead.
+EXACT_COUNT_MAX_ROWS = 1_000_000
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(schema: str, table: str) -> str:
+    return f"{quote_ident(schema)}.{quote_ident(table)}"
+
+
+def inventory(session):
+    """Every schema object a backup must bring back (sql/backup/objects.sql)."""
+    return session.fetch("backup/objects")
+
+
+def tables(session):
+    return session.fetch("backup/tables")
+
+
+def count_rows(session, table_list, *, exact_max_rows: int = EXACT_COUNT_MAX_ROWS, estimate_from=None):
+    """`table_list` with rows (exact count, or the planner's estimate for big tables), `exact`, `count_ms`, `error`.
+
+    `estimate_from` (the live side's table list) decides which tables are too big to count, so both sides of a
+    comparison make the same choice. A table we may not read gets an error, not a crash.
+    """
+    import psycopg  # noqa: PLC0415
+
+    df = table_list.copy()
+    size_by = {}
+    if estimate_from is not None:
+        size_by = {(r.schema, r.table): r.estimated_rows for r in estimate_from.itertuples()}
+    raw = session.conn.connection.driver_connection
+    rows, exact, ms, errors = [], [], [], []
+    for r in df.itertuples():
+        estimate = size_by.get((r.schema, r.table), r.estimated_rows)
+        if estimate is not None and estimate > exact_max_rows:
+            rows.append(max(int(r.estimated_rows), 0))
+            exact.append(False)
+            ms.append(0.0)
+            errors.append(None)
+            continue
+        t0 = time.perf_counter()
+        try:
+            n = raw.execute(f"SELECT count(*) FROM {qualified(r.schema, r.table)}").fetchone()[0]
+            rows.append(int(n))
+            errors.append(None)
+        except psycopg.Error as e:  # no privilege, a timeout, an unscanned materialized view
+            rows.append(None)
+            errors.append(" ".join(str(e).split())[:200])
+        exact.append(True)
+        ms.append((time.perf_counter() - t0) * 1000)
+    df["rows"], df["exact"], df["count_ms"], df["error"] = rows, exact, ms, errors
+    return df
+
+
+@dataclass
+class Completeness:
+    objects: object  # DataFrame: kind, schema, name, live, restored, status, definition
+    tables: object  # DataFrame: schema, table, live_rows, restored_rows, diff_rows, exact, status
+
+    def summary(self):
+        """Per kind: objects live, restored, missing from the restore, only in the backup."""
+        o = self.objects
+        g = o.groupby("kind")
+        out = g.agg(live=("live", "sum"), restored=("restored", "sum")).reset_index()
+        out["missing_from_restore"] = g.apply(lambda x: int((x.live & ~x.restored).sum()),
+                                              include_groups=False).values
+        out["only_in_backup"] = g.apply(lambda x: int((~x.live & x.restored).sum()), include_groups=False).values
+        return out.sort_values("kind").reset_index(drop=True)
+
+
+def compare_objects(live_inv, restored_inv):
+    import pandas as pd  # noqa: PLC0415
+
+    key = ["kind", "schema", "name"]
+    m = pd.merge(live_inv, restored_inv, on=key, how="outer", suffixes=("_live", "_restored"), indicator=True)
+    m["live"] = m["_merge"].isin(["both", "left_only"])
+    m["restored"] = m["_merge"].isin(["both", "right_only"])
+    m["status"] = m["_merge"].map({"both": "restored", "left_only": "missing from restore",
+                                   "right_only": "only in backup"}).astype(str)
+    m["definition"] = m["definition_live"].fillna(m["definition_restored"])
+    return m[key + ["live", "restored", "status", "definition"]].sort_values(key).reset_index(drop=True)
+
+
+def compare_tables(live_counts, restored_counts):
+    import pandas as pd  # noqa: PLC0415
+
+    key = ["schema", "table"]
+    left = live_counts[key + ["rows", "exact", "size_bytes", "error"]].rename(
+        columns={"rows": "live_rows", "size_bytes": "live_size_bytes", "error": "live_error"})
+    right = restored_counts[key + ["rows", "size_bytes", "error"]].rename(
+        columns={"rows": "restored_rows", "size_bytes": "restored_size_bytes", "error": "restored_error"})
+    m = pd.merge(left, right, on=key, how="outer", indicator=True)
+    m["exact"] = m["exact"].astype("boolean").fillna(True).astype(bool)
+
+    def status(r) -> str:
+        if r["_merge"] == "left_only":
+            return "missing from restore"
+        if r["_merge"] == "right_only":
+            return "only in backup"
+        if pd.isna(r["live_rows"]) or pd.isna(r["restored_rows"]):
+            return "not counted"
+        if r["live_rows"] == r["restored_rows"]:
+            return "same"
+        if r["restored_rows"] == 0:
+            return "restored empty"
+        return "more live" if r["live_rows"] > r["restored_rows"] else "more in backup"
+
+    m["status"] = m.apply(status, axis=1).astype(str) if len(m) else pd.Series(dtype=str)
+    m["diff_rows"] = m["live_rows"] - m["restored_rows"]
+    m["error"] = m["live_error"].fillna(m["restored_error"])
+    cols = key + ["live_rows", "restored_rows", "diff_rows", "exact", "status", "live_size_bytes",
+                  "restored_size_bytes", "error"]
+    return m[cols].sort_values(key).reset_index(drop=True)
+
+
+def completeness(live, restored, *, exact_max_rows: int = EXACT_COUNT_MAX_ROWS) -> Completeness:
+    """Compare two sessions: objects by (kind, schema, name), tables by row count."""
+    live_tables = tables(live)
+    restored_tables = tables(restored)
+    live_counts = count_rows(live, live_tables, exact_max_rows=exact_max_rows)
+    restored_counts = count_rows(restored, restored_tables, exact_max_rows=exact_max_rows,
+                                 estimate_from=live_tables)
+    return Completeness(compare_objects(inventory(live), inventory(restored)),
+                        compare_tables(live_counts, restored_counts))

@@ -1,0 +1,218 @@
+"""Which pg_dump / pg_restore / psql does the work, and how they are handed a connection without leaking it."""
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import OpsbookError
+
+TOOLS = ("pg_dump", "pg_restore", "psql")
+# Where PostgreSQL client tools live besides PATH: Debian/Ubuntu, RHEL (PGDG), Homebrew.
+SYSTEM_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/opt/homebrew/opt/libpq/bin",
+                "/usr/local/opt/libpq/bin", "/opt/homebrew/opt/postgresql@*/bin")
+SSL_MODES_REQUIRING = {"require", "verify-ca", "verify-full"}
+LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
+
+
+class ClientError(OpsbookError):
+    """No usable client tools: absent, older than the server, or without the SSL the target needs."""
+
+    def __init__(self, message: str, kind: str):
+        self.kind = kind  # absent | too_old | no_ssl | failed
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Client:
+    """One set of PostgreSQL client binaries (pg_dump, pg_restore, psql) from one bin directory."""
+
+    bindir: Path
+    version: str  # "18.6"
+    major: int
+    ssl: bool | None  # built with OpenSSL; None when it cannot be told
+    source: str  # embedded | PATH | system | given
+
+    def path(self, tool: str) -> str:
+        return str(self.bindir / tool)
+
+    def describe(self, tool: str = "pg_dump") -> str:
+        ssl = {True: "with SSL", False: "without SSL", None: "SSL unknown"}[self.ssl]
+        return f"{self.path(tool)} {self.version} ({self.source}, {ssl})"
+
+
+def major_of(version_num: int) -> int:
+    """18 from 180006, 9 from 90624 (majors before 10 had two parts; we only need the first for ordering)."""
+    return version_num // 10000
+
+
+@functools.cache
+def probe(bindir: str | Path, source: str = "given") -> Client | None:
+    """The client in `bindir`, or None when it lacks any of pg_dump, pg_restore, psql or does not run."""
+    bindir = Path(bindir)
+    if not all((bindir / t).is_file() and os.access(bindir / t, os.X_OK) for t in TOOLS):
+        return None
+    try:
+        out = subprocess.run([str(bindir / "pg_dump"), "--version"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?", out.stdout)
+    if out.returncode != 0 or not m:
+        return None
+    version = m.group(1) + (f".{m.group(2)}" if m.group(2) else "")
+    return Client(bindir, version, int(m.group(1)), _has_ssl(bindir), source)
+
+
+def _has_ssl(bindir: Path) -> bool | None:
+    """Built with OpenSSL? pg_config says so where it exists; else whether libssl is linked."""
+    pg_config = bindir / "pg_config"
+    if pg_config.is_file():
+        try:
+            out = subprocess.run([str(pg_config), "--configure"], capture_output=True, text=True, timeout=20)
+            if out.returncode == 0:
+                return bool(re.search(r"--with-(openssl|ssl=openssl)", out.stdout))
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    if shutil.which("ldd"):  # no pg_config: is libssl linked, directly or through libpq?
+        libs = _ldd(bindir / "pg_dump")
+        libpq = re.search(r"libpq[^ ]*\.so[^ ]* => (\S+)", libs)
+        return "libssl" in libs or bool(libpq and "libssl" in _ldd(Path(libpq.group(1))))
+    return None
+
+
+def _ldd(path: Path) -> str:
+    try:
+        return subprocess.run(["ldd", str(path)], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def candidates() -> list[Client]:
+    """Every client found: the embedded wheel's first, then PATH, then the usual system places."""
+    from ..embedded import embedded_bindir  # noqa: PLC0415
+
+    found: list[Client] = []
+    seen: set[Path] = set()
+
+    def add(bindir: Path, source: str) -> None:
+        real = bindir.resolve()
+        if real in seen:
+            return
+        seen.add(real)
+        client = probe(str(bindir), source)
+        if client:
+            found.append(client)
+
+    add(embedded_bindir(), "embedded")
+    on_path = shutil.which("pg_dump")
+    if on_path and Path(on_path).resolve().name == "pg_dump":  # not Debian's pg_wrapper, covered below
+        add(Path(on_path).resolve().parent, "PATH")
+    for pattern in SYSTEM_GLOBS:
+        for d in sorted(glob.glob(pattern)):
+            add(Path(d), "system")
+    return found
+
+
+def needs_ssl(conninfo: str) -> tuple[bool, bool]:
+    """(required, preferred): sslmode demands SSL, or the host is remote (Supabase and most clouds require it)."""
+    parts = _parts(conninfo)
+    mode = (parts.get("sslmode") or os.environ.get("PGSSLMODE") or "").lower()
+    if mode in SSL_MODES_REQUIRING:
+        return True, True
+    if mode == "disable":
+        return False, False
+    hosts = [h for h in (parts.get("host") or os.environ.get("PGHOST") or "").split(",")]
+    remote = any(h.strip() not in LOCAL_HOSTS and not h.strip().startswith(("/", "@")) for h in hosts)
+    return False, remote
+
+
+def choose(server_version_num: int | None, *, conninfo: str = "", bindir: str | None = None,
+           min_major: int = 0) -> Client:
+    """The client to use against a server of that version (and for archives made by pg_dump `min_major`).
+
+    A client older than the server is refused here, before pg_dump would refuse with a half-written file.
+    """
+    need = max(major_of(server_version_num or 0), min_major)
+    ssl_required, ssl_preferred = needs_ssl(conninfo) if conninfo else (False, False)
+    if bindir:
+        client = probe(str(Path(bindir)), "given")
+        if client is None:
+            raise ClientError(f"no pg_dump, pg_restore and psql in {bindir}; give the bin directory of a "
+                              "PostgreSQL client installation", "absent")
+        _check(client, need, ssl_required)
+        return client
+    found = candidates()
+    usable = [c for c in found if c.major >= need and not (ssl_required and c.ssl is False)]
+    if not usable:
+        seen = "; ".join(c.describe() for c in found) or "none"
+        kind = "no_ssl" if ssl_required else "too_old" if found else "absent"
+        what = f"a PostgreSQL client of major version {need} or newer" + (" with SSL" if ssl_required else "")
+        raise ClientError(f"no {what} was found (the server is PostgreSQL {need}"
+                          f"{'; the connection requires SSL' if ssl_required else ''}); found: {seen}. Install "
+                          f"postgresql-client-{need} (apt.postgresql.org) or set client_bindir", kind)
+    # Remote targets: prefer a client with SSL; otherwise the pinned embedded one, then the newest.
+    return sorted(usable, key=lambda c: (not (ssl_preferred and c.ssl), c.source != "embedded", -c.major))[0]
+
+
+def _check(client: Client, need: int, ssl_required: bool) -> None:
+    if client.major < need:
+        raise ClientError(f"{client.describe()} is older than the server (PostgreSQL {need}): pg_dump refuses to "
+                          f"dump a newer server and pg_restore cannot read newer archives. Use a client of major "
+                          f"version {need} or newer", "too_old")
+    if ssl_required and client.ssl is False:
+        raise ClientError(f"{client.describe()} was built without SSL and the connection requires it (sslmode); "
+                          "use a client built with OpenSSL, such as the system's postgresql-client", "no_ssl")
+
+
+# ------------------------------------------------------------------------------------------ connections
+def _parts(conninfo: str) -> dict[str, str]:
+    from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
+
+    try:
+        return {k: str(v) for k, v in conninfo_to_dict(conninfo).items()}
+    except Exception:  # noqa: BLE001 - an unparsable string is libpq's to report, without echoing it
+        return {}
+
+
+def with_dbname(conninfo: str, dbname: str) -> str:
+    """The same connection settings, another database."""
+    from psycopg.conninfo import make_conninfo  # noqa: PLC0415
+
+    return make_conninfo(conninfo, dbname=dbname)
+
+
+def dbname_of(conninfo: str) -> str:
+    return _parts(conninfo).get("dbname", "")
+
+
+def libpq_args(conninfo: str, application: str) -> tuple[str, dict[str, str]]:
+    """(connection string without password, environment) for a client subprocess.
+
+    The password travels in PGPASSWORD, never on the command line where `ps` would show it.
+    """
+    from psycopg.conninfo import make_conninfo  # noqa: PLC0415
+
+    parts = _parts(conninfo)
+    env = {**os.environ, "PGAPPNAME": application, "LC_ALL": "C", "PGCONNECT_TIMEOUT": "10"}
+    password = parts.pop("password", None)
+    if password:
+        env["PGPASSWORD"] = password
+    return (make_conninfo(**parts) if parts else conninfo), env
+
+
+def session_for(conninfo: str, label: str, **kw):
+    """A read-only opsbook Session on any connection string (the scratch database, the restore server)."""
+    from ..config import Target  # noqa: PLC0415
+    from ..db import connect  # noqa: PLC0415
+
+    return connect(Target(label, dsn=conninfo), **kw)
+
+
+def scrub(text: str) -> str:
+    """Tool output made safe to show: any password=... removed."""
+    return re.sub(r"password\s*=\s*\S+", "password=***", text or "")
