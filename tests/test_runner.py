@@ -119,7 +119,7 @@ def test_exit_codes_by_status_and_fail_on():
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (dict(name="nope"), UnknownRunbook, "runbook 'nope' not found; known: chart, empty, failing"),
+    (dict(name="nope"), UnknownRunbook, "runbook 'nope' not found; known: chart, connect, empty, failing"),
     (dict(name="../runbooks/incident-triage"), UnknownRunbook, "not found"),
     (dict(name="chart", target="prod"), UnknownTarget, "target 'prod' not found"),
     (dict(name="chart", params={"windw": "1"}), ParameterError, "unknown parameter 'windw'"),

@@ -20,7 +20,6 @@ from .errors import OpsbookError, ParameterError, UnknownRunbook, UsageError
 
 RUNBOOKS_ENV = "OPSBOOK_RUNBOOKS"
 FAIL_ON = ("warning", "critical")
-KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]  # silences the kernel's "running over TCP" warning on stderr
 MIN_SECRET_LEN = 4
 
 
@@ -109,7 +108,7 @@ def run_runbook(name: str, target: str = "demo", params: dict[str, Any] | None =
         kernel_env = {"OPSBOOK_RUN_RECORD": str(record_file), "OPSBOOK_REPORT_STEM": str(stem),
                       "OPSBOOK_CONFIG": str(_config_file(config, Path(tmp)))}
         with _environ(kernel_env), _quiet_papermill():
-            nb, error = _execute(path, nb_path, injected)
+            nb, error = _execute(path, nb_path, injected, kernel_log=Path(tmp) / "kernel.log")
         from . import runrecord  # noqa: PLC0415
 
         record = runrecord.read(record_file)
@@ -204,23 +203,29 @@ def _validated_params(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _execute(path: Path, out: Path, parameters: dict[str, Any]):
-    """Run the notebook; returns (executed NotebookNode, error dict or None). Never raises for a failing cell."""
+def _execute(path: Path, out: Path, parameters: dict[str, Any], kernel_log: Path):
+    """Run the notebook; returns (executed NotebookNode, error dict or None). Never raises for a failing cell.
+
+    The kernel process's own stdout/stderr (its "running over TCP" warning, shutdown noise, a crash message) go
+    to `kernel_log`, so the CLI's output stays clean and `--json` stays parseable; a dead kernel's tail is kept.
+    """
     import nbformat  # noqa: PLC0415
     import papermill as pm  # noqa: PLC0415
 
     error = None
-    try:
-        nb = pm.execute_notebook(str(path), str(out), parameters=parameters, progress_bar=False,
-                                 log_output=False, cwd=str(path.parent), kernel_name="python3",
-                                 extra_arguments=KERNEL_ARGS)
-        return nb, None
-    except pm.PapermillExecutionError as e:
-        error = {"ename": e.ename, "evalue": e.evalue, "source": e.source, "traceback": e.traceback,
-                 "anchor": True}
-    except Exception as e:  # noqa: BLE001 - a dead kernel, a start-up timeout: the run failed, report it
-        error = {"ename": type(e).__name__, "evalue": " ".join(str(e).split())[:500], "traceback": [],
-                 "source": None}
+    with open(kernel_log, "wb") as log:
+        try:
+            nb = pm.execute_notebook(str(path), str(out), parameters=parameters, progress_bar=False,
+                                     log_output=False, cwd=str(path.parent), kernel_name="python3",
+                                     kernel_manager_class=_kernel_manager_class(log))
+            return nb, None
+        except pm.PapermillExecutionError as e:
+            error = {"ename": e.ename, "evalue": e.evalue, "source": e.source, "traceback": e.traceback,
+                     "anchor": True}
+        except Exception as e:  # noqa: BLE001 - a dead kernel, a start-up timeout: the run failed, report it
+            tail = kernel_log.read_text(errors="replace").strip().splitlines()[-20:]
+            error = {"ename": type(e).__name__, "evalue": " ".join(str(e).split())[:500], "source": None,
+                     "traceback": ["kernel output (last lines):", *tail] if tail else []}
     try:
         nb = nbformat.read(str(out), as_version=4)
     except Exception:  # noqa: BLE001 - nothing was written: report on the input notebook
@@ -235,6 +240,19 @@ def _execute(path: Path, out: Path, parameters: dict[str, Any]):
         error["evalue"] = "the kernel died while running this cell (out of memory, or a crash in native code)"
     error["where"] = where_failed(error)
     return nb, error
+
+
+def _kernel_manager_class(log):
+    """A kernel manager that starts the kernel with its stdout/stderr sent to `log` (Popen keywords)."""
+    from jupyter_client.manager import AsyncKernelManager  # noqa: PLC0415
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):  # noqa: D102 - AsyncKernelManager.start_kernel passes kw to Popen
+            kw.setdefault("stdout", log)
+            kw.setdefault("stderr", log)
+            return await super().start_kernel(**kw)
+
+    return LoggedKernelManager
 
 
 def _failed_cell(nb):

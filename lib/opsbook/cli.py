@@ -1,0 +1,191 @@
+"""The `opsbook` command line: each command parses, calls one library function, and prints."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .commands import State, discover
+from .errors import OpsbookError
+
+pass_state = click.make_pass_decorator(State, ensure=True)
+
+
+class OpsbookGroup(click.Group):
+    """Adds the command modules found in opsbook/commands/, and turns every error into one line on stderr."""
+
+    _extra: dict | None = None
+
+    def extra(self) -> dict:
+        if OpsbookGroup._extra is None:
+            OpsbookGroup._extra = discover()
+        return OpsbookGroup._extra
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *self.extra()})
+
+    def get_command(self, ctx, name):
+        return super().get_command(ctx, name) or self.extra().get(name)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name or "opsbook", complete_var, standalone_mode=False, **extra)
+        except OpsbookError as e:
+            _fail(str(e), e.exit_code)
+        except click.UsageError as e:
+            hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+            _fail(e.format_message() + hint, e.exit_code)
+        except click.ClickException as e:
+            _fail(e.format_message(), e.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            _fail("interrupted", 130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _fail(message: str, code: int):
+    click.echo(f"opsbook: error: {' '.join(str(message).split())}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=OpsbookGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "config_path", metavar="PATH", envvar="OPSBOOK_CONFIG",
+              help="opsbook.toml to use (default: $OPSBOOK_CONFIG, else ./opsbook.toml, else built-in demo only).")
+@click.version_option(__version__, prog_name="opsbook")
+@click.pass_context
+def main(ctx, config_path):
+    """Executable runbooks for PostgreSQL and Supabase: diagnose, report, recover."""
+    ctx.obj = State(config_path)
+
+
+@main.command("list")
+def list_command():
+    """Runbooks with their one-line purpose."""
+    from .runner import list_runbooks  # noqa: PLC0415
+
+    rows = list_runbooks()
+    width = max((len(name) for name, _ in rows), default=0)
+    for name, purpose in rows:
+        click.echo(f"{name:<{width}}  {purpose}")
+
+
+@main.command()
+@click.argument("runbook")
+@click.option("--json", "as_json", is_flag=True, help="Print the parameters as a JSON list.")
+def describe(runbook, as_json):
+    """The parameters of RUNBOOK: name, type, default, help."""
+    from .runner import describe as describe_runbook  # noqa: PLC0415
+
+    spec = describe_runbook(runbook)
+    if as_json:
+        click.echo(json.dumps([p.to_dict() for p in spec], indent=2, default=str))
+        return
+    rows = [(p.name, p.type, repr(p.default), p.help) for p in spec]
+    widths = [max((len(r[i]) for r in rows), default=0) for i in range(3)]
+    for r in rows:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)) + f"  {r[3]}".rstrip())
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
+def checks(as_json):
+    """The check catalogue: id, concern, what it looks at, thresholds with unit, default and source."""
+    from .catalogue import check_catalogue, format_catalogue  # noqa: PLC0415
+
+    entries = check_catalogue()
+    click.echo(json.dumps(entries, indent=2, default=str) if as_json else format_catalogue(entries), nl=as_json)
+
+
+@main.command()
+@click.argument("runbook")
+@click.option("--target", "-t", default="demo", show_default=True, help="Target name from opsbook.toml.")
+@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Set a runbook parameter (repeatable); `opsbook describe RUNBOOK` lists them.")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Reports folder (default: [reports] dir of the config, else ./reports).")
+@click.option("--with-code", is_flag=True, help="Keep the code cells in the HTML report.")
+@click.option("--self-contained", is_flag=True, help="Inline plotly.js so the HTML opens on its own.")
+@click.option("--fail-on", type=click.Choice(["warning", "critical"]),
+              help="Exit 3 when a finding of this severity or worse exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as one JSON object instead of the path.")
+@pass_state
+def run(state, runbook, target, params, output_dir, with_code, self_contained, fail_on, as_json):
+    """Run RUNBOOK against a target and write its report; prints the HTML report's path."""
+    from .params import parse_assignments  # noqa: PLC0415
+    from .runner import run_runbook  # noqa: PLC0415
+
+    result = run_runbook(runbook, target, parse_assignments(params), config=state.config(), output_dir=output_dir,
+                         with_code=with_code, self_contained=self_contained, fail_on=fail_on)
+    click.echo(json.dumps(result.to_json(), indent=2, default=str) if as_json else str(result.html_path))
+    if result.exit_code == 1:
+        click.echo(f"opsbook: the runbook failed: {result.sidecar['error']}", err=True)
+    elif result.exit_code == 3:
+        click.echo(f"opsbook: findings at or above {fail_on} (--fail-on)", err=True)
+    return result.exit_code
+
+
+@main.command()
+@pass_state
+def demo(state):
+    """The whole product on the embedded demo database: start it, build it, run every runbook, write the index."""
+    from .runner import demo as run_demo  # noqa: PLC0415
+
+    index, results = run_demo(config=state.config(), progress=click.echo)
+    click.echo(str(index))
+    return 1 if any(r.exit_code == 1 for r in results) else 0
+
+
+@main.group()
+def db():
+    """The embedded PostgreSQL server behind the `demo` target, for stepping through runbooks in JupyterLab."""
+
+
+@db.command("start")
+def db_start():
+    """Initialise (first time) and start the embedded server."""
+    from .embedded import default_server  # noqa: PLC0415
+
+    click.echo(_server_status(default_server().start()))
+
+
+@db.command("stop")
+def db_stop():
+    """Stop the embedded server."""
+    from .embedded import default_server  # noqa: PLC0415
+
+    click.echo(_server_status(default_server().stop()))
+
+
+@db.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def db_status(as_json):
+    """Whether the embedded server runs, where, and which version."""
+    from .embedded import default_server  # noqa: PLC0415
+
+    status = default_server().status()
+    click.echo(json.dumps(status, indent=2) if as_json else _server_status(status))
+
+
+def _server_status(s: dict) -> str:
+    state = f"running (pid {s['pid']}, port {s['port']})" if s["running"] else \
+        ("stopped" if s["initialized"] else "not initialised (`opsbook db start` creates it)")
+    return (f"embedded PostgreSQL {s['version']}: {state}\n  data: {s['data_dir']}\n  runs as: {s['run_as']}\n"
+            f"  log: {s['log']}")
+
+
+@main.command()
+@click.option("--no-browser", is_flag=True, help="Do not open a browser (prints the URL).")
+@pass_state
+def lab(state, no_browser):
+    """JupyterLab on the runbooks folder, with OPSBOOK_CONFIG set to the configuration in use."""
+    from .lab import launch_lab  # noqa: PLC0415
+
+    return launch_lab(state.config_file(), no_browser=no_browser)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
