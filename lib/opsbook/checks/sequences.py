@@ -1,0 +1,59 @@
+"""Sequences: how close each sequence, and the integer column it feeds, is to its limit."""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..findings import Finding, Severity
+from ..history import capacity as cap
+from .registry import Check, CheckContext, Threshold, register
+
+
+def sequences(ctx: CheckContext) -> pd.DataFrame:
+    """Every sequence, judged against the smaller of its max_value and its column's type; days left from history."""
+    df = ctx.db.fetch("sequences/usage")
+    df["days_left"] = None
+    store = cap.store_for(ctx)
+    if store is not None and (df["pct_used"] >= 1).any():
+        series = store.labelled(ctx.target.name, "sequence_pct_used")
+        for i, r in df[df["pct_used"] >= 1].iterrows():
+            s = series[series["label"] == f"{r.schema_name}.{r.sequence_name}"]
+            if len(s) >= 3:
+                df.at[i, "days_left"] = cap.fit(s).days_until(100.0).days
+    return df
+
+
+def judge_sequences(df, *, warning: float = 75, critical: float = 90) -> list[Finding]:
+    out = []
+    for r in df.itertuples():
+        if r.pct_used is None or r.pct_used != r.pct_used or r.pct_used < warning:
+            continue
+        sev = Severity.CRITICAL if r.pct_used >= critical else Severity.WARNING
+        seq = f"{r.schema_name}.{r.sequence_name}"
+        col = f"{r.table_schema}.{r.table_name}.{r.column_name}" if r.table_name else None
+        narrower = col and r.column_max < r.sequence_max
+        limit = (f"column {col} is {r.column_type} (max {r.column_max:,.0f}) though the sequence allows "
+                 f"{r.sequence_max:,.0f}" if narrower else f"sequence max {r.usable_max:,.0f}")
+        left = "" if r.days_left is None or r.days_left != r.days_left else f" At the current rate, exhausted in about {r.days_left:,.0f} days."
+        fix = (f"ALTER TABLE {r.table_schema}.{r.table_name} ALTER COLUMN {r.column_name} TYPE bigint;  -- rewrites "
+               f"the table under an exclusive lock: plan it (or add a bigint column and backfill)"
+               if narrower else f"ALTER SEQUENCE {seq} AS bigint MAXVALUE 9223372036854775807;")
+        out.append(Finding("sequences.exhaustion", sev, f"{seq} at {r.pct_used:.1f}% of its limit "
+                                                        f"({r.last_value:,.0f} of {r.usable_max:,.0f})",
+                           detail=f"{limit}.{left}", objects=[x for x in (seq, col) if x], value=r.pct_used,
+                           threshold=critical if sev is Severity.CRITICAL else warning, remediation=fix))
+    if not out:
+        top = df["pct_used"].max() if len(df) else 0
+        out.append(Finding("sequences.exhaustion", Severity.OK,
+                           f"every sequence below {warning:g}% of its limit (highest {top or 0:.2f}%)",
+                           detail=f"{len(df)} sequences, judged against their column's type.", threshold=warning))
+    return out
+
+
+EXHAUSTION = register(Check(
+    id="sequences.exhaustion",
+    description="Sequences and the integer keys they feed near their limit, judged against the column's type "
+                "(an int4 key fails at 2,147,483,647 whatever its sequence allows).",
+    data=sequences, judge=judge_sequences,
+    thresholds=(Threshold("warning", 75, "% of the limit", "opsbook default: time left to migrate a busy key"),
+                Threshold("critical", 90, "% of the limit", "pghero sequence_danger: 90%")),
+    queries=("sequences/usage",), runbooks=("capacity-planning",)))
