@@ -44,6 +44,8 @@ def judge_client(df) -> list[Finding]:
 
 # ------------------------------------------------------------------------------------------ backup.missing
 def judge_missing(df) -> list[Finding]:
+    if none := _nothing("backup.missing", df, "backup looked for"):
+        return none
     a = df.attrs
     if a.get("dump_error") or (a.get("take_backup") and not a.get("chosen")):
         return [Finding("backup.missing", Severity.CRITICAL, "no backup was taken: pg_dump could not run or failed",
@@ -267,6 +269,11 @@ def judge_missing_rows(df) -> list[Finding]:
         return none
     a = df.attrs
     n = int(a["missing"])
+    if a.get("duplicates"):
+        return [Finding("recovery.missing_rows", Severity.CRITICAL, f"the key ({a['key']}) is not unique: rows "
+                        "cannot be matched", detail=f"{a['duplicates']:,} duplicate key value(s). Nothing was "
+                        "written.", value=int(a["duplicates"]),
+                        remediation="Name columns that identify one row each: key=\"col1,col2\".")]
     counts = (f"backup {a['backup_rows']:,} rows, live {a['live_rows']:,}; {a['new_live']:,} live rows are newer "
               "than the backup")
     if n == 0:

@@ -151,7 +151,29 @@ def restore(backup: Backup, client: Client, conninfo: str, *, jobs: int = 1, sec
     cmd = [client.path("psql"), "--no-psqlrc", "--quiet", "--no-password", "--output=/dev/null",
            "--set=ON_ERROR_STOP=0", "--file=-", "--dbname", dsn]
     shown = " ".join(cmd[:-1] + ["'<scratch>'", "<", str(backup.path)])
-    return _watch(cmd, env, shown, _psql_line, stdin_feed=backup, timeout_s=timeout_s)
+    only = f"{table[0]}.{table[1]}" if table else None
+    return _watch(cmd, env, shown, _psql_line, stdin_feed=backup, timeout_s=timeout_s, copy_only=only)
+
+
+def restore_table(backup: Backup, client: Client, conninfo: str, schema: str, table: str,
+                  timeout_s: float | None = None) -> RestoreResult:
+    """The schema (pre-data) and one table's rows: all a table recovery needs, without every other table's data.
+
+    Archives: pg_restore --section=pre-data, then --section=data for that table. Plain SQL: the whole script, but
+    the COPY blocks of other tables are skipped on the way to psql.
+    """
+    if not backup.is_archive:
+        return restore(backup, client, conninfo, table=(schema, table), timeout_s=timeout_s)
+    first = restore(backup, client, conninfo, section="pre-data", timeout_s=timeout_s)
+    if not first.completed:
+        return first
+    second = restore(backup, client, conninfo, section="data", table=(schema, table), timeout_s=timeout_s)
+    offset = first.duration_s
+    events = first.events + [{**e, "start_s": e["start_s"] + offset, "end_s": e["end_s"] + offset}
+                             for e in second.events]
+    return RestoreResult(f"{first.command}; {second.command}", second.returncode or first.returncode,
+                         first.duration_s + second.duration_s, events, first.errors + second.errors, second.fatal,
+                         second.timed_out)
 
 
 def _dbname(conninfo: str) -> str:
@@ -246,15 +268,27 @@ def _psql_line(line: str, tl: _Timeline, state: dict) -> None:
 _PLAIN_ITEM = re.compile(r"^-- (?:Data for )?Name: (.+?); Type: ([A-Z][A-Z ]*?); Schema: ([^;]+);")
 
 
-def _feed(backup: Backup, proc: subprocess.Popen, tl: _Timeline, state: dict) -> None:
-    """Write the SQL script to psql, stamping each object as its comment goes through the pipe."""
+_COPY = re.compile(rb"^COPY (\S+) ")
+
+
+def _feed(backup: Backup, proc: subprocess.Popen, tl: _Timeline, state: dict, copy_only: str | None) -> None:
+    """Write the SQL script to psql, stamping each object as its comment goes through the pipe; with `copy_only`
+    ("schema.table"), the COPY blocks of every other table are left out."""
     opener = gzip.open if backup.format == "plain.gz" else open
+    skipping = False
     try:
         with opener(backup.path, "rb") as f:
             for raw in f:
+                if skipping:
+                    skipping = raw not in (b"\\.\n", b"\\.\r\n")
+                    continue
                 if raw.startswith(b"-- ") and (m := _PLAIN_ITEM.match(raw.decode("utf-8", "replace"))):
                     schema = m.group(3).strip()
                     tl.start(m.group(2), m.group(1) if schema == "-" else f"{schema}.{m.group(1)}")
+                elif copy_only and (m := _COPY.match(raw)):
+                    if m.group(1).decode("utf-8", "replace").replace('"', "") != copy_only:
+                        skipping = True
+                        continue
                 proc.stdin.write(raw)
     except BrokenPipeError:
         pass  # psql went away; its stderr says why
@@ -265,14 +299,15 @@ def _feed(backup: Backup, proc: subprocess.Popen, tl: _Timeline, state: dict) ->
             proc.stdin.close()
 
 
-def _watch(cmd, env, shown, parse_line, *, stdin_feed: Backup | None, timeout_s: float | None) -> RestoreResult:
+def _watch(cmd, env, shown, parse_line, *, stdin_feed: Backup | None, timeout_s: float | None,
+           copy_only: str | None = None) -> RestoreResult:
     tl = _Timeline()
     state: dict = {"errors": [], "fatal": None}
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin_feed else subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     feeder = None
     if stdin_feed is not None:
-        feeder = threading.Thread(target=_feed, args=(stdin_feed, proc, tl, state), daemon=True)
+        feeder = threading.Thread(target=_feed, args=(stdin_feed, proc, tl, state, copy_only), daemon=True)
         feeder.start()
     reader = threading.Thread(target=_read_stderr, args=(proc, tl, state, parse_line), daemon=True)
     reader.start()

@@ -61,3 +61,61 @@ def backups_folder(target) -> Path | None:
 
         return default_home() / "backups" / target.name
     return None
+
+
+class ClientChoice:
+    """The client tools a run chose, each for what (shown by backup.client), and the first refusal met."""
+
+    COLUMNS = ["purpose", "tool", "path", "version", "ssl", "source"]
+
+    def __init__(self, bindir: str | None = None):
+        self.bindir = bindir
+        self.used: list[dict] = []
+        self.error = None  # ClientError
+
+    def for_dump(self, server_version_num: int, conninfo: str):
+        return self._choose("dump the live database", "pg_dump", server_version_num, conninfo, 0)
+
+    def for_reading(self, backup):
+        """A client to read an archive: the newest found unless one is given (old pg_restore cannot read newer
+        archives)."""
+        from .tools import ClientError, choose  # noqa: PLC0415
+
+        try:
+            client = choose(None, bindir=self.bindir, min_major=backup.dumped_by_major)
+        except ClientError:
+            client = choose(None, bindir=self.bindir)
+        if backup.is_archive:
+            self._note(client, "read the archive", "pg_restore")
+        return client
+
+    def for_restore(self, admin_conninfo: str, backup):
+        from .tools import session_for  # noqa: PLC0415
+
+        with session_for(admin_conninfo, "restore-server") as s:
+            version = s.server_version_num
+        return self._choose("restore the backup", "pg_restore" if backup.is_archive else "psql", version,
+                            admin_conninfo, backup.dumped_by_major)
+
+    def frame(self):
+        import pandas as pd  # noqa: PLC0415
+
+        df = pd.DataFrame(self.used, columns=self.COLUMNS)
+        df.attrs.update(error=str(self.error) if self.error else None, kind=getattr(self.error, "kind", None))
+        return df
+
+    def _choose(self, purpose: str, tool: str, version: int, conninfo: str, min_major: int):
+        from .tools import ClientError, choose  # noqa: PLC0415
+
+        try:
+            client = choose(version, conninfo=conninfo, bindir=self.bindir, min_major=min_major)
+        except ClientError as e:
+            self.error = self.error or e
+            return None
+        self._note(client, purpose, tool)
+        return client
+
+    def _note(self, client, purpose: str, tool: str) -> None:
+        if not any(c["purpose"] == purpose and c["path"] == client.path(tool) for c in self.used):
+            self.used.append({"purpose": purpose, "tool": tool, "path": client.path(tool), "version": client.version,
+                              "ssl": client.ssl, "source": client.source})

@@ -8,8 +8,8 @@ import tempfile
 from pathlib import Path
 
 from . import archive, compare, dump, restore, rto
-from .runbook import DEMO_BACKUPS_KEEP, backups_folder, judge, restore_server
-from .tools import ClientError, choose, session_for
+from .runbook import DEMO_BACKUPS_KEEP, ClientChoice, backups_folder, judge, restore_server
+from .tools import session_for
 
 CHECKS = ("backup.client", "backup.missing", "backup.age", "backup.integrity", "backup.restore",
           "backup.completeness", "backup.restore_time")
@@ -46,8 +46,7 @@ class BackupVerification:
         self.backup_spec, self.take_backup, self.dump_format = backup, take_backup, dump_format
         self.restore_target, self.client_bindir, self.jobs = restore_target, client_bindir, max(1, int(jobs))
         self.exact_count_max_rows = exact_count_max_rows
-        self.clients: list[dict] = []
-        self.client_error: ClientError | None = None
+        self.clients = ClientChoice(client_bindir)
         self.dump: dump.DumpResult | None = None
         self.located: archive.Located | None = None
         self.backup: archive.Backup | None = None
@@ -68,10 +67,7 @@ class BackupVerification:
         finally:
             if self._tmp is not None:
                 shutil.rmtree(self._tmp, ignore_errors=True)
-            judge(self.rb, "backup.client", _frame(self.clients, ["purpose", "tool", "path", "version", "ssl",
-                                                                  "source"],
-                                                   error=str(self.client_error) if self.client_error else None,
-                                                   kind=getattr(self.client_error, "kind", None)))
+            judge(self.rb, "backup.client", self.clients.frame())
         return self
 
     def find_backup(self) -> None:
@@ -84,7 +80,7 @@ class BackupVerification:
         self.backup = self.located.backup
         considered = [b.row() for b in self.located.considered]
         if self.backup is not None:
-            header_error = archive.read_header(self.backup, self._reader())
+            header_error = archive.read_header(self.backup, self.clients.for_reading(self.backup))
             self.readable = header_error is None
         judge(self.rb, "backup.missing", _frame(
             considered, ["path", "format", "size_bytes", "taken_at", "taken_from", "dbname", "dumped_from",
@@ -107,7 +103,7 @@ class BackupVerification:
         if self.backup is None:
             df = _frame(skipped="no backup to read")
         else:
-            df = archive.integrity(self.backup, self._reader())
+            df = archive.integrity(self.backup, self.clients.for_reading(self.backup))
             df.attrs.update(path=str(self.backup.path), format=self.backup.format, size_bytes=self.backup.size_bytes)
             self.readable = bool(df["ok"].all())
         judge(self.rb, "backup.integrity", df)
@@ -147,10 +143,10 @@ class BackupVerification:
             for cid in ("backup.completeness", "backup.restore_time"):
                 judge(self.rb, cid, _frame(skipped="the restore was not attempted"))
             return
-        client = self._restorer(server.admin_conninfo)
+        client = self.clients.for_restore(server.admin_conninfo, self.backup)
         if client is None:
             for cid in ("backup.restore", "backup.completeness", "backup.restore_time"):
-                judge(self.rb, cid, _frame(skipped=f"no client tools: {self.client_error}"))
+                judge(self.rb, cid, _frame(skipped=f"no client tools: {self.clients.error}"))
             return
         timeout_s = float(self.rb.thresholds_for("backup.restore_time")["rto_minutes"]) * 60
         restored_tables = None
@@ -210,7 +206,7 @@ class BackupVerification:
                 out["predicted_restore_seconds"] = round(self.model.predict_s(self.live_bytes), 1)
         for name, value in out.items():
             runrecord.record(name, value)
-        return pd.DataFrame(list(out.items()), columns=["metric", "value"])
+        return pd.DataFrame(list(out.items()), columns=["metric", "value"], dtype=object)
 
     # ------------------------------------------------------------------ internals
     def _take(self) -> archive.Located:
@@ -218,12 +214,9 @@ class BackupVerification:
             return archive.Located("(pg_dump)", None, reason="the live database could not be reached, so no "
                                    "backup could be taken")
         live = self.rb.target.conninfo()
-        try:
-            client = choose(self.rb.db.server_version_num, conninfo=live, bindir=self.client_bindir)
-        except ClientError as e:
-            self.client_error = e
-            return archive.Located("(pg_dump)", None, reason=str(e))
-        self._used(client, "dump the live database", "pg_dump")
+        client = self.clients.for_dump(self.rb.db.server_version_num, live)
+        if client is None:
+            return archive.Located("(pg_dump)", None, reason=str(self.clients.error))
         dest, keep = self._dump_destination()
         self.dump = dump.take(client, live, dest, self.dump_format)
         if not self.dump.ok:
@@ -247,38 +240,6 @@ class BackupVerification:
             return folder / name, DEMO_BACKUPS_KEEP if self.rb.target.embedded else 0
         self._tmp = Path(tempfile.mkdtemp(prefix="opsbook-dump-"))
         return self._tmp / name, 0
-
-    def _reader(self):
-        """A client to read archives: the given one, else the newest found (old pg_restore cannot read newer
-        archives)."""
-        try:
-            client = choose(None, bindir=self.client_bindir, min_major=self._backup_major())
-        except ClientError:
-            client = choose(None, bindir=self.client_bindir)
-        if self.backup is not None and self.backup.is_archive:
-            self._used(client, "read the archive", "pg_restore")
-        return client
-
-    def _restorer(self, admin_conninfo: str):
-        with session_for(admin_conninfo, "restore-server") as s:
-            version = s.server_version_num
-        try:
-            client = choose(version, conninfo=admin_conninfo, bindir=self.client_bindir,
-                            min_major=self._backup_major())
-        except ClientError as e:
-            self.client_error = e
-            return None
-        self._used(client, "restore the backup", "pg_restore" if self.backup.is_archive else "psql")
-        return client
-
-    def _backup_major(self) -> int:
-        return self.backup.dumped_by_major if self.backup is not None else 0
-
-    def _used(self, client, purpose: str, tool: str) -> None:
-        if any(c["purpose"] == purpose and c["path"] == client.path(tool) for c in self.clients):
-            return
-        self.clients.append({"purpose": purpose, "tool": tool, "path": client.path(tool), "version": client.version,
-                             "ssl": client.ssl, "source": client.source})
 
     def _cannot_restore(self) -> str | None:
         if self.backup is None:

@@ -1,0 +1,273 @@
+"""One table, backup against live, by key: which rows are missing live, which differ; CSV, SQL script, insert.
+
+Live rows never leave the server as data: only their keys and an md5 of each row are copied (COPY TO STDOUT,
+read-only) into a scratch table beside the restored one, and the comparison runs there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .compare import qualified, quote_ident
+
+# Both sides render values as text the same way, whatever the servers' defaults, so equal rows hash equal.
+TEXT_SETTINGS = {"TimeZone": "UTC", "DateStyle": "ISO, MDY", "IntervalStyle": "postgres",
+                 "extra_float_digits": "3", "bytea_output": "hex"}
+LIVE_ROWS = "opsbook_live_rows"
+DIFF = "opsbook_diff"
+
+
+class KeyColumnError(ValueError):
+    """The key the user named does not fit the table."""
+
+
+@dataclass
+class TableInfo:
+    schema: str
+    name: str
+    columns: list[str]
+    key: list[str]
+    key_source: str  # "primary key" | "key parameter" | ""
+    insert_columns: list[str]  # all but generated columns
+    overriding: bool  # an identity GENERATED ALWAYS column: INSERT needs OVERRIDING SYSTEM VALUE
+    candidates: list[str] = field(default_factory=list)  # unique indexes, shown when there is no key
+
+    @property
+    def qualified(self) -> str:
+        return qualified(self.schema, self.name)
+
+    @property
+    def display(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+def table_info(session, table: str, key: str | None = None) -> TableInfo | None:
+    """The table as live has it; None when it does not exist. `key`: comma-separated columns that identify a row,
+    for a table without a primary key (or to use another key)."""
+    cols = session.fetch("recovery/columns", table=table)
+    if cols.empty:
+        return None
+    schema, name = cols.iloc[0]["schema"], cols.iloc[0]["table"]
+    columns = list(cols["column"])
+    pk = cols.dropna(subset=["pk_position"]).sort_values("pk_position")
+    cands = session.fetch("recovery/unique_keys", table=qualified(schema, name))
+    info = TableInfo(schema, name, columns, list(pk["column"]), "primary key" if len(pk) else "",
+                     list(cols.loc[~cols["generated"].astype(bool), "column"]),
+                     bool((cols["identity"] == "a").any()),
+                     [f"{r.index} ({r.columns})" for r in cands.itertuples()])
+    if key:
+        named = [c.strip() for c in key.split(",") if c.strip()]
+        unknown = [c for c in named if c not in columns]
+        if unknown:
+            raise KeyColumnError(f"key column(s) {', '.join(unknown)} not in {info.display}; its columns: "
+                            f"{', '.join(columns)}")
+        info.key, info.key_source = named, "key parameter"
+    return info
+
+
+def referencing(session, info: TableInfo):
+    """Foreign keys pointing at the table (a cascade may have deleted rows there too)."""
+    return session.fetch("recovery/referencing", table=info.qualified)
+
+
+def prepare(conn) -> None:
+    for k, v in TEXT_SETTINGS.items():
+        conn.execute("SELECT set_config(%s, %s, false)", (k, v))
+
+
+def _key_expr(info: TableInfo, alias: str = "t") -> str:
+    return "ROW(" + ", ".join(f"{alias}.{quote_ident(c)}" for c in info.key) + ")::text"
+
+
+def _md5_expr(columns: list[str], alias: str = "t") -> str:
+    return "md5(ROW(" + ", ".join(f"{alias}.{quote_ident(c)}" for c in columns) + ")::text)"
+
+
+def _where(filter_sql: str | None) -> str:
+    return f" WHERE ({filter_sql})" if filter_sql else ""
+
+
+def check_filter(filter_sql: str | None) -> str | None:
+    """The filter is one SQL condition; a semicolon would make it more than one statement."""
+    if filter_sql and ";" in filter_sql:
+        raise ValueError("filter must be a single SQL condition without ';', e.g. created_at >= '2026-11-01'")
+    return filter_sql or None
+
+
+@dataclass
+class Diff:
+    missing: int
+    changed: int
+    same: int
+    new_live: int
+    backup_rows: int
+    live_rows: int
+    duplicate_keys_backup: int
+    duplicate_keys_live: int
+    compared_columns: list[str]
+    columns_only_live: list[str]
+    columns_only_backup: list[str]
+
+
+def diff(live_conn, scratch_conn, info: TableInfo, backup_columns: list[str], filter_sql: str | None) -> Diff:
+    """Copy live keys and row hashes into the scratch database, then compare there by key.
+
+    Rows are hashed over the columns both sides have, in live's order, so a column added since the backup does not
+    make every row 'changed'.
+    """
+    cols = [c for c in info.columns if c in backup_columns]
+    prepare(live_conn)
+    prepare(scratch_conn)
+    scratch_conn.execute(f"DROP TABLE IF EXISTS {LIVE_ROWS}, {DIFF}")
+    scratch_conn.execute(f"CREATE TABLE {LIVE_ROWS} (key text, row_md5 text)")
+    select = f"SELECT {_key_expr(info)}, {_md5_expr(cols)} FROM {info.qualified} t{_where(filter_sql)}"
+    with live_conn.cursor().copy(f"COPY ({select}) TO STDOUT") as src, \
+            scratch_conn.cursor().copy(f"COPY {LIVE_ROWS} (key, row_md5) FROM STDIN") as dst:
+        for block in src:
+            dst.write(block)
+    scratch_conn.execute(f"CREATE INDEX ON {LIVE_ROWS} (key)")
+    scratch_conn.execute(f"ANALYZE {LIVE_ROWS}")
+    scratch_conn.execute(
+        f"CREATE TABLE {DIFF} AS SELECT b.key, CASE WHEN l.key IS NULL THEN 'missing live' "
+        f"WHEN l.row_md5 IS DISTINCT FROM b.row_md5 THEN 'changed' ELSE 'same' END AS status "
+        f"FROM ({select}) AS b (key, row_md5) LEFT JOIN {LIVE_ROWS} l ON l.key = b.key")
+    scratch_conn.execute(f"CREATE INDEX ON {DIFF} (key)")
+    counts = dict(scratch_conn.execute(f"SELECT status, count(*) FROM {DIFF} GROUP BY status").fetchall())
+    (new_live,) = scratch_conn.execute(
+        f"SELECT count(*) FROM {LIVE_ROWS} l WHERE NOT EXISTS (SELECT 1 FROM {DIFF} d WHERE d.key = l.key)").fetchone()
+    dup_b, backup_rows = scratch_conn.execute(f"SELECT count(*) - count(DISTINCT key), count(*) FROM {DIFF}").fetchone()
+    dup_l, live_rows = scratch_conn.execute(
+        f"SELECT count(*) - count(DISTINCT key), count(*) FROM {LIVE_ROWS}").fetchone()
+    return Diff(counts.get("missing live", 0), counts.get("changed", 0), counts.get("same", 0), new_live,
+                backup_rows, live_rows, dup_b, dup_l, cols, [c for c in info.columns if c not in backup_columns],
+                [c for c in backup_columns if c not in info.columns])
+
+
+def _missing_select(info: TableInfo, columns: list[str], limit: int | None = None, status: str = "missing live") -> str:
+    cols = ", ".join(f"t.{quote_ident(c)}" for c in columns)
+    lim = f" LIMIT {int(limit)}" if limit else ""
+    return (f"SELECT {cols} FROM {info.qualified} t JOIN {DIFF} d ON d.key = {_key_expr(info)} "
+            f"WHERE d.status = '{status}' ORDER BY d.key{lim}")
+
+
+def sample(scratch_conn, info: TableInfo, columns: list[str], status: str, limit: int):
+    """Up to `limit` restored rows with that status, as a DataFrame."""
+    import pandas as pd  # noqa: PLC0415
+
+    cur = scratch_conn.execute(_missing_select(info, columns, limit, status))
+    return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+
+
+def changed_versions(live_conn, scratch_conn, info: TableInfo, columns: list[str], limit: int):
+    """For up to `limit` changed rows: the backup's version and live's, one above the other."""
+    import pandas as pd  # noqa: PLC0415
+
+    backup = sample(scratch_conn, info, columns, "changed", limit)
+    if backup.empty:
+        return backup
+    keys = [k for (k,) in scratch_conn.execute(
+        f"SELECT key FROM {DIFF} WHERE status = 'changed' ORDER BY key LIMIT {int(limit)}").fetchall()]
+    cols = ", ".join(f"t.{quote_ident(c)}" for c in columns)
+    cur = live_conn.execute(f"SELECT {cols} FROM {info.qualified} t WHERE {_key_expr(info)} = ANY(%s)", (keys,))
+    live = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+    backup.insert(0, "version", "backup")
+    live.insert(0, "version", "live")
+    both = pd.concat([backup, live], ignore_index=True)
+    return both.sort_values(info.key + ["version"], kind="stable").reset_index(drop=True)
+
+
+def write_csv(scratch_conn, info: TableInfo, path) -> int:
+    """The missing rows as CSV with a header, values exactly as PostgreSQL writes them. Returns bytes written."""
+    size = 0
+    with open(path, "wb") as f, scratch_conn.cursor().copy(
+            f"COPY ({_missing_select(info, info.insert_columns)}) TO STDOUT (FORMAT csv, HEADER)") as cp:
+        for block in cp:
+            f.write(block)
+            size += len(block)
+    return size
+
+
+def write_sql(scratch_conn, info: TableInfo, path, header: list[str]) -> int:
+    """An SQL script that inserts the missing rows, one INSERT ... ON CONFLICT DO NOTHING each, in one transaction.
+    Values are quoted by PostgreSQL itself (quote_nullable). Returns the number of statements."""
+    cols = ", ".join(quote_ident(c) for c in info.insert_columns)
+    overriding = " OVERRIDING SYSTEM VALUE" if info.overriding else ""
+    values = " || ', ' || ".join(f"quote_nullable(t.{quote_ident(c)})" for c in info.insert_columns)
+    prefix = f"INSERT INTO {info.qualified} ({cols}){overriding} VALUES ("
+    select = (f"SELECT {values} FROM {info.qualified} t JOIN {DIFF} d ON d.key = {_key_expr(info)} "
+              f"WHERE d.status = 'missing live' ORDER BY d.key")
+    n = 0
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("".join(f"-- {line}\n" for line in header))
+        f.write("BEGIN;\n")
+        cur = scratch_conn.cursor(name="opsbook_sql_script")  # server-side: the rows stream, whatever their number
+        with scratch_conn.transaction():
+            cur.execute(select)
+            for (row,) in cur:
+                f.write(f"{prefix}{row}) ON CONFLICT DO NOTHING;\n")
+                n += 1
+            cur.close()
+        f.write("COMMIT;\n")
+    return n
+
+
+@dataclass
+class Applied:
+    mode: str  # applied | failed
+    inserted: int
+    before: int
+    after: int
+    message: str
+
+
+def apply(live_conninfo: str, scratch_conn, info: TableInfo, expected: int, *, statement_timeout_ms: int) -> Applied:
+    """Insert the missing rows into the live table in one transaction; commit only if the counts add up.
+
+    Rows travel scratch -> live by COPY into a temporary table, then INSERT ... ON CONFLICT DO NOTHING: live rows
+    are never updated or deleted. Before commit: staged == expected, after - before == inserted, and every staged
+    key present. Otherwise ROLLBACK, and nothing changed.
+    """
+    from ..db import raw_connect  # noqa: PLC0415
+
+    cols = ", ".join(quote_ident(c) for c in info.insert_columns)
+    overriding = " OVERRIDING SYSTEM VALUE" if info.overriding else ""
+    match = " AND ".join(f"t.{quote_ident(c)} IS NOT DISTINCT FROM r.{quote_ident(c)}" for c in info.key)
+    conn = raw_connect(live_conninfo, read_only=False, autocommit=False, statement_timeout_ms=statement_timeout_ms,
+                       lock_timeout_ms=5_000)
+    try:
+        (before,) = conn.execute(f"SELECT count(*) FROM {info.qualified}").fetchone()
+        conn.execute(f"CREATE TEMP TABLE opsbook_recovered ON COMMIT DROP AS SELECT {cols} FROM {info.qualified} "
+                     "WITH NO DATA")
+        with scratch_conn.cursor().copy(f"COPY ({_missing_select(info, info.insert_columns)}) TO STDOUT") as src, \
+                conn.cursor().copy(f"COPY opsbook_recovered ({cols}) FROM STDIN") as dst:
+            for block in src:
+                dst.write(block)
+        (staged,) = conn.execute("SELECT count(*) FROM opsbook_recovered").fetchone()
+        inserted = conn.execute(f"INSERT INTO {info.qualified} ({cols}){overriding} SELECT {cols} FROM "
+                                "opsbook_recovered ON CONFLICT DO NOTHING").rowcount
+        (after,) = conn.execute(f"SELECT count(*) FROM {info.qualified}").fetchone()
+        (present,) = conn.execute(f"SELECT count(*) FROM opsbook_recovered r WHERE EXISTS "
+                                  f"(SELECT 1 FROM {info.qualified} t WHERE {match})").fetchone()
+        problems = []
+        if staged != expected:
+            problems.append(f"staged {staged} rows, expected {expected}")
+        if after - before != inserted:
+            problems.append(f"count went {before} -> {after} but {inserted} were inserted (concurrent writes?)")
+        if present != staged:
+            problems.append(f"{staged - present} recovered key(s) not present after the insert")
+        if problems:
+            conn.rollback()
+            return Applied("failed", 0, before, before, "; ".join(problems) + ". Rolled back: nothing changed.")
+        conn.commit()
+        skipped = staged - inserted
+        note = f"; {skipped} already present (ON CONFLICT DO NOTHING)" if skipped else ""
+        return Applied("applied", inserted, before, after,
+                       f"one transaction: {inserted} inserted{note}; count {before} -> {after}; all {staged} "
+                       "recovered keys present; committed")
+    except Exception as e:  # noqa: BLE001 - any failure: roll back and say why
+        from .tools import scrub  # noqa: PLC0415
+
+        conn.rollback()
+        return Applied("failed", 0, 0, 0, scrub(" ".join(f"{type(e).__name__}: {e}".split()))[:400]
+                       + ". Rolled back: nothing changed.")
+    finally:
+        conn.close()
