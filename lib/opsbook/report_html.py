@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .display import COLORS, badge, esc
+from .display import COLORS, STYLE, badge, esc
 
 TEMPLATES = Path(__file__).parent / "templates"
 HIDDEN_TAGS = {"parameters", "injected-parameters"}
@@ -139,7 +139,7 @@ def header_html(h: Header, html_path: Path, reports_root: Path) -> str:
     if h.server_version:
         facts.insert(2, ("server", f"PostgreSQL {esc(h.server_version)}"))
     dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
-    return (f'<header class="ob-report"><h1>{esc(h.runbook)} '
+    return (f'{STYLE}<header class="ob-report"><h1>{esc(h.runbook)} '
             f'<span class="ob-status" style="background:{status_color}">{esc(h.status)}</span></h1>'
             f'<dl class="ob-facts">{dl}</dl><p><a href="{esc(index)}">all reports</a></p></header>'
             + failure_html(h.error))

@@ -21,6 +21,7 @@ h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #
 table{border-collapse:collapse;width:100%;font-size:.92em}
 th,td{border-bottom:1px solid #eee;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f4f4f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num,td.nowrap{white-space:nowrap}
 .ob-badge{display:inline-block;padding:1px 8px;border-radius:9px;color:#fff;font-size:.85em;font-weight:600}
 .muted{color:#667085}
 """
@@ -93,7 +94,7 @@ def _row(r: dict[str, Any]) -> str:
     duration = r.get("duration_s")
     dur = f"{duration:,.1f} s" if isinstance(duration, (int, float)) else ""
     started = str(r.get("started_at") or "").replace("T", " ").rstrip("Z")
-    return (f'<tr><td>{esc(started)}</td><td><a href="{esc(href)}.html">{esc(r["runbook"])}</a></td>'
+    return (f'<tr><td class="nowrap">{esc(started)}</td><td><a href="{esc(href)}.html">{esc(r["runbook"])}</a></td>'
             f'<td>{esc(r["target"])}</td><td>{status_cell}</td>{tally}<td class="num">{esc(dur)}</td>'
-            f'<td><a href="{esc(href)}.html">html</a> · <a href="{esc(href)}.ipynb">ipynb</a> · '
+            f'<td class="nowrap"><a href="{esc(href)}.html">html</a> · <a href="{esc(href)}.ipynb">ipynb</a> · '
             f'<a href="{esc(href)}.json">json</a></td></tr>')
