@@ -166,3 +166,11 @@ def _isolated_config(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def demo_database(pg):
+    """The demo database on the suite's default server, built once per run (seeded, so always the same)."""
+    from opsbook.demo import ensure_demo_database
+
+    return ensure_demo_database(server=pg)

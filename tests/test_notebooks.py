@@ -1,0 +1,39 @@
+"""Every runbook as JupyterLab would run it (nbval --nbval-lax), and committed without outputs."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+RUNBOOKS = sorted((ROOT / "runbooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", RUNBOOKS, ids=lambda p: p.stem)
+def test_committed_without_outputs_and_with_a_purpose(path):
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [] and cell.get("execution_count") is None, path.name
+    assert nb["metadata"]["opsbook"]["purpose"], "opsbook list shows metadata.opsbook.purpose"
+    tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged `parameters`"
+
+
+@pytest.mark.slow
+def test_every_runbook_executes_under_nbval(demo_database):
+    """The notebooks run top to bottom against the demo target with their defaults, as in JupyterLab."""
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q", "--no-header",
+         *map(str, RUNBOOKS)],
+        cwd=ROOT, env={**os.environ}, capture_output=True, text=True, timeout=1200)
+    tail = out.stdout[-4000:] + out.stderr[-2000:]
+    assert out.returncode == 0, tail
+    passed = re.search(r"(\d+) passed", out.stdout)
+    code_cells = sum(1 for p in RUNBOOKS for c in json.loads(p.read_text())["cells"] if c["cell_type"] == "code")
+    assert passed and int(passed.group(1)) == code_cells, tail
