@@ -83,3 +83,17 @@ def rendered_dom(html_path: Path) -> str:
                              capture_output=True, text=True, timeout=90)
     assert out.returncode == 0, out.stderr[-500:]
     return out.stdout
+
+
+@pytest.fixture(scope="module", autouse=True)
+def offline_sweep(tmp_path_factory):
+    """After a test module: every HTML page it left under the session's temp folder loads nothing from the network.
+
+    Import it into a test module (`from report_checks import offline_sweep`) to apply it there.
+    """
+    base = tmp_path_factory.getbasetemp()
+    before = set(base.rglob("*.html"))
+    yield
+    produced = sorted(set(base.rglob("*.html")) - before)
+    for page in produced:
+        assert_offline(page)

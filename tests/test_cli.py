@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from opsbook import cli, commands
 from report_checks import assert_report_files
+from report_checks import offline_sweep  # noqa: F401 - autouse: checks every page this module writes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runbooks"
 

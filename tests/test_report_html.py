@@ -12,6 +12,7 @@ import pytest
 from opsbook import report_html, report_index, runner
 from opsbook.config import from_dict
 from report_checks import assert_offline, assert_report_files, fetched_urls, rendered_dom
+from report_checks import offline_sweep  # noqa: F401 - autouse: checks every page this module writes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runbooks"
 HOSTILE = '<img src=x onerror="alert(1)">'

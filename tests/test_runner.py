@@ -13,6 +13,7 @@ from opsbook import runner
 from opsbook.config import from_dict
 from opsbook.errors import ConfigError, ParameterError, UnknownRunbook, UnknownTarget, UsageError
 from report_checks import assert_report_files
+from report_checks import offline_sweep  # noqa: F401 - autouse: checks every page this module writes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runbooks"
 ISOLATE = ("OPSBOOK_CONFIG", "OPSBOOK_RUN_RECORD", "OPSBOOK_REPORT_STEM", "PGPASSWORD")

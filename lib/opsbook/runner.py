@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,9 @@ from .errors import OpsbookError, ParameterError, UnknownRunbook, UsageError
 RUNBOOKS_ENV = "OPSBOOK_RUNBOOKS"
 FAIL_ON = ("warning", "critical")
 MIN_SECRET_LEN = 4
+# A run sets os.environ for its kernel and papermill changes the working directory: both are process-wide, so
+# runs in one process take turns. Run in parallel with processes (one `opsbook run` each), not threads.
+_RUN_LOCK = threading.Lock()
 
 
 @dataclass
@@ -107,7 +111,7 @@ def run_runbook(name: str, target: str = "demo", params: dict[str, Any] | None =
         record_file = Path(tmp) / "record.jsonl"
         kernel_env = {"OPSBOOK_RUN_RECORD": str(record_file), "OPSBOOK_REPORT_STEM": str(stem),
                       "OPSBOOK_CONFIG": str(_config_file(config, Path(tmp)))}
-        with _environ(kernel_env), _quiet_papermill():
+        with _RUN_LOCK, _environ(kernel_env), _quiet_papermill():
             nb, error = _execute(path, nb_path, injected, kernel_log=Path(tmp) / "kernel.log")
         from . import runrecord  # noqa: PLC0415
 
