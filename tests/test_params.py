@@ -144,3 +144,11 @@ def test_toml_writer_round_trips_what_the_kernel_reads():
                                 "thresholds": {"activity.long_running": {"warning": 60, "critical": 1.5}}}},
            "history": {"url": "sqlite:////tmp/h.sqlite"}, "flags": [True, False, 3, [1, {"a": "b"}]]}
     assert tomllib.loads(dumps(raw)) == raw
+
+
+def test_a_broken_notebook_file_is_one_clear_error(tmp_path):
+    from opsbook.errors import OpsbookError
+
+    (tmp_path / "broken.ipynb").write_text('{"cells": [')
+    with pytest.raises(OpsbookError, match="broken.ipynb is not a readable notebook: JSONDecodeError"):
+        params.describe(tmp_path / "broken.ipynb")

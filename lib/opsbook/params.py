@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ParameterError
+from .errors import OpsbookError, ParameterError
 
 TYPES = ("str", "int", "float", "bool", "list", "dict", "str | None", "int | None", "float | None",
          "list[int]", "list[str]")
@@ -34,7 +34,13 @@ class Param:
 
 def read_notebook(path: str | Path) -> dict[str, Any]:
     """The notebook as plain JSON (cheaper than nbformat for metadata and one cell)."""
-    return json.loads(Path(path).read_text())
+    try:
+        nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise OpsbookError(f"{path} is not a readable notebook: {type(e).__name__}: {e}") from None
+    if not isinstance(nb, dict):
+        raise OpsbookError(f"{path} is not a notebook (no JSON object at the top)")
+    return nb
 
 
 def cell_source(cell: dict[str, Any]) -> str:

@@ -17,6 +17,9 @@ PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
 PLOTLY_MARKERS = ("Plotly.newPlot", "Plotly.react")
 
 CSS = """
+/* JupyterLab right-aligns every cell of an output table (specificity 0,2,1); opsbook tables align by content */
+.jp-RenderedHTMLCommon table.ob-table td,.jp-RenderedHTMLCommon table.ob-table th{text-align:left}
+.jp-RenderedHTMLCommon table.ob-table td.num{text-align:right}
 .ob-report{font-family:var(--jp-ui-font-family,system-ui,sans-serif);margin:0 0 1.5em;padding:1em 1.2em;
   border-bottom:1px solid #e4e4e7}
 .ob-report h1{margin:0 0 .3em;font-size:1.6em}

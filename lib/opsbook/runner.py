@@ -73,7 +73,11 @@ def list_runbooks() -> list[tuple[str, str]]:
     """(name, one-line purpose from metadata.opsbook.purpose) for every runbook."""
     out = []
     for name in runbook_names():
-        nb = paramspec.read_notebook(runbooks_dir() / f"{name}.ipynb")
+        try:
+            nb = paramspec.read_notebook(runbooks_dir() / f"{name}.ipynb")
+        except OpsbookError as e:
+            out.append((name, f"(unreadable: {e})"))
+            continue
         out.append((name, nb.get("metadata", {}).get("opsbook", {}).get("purpose", "")))
     return out
 
