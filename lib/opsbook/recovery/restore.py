@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .archive import Backup, split_toc_desc, toc_kind
+from .archive import Backup, toc_kind
 from .tools import Client, libpq_args, scrub, session_for, with_dbname
 
 SCRATCH_PREFIXES = ("opsbook_verify", "opsbook_recover")
@@ -81,7 +81,8 @@ def drop(scratch: ScratchDatabase) -> None:
     """Drop the scratch database, terminating anything still connected (a restore we stopped, say)."""
     from ..db import raw_connect  # noqa: PLC0415
 
-    assert is_scratch_name(scratch.name), scratch.name  # never drop anything we did not name
+    if not is_scratch_name(scratch.name):  # never drop anything we did not name
+        raise ValueError(f"refusing to drop {scratch.name!r}: not an opsbook scratch database name")
     try:
         with raw_connect(scratch.admin_conninfo, read_only=False, statement_timeout_ms=120_000) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{scratch.name}" WITH (FORCE)')
@@ -135,7 +136,8 @@ def restore(backup: Backup, client: Client, conninfo: str, *, jobs: int = 1, sec
     live server's roles); plain SQL is fed to psql line by line. Errors do not stop the restore, as with
     pg_restore's and psql's defaults; they are collected and quoted.
     """
-    assert is_scratch_name(_dbname(conninfo)), "restores only ever go into a scratch database"
+    if not is_scratch_name(_dbname(conninfo)):
+        raise ValueError("restores only ever go into an opsbook scratch database")
     dsn, env = libpq_args(conninfo, "opsbook-restore")
     if backup.is_archive:
         cmd = [client.path("pg_restore"), "--verbose", "--no-owner", "--no-privileges", "--no-password"]
@@ -204,6 +206,12 @@ class _Timeline:
             if item is not None:
                 self.open[item] = ev
 
+    def cut(self) -> None:
+        """The sequential object in progress is done (the parallel loop starts)."""
+        with self.lock:
+            if self.events and self.events[-1]["end_s"] is None and not self.open:
+                self.events[-1]["end_s"] = self.now()
+
     def finish(self, item: str) -> None:
         with self.lock:
             ev = self.open.pop(item, None)
@@ -223,13 +231,21 @@ _ITEM = re.compile(r"^pg_restore: (launching|finished) item (\d+) (.+)$")
 
 
 def _pg_restore_line(line: str, tl: _Timeline, state: dict) -> None:
-
-    if m := _ITEM.match(line):
-        desc = split_toc_desc(m.group(3))
+    # With --jobs, items are timed from "launching item" to "finished item"; the workers' own "creating ..." and
+    # "processing data ..." lines inside the parallel loop would double-count them.
+    if line.startswith("pg_restore: entering main parallel loop"):
+        state["parallel"] = True
+        tl.cut()
+    elif line.startswith("pg_restore: finished main parallel loop"):
+        state["parallel"] = False
+    elif m := _ITEM.match(line):
+        kind = toc_kind(m.group(3))
         if m.group(1) == "launching":
-            tl.start(desc["kind"], ".".join(x for x in (desc["schema"], desc["name"]) if x), item=m.group(2))
+            tl.start(kind, m.group(3)[len(kind):].strip(), item=m.group(2))
         else:
             tl.finish(m.group(2))
+    elif state.get("parallel") and (_DATA.match(line) or _CREATING.match(line)):
+        pass
     elif m := _DATA.match(line):
         tl.start("TABLE DATA", m.group(1))
     elif (m := _CREATING.match(line)) and not m.group(1).startswith("SELECT "):

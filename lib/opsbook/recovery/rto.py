@@ -34,8 +34,18 @@ class RestoreModel:
 
 def fit(result: RestoreResult, restored_bytes: int) -> RestoreModel:
     ev = result.events_frame()
-    scaling = float(ev.loc[ev["kind"].isin(SCALING_KINDS), "duration_s"].sum()) if len(ev) else 0.0
-    return RestoreModel(result.duration_s, min(scaling, result.duration_s), int(restored_bytes))
+    scaling = ev[ev["kind"].isin(SCALING_KINDS)] if len(ev) else ev
+    return RestoreModel(result.duration_s, min(_covered_s(scaling), result.duration_s), int(restored_bytes))
+
+
+def _covered_s(events) -> float:
+    """Wall-clock seconds covered by the events: with parallel jobs they overlap, and overlap counts once."""
+    total, end = 0.0, float("-inf")
+    for start, stop in sorted(zip(events["start_s"], events["end_s"])):
+        if stop > end:
+            total += stop - max(start, end)
+            end = stop
+    return total
 
 
 def predictions(model: RestoreModel, live_bytes: int | None, rto_minutes: float):
