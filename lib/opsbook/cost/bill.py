@@ -121,7 +121,7 @@ def compute_bill(prices: PriceList, usage: Usage, settings: Settings) -> Bill:
                 f"({', '.join(line.item.lower() for line in capped)}; disk stays at 8 GB and the database turns "
                 "read-only when it fills)." if capped else
                 "The spend cap is on; nothing is over quota, so it changes nothing this month.")
-        lines.append(Line("spend_cap", "Spend cap", "cap", -covered, note=note,
+        lines.append(Line("spend_cap", "Spend cap", "cap", -covered + 0.0, note=note,
                           price_source="S10, S6", usage_source=settings.sources.get("spend_cap", "")))
     return Bill(settings, lines, hours, prices.describe(), usage)
 
@@ -194,6 +194,9 @@ def _item_line(prices: PriceList, usage: Usage, settings: Settings, name: str, i
     elif unavailable:
         note = (f"{num(used, unit)} used, but {label.lower()} is not available on the {plan_label} plan."
                 if used else f"Not available on the {plan_label} plan.")
+    elif over <= 0 and name == "disk" and pays:
+        note = (f"The databases ({num(usage.database_gb, 'GB')}) fit the {num(quota, unit)} disk the plan includes: "
+                "no charge." if usage.database_gb is not None else f"{num(used, unit)} disk, included: no charge.")
     elif over <= 0:
         pct = 100 * used / quota if quota else 0
         note = f"{num(used, unit)} of {num(quota, unit)} included ({pct:.0f}%): no charge."
@@ -205,7 +208,7 @@ def _item_line(prices: PriceList, usage: Usage, settings: Settings, name: str, i
         note = (f"{num(over, unit)} over the {plan_label} plan's {num(quota, unit)}: not billed, but the project is "
                 "restricted" + (" (the database turns read-only)" if name == "disk" else "") +
                 " until usage falls or the plan is upgraded.")
-    if name == "disk" and q.value is not None and pays:
+    if name == "disk" and q.value is not None and pays and over > 0:
         note = f"Provisioned disk ({q.detail}). " + note
     return Line(name, label, "usage", amount, used if q.value is not None else None, unit, price,
                 f"USD {per_text}", None if unavailable else quota, over, note,

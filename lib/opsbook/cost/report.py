@@ -11,9 +11,12 @@ TABLE = '<table class="ob-table"><thead><tr>{head}</tr></thead><tbody>{body}</tb
 
 def _table(head: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
     """Rows of already-escaped cells."""
-    h = "".join(f"<th>{esc(c)}</th>" for c in head)
-    b = "".join("<tr>" + "".join(f'<td class="{"num" if i in numeric else ""}">{c}</td>' for i, c in enumerate(r))
-                + "</tr>" for r in rows)
+    h = "".join(f'<th style="text-align:{"right" if i in numeric else "left"}">{esc(c)}</th>'
+                for i, c in enumerate(head))
+    # inline alignment: JupyterLab's exported CSS right-aligns every cell with a more specific selector
+    b = "".join("<tr>" + "".join(f'<td class="num" style="text-align:right">{c}</td>' if i in numeric else
+                                 f'<td style="text-align:left">{c}</td>' for i, c in enumerate(r)) + "</tr>"
+                for r in rows)
     return TABLE.format(head=h, body=b)
 
 
@@ -53,9 +56,9 @@ def whatifs_html(whatifs) -> str:
     rows = []
     for w in whatifs:
         change = "no change" if w.delta_usd == 0 else f"{w.delta_usd:+,.2f}"
-        caveat = w.caveat + ("" if w.fits else "")
-        rows.append([esc(w.title), esc(change), esc(usd(w.new_total_usd)), esc(w.detail),
-                     esc(caveat)])
+        if not w.fits:
+            change += " (does not fit)"
+        rows.append([esc(w.title), esc(change), esc(usd(w.new_total_usd)), esc(w.detail), esc(w.caveat)])
     if not rows:
         return '<p class="ob-muted">No levers to weigh.</p>'
     return _table(["if we…", "USD a month", "new monthly total", "why", "mind that"], rows, numeric={1, 2})
@@ -68,7 +71,8 @@ def settings_html(a) -> str:
                        ("pitr_days", "PITR days"), ("ipv4", "IPv4 add-on"), ("custom_domain", "custom domain"),
                        ("read_replicas", "read replicas"), ("log_drains", "log drains"), ("disk_gb", "disk size GB")):
         value = getattr(s, key)
-        rows.append([esc(label), esc("estimated" if value is None else value), esc(s.sources.get(key, ""))])
+        shown = "estimated" if value is None else ("on" if value else "off") if isinstance(value, bool) else value
+        rows.append([esc(label), esc(shown), esc(s.sources.get(key, ""))])
     return _table(["setting", "value", "from"], rows)
 
 
@@ -132,3 +136,68 @@ def trend_html(trend) -> str:
             for r in df.to_dict("records")]
     return _table(["month", "", "USD", "databases", "disk", "file storage", "monthly active users"], rows,
                   numeric={2, 3, 4, 5, 6}) + f'<p class="ob-muted">{esc(trend.note)}</p>'
+
+
+# ------------------------------------------------------------------ what the notebook cells call
+UNAVAILABLE = '<p class="ob-muted">Not available: the database could not be reached (see the findings).</p>'
+
+
+def _show(markup: str) -> None:
+    from ..display import show_html  # noqa: PLC0415
+
+    show_html(markup)
+
+
+def show_bill(a) -> None:
+    _show(UNAVAILABLE if a is None else headline_html(a) + bill_html(a.bill))
+
+
+def show_levers(a) -> None:
+    if a is None:
+        return _show(UNAVAILABLE)
+    _show("<p>Each lever is priced alone against this month's bill; they are alternatives and their savings do "
+          "not simply add up.</p>" + whatifs_html(a.whatifs))
+
+
+def show_space(a) -> None:
+    """Where the archive and index levers get their bytes."""
+    if a is None:
+        return _show(UNAVAILABLE)
+    idx = a.indexes
+    rows = [] if idx is None else [[esc(f"{r['schema']}.{r['index_name']}"), esc(r["table_name"]),
+                                    esc(human_bytes(r["size_bytes"])), esc(r["definition"])]
+                                   for r in idx.head(15).to_dict("records")]
+    since = ""
+    if idx is not None and len(idx) and idx["stats_reset"].notna().any():
+        since = f" (statistics reset {esc(idx['stats_reset'].iloc[0])})"
+    indexes = _table(["index", "table", "size", "definition"], rows) if rows else \
+        '<p class="ob-muted">No unused index outside constraints.</p>'
+    _show(f"<h4>Rows older than {a.archive_days} days</h4>" + archive_html(a.archive, a.archive_days)
+          + f"<h4>Indexes never scanned{since}</h4>" + indexes)
+
+
+def show_trend(a) -> bool:
+    """The months table (True) or why there is none (False)."""
+    if a is None:
+        _show(UNAVAILABLE)
+        return False
+    if a.trend is None or a.trend.months is None or not len(a.trend.months):
+        _show(f'<p class="ob-muted">{esc(a.trend_note)}</p>')
+        return False
+    _show(trend_html(a.trend))
+    return True
+
+
+def show_rds(a) -> None:
+    _show(UNAVAILABLE if a is None else rds_html(a.rds))
+
+
+def show_provenance(a) -> None:
+    if a is None:
+        return _show(UNAVAILABLE)
+    _show("<h4>What is bought</h4>" + settings_html(a) + "<h4>What was used</h4>" + usage_html(a)
+          + f"<p>Connection peak for the compute fit: {esc(num(a.peak))} ({esc(a.peak_source)}).</p>")
+
+
+def show_sources(a) -> None:
+    _show(UNAVAILABLE if a is None else sources_html(a))

@@ -79,9 +79,24 @@ def _target_settings(target: Any) -> dict[str, tuple[Any, str]]:
     return out
 
 
+_TRUE, _FALSE = {"true", "on", "yes", "1"}, {"false", "off", "no", "0"}
+
+
+def flag(name: str, value: Any) -> Any:
+    """A yes/no parameter given as text (the runbook parameter types have no `bool | None`): on/off, true/false."""
+    if isinstance(value, str):
+        if value.strip().lower() in _TRUE:
+            return True
+        if value.strip().lower() in _FALSE:
+            return False
+        raise ParameterError(f"{name} must be on or off (true/false), got {value!r}")
+    return value
+
+
 def resolve(prices: PriceList, target: Any = None, params: dict[str, Any] | None = None) -> Settings:
     """Parameters win over opsbook.toml, which wins over the plan's defaults; invalid combinations are refused."""
-    params = {k: v for k, v in (params or {}).items() if v is not None}
+    params = {k: flag(k, v) if k in ("spend_cap", "ipv4", "custom_domain") else v
+              for k, v in (params or {}).items() if v is not None and v != ""}
     conf = _target_settings(target)
     sources: dict[str, str] = {}
     values: dict[str, Any] = {}

@@ -240,7 +240,7 @@ def combine(sql: dict[str, Quantity], csv_q: dict[str, Quantity], param_q: dict[
         disk = provisioned_disk_gb(database_gb, autoscale)
         quantities["disk"] = Quantity(
             "disk", disk, "database",
-            f"estimated: {database_gb:,.2f} GB of databases need a {disk:g} GB disk by the auto-scaling rule "
+            f"estimated: {database_gb:,.2f} GB of databases need a disk of {disk:g} GB by the auto-scaling rule "
             f"(grows by {autoscale.get('grow_pct', 50):g}% at {autoscale.get('trigger_pct', 90):g}% full, from "
             f"{autoscale.get('min_gb', 8):g} GB; never shrinks by itself); WAL and system files not counted")
     return Usage(quantities, database_gb=database_gb, databases=facts.get("databases"),

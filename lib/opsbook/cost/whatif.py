@@ -54,8 +54,11 @@ def free_space(prices: PriceList, usage: Usage, settings: Settings, current: Bil
     detail = (f"{what}: frees about {num(freed_gb * 1024, 'MB') if freed_gb < 1 else num(freed_gb, 'GB')} "
               f"({100 * freed_gb / db_gb if db_gb else 0:.0f}% of the {num(db_gb, 'GB')} of databases). ")
     if delta < 0:
-        detail += (f"The disk could shrink from {num(disk, 'GB')} to {num(shrunk, 'GB')}, which saves "
-                   f"{-delta:.2f} USD a month.")
+        alone = _price(prices, usage.but(disk=disk_after_shrink(prices, db_gb, disk)), settings, current)[1]
+        detail += (f"The disk could then shrink from {num(disk, 'GB')} to {num(shrunk, 'GB')}, which saves "
+                   f"{-delta:.2f} USD a month")
+        detail += (f", of which {-alone:.2f} the shrink alone would save (the disk is larger than the data "
+                   "needs)." if alone < 0 else ".")
         caveat = ("Supabase shrinks a disk only during a Postgres version upgrade (to 1.2× the database size, at "
                   "least 8 GB); until then the space is headroom.")
     elif shrunk < disk:
@@ -67,6 +70,21 @@ def free_space(prices: PriceList, usage: Usage, settings: Settings, current: Bil
                    "space is headroom and delays the next auto-scale step.")
         caveat = ""
     return WhatIf(lever, title, delta, new.total_usd, detail, caveat)
+
+
+def shrink_disk(prices: PriceList, usage: Usage, settings: Settings, current: Bill) -> WhatIf | None:
+    """The disk larger than the data needs (it grew, then data went away): shrink it at the next upgrade."""
+    db_gb, disk = usage.database_gb or 0.0, usage.get("disk")
+    shrunk = disk_after_shrink(prices, db_gb, disk)
+    if shrunk >= disk:
+        return None
+    new, delta = _price(prices, usage.but(disk=shrunk), settings, current)
+    return WhatIf("disk_shrink", "Shrink the disk to fit the data", delta, new.total_usd,
+                  f"The disk is {num(disk, 'GB')} for {num(db_gb, 'GB')} of databases; shrunk to 1.2× the data it "
+                  f"would be {num(shrunk, 'GB')}" + (f", saving {-delta:.2f} USD a month." if delta < 0 else
+                                                     ", but its cost is already kept off the bill."),
+                  "Supabase shrinks a disk only during a Postgres version upgrade (Settings > Infrastructure); plan "
+                  "the upgrade window.")
 
 
 def archive(prices: PriceList, usage: Usage, settings: Settings, current: Bill, candidates, days: int) -> WhatIf:
@@ -197,8 +215,8 @@ def change_pitr(prices: PriceList, usage: Usage, settings: Settings, current: Bi
 
 def levers(prices: PriceList, usage: Usage, settings: Settings, current: Bill, *, archive_rows=None,
            archive_days: int = 90, indexes=None, compute=None) -> list[WhatIf]:
-    """Every lever, most money saved first."""
-    out = []
+    """Every lever: those the usage fits, most money saved first; then those it would not fit."""
+    out = [w for w in [shrink_disk(prices, usage, settings, current)] if w is not None]
     if archive_rows is not None:
         out.append(archive(prices, usage, settings, current, archive_rows, archive_days))
     if indexes is not None:
@@ -216,4 +234,4 @@ def levers(prices: PriceList, usage: Usage, settings: Settings, current: Bill, *
         for days in PITR_CHOICES:
             if days != settings.pitr_days:
                 out.append(change_pitr(prices, usage, settings, current, days))
-    return sorted(out, key=lambda w: (w.delta_usd, w.lever))
+    return sorted(out, key=lambda w: (not w.fits, w.delta_usd, w.lever))  # what fits, most saved first

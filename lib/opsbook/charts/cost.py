@@ -1,0 +1,64 @@
+"""Figures for the cost analysis: the bill's composition, the levers, the months past and ahead."""
+from __future__ import annotations
+
+SAVE, SPEND, TOTAL = "#067647", "#b42318", "#175cd3"
+
+
+def bill_waterfall(bill):
+    """Waterfall: each non-zero line adds or subtracts, ending at the month's total."""
+    import plotly.graph_objects as go  # noqa: PLC0415
+
+    lines = [line for line in bill.lines if line.amount_usd or line.kind in ("plan", "compute")]
+    x = [_short(line.item) for line in lines] + ["Total"]
+    y = [line.amount_usd for line in lines] + [bill.total_usd]
+    fig = go.Figure(go.Waterfall(
+        x=x, y=y, measure=["relative"] * len(lines) + ["total"],
+        text=[f"{v:,.2f}" for v in y], textposition="outside",
+        increasing={"marker": {"color": SPEND}}, decreasing={"marker": {"color": SAVE}},
+        totals={"marker": {"color": TOTAL}}, connector={"line": {"color": "#98a2b3"}}))
+    fig.update_layout(title=f"What makes up the {bill.total_usd:,.2f} USD", yaxis_title="USD a month", height=380,
+                      showlegend=False, margin={"t": 60, "b": 120})
+    return fig
+
+
+def _short(label: str, width: int = 16) -> str:
+    """Axis labels: drop the detail in parentheses, break long ones over lines."""
+    words, lines, cur = label.split(" (")[0].split(), [], ""
+    for w in words:
+        if cur and len(cur) + len(w) + 1 > width:
+            lines.append(cur)
+            cur = w
+        else:
+            cur = f"{cur} {w}".strip()
+    return "<br>".join(lines + [cur])
+
+
+def levers_bar(whatifs):
+    """Horizontal bars: each lever's monthly change, savings to the left in green."""
+    import plotly.graph_objects as go  # noqa: PLC0415
+
+    ws = list(reversed(whatifs))  # most saved at the top
+    fig = go.Figure(go.Bar(
+        x=[w.delta_usd for w in ws], y=[w.title for w in ws], orientation="h",
+        marker={"color": [SAVE if w.delta_usd < 0 else SPEND if w.delta_usd > 0 else "#98a2b3" for w in ws]},
+        text=[f"{w.delta_usd:+,.2f}" for w in ws], textposition="auto"))
+    fig.update_layout(title="Monthly change in USD if we…", xaxis_title="USD a month (negative saves money)",
+                      height=120 + 32 * len(ws), margin={"l": 260})
+    return fig
+
+
+def months_bar(months):
+    """Stacked bars per month (plan, compute, usage, add-ons); projected months drawn lighter."""
+    import plotly.graph_objects as go  # noqa: PLC0415
+
+    colors = {"plan": "#175cd3", "compute": "#6941c6", "usage": "#b54708", "add-ons": "#067647"}
+    fig = go.Figure()
+    for group, color in colors.items():
+        col = f"{group}_usd"
+        fig.add_bar(x=months["month"], y=months[col], name=group, marker={
+            "color": color, "opacity": 1.0, "pattern": {"shape": ["" if k == "past" else "/" for k in months["kind"]]}})
+    fig.add_scatter(x=months["month"], y=months["total_usd"], mode="text", showlegend=False,
+                    text=[f"{v:,.2f}" for v in months["total_usd"]], textposition="top center")
+    fig.update_layout(barmode="relative", title="Monthly bill: past months and the next three (hatched: projected)",
+                      yaxis_title="USD", height=380)
+    return fig
