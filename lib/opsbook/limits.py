@@ -29,6 +29,11 @@ class Limit:
     unit: str
     source: str
     note: str = ""
+    key: str = ""  # short snake_case name for metrics, e.g. read_only, included_disk
+
+    @property
+    def slug(self) -> str:
+        return self.key or "".join(ch if ch.isalnum() else "_" for ch in self.name.lower()).strip("_")
 
 
 @dataclass
@@ -44,6 +49,12 @@ class Limits:
     max_connections: Limit | None = None
     pooler_max_clients: Limit | None = None
     price_list: str = PRICE_LIST
+
+    def frame(self):
+        """as_rows() as a DataFrame."""
+        import pandas as pd  # noqa: PLC0415
+
+        return pd.DataFrame(self.as_rows(), columns=["limit", "value", "unit", "source", "note"])
 
     def as_rows(self) -> list[dict[str, Any]]:
         """Every limit as a row (name, value, unit, source, note), for a table in the report."""
@@ -84,7 +95,8 @@ def resolve(plan: str | None, compute: str | None, overrides: dict[str, Any] | N
         out.mau = Limit(f"{plan} plan monthly active users", over.get("mau", p["mau"]), "users",
                         _src(p, "mau", over, "mau"))
     elif over.get("database_size_bytes"):
-        out.size = [Limit("database size limit", over["database_size_bytes"], "bytes", "opsbook.toml override")]
+        out.size = [Limit("database size limit", over["database_size_bytes"], "bytes", "opsbook.toml override",
+                          key="database_size_limit")]
     c = data["compute"].get(compute or "", {})
     where = f"{data['compute']['source']}, {PRICE_LIST} (as of {data['compute']['as_of']})"
     if c or "max_connections" in over:
@@ -115,18 +127,19 @@ def _size_limits(plan: str, p: dict[str, Any], spend_cap: bool, over: dict[str, 
     src = _src(p, "database_size", over, "database_size_bytes")
     included = over.get("database_size_bytes", p["database_size_bytes"])
     if not p.get("disk_autoscale"):
-        return [Limit(f"{plan} plan database size", included, "bytes", src)]
+        return [Limit(f"{plan} plan database size", included, "bytes", src, key="plan_database_size")]
     auto = raw()["disk_autoscaling"]
     auto_src = f"{auto['source']}, {PRICE_LIST} (as of {auto['as_of']})"
     disk = over.get("disk_bytes", included)
     lines = [Limit(f"{plan} plan included disk", included, "bytes", src,
-                   f"beyond it: {p['disk_overage_usd_per_gb_month']} USD/GB-month")]
+                   f"beyond it: {p['disk_overage_usd_per_gb_month']} USD/GB-month", key="included_disk")]
     if spend_cap:
         lines.append(Limit("read-only at 95% of disk (spend cap on: no auto-scaling)",
                            disk * auto["read_only_pct"] / 100, "bytes", auto_src,
-                           "Pro disk does not grow past 8 GB while the spend cap is on (S10, S6)"))
+                           "Pro disk does not grow past 8 GB while the spend cap is on (S10, S6)", key="read_only"))
     else:
         lines.append(Limit(f"disk auto-scales at {auto['trigger_pct']}% full", disk * auto["trigger_pct"] / 100,
                            "bytes", auto_src, f"grows by {auto['grow_pct_under_1tb']}% under 1 TB, at most "
-                           f"{auto['max_resizes_per_24h']} resizes per 24 h; read-only at {auto['read_only_pct']}%"))
+                           f"{auto['max_resizes_per_24h']} resizes per 24 h; read-only at {auto['read_only_pct']}%",
+                           key="autoscale_trigger"))
     return sorted(lines, key=lambda x: x.value)

@@ -22,6 +22,10 @@ def sequences(ctx: CheckContext) -> pd.DataFrame:
     return df
 
 
+def _pct(p: float) -> str:
+    return f"{p:.2f}%" if p >= 99 else f"{p:.1f}%"
+
+
 def judge_sequences(df, *, warning: float = 75, critical: float = 90) -> list[Finding]:
     out = []
     for r in df.itertuples():
@@ -37,7 +41,7 @@ def judge_sequences(df, *, warning: float = 75, critical: float = 90) -> list[Fi
         fix = (f"ALTER TABLE {r.table_schema}.{r.table_name} ALTER COLUMN {r.column_name} TYPE bigint;  -- rewrites "
                f"the table under an exclusive lock: plan it (or add a bigint column and backfill)"
                if narrower else f"ALTER SEQUENCE {seq} AS bigint MAXVALUE 9223372036854775807;")
-        out.append(Finding("sequences.exhaustion", sev, f"{seq} at {r.pct_used:.1f}% of its limit "
+        out.append(Finding("sequences.exhaustion", sev, f"{seq} at {_pct(r.pct_used)} of its limit "
                                                         f"({r.last_value:,.0f} of {r.usable_max:,.0f})",
                            detail=f"{limit}.{left}", objects=[x for x in (seq, col) if x], value=r.pct_used,
                            threshold=critical if sev is Severity.CRITICAL else warning, remediation=fix))

@@ -83,12 +83,12 @@ def days_table(fc: forecast.Forecast, current: float, lines: list[limits.Limit],
             continue
         to_trigger = fc.days_until(line.value * trigger_pct / 100)
         to_full = fc.days_until(line.value)
-        rows.append({"limit": line.name, "limit_value": float(line.value), "unit": line.unit,
+        rows.append({"limit": line.name, "key": line.slug, "limit_value": float(line.value), "unit": line.unit,
                      "pct_used": 100.0 * current / line.value,
                      "days_to_trigger": to_trigger.days, "days_to_full": to_full.days,
                      "days_to_full_earliest": to_full.earliest, "days_to_full_latest": to_full.latest,
                      "source": line.source})
-    return pd.DataFrame(rows, columns=["limit", "limit_value", "unit", "pct_used", "days_to_trigger", "days_to_full",
+    return pd.DataFrame(rows, columns=["limit", "key", "limit_value", "unit", "pct_used", "days_to_trigger", "days_to_full",
                                        "days_to_full_earliest", "days_to_full_latest", "source"])
 
 
@@ -98,3 +98,69 @@ def days_text(days: float | None) -> str:
     if days == 0:
         return "already reached"
     return f"in about {days:,.0f} days"
+
+
+def history_status(ctx) -> str:
+    """One sentence for the report: how much history there is, and whether its clock was simulated."""
+    from . import HOW_TO_START  # noqa: PLC0415
+
+    store = store_for(ctx)
+    snaps = store.snapshots(ctx.target.name) if store is not None else pd.DataFrame()
+    if len(snaps) < 2:
+        return (f"No history for target '{ctx.target.name}' yet ({len(snaps)} snapshot(s)): this report shows the "
+                f"current state only. To start collecting, {HOW_TO_START.format(target=ctx.target.name)}.")
+    span = (snaps["ts"].iloc[-1] - snaps["ts"].iloc[0]).total_seconds() / 86400
+    sim = int(snaps["simulated"].sum())
+    text = (f"{len(snaps)} snapshots from {snaps['ts'].iloc[0]:%Y-%m-%d} to {snaps['ts'].iloc[-1]:%Y-%m-%d} "
+            f"({span:,.0f} days).")
+    if sim:
+        text += (f" {sim} of them were replayed by `opsbook demo` with a simulated clock: the rows and the "
+                 "measurements are real, the dates are not (60 days of growth take seconds).")
+    return text
+
+
+def metrics(size_df, forecast_df, headroom_df=None, bloat_df=None, unused_df=None) -> dict[str, Any]:
+    """The numbers a capacity report records for trends: size, growth per day, days until each limit."""
+    out: dict[str, Any] = {}
+    if size_df is not None:
+        out["database_size_bytes"] = size_df.attrs.get("size_bytes")
+    if forecast_df is not None:
+        fc = forecast_df.attrs.get("forecast")
+        if fc is not None and fc.ok:
+            out["database_growth_per_day_bytes"] = round(fc.growth_per_day, 1)
+            out["forecast_model"] = fc.model
+        if len(forecast_df):
+            tight = forecast_df.sort_values("limit_value").iloc[0]
+            out["days_until_disk_full"] = _round(tight["days_to_full"])
+            out["days_until_scaling_trigger"] = _round(tight["days_to_trigger"])
+        for r in forecast_df.itertuples():
+            out[f"days_until_80pct_{r.key}"] = _round(r.days_to_trigger)
+            out[f"days_until_full_{r.key}"] = _round(r.days_to_full)
+    if headroom_df is not None and len(headroom_df):
+        out["connections_peak"] = headroom_df.attrs.get("peak")
+    if bloat_df is not None and len(bloat_df):
+        out["bloat_estimated_bytes"] = float(bloat_df["bloat_bytes"].sum())
+    if unused_df is not None and len(unused_df):
+        out["unused_index_bytes"] = float(never_scanned(unused_df)["size_bytes"].sum())
+    return out
+
+
+def _round(days) -> float | None:
+    return None if days is None or days != days else round(float(days), 1)
+
+
+def never_scanned(usage: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Indexes from indexes.unused's data never scanned and enforcing no constraint: what dropping them saves."""
+    if usage is None:
+        return None
+    return usage[(usage["idx_scan"] == 0) & ~usage["is_unique"] & ~usage["backs_constraint"]]
+
+
+def table_trends(ctx, top: int = 8) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(table sizes over the window, the `top` tables by growth); empty frames without history."""
+    store = store_for(ctx)
+    if store is None or not store.has_history(ctx.target.name):
+        return pd.DataFrame(columns=["ts", "schema_name", "table_name", "total_bytes"]), pd.DataFrame(
+            columns=["schema_name", "table_name", "growth_bytes", "growth_per_day_bytes"])
+    start = _window_start(store, ctx.target.name, time.time() - params(ctx)["window_days"] * 86400)
+    return store.table_sizes(ctx.target.name, start=start), store.table_growth(ctx.target.name, start=start, top=top)

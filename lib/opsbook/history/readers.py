@@ -123,7 +123,7 @@ class HistoryStore:
         picked["pos"] = rows.index.get_level_values("pos").to_numpy()
         picked = picked[picked["_present"]].drop(columns="_present")
         picked["snapshot_id"] = [ids[p] for p in picked["pos"]]
-        picked["ts"] = snaps.set_index("id").loc[picked["snapshot_id"], "ts"].to_numpy()  # noqa: PD011
+        picked["ts"] = picked["snapshot_id"].map(snaps.set_index("id")["ts"])
         out = picked.merge(ents.rename(columns={"id": "entity_id"}), on="entity_id", how="left")
         return out[["snapshot_id", "ts", "entity_id", "key", "schema_name", "name", "parent", "info",
                     *value_cols]].sort_values(["ts", "key"]).reset_index(drop=True)
