@@ -128,6 +128,12 @@ def test_each_add_on(params, key, amount, total):
     assert b.amount("spend_cap") == 0  # the cap covers none of them
 
 
+def test_replica_disk_under_the_spend_cap_stays_at_the_included_size():
+    u = usage(database_gb=20, **QUIET)  # 27 GB needed, but the cap keeps the primary at 8 GB
+    assert bill(u, plan="pro", read_replicas=1, spend_cap=True).amount("read_replicas_disk") == 1.25
+    assert bill(u, plan="pro", read_replicas=1, spend_cap=False).amount("read_replicas_disk") == 4.22  # 33.75 GB
+
+
 def test_all_add_ons_together():
     b = bill(usage(**QUIET), plan="pro", pitr_days=7, ipv4=True, custom_domain=True, read_replicas=1, log_drains=1)
     # 25 + PITR 100.01 + IPv4 2 × 4.015 + domain 10.00 + replica 9.81 + replica disk 1.25 + drain 60.01

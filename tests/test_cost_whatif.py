@@ -136,6 +136,8 @@ def test_compute_options_and_change():
     s = resolve(PRICES, None, {"plan": "pro", "compute": "micro"})
     df = whatif.compute_options(PRICES, s, peak=55, database_gb=0.3)
     assert "nano" not in set(df["size"])  # billed as Micro in a paid organization: not a choice
+    nano = whatif.compute_options(PRICES, resolve(PRICES, None, {"plan": "pro", "compute": "nano"}), 5, 0.3)
+    assert nano[nano["current"]]["size"].item() == "micro"
     assert df[df["recommended"]]["size"].item() == "small"  # 55/60 = 92% >= 80%; Small: 55/90 = 61%
     u = usage_mod.combine({"database": usage_mod.Quantity("database", 0.3, "test", "")}, {}, {}, {},
                           PRICES.get("disk.autoscale"))

@@ -16,6 +16,11 @@ def bill_waterfall(bill):
         text=[f"{v:,.2f}" for v in y], textposition="outside",
         increasing={"marker": {"color": SPEND}}, decreasing={"marker": {"color": SAVE}},
         totals={"marker": {"color": TOTAL}}, connector={"line": {"color": "#98a2b3"}}))
+    running, top, low = 0.0, 0.0, 0.0
+    for v in y[:-1]:
+        running += v
+        top, low = max(top, running), min(low, running)
+    fig.update_yaxes(range=[low * 1.15, max(top, 1.0) * 1.18])  # room for the labels above the bars
     fig.update_layout(title=f"What makes up the {bill.total_usd:,.2f} USD", yaxis_title="USD a month", height=380,
                       showlegend=False, margin={"t": 60, "b": 120})
     return fig
@@ -40,8 +45,9 @@ def levers_bar(whatifs):
     ws = list(reversed(whatifs))  # most saved at the top
     fig = go.Figure(go.Bar(
         x=[w.delta_usd for w in ws], y=[w.title for w in ws], orientation="h",
-        marker={"color": [SAVE if w.delta_usd < 0 else SPEND if w.delta_usd > 0 else "#98a2b3" for w in ws]},
-        text=[f"{w.delta_usd:+,.2f}" for w in ws], textposition="auto"))
+        marker={"color": ["#98a2b3" if not w.fits or not w.delta_usd else SAVE if w.delta_usd < 0 else SPEND
+                          for w in ws]},
+        text=[f"{w.delta_usd:+,.2f}" + ("" if w.fits else " (does not fit)") for w in ws], textposition="auto"))
     fig.update_layout(title="Monthly change in USD if we…", xaxis_title="USD a month (negative saves money)",
                       height=120 + 32 * len(ws), margin={"l": 260})
     return fig

@@ -7,7 +7,7 @@ CHECKS = ["cost.over_quota", "cost.plan_fit", "cost.compute_fit", "cost.savings"
 # The runbook parameters the analysis reads (the notebook passes them through as they are).
 PARAMS = ("plan", "compute", "egress_gb", "cached_egress_gb", "edge_invocations", "realtime_messages",
           "realtime_peak_connections", "image_transformations", "usage_csv", "spend_cap", "pitr_days", "ipv4",
-          "custom_domain", "read_replicas", "log_drains", "disk_gb", "archive_days")
+          "custom_domain", "read_replicas", "log_drains", "disk_gb", "archive_days", "archive_tables")
 
 
 def thresholds_with(thresholds: dict, savings_min_usd: float | None) -> dict:

@@ -264,10 +264,13 @@ def _addon_lines(prices: PriceList, usage: Usage, s: Settings, plan: dict, hours
                            src.get("read_replicas", "")))
         factor = float(prices.get("addons.read_replica_disk_factor"))
         rate = float(prices.get("items.disk.overage_usd"))
-        gb = factor * usage.get("disk") * s.read_replicas
+        primary = usage.get("disk")
+        if s.spend_cap:  # under the cap the primary's disk stays at the included size
+            primary = min(primary, float(prices.get(f"items.disk.quota_{s.plan}", primary)))
+        gb = factor * primary * s.read_replicas
         out.append(Line("read_replicas_disk", "Read replicas: disk", "addon", money(gb, rate), gb, "GB", rate,
                         "USD per GB-month", note=f"Each replica's disk is {factor:g}× the primary's "
-                        f"{num(usage.get('disk'), 'GB')}, billed from the first GB.",
+                        f"{num(primary, 'GB')}, billed from the first GB.",
                         price_source=prices.cite("addons.read_replica_disk_factor", "items.disk.overage_usd"),
                         usage_source=src.get("read_replicas", "")))
     if s.log_drains:

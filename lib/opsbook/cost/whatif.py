@@ -115,6 +115,9 @@ def compute_options(prices: PriceList, settings: Settings, peak: float | None, d
     import pandas as pd  # noqa: PLC0415
 
     plan = prices.plan(settings.plan)
+    current = settings.compute
+    if plan.get("pays_overage") and prices.size(current).get("paid_billed_as"):
+        current = prices.size(current)["paid_billed_as"]  # Nano in a paid organization is Micro
     rows = []
     for name, size in prices.sizes().items():
         if plan.get("pays_overage") and size.get("paid_billed_as"):
@@ -126,7 +129,7 @@ def compute_options(prices: PriceList, settings: Settings, peak: float | None, d
                      "max_connections": max_conn,
                      "usd_month": money(prices.hours_per_month, size.get("usd_hour", 0)),
                      "peak_pct": round(100 * peak / max_conn, 1) if peak is not None and max_conn else None,
-                     "current": name == settings.compute})
+                     "current": name == current})
     df = pd.DataFrame(rows)
     df.attrs.update(peak=peak, database_gb=database_gb)
     return recommend(df, warning=warning, downsize=downsize)
