@@ -129,7 +129,7 @@ def metrics(size_df, forecast_df, headroom_df=None, bloat_df=None, unused_df=Non
         if fc is not None and fc.ok:
             out["database_growth_per_day_bytes"] = round(fc.growth_per_day, 1)
             out["forecast_model"] = fc.model
-        if len(forecast_df):
+        if len(forecast_df) and fc is not None and fc.ok:
             tight = forecast_df.sort_values("limit_value").iloc[0]
             out["days_until_disk_full"] = _round(tight["days_to_full"])
             out["days_until_scaling_trigger"] = _round(tight["days_to_trigger"])
