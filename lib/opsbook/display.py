@@ -13,6 +13,8 @@ STYLE = """<style>
 .ob-table th,.ob-table td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 .ob-table th{background:#f4f4f5}
 .ob-table td.num{text-align:right;font-variant-numeric:tabular-nums}
+.jp-RenderedHTMLCommon table.ob-table td,.jp-RenderedHTMLCommon table.ob-table th{text-align:left}
+.jp-RenderedHTMLCommon table.ob-table td.num{text-align:right}
 .ob-verdict{border-left:6px solid;padding:.5em 1em;margin:.5em 0;background:#fafafa}
 .ob-muted{color:#667085}
 .ob-code{font-family:monospace;white-space:pre-wrap;font-size:.85em}
