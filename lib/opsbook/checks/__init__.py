@@ -30,23 +30,16 @@ def get(check_id: str) -> Check:
 
 
 __all__ = ["Check", "CheckContext", "CheckResult", "Threshold", "register", "run_check", "load_all", "get",
-           "catalogue_rows", "catalogue_markdown",
+           "catalogue_markdown",
            "REGISTRY"]
-
-
-def catalogue_rows() -> list[dict]:
-    """The check catalogue as plain rows: what `opsbook checks --json` prints and the README's table shows."""
-    return [{
-        "id": c.id, "concern": c.concern, "description": c.description, "runbooks": list(c.runbooks),
-        "thresholds": [{"name": t.name, "default": t.default, "unit": t.unit, "source": t.source}
-                       for t in c.thresholds],
-    } for c in load_all().values()]
 
 
 def catalogue_markdown() -> str:
     """The README's check table, generated so it cannot drift (tests/test_docs.py compares them)."""
     lines = ["| id | what it looks at | thresholds (default, unit: source) | runbooks |", "|---|---|---|---|"]
-    for row in catalogue_rows():
+    from ..catalogue import check_catalogue  # noqa: PLC0415
+
+    for row in check_catalogue():
         th = "<br>".join(f"`{t['name']}` = {t['default']} {t['unit']}: {t['source']}" for t in row["thresholds"])
         lines.append(f"| `{row['id']}` | {row['description']} | {th or '-'} | {', '.join(row['runbooks'])} |")
     return "\n".join(lines) + "\n"
