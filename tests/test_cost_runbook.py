@@ -24,6 +24,27 @@ def test_parameters_cell_declares_what_the_analysis_reads():
                if p not in ("archive_days", "archive_tables"))
 
 
+def test_checks_share_one_analysis_per_session(db):
+    """The cells and the four checks see the same analysis; a new session recomputes it."""
+    from opsbook.context import Runbook
+
+    cfg = db.config(plan="team", compute="small")
+    rb = Runbook("cost-analysis", "test", config=cfg, params={"egress_gb": 400.0})
+    rb.connect()
+    a = cost.analyse(rb)
+    rb.run(cost.CHECKS)
+    assert cost.analyse(rb) is a
+    assert list(rb.data("cost.savings")["title"]) == [w.title for w in a.whatifs]
+    over = [f for f in rb.findings if f.check == "cost.over_quota" and f.objects == ["egress"]]
+    assert over[0].value == 13.50 and over[0].severity.value == "warning"  # 150 GB × 0.09, Team has no cap
+    assert a.bill.total_usd == 599 + 15.04 - 10 + 13.50
+    rb.close()
+    again = Runbook("cost-analysis", "test", config=cfg, params={"egress_gb": 400.0})
+    again.connect()
+    assert cost.analyse(again) is not a
+    again.close()
+
+
 @pytest.mark.slow
 def test_runbook_bills_parameters_csv_and_config(db, tmp_path):
     """By hand: Pro 25 + PITR 7 days 100.01 + disk 40 GB configured (32 over) 4.00 + egress 320 GB

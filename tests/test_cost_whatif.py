@@ -206,3 +206,28 @@ def test_judge_compute_fit_and_savings():
     f = checks.judge_savings(levers)
     assert [(x.severity, x.objects) for x in f] == [(Severity.WARNING, ["compute"]), (Severity.INFO, ["pitr"])]
     assert checks.judge_savings(levers, min_usd=500)[0].severity is Severity.OK
+
+
+def test_past_months_and_projection_from_real_snapshots(db):
+    """Four snapshots a month apart (simulated clock) of a growing table: a bill per past month, three projected."""
+    import time
+
+    from opsbook.history import take_snapshot
+
+    cfg = db.config(plan="pro", compute="micro", spend_cap=False)
+    target = cfg.target("test")
+    now = time.time()
+    db.execute("CREATE TABLE grow (x text)")
+    with connect(target) as s:
+        for days_ago in (80, 50, 20, 1):
+            db.execute("INSERT INTO grow SELECT repeat('y', 400) FROM generate_series(1, 20000)")
+            take_snapshot(cfg, "test", db=s, as_of=now - days_ago * 86400, simulated=True, heavy=False)
+        a = gather(s, target, cfg, {"egress_gb": 300.0})
+    months = a.trend.months
+    past = sorted({time.strftime("%Y-%m", time.gmtime(now - d * 86400)) for d in (80, 50, 20, 1)})
+    assert list(months["month"][months["kind"] == "past"]) == past
+    assert list(months["kind"]).count("projected") == 3
+    assert months["database_gb"].is_monotonic_increasing  # the table grew, and the fit projects growth
+    assert (months["total_usd"] == 29.50).all()  # 25 + egress 50 GB × 0.09, held at this month's value
+    assert "database: linear fit over 4 points" in a.trend.note and "stay at this month's values" in a.trend.note
+    assert a.peak_source.startswith("history")

@@ -130,13 +130,14 @@ def gather(db, target, config, params: dict[str, Any] | None = None, *, compute_
                     trend, trend_note, rds.compare(prices, current, usage), notes, alternatives)
 
 
-_CACHE: dict[tuple, Analysis] = {}
+_CACHE: dict[str, Any] = {}
 
 
 def for_session(db, target, config, params: dict[str, Any], **kw: Any) -> Analysis:
-    """The analysis of this session and parameters, computed once (checks and cells share it)."""
-    key = (id(db), repr(sorted((k, repr(v)) for k, v in params.items())))
-    if key not in _CACHE:
+    """The analysis of this session and parameters, computed once (checks and cells share it). The entry holds
+    the session itself, so a new session can never be mistaken for the old one."""
+    key = (target.name, repr(sorted((k, repr(v)) for k, v in params.items())))
+    if _CACHE.get("db") is not db or _CACHE.get("key") != key:
         _CACHE.clear()  # one runbook run at a time: keep only the latest
-        _CACHE[key] = gather(db, target, config, params, **kw)
-    return _CACHE[key]
+        _CACHE.update(db=db, key=key, analysis=gather(db, target, config, params, **kw))
+    return _CACHE["analysis"]
