@@ -292,3 +292,21 @@ def test_replay_grows_for_real_with_a_simulated_clock(db, tmp_path):
     again = replay_history(db.server, days=2, config=config, target="test", dbname=db.name, scale=0.2)
     assert again.snapshots == 2 and not again.skipped and len(store.snapshots("test")) == 2  # replaced
     store.close()
+
+
+def test_exact_sizes_for_the_most_written_relations_only(db):
+    """On many-table databases only the most written relations are opened for an exact size; the rest read relpages."""
+    from opsbook.db import connect
+
+    db.execute("CREATE TABLE busy (id int PRIMARY KEY, pad text); CREATE TABLE quiet (id int PRIMARY KEY, pad text);"
+               "INSERT INTO quiet SELECT g, repeat('q', 100) FROM generate_series(1, 2000) g")
+    db.execute("VACUUM quiet")
+    db.execute("INSERT INTO quiet SELECT g, repeat('q', 100) FROM generate_series(2001, 4000) g")
+    flush(db, "INSERT INTO busy SELECT g, repeat('b', 100) FROM generate_series(1, 20000) g")
+    with connect(cfg(db, "sqlite://").target("test")) as session:
+        cap = snap.capture(session, exact_sizes=1)
+    sizes = {r["name"]: r["size_bytes"] for r in cap.relations}
+    exact = dict(db.execute("SELECT relname, pg_table_size(oid) FROM pg_class WHERE relname IN ('busy', 'quiet')"))
+    relpages = db.execute("SELECT relpages * 8192 FROM pg_class WHERE relname = 'quiet'")[0][0]
+    assert sizes["busy"] == exact["busy"]
+    assert sizes["quiet"] == relpages < exact["quiet"]  # as of its last VACUUM, before the second insert

@@ -9,6 +9,7 @@ from .. import sql as sqlfiles
 from ..errors import OpsbookError
 
 DEFAULT_BUDGET_MS = 10_000  # the whole capture; cron every minute leaves most of the minute free
+EXACT_SIZES = 1000  # relations sized exactly per snapshot (most written first); the rest from relpages
 HEAVY_EVERY_S = 3600  # storage.objects and auth.users are scanned at most hourly (they can be large tables)
 DB_METRICS = ("database_size_bytes", "backends", "xact_commit", "xact_rollback", "deadlocks", "conflicts",
               "temp_files", "temp_bytes", "blks_hit", "blks_read", "tup_inserted", "tup_updated", "tup_deleted",
@@ -63,10 +64,11 @@ class Capture:
 
 
 def capture(db, *, as_of: float | None = None, budget_ms: float = DEFAULT_BUDGET_MS, heavy: bool = True,
-            known_queryids: set[str] | None = None) -> Capture:
+            known_queryids: set[str] | None = None, exact_sizes: int = EXACT_SIZES) -> Capture:
     """Measure the target behind the read-only Session `db`. `as_of` (epoch seconds) replaces the server's clock
     for the snapshot's timestamp and the MAU window (the demo's simulated clock). `heavy` includes the Supabase
-    storage and auth counts. `known_queryids`: statements whose text the store already has."""
+    storage and auth counts. `known_queryids`: statements whose text the store already has. `exact_sizes`: how
+    many relations (most written first) get an exact size; the others' sizes come from pg_class.relpages."""
     t0 = time.perf_counter()
     conn = db.conn
     deadline = t0 + budget_ms / 1000
@@ -104,9 +106,10 @@ def capture(db, *, as_of: float | None = None, budget_ms: float = DEFAULT_BUDGET
         for name in DB_METRICS:
             cap.metric(name, d.get(name))
         cap.parts.append("database")
+        cap.metric("cluster_database_size_bytes", d.get("database_size_bytes"), d["datname"])
         optional("databases", lambda: [cap.metric("cluster_database_size_bytes", r.size_bytes, r.datname)
                                        for r in run("history/databases").itertuples()])
-        optional("relations", lambda: _relations(cap, run("history/relations")))
+        optional("relations", lambda: _relations(cap, run("history/relations", exact_sizes=exact_sizes)))
         optional("connections", lambda: _connections(cap, run("connections/by_state")))
         optional("checkpoints", lambda: [cap.metric(k, v) for k, v in run("history/checkpoints").iloc[0].items()])
         optional("replication_slots", lambda: [

@@ -1,6 +1,7 @@
 -- Every table, materialized view and index outside the system catalogs: size, row estimate, scan/write/vacuum counters; PostgreSQL 13+.
--- One query over the catalog: no per-table round trip. Relations under an ACCESS EXCLUSIVE lock are sized from
--- relpages instead of pg_table_size(), which would wait for the lock.
+-- One query over the catalog, no per-table round trip. Exact sizes (pg_table_size / pg_relation_size, which open
+-- each relation) for the :exact_sizes relations with the most writes (an index counts its table's); the rest, and
+-- relations under an ACCESS EXCLUSIVE lock (sizing them would wait), from relpages as of their last VACUUM/ANALYZE.
 WITH locked AS (
     SELECT array_agg(relation) AS oids FROM pg_locks
     WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock'
@@ -16,31 +17,37 @@ WITH locked AS (
     JOIN pg_class c ON c.oid = x.indexrelid
     JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
+), ranked AS (
+    SELECT r.*, r.relkind <> 'i' AS is_table,
+           w.seq_scan, w.idx_scan, w.n_tup_ins, w.n_tup_upd, w.n_tup_del, w.n_live_tup, w.n_dead_tup,
+           w.n_mod_since_analyze, w.last_vacuum, w.last_autovacuum, w.last_analyze, w.last_autoanalyze,
+           w.autovacuum_count,
+           row_number() OVER (ORDER BY coalesce(w.n_tup_ins + w.n_tup_upd + w.n_tup_del, 0) DESC, r.oid) AS write_rank
+    FROM rels r
+    LEFT JOIN pg_stat_all_tables w ON w.relid = coalesce(r.parent_oid, r.oid)
 )
-SELECT CASE WHEN r.relkind = 'i' THEN 'index' ELSE 'table' END AS kind,
+SELECT CASE WHEN r.is_table THEN 'table' ELSE 'index' END AS kind,
        r.nspname AS schema_name,
        r.relname AS name,
        p.relname AS parent,
-       (CASE WHEN r.oid = ANY (coalesce((SELECT oids FROM locked), '{}'))
+       (CASE WHEN r.write_rank > :exact_sizes OR r.oid = ANY (coalesce((SELECT oids FROM locked), '{}'))
              THEN r.relpages::bigint * current_setting('block_size')::int
-             WHEN r.relkind = 'i' THEN pg_relation_size(r.oid)
-             ELSE pg_table_size(r.oid) END)::float8 AS size_bytes,
+             WHEN r.is_table THEN pg_table_size(r.oid)
+             ELSE pg_relation_size(r.oid) END)::float8 AS size_bytes,
        r.reltuples::float8 AS rows_est,
-       coalesce(t.seq_scan, NULL)::float8 AS seq_scan,
-       coalesce(t.idx_scan, i.idx_scan)::float8 AS idx_scan,
-       t.n_tup_ins::float8 AS n_tup_ins,
-       t.n_tup_upd::float8 AS n_tup_upd,
-       t.n_tup_del::float8 AS n_tup_del,
-       t.n_live_tup::float8 AS n_live_tup,
-       t.n_dead_tup::float8 AS n_dead_tup,
-       t.n_mod_since_analyze::float8 AS n_mod_since_analyze,
-       extract(epoch FROM t.last_vacuum)::float8 AS last_vacuum_epoch,
-       extract(epoch FROM t.last_autovacuum)::float8 AS last_autovacuum_epoch,
-       extract(epoch FROM t.last_analyze)::float8 AS last_analyze_epoch,
-       extract(epoch FROM t.last_autoanalyze)::float8 AS last_autoanalyze_epoch,
-       t.autovacuum_count::float8 AS autovacuum_count
-FROM rels r
+       CASE WHEN r.is_table THEN r.seq_scan END::float8 AS seq_scan,
+       CASE WHEN r.is_table THEN r.idx_scan ELSE pg_stat_get_numscans(r.oid) END::float8 AS idx_scan,
+       CASE WHEN r.is_table THEN r.n_tup_ins END::float8 AS n_tup_ins,
+       CASE WHEN r.is_table THEN r.n_tup_upd END::float8 AS n_tup_upd,
+       CASE WHEN r.is_table THEN r.n_tup_del END::float8 AS n_tup_del,
+       CASE WHEN r.is_table THEN r.n_live_tup END::float8 AS n_live_tup,
+       CASE WHEN r.is_table THEN r.n_dead_tup END::float8 AS n_dead_tup,
+       CASE WHEN r.is_table THEN r.n_mod_since_analyze END::float8 AS n_mod_since_analyze,
+       CASE WHEN r.is_table THEN extract(epoch FROM r.last_vacuum) END::float8 AS last_vacuum_epoch,
+       CASE WHEN r.is_table THEN extract(epoch FROM r.last_autovacuum) END::float8 AS last_autovacuum_epoch,
+       CASE WHEN r.is_table THEN extract(epoch FROM r.last_analyze) END::float8 AS last_analyze_epoch,
+       CASE WHEN r.is_table THEN extract(epoch FROM r.last_autoanalyze) END::float8 AS last_autoanalyze_epoch,
+       CASE WHEN r.is_table THEN r.autovacuum_count END::float8 AS autovacuum_count
+FROM ranked r
 LEFT JOIN pg_class p ON p.oid = r.parent_oid
-LEFT JOIN pg_stat_all_tables t ON t.relid = r.oid AND r.relkind <> 'i'
-LEFT JOIN pg_stat_all_indexes i ON i.indexrelid = r.oid AND r.relkind = 'i'
 ORDER BY kind DESC, schema_name, name
