@@ -1,0 +1,209 @@
+"""Locks: the whole blocking tree (root blockers, depth, every waiter) and the deadlocks the server counted."""
+from __future__ import annotations
+
+from collections import deque
+
+from ..display import human_seconds
+from ..findings import Finding, Severity
+from ..severity import grade
+from .registry import Check, CheckContext, Threshold, register
+
+def _num(x, default: float = 0.0) -> float:
+    """A number from a row, NULL/NaN as `default`."""
+    return default if x is None or x != x else float(x)
+
+
+def since_reset(stats_reset) -> str:
+    """'since 2026-11-02 10:00 UTC' for a pg_stat_database.stats_reset, or 'since statistics began'."""
+    if stats_reset is None or str(stats_reset) in ("NaT", "nan", "None"):
+        return "since statistics began (never reset)"
+    return f"since {stats_reset:%Y-%m-%d %H:%M %Z}".rstrip()
+
+
+TREE_COLUMNS = ["tree", "pid", "state", "lock_type", "lock_mode", "lock_target", "wait_s", "xact_age_s", "role",
+                "application_name", "query"]
+
+
+def blocking_tree(ctx: CheckContext):
+    """Every session in a blocking tree, in tree order, with root_pid, parent_pid, depth and blocked count."""
+    return build_tree(ctx.db.fetch("locks/blocking"))
+
+
+def build_tree(df):
+    """Order the rows of locks/blocking as trees: roots (blockers not waiting themselves) first, waiters below.
+
+    A waiter with several blockers is drawn under the first one reached from a root (breadth first), so depth
+    is the shortest distance from a root. A cycle with no root (a deadlock the server has not broken yet) is
+    rooted at its oldest transaction.
+    """
+    import pandas as pd  # noqa: PLC0415
+
+    cols = ["root_pid", "parent_pid", "depth", "blocked_count", "tree"]
+    if df.empty:
+        return df.assign(**{c: pd.Series(dtype="int64" if c != "tree" else "object") for c in cols})
+    rows = {int(r["pid"]): r for r in df.to_dict("records")}
+    blockers = {pid: [int(b) for b in (r["blocked_by"] or []) if int(b) in rows] for pid, r in rows.items()}
+    children: dict[int, list[int]] = {pid: [] for pid in rows}
+    for pid, bs in blockers.items():
+        for b in bs:
+            children[b].append(pid)
+    for kids in children.values():
+        kids.sort(key=lambda p: (-_num(rows[p]["wait_s"]), p))
+    place: dict[int, tuple[int, int | None, int]] = {}  # pid -> (root, parent, depth)
+
+    def walk(root: int) -> None:
+        place[root] = (root, None, 0)
+        queue = deque([root])
+        while queue:
+            p = queue.popleft()
+            for kid in children[p]:
+                if kid not in place:
+                    place[kid] = (root, p, place[p][2] + 1)
+                    queue.append(kid)
+
+    def descendants(pid: int) -> set[int]:
+        seen, stack = set(), list(children[pid])
+        while stack:
+            p = stack.pop()
+            if p not in seen and p != pid:
+                seen.add(p)
+                stack.extend(children[p])
+        return seen
+
+    blocked = {p: len(descendants(p)) for p in rows}
+    roots = sorted((p for p in rows if not blockers[p]), key=lambda p: (-blocked[p], -_num(rows[p]["xact_age_s"]), p))
+    for r in roots:
+        walk(r)
+    while len(place) < len(rows):  # a cycle: start from its oldest transaction
+        walk(max((p for p in rows if p not in place), key=lambda p: (_num(rows[p]["xact_age_s"]), -p)))
+
+    order: list[int] = []
+
+    def preorder(pid: int) -> None:
+        order.append(pid)
+        for kid in children[pid]:
+            if place[kid][1] == pid:
+                preorder(kid)
+
+    for r in [p for p in place if place[p][1] is None]:
+        preorder(r)
+    out = []
+    for pid in order:
+        root, parent, depth = place[pid]
+        out.append({**rows[pid], "root_pid": root, "parent_pid": parent, "depth": depth,
+                    "blocked_count": blocked[pid], "tree": "\u00a0\u00a0\u00a0" * max(depth - 1, 0) + ("└─\u00a0" if depth else "") + str(pid)})
+    tree = pd.DataFrame(out, columns=list(df.columns) + cols)
+    return tree.astype({"root_pid": "int64", "parent_pid": "Int64", "depth": "int64", "blocked_count": "int64"})
+
+
+def _remedy(root) -> str:
+    pid, state = int(root["pid"]), root["state"] or ""
+    if pid == 0:
+        return ("A prepared transaction holds the lock: SELECT gid, prepared, owner FROM pg_prepared_xacts; then "
+                "COMMIT PREPARED or ROLLBACK PREPARED that gid.")
+    if state.startswith("idle in transaction") or state == "idle":
+        return (f"SELECT pg_terminate_backend({pid});  -- the root is {state}: nothing to cancel, ending the "
+                "session releases its locks (its transaction rolls back)")
+    return (f"SELECT pg_cancel_backend({pid});  -- the root is {state or 'running'}; if it does not let go: "
+            f"SELECT pg_terminate_backend({pid});")
+
+
+def judge_blocking(df, *, min_wait_s: float = 1, warning: float = 1, critical: float = 5,
+                   critical_wait_s: float = 120) -> list[Finding]:
+    out = []
+    for root_pid, tree in (df.groupby("root_pid", sort=False) if len(df) else []):
+        root = tree[tree["depth"] == 0].iloc[0]
+        waiters = tree[tree["depth"] > 0]
+        longest = float(waiters["wait_s"].max()) if len(waiters) else 0.0
+        if longest < min_wait_s:
+            continue  # ordinary, short contention
+        n, deepest = len(waiters), int(waiters["depth"].max()) if len(waiters) else 0
+        sev = max(grade(n, warning, critical), grade(longest, critical_wait_s, critical_wait_s),
+                  key=lambda s: s.rank)
+        if sev is Severity.OK:
+            continue
+        kinds = waiters.groupby("lock_type", dropna=False).size()
+        waits_on = ", ".join(f"{k} x{v}" for k, v in kinds.items())
+        named = waiters[waiters["lock_type"].isin(["relation", "tuple", "advisory"])]  # not bare xids
+        targets = sorted(set(named["lock_target"].dropna()))
+        state = root["state"] or "unknown"
+        age = f" for {human_seconds(_num(root['state_s']))}" if root["pid"] and root["state_s"] is not None else ""
+        out.append(Finding(
+            "locks.blocking", sev,
+            f"pid {int(root_pid)} ({state}{age}) blocks {n} session{'s' * (n != 1)}, "
+            f"{deepest} level{'s' * (deepest != 1)} deep",
+            detail=f"Root: role {root['role'] or '-'}, application {root['application_name'] or '-'}, "
+                   + (f"transaction open {human_seconds(_num(root['xact_age_s']))}"
+                      if _num(root["xact_age_s"], -1) >= 0 else "no transaction open (a session-level lock)")
+                   + f", last query: {(root['query'] or '')[:200]}. "
+                   f"Waiting on: {waits_on}; longest wait {human_seconds(longest)}.",
+            objects=[f"pid {int(root_pid)}"] + targets[:10], value=n,
+            threshold=critical if sev is Severity.CRITICAL else warning, remediation=_remedy(root)))
+    if not out:
+        waiting = int((df["depth"] > 0).sum()) if len(df) else 0
+        out.append(Finding("locks.blocking", Severity.OK,
+                           f"no session blocked for {human_seconds(min_wait_s)} or more ({waiting} waiting briefly)",
+                           value=0, threshold=warning))
+    return out
+
+
+BLOCKING = register(Check(
+    id="locks.blocking",
+    description="The whole blocking tree from pg_blocking_pids(): root blockers (with their state, e.g. idle in "
+                "transaction), depth, every waiter with its wait time and lock type (relation, tuple, "
+                "transactionid, advisory); one finding per root.",
+    data=blocking_tree,
+    judge=judge_blocking,
+    thresholds=(
+        Threshold("min_wait_s", 1, "seconds waited", "PostgreSQL default deadlock_timeout (1 s), after which "
+                  "log_lock_waits reports a wait"),
+        Threshold("warning", 1, "sessions blocked by one root", "source guide 001: sessions waiting on locks"),
+        Threshold("critical", 5, "sessions blocked by one root", "opsbook default: a pile-up, not one unlucky "
+                  "request"),
+        Threshold("critical_wait_s", 120, "seconds waited", "supabase/cli inspect rules.toml: locks older than "
+                  "2 minutes"),
+    ),
+    queries=("locks/blocking",),
+    runbooks=("incident-triage",),
+))
+
+
+def deadlock_counts(ctx: CheckContext):
+    return ctx.db.fetch("locks/deadlocks")
+
+
+def judge_deadlocks(df, *, warning: float = 1, critical: float = 50) -> list[Finding]:
+    out = []
+    for row in df.itertuples():
+        since = since_reset(row.stats_reset)
+        sev = grade(row.deadlocks, warning, critical)
+        if sev is Severity.OK:
+            out.append(Finding("locks.deadlocks", Severity.OK, f"no deadlock in database {row.datname} {since}",
+                               value=int(row.deadlocks), threshold=warning))
+            continue
+        out.append(Finding(
+            "locks.deadlocks", sev, f"{row.deadlocks:,} deadlock{'s' * int(row.deadlocks != 1)} in database {row.datname} {since}",
+            detail="PostgreSQL broke each one by cancelling a transaction: the app saw 'deadlock detected' errors. "
+                   "The server log names both statements of each deadlock.",
+            objects=[row.datname], value=int(row.deadlocks), threshold=critical if sev is Severity.CRITICAL
+            else warning,
+            remediation="Read the server log for 'deadlock detected' (Supabase: Logs > Postgres): it names both "
+                        "statements. Then make the code take row locks in one consistent order (ORDER BY id ... FOR "
+                        "UPDATE), keep transactions short, and retry on SQLSTATE 40P01."))
+    return out or [Finding("locks.deadlocks", Severity.OK, "no deadlock counters readable", value=0)]
+
+
+DEADLOCKS = register(Check(
+    id="locks.deadlocks",
+    description="Deadlocks the server detected in this database (pg_stat_database.deadlocks since the last "
+                "statistics reset).",
+    data=deadlock_counts,
+    judge=judge_deadlocks,
+    thresholds=(
+        Threshold("warning", 1, "deadlocks", "PostgreSQL docs 13.3.4: deadlocks are avoidable by a consistent "
+                  "lock order; any one is an application bug"),
+        Threshold("critical", 50, "deadlocks", "opsbook default: a recurring pattern, not a one-off"),
+    ),
+    queries=("locks/deadlocks",),
+    runbooks=("incident-triage",),
+))

@@ -1,0 +1,95 @@
+"""Queries: the statements that cost the most, from pg_stat_statements in whatever schema it lives."""
+from __future__ import annotations
+
+from .. import sql as sqlfiles
+from ..errors import SkipCheck
+from ..findings import Finding, Severity
+from ..severity import grade
+from .activity import hidden_finding, visible
+from .registry import Check, CheckContext, Threshold, register
+
+INSTALL_HOW = ("add pg_stat_statements to shared_preload_libraries, restart, then CREATE EXTENSION "
+               "pg_stat_statements (Supabase: Database > Extensions, schema extensions)")
+
+
+def layout_version(extversion: str) -> int:
+    """The server_version_num whose statements.sql variant matches the extension's columns.
+
+    Columns follow the extension's version, not the server's: a cluster upgraded without
+    `ALTER EXTENSION pg_stat_statements UPDATE` keeps the old names (heroku pg-extras #188).
+    1.8 (PostgreSQL 13) renamed total_time to total_exec_time; 1.11 (17) split blk_read_time.
+    """
+    major, _, minor = extversion.partition(".")
+    v = (int(major), int(minor or 0))
+    return 170000 if v >= (1, 11) else 130000 if v >= (1, 8) else 0
+
+
+def statements(ctx: CheckContext, top_n: int | None = None):
+    """Top statements of this database by total and by mean execution time."""
+    ext = ctx.db.fetch("queries/extension")
+    if ext.empty:
+        raise SkipCheck(f"pg_stat_statements is not installed in this database; {INSTALL_HOW}")
+    row = ext.iloc[0]
+    version = min(ctx.db.server_version_num, layout_version(row["extversion"]))
+    # The view's name is spliced in as an identifier the server quoted itself (quote_ident in queries/extension).
+    text = sqlfiles.load("queries/statements", version).replace("{{pgss}}", f"{row['schema_ident']}.pg_stat_statements")
+    top_n = int(top_n or ctx.params.get("top_statements") or 20)
+    df = ctx.db.query(text, _name="queries/statements", top_n=top_n)
+    df.attrs.update(schema=row["schema_name"], extversion=row["extversion"])
+    return df
+
+
+def judge_slow(df, *, warning: float = 100, critical: float = 1000, min_calls: float = 100,
+               hog_pct: float = 33, max_findings: float = 5) -> list[Finding]:
+    seen = visible(df)
+    slow = seen[(seen["calls"] >= min_calls) & (seen["mean_exec_ms"] >= warning)]
+    out = []
+    for row in slow.sort_values("total_exec_ms", ascending=False).head(int(max_findings)).itertuples():
+        sev = grade(row.mean_exec_ms, warning, critical)
+        out.append(Finding(
+            "queries.slow", sev,
+            f"statement averages {row.mean_exec_ms:,.0f} ms over {row.calls:,} calls "
+            f"({row.pct_total_time:.0f}% of all execution time)",
+            detail=f"max {row.max_exec_ms:,.0f} ms, {row.rows:,} rows, {row.shared_blks_read:,} blocks read from "
+                   f"disk, {row.temp_blks_written:,} temp blocks written: {row.query[:400]}",
+            objects=[f"queryid {row.queryid}"], value=round(row.mean_exec_ms, 1),
+            threshold=critical if sev is Severity.CRITICAL else warning,
+            remediation="EXPLAIN (ANALYZE, BUFFERS) this statement with real parameters. A Seq Scan on a big "
+                        "table wants an index (CREATE INDEX CONCURRENTLY); stale estimates want ANALYZE; temp "
+                        "blocks want more work_mem for that role."))
+    if len(slow) > len(out):
+        out[-1].detail += f" ({len(slow) - len(out)} more slow statements in the table below.)"
+    hogs = seen[(seen["pct_total_time"] >= hog_pct) & (seen["calls"] >= min_calls)
+                & ~seen["queryid"].isin(slow["queryid"])]
+    for row in hogs.itertuples():
+        out.append(Finding(
+            "queries.slow", Severity.INFO,
+            f"one statement takes {row.pct_total_time:.0f}% of all execution time ({row.calls:,} calls, "
+            f"{row.mean_exec_ms:,.1f} ms each)", detail=row.query[:400], objects=[f"queryid {row.queryid}"],
+            value=round(row.pct_total_time, 1), threshold=hog_pct,
+            remediation="Make it cheaper or call it less (cache, batch). It is where time is easiest to win."))
+    if not out:
+        out.append(Finding("queries.slow", Severity.OK,
+                           f"no statement with {min_calls:,.0f}+ calls averages {warning:,.0f} ms or more "
+                           f"({len(seen)} statements looked at)", value=0, threshold=warning))
+    return out + hidden_finding("queries.slow", df, "statement texts")
+
+
+SLOW = register(Check(
+    id="queries.slow",
+    description="pg_stat_statements (found in any schema; columns of extension 1.8 / PostgreSQL 13 and 1.11 / 17 "
+                "handled): statements by mean time, share of total time and calls.",
+    data=statements,
+    judge=judge_slow,
+    thresholds=(
+        Threshold("warning", 100, "ms mean execution time", "source guide 001: query performance P95 < 100 ms"),
+        Threshold("critical", 1000, "ms mean execution time",
+                  "source guides 002/004: average query time > 1 second is a scaling trigger"),
+        Threshold("min_calls", 100, "calls", "pghero: slow queries are those over 20 ms with at least 100 calls"),
+        Threshold("hog_pct", 33, "% of total execution time",
+                  "ruby-pg-extras diagnose: one query taking >= 33% of execution time"),
+        Threshold("max_findings", 5, "statements", "opsbook default: the report stays readable"),
+    ),
+    queries=("queries/extension", "queries/statements"),
+    runbooks=("incident-triage",),
+))

@@ -1,0 +1,49 @@
+"""storage.temp_files: temporary files written by queries whose sorts and hashes outgrew work_mem."""
+from __future__ import annotations
+
+from ..display import human_bytes
+from ..findings import Finding, Severity
+from ..severity import grade
+from .locks import since_reset
+from .registry import Check, CheckContext, Threshold, register
+
+GiB = 1024 ** 3
+
+
+def temp_file_stats(ctx: CheckContext):
+    return ctx.db.fetch("temp_files/by_database")
+
+
+def judge_temp_files(df, *, warning: float = GiB, critical: float = 100 * GiB) -> list[Finding]:
+    out = []
+    for row in df.itertuples():
+        sev = grade(row.temp_bytes, warning, critical)
+        title = (f"{human_bytes(row.temp_bytes)} in {row.temp_files:,} temporary files in database {row.datname} "
+                 f"{since_reset(row.stats_reset)}")
+        out.append(Finding(
+            "storage.temp_files", sev, title,
+            detail=f"work_mem is {human_bytes(row.work_mem_bytes)}; every sort or hash larger than that spills to "
+                   f"disk (log_temp_files = {row.log_temp_files}).",
+            objects=[row.datname], value=int(row.temp_bytes),
+            threshold=critical if sev is Severity.CRITICAL else warning,
+            remediation="" if sev is Severity.OK else
+            "Give the statements with temp_blks_written (queries.slow) an index that avoids the sort, or more "
+            "work_mem. For one role: ALTER ROLE app SET work_mem = '32MB'; log_temp_files = 0 logs each spill."))
+    return out or [Finding("storage.temp_files", Severity.OK, "no temporary file counters readable")]
+
+
+TEMP_FILES = register(Check(
+    id="storage.temp_files",
+    description="Temporary file bytes and counts of this database since statistics reset (queries spilling "
+                "past work_mem), with work_mem.",
+    data=temp_file_stats,
+    judge=judge_temp_files,
+    thresholds=(
+        Threshold("warning", GiB, "bytes since statistics reset", "opsbook default: gigabytes of spills mean "
+                  "work_mem is too small for a regular query"),
+        Threshold("critical", 100 * GiB, "bytes since statistics reset", "opsbook default: spills on the scale of "
+                  "the disk of a small instance"),
+    ),
+    queries=("temp_files/by_database",),
+    runbooks=("incident-triage",),
+))
