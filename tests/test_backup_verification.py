@@ -233,3 +233,14 @@ def test_parallel_restore_verifies_and_times_overlap_once(src, tmp_path):
     assert all(f.severity.value == "ok" for f in rb.findings), [(f.check, f.title) for f in rb.findings]
     assert "--jobs=2" in v.result.command
     assert 0 < v.model.scaling_s <= v.model.measured_s
+
+
+def test_an_invalid_index_missing_from_the_backup_is_explained_not_critical(src, tmp_path):
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        src.execute("CREATE UNIQUE INDEX CONCURRENTLY leads_status_key ON leads (status)")  # fails, stays INVALID
+    take(src, tmp_path, "custom")
+    rb, _ = verify(src, backup=str(tmp_path))
+    found = by_check(rb)["backup.completeness"]
+    assert [f.severity.value for f in found] == ["info", "ok"] or [f.severity.value for f in found] == ["ok", "info"]
+    info = next(f for f in found if f.severity.value == "info")
+    assert info.objects == ["index public.leads_status_key"] and "invalid" in info.title

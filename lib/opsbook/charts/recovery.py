@@ -17,9 +17,10 @@ def row_counts(tables, top: int = TOP_TABLES):
     fig.add_bar(y=df["label"], x=df["live_rows"], name="live", orientation="h", marker_color="#667085")
     fig.add_bar(y=df["label"], x=df["restored_rows"], name="restored", orientation="h", marker_color="#175cd3")
     shown = f"the {top} largest of {len(tables)} tables" if len(tables) > top else f"{len(tables)} tables"
-    fig.update_layout(barmode="group", height=max(300, 26 * len(df) + 120),
-                      title=f"Rows per table: restored vs live ({shown})", xaxis_title="rows", yaxis_title="",
-                      legend={"orientation": "h", "y": 1.02, "x": 0})
+    fig.update_layout(barmode="group", height=max(300, 26 * len(df) + 140),
+                      title=f"Rows per table: restored vs live ({shown})", xaxis_title="rows (log scale)",
+                      xaxis_type="log", yaxis_title="", legend={"orientation": "h", "yanchor": "bottom", "y": 1.0,
+                                                                "x": 0}, margin={"t": 90})
     return fig
 
 
@@ -35,10 +36,12 @@ def restore_timeline(events, top: int = 60):
     rest = df.drop(keep)
     shown = df.loc[keep].sort_values("start_s")
     if len(rest):
-        summary = rest.groupby("phase", as_index=False).agg(start_s=("start_s", "min"), end_s=("end_s", "max"),
-                                                            n=("name", "count"))
-        summary["label"] = summary["n"].astype(str) + " more " + summary["phase"] + " objects"
-        summary["duration_s"] = summary["end_s"] - summary["start_s"]
+        # the small ones, summed per phase: drawn from the phase's first start for their total time
+        summary = rest.groupby("phase", as_index=False).agg(start_s=("start_s", "min"),
+                                                            duration_s=("duration_s", "sum"), n=("name", "count"))
+        summary["label"] = (summary["n"].astype(str) + " more " + summary["phase"] + " objects ("
+                            + summary["duration_s"].round(2).astype(str) + " s in all)")
+        summary["end_s"] = summary["start_s"] + summary["duration_s"]
         shown = pd.concat([shown, summary[["start_s", "end_s", "duration_s", "phase", "label"]]])
     fig = go.Figure()
     for phase, color in PHASE_COLORS.items():
@@ -47,9 +50,10 @@ def restore_timeline(events, top: int = 60):
             fig.add_bar(y=part["label"], x=part["duration_s"], base=part["start_s"], orientation="h", name=phase,
                         marker_color=color, hovertemplate="%{y}<br>%{base:.3f} s + %{x:.3f} s<extra></extra>")
     total = float(df["end_s"].max()) if len(df) else 0.0
-    fig.update_layout(height=max(300, 18 * len(shown) + 140), title=f"Restore timeline ({total:.2f} s)",
+    fig.update_layout(height=max(300, 18 * len(shown) + 160), title=f"Restore timeline ({total:.2f} s)",
                       xaxis_title="seconds since the restore started", yaxis={"autorange": "reversed"},
-                      legend={"orientation": "h", "y": 1.02, "x": 0}, bargap=0.15)
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0}, bargap=0.15,
+                      margin={"t": 90})
     return fig
 
 

@@ -69,7 +69,7 @@ def judge_age(df, *, rpo_hours: float = 24, warning_pct: float = 90) -> list[Fin
         return none or [skipped("backup.age", "no backup to date")]
     row = df.iloc[0]
     age = float(row["age_hours"])
-    detail = f"taken at {row['taken_at']:%Y-%m-%d %H:%M} UTC (from {row['taken_from']}); RPO {rpo_hours:g} h."
+    detail = f"taken at {row['taken_at']} (from {row['taken_from']}); RPO {rpo_hours:g} h."
     if age > rpo_hours:
         return [Finding("backup.age", Severity.CRITICAL, f"newest backup is {age:.1f} h old: older than the RPO "
                         f"of {rpo_hours:g} h", detail=detail + f" A failure now would lose {age:.1f} h of data.",
@@ -159,6 +159,16 @@ def judge_completeness(df) -> list[Finding]:
     out: list[Finding] = []
     if objects is not None and len(objects):
         missing = objects[objects["status"] == "missing from restore"]
+        invalid = missing[~missing["valid"].astype(bool)] if "valid" in missing else missing.iloc[0:0]
+        missing = missing.drop(invalid.index)
+        if len(invalid):
+            out.append(Finding("backup.completeness", Severity.INFO,
+                               f"{len(invalid)} invalid index(es) live are not in the backup",
+                               objects=[f"index {r.schema}.{r.name}" for r in invalid.itertuples()],
+                               detail="pg_dump leaves out invalid indexes (a CREATE INDEX CONCURRENTLY that failed). "
+                                      "They do nothing live either; after a restore they are simply absent.",
+                               remediation="Drop and recreate them live (REINDEX INDEX CONCURRENTLY), so the next "
+                                           "backup has them."))
         if len(missing):
             kinds = ", ".join(f"{n} {k}" for k, n in missing["kind"].value_counts().sort_index().items())
             out.append(Finding("backup.completeness", Severity.CRITICAL,
@@ -197,7 +207,7 @@ def judge_completeness(df) -> list[Finding]:
         out.append(Finding("backup.completeness", Severity.INFO, f"{len(uncounted)} table(s) could not be counted",
                            objects=[f"{r.schema}.{r.table}: {r.error}" for r in uncounted.itertuples()],
                            remediation="grant SELECT on them to the monitoring role, or raise statement_timeout_ms"))
-    if not [f for f in out if f.severity.rank >= Severity.WARNING.rank] and not len(drift):
+    if not [f for f in out if f.severity.rank >= Severity.WARNING.rank] and not len(drift) and not len(uncounted):
         n_obj = int(objects["restored"].sum()) if objects is not None else 0
         rows = int(df["restored_rows"].fillna(0).sum())
         estimated = int((~df["exact"]).sum())

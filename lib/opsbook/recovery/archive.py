@@ -38,7 +38,7 @@ class Backup:
 
     @property
     def taken_at(self) -> dt.datetime:
-        return self.created_at or self.modified_at
+        return (self.created_at or self.modified_at).astimezone(dt.timezone.utc)
 
     @property
     def taken_from(self) -> str:
@@ -55,7 +55,7 @@ class Backup:
 
     def row(self) -> dict:
         return {"path": str(self.path), "format": self.format or "unknown", "size_bytes": self.size_bytes,
-                "taken_at": self.taken_at, "taken_from": self.taken_from, "dbname": self.dbname,
+                "taken_at": f"{self.taken_at:%Y-%m-%d %H:%M:%S} UTC", "taken_from": self.taken_from, "dbname": self.dbname,
                 "dumped_from": self.dumped_from, "dumped_by": self.dumped_by}
 
 

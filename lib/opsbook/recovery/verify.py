@@ -78,10 +78,10 @@ class BackupVerification:
             spec = self.backup_spec or backups_folder(self.rb.target)
             self.located = archive.locate(spec)
         self.backup = self.located.backup
-        considered = [b.row() for b in self.located.considered]
         if self.backup is not None:
             header_error = archive.read_header(self.backup, self.clients.for_reading(self.backup))
             self.readable = header_error is None
+        considered = [b.row() for b in self.located.considered]
         judge(self.rb, "backup.missing", _frame(
             considered, ["path", "format", "size_bytes", "taken_at", "taken_from", "dbname", "dumped_from",
                          "dumped_by"],
@@ -93,7 +93,7 @@ class BackupVerification:
         age = []
         if self.backup is not None:
             now = dt.datetime.now(dt.timezone.utc)
-            age = [{"path": str(self.backup.path), "taken_at": self.backup.taken_at,
+            age = [{"path": str(self.backup.path), "taken_at": f"{self.backup.taken_at:%Y-%m-%d %H:%M:%S} UTC",
                     "taken_from": self.backup.taken_from,
                     "age_hours": (now - self.backup.taken_at).total_seconds() / 3600}]
         judge(self.rb, "backup.age", _frame(age, ["path", "taken_at", "taken_from", "age_hours"],
