@@ -120,7 +120,7 @@ def rds_html(df) -> str:
 
 def archive_html(df, days: int) -> str:
     if df is None or not len(df):
-        return f'<p class="ob-muted">No table with a creation-time column (created_at, ...) to archive from.</p>'
+        return '<p class="ob-muted">No table with a creation-time column (created_at, ...) to archive from.</p>'
     rows = [[esc(f"{r['schema']}.{r['table_name']}"), esc(r["column_name"]), esc(human_bytes(r["total_bytes"])),
              esc(f"{r['older_pct']:.1f}%"), esc(human_bytes(r["older_bytes"])), esc(r["method"])]
             for r in df.head(15).to_dict("records")]
