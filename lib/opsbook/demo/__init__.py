@@ -1,0 +1,66 @@
+"""The demo application database: a Supabase-shaped app with realistic data and deliberate problems to find."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A deliberate problem of the demo database, and the check that should find it."""
+
+    check: str
+    objects: tuple[str, ...]
+    what: str
+
+
+# What every runbook should find on a fresh demo (built by ensure_demo_database; see 50_problems.sql, faults.py).
+PROBLEMS: tuple[Problem, ...] = (
+    Problem("indexes.unused", ("public.idx_vehicle_listings_updated_at",),
+            "a 24 MB index on vehicle_listings(updated_at) that no query has ever scanned"),
+    Problem("indexes.duplicate", ("public.idx_leads_email", "public.leads_email_idx"),
+            "two identical indexes on leads(email)"),
+    Problem("indexes.invalid", ("public.quotes_quote_number_key",),
+            "a unique index whose CREATE INDEX CONCURRENTLY failed on duplicate quote numbers, left invalid"),
+    Problem("indexes.unindexed_fk", ("public.vehicle_listings",),
+            "vehicle_listings (1.1M rows) references scraping_sessions with no index on scraping_session_id"),
+    Problem("sequences.exhaustion", ("public.scraping_logs_id_seq",),
+            "scraping_logs.id is an integer identity at 2,147,000,040 of 2,147,483,647 (99.98 %)"),
+    Problem("vacuum.dead_tuples", ("public.notifications",),
+            "about 45,000 dead tuples of 50,000 rows; autovacuum disabled on the table"),
+    Problem("vacuum.stale_stats", ("public.automation_jobs",),
+            "20,000 rows never analyzed (autovacuum disabled on the table)"),
+    Problem("replication.slots", ("analytics_replica",),
+            "an inactive physical replication slot holding WAL since the build"),
+    Problem("security.rls_disabled", ("public.public_share_tokens", "public.metrics"),
+            "public tables without row-level security, fully open to the anon role"),
+    Problem("app.freshness", ("public.scraping_sessions", "public.vehicle_listings"),
+            "the scraper hung 9 hours ago: no new session, log line or listing since (the guide wants < 4 h)"),
+    Problem("queries.slow", ("public.automation_jobs",),
+            "the automation workers' job claim (FOR UPDATE without SKIP LOCKED) queues behind the other workers: "
+            "over 100 calls averaging well over 100 ms; and, under the call threshold, a sequential-scan listing "
+            "search and a one-second market-report aggregate on vehicle_listings"),
+    Problem("auth.failed_logins", ("auth.audit_log_entries",),
+            "60 failed sign-ins in the last hour from 185.220.101.37 against five accounts"),
+)
+
+# Freshness rules for the demo target (the shape of opsbook.toml's [targets.NAME.freshness]): the scraper's tables
+# are 9 hours stale, the ingest and job tables fresh to the minute.
+FRESHNESS: dict[str, dict] = {
+    "public.scraping_sessions": {"column": "started_at", "max_age_hours": 4},
+    "public.vehicle_listings": {"column": "created_at", "max_age_hours": 4},
+    "public.metrics": {"column": "created_at", "max_age_hours": 1},
+    "public.automation_jobs": {"column": "created_at", "max_age_hours": 1},
+}
+
+# What live_faults() adds while it runs (the incident-triage demo).
+LIVE_PROBLEMS: tuple[Problem, ...] = (
+    Problem("locks.blocking", ("public.leads",), "a demo-worker session blocks two demo-api sessions"),
+    Problem("activity.idle_in_transaction", ("demo-worker",), "a session idle in transaction holding a row lock"),
+    Problem("activity.long_running", ("demo-report",), "a pg_sleep statement running"),
+)
+
+
+__all__ = ["PROBLEMS", "LIVE_PROBLEMS", "FRESHNESS", "Problem", "ensure_demo_database", "live_faults"]
+
+from .build import ensure_demo_database  # noqa: E402 - the two entry points
+from .live_faults import live_faults  # noqa: E402 - binds the function over the submodule's name
