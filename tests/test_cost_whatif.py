@@ -163,11 +163,16 @@ def test_judge_over_quota():
     f = checks.judge_over_quota(rows)
     assert [(x.severity, x.objects) for x in f] == [(Severity.WARNING, ["egress"]),
                                                     (Severity.INFO, ["realtime_messages"])]
-    assert f[0].value == 4.5 and "50 over the 250 included" in f[0].title
+    assert f[0].value == 4.5 and "50 over the 250 included (4.50 USD, billed)" in f[0].title
     assert checks.judge_over_quota(rows, critical=4)[0].severity is Severity.CRITICAL
     rows.attrs.update(spend_cap=True)
     capped = checks.judge_over_quota(rows)[0]
-    assert capped.severity is Severity.WARNING and capped.value == 0 and "spend cap" in capped.detail
+    assert capped.severity is Severity.WARNING and "not billed under the spend cap" in capped.title
+    assert capped.value == 4.5 and "spend cap" in capped.detail
+    free = rows.assign(key="disk", item="Disk size", quantity=0.8, included=0.5, over=0.3, amount_usd=0.0).head(1)
+    free.attrs.update(plan="Free", spend_cap=False, pays_overage=False)
+    read_only = checks.judge_over_quota(free)[0]
+    assert read_only.severity is Severity.CRITICAL and "read-only" in read_only.detail
     ok = checks.judge_over_quota(rows[rows["key"] == "mau"])
     assert ok[0].severity is Severity.OK and "1 measured" in ok[0].title
 

@@ -42,19 +42,20 @@ def judge_over_quota(df, *, critical: float = 100) -> list[Finding]:
                     + (" (the database turns read-only)" if r.key == "disk" else ""))
             fix = ("Turn the spend cap off to pay for the overage instead of being restricted, or reduce the usage "
                    "(see the levers below)." if pays else "Reduce the usage or upgrade to Pro.")
-            cost = 0.0
+            billed = "not billed under the spend cap"
         else:
             sev = Severity.CRITICAL if r.amount_usd >= critical else Severity.WARNING
             what = f"{r.amount_usd:,.2f} USD of overage this month"
             fix = "Reduce the usage (see the levers below) or budget for it; a plan change does not raise quotas " \
                   "between Pro and Team."
-            cost = r.amount_usd
+            billed = "billed"
         if r.included is None or r.included < 0:
             title = f"{r.item}: {_n(r.quantity)} {r.unit} used, not available on the {plan} plan"
         else:
-            title = f"{r.item}: {_n(r.quantity)} {r.unit}, {_n(r.over)} over the {_n(r.included)} included"
+            money = f"{r.amount_usd:,.2f} USD, {billed}" if pays else f"restricted on {plan}"
+            title = f"{r.item}: {_n(r.quantity)} {r.unit}, {_n(r.over)} over the {_n(r.included)} included ({money})"
         out.append(Finding("cost.over_quota", sev, title, detail=f"{what}. {r.note} Source: {r.usage_source}.",
-                           objects=[r.key], value=cost, threshold=critical, remediation=fix))
+                           objects=[r.key], value=r.amount_usd, threshold=critical, remediation=fix))
     unmeasured = df[df["quantity"].isna()]
     if len(unmeasured):
         out.append(Finding("cost.over_quota", Severity.INFO,
