@@ -14,7 +14,10 @@ BEGIN
   EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
   END;
 END $$;
-ALTER ROLE service_role BYPASSRLS;
+-- the shape Supabase gives them, also when they were there before
+ALTER ROLE anon NOLOGIN NOINHERIT;
+ALTER ROLE authenticated NOLOGIN NOINHERIT;
+ALTER ROLE service_role NOLOGIN NOINHERIT BYPASSRLS;
 GRANT anon, authenticated, service_role TO authenticator;
 
 CREATE SCHEMA extensions;

@@ -13,10 +13,10 @@ ALTER TABLE vehicle_listings ADD CONSTRAINT vehicle_listings_scraping_session_id
   FOREIGN KEY (scraping_session_id) REFERENCES scraping_sessions (id);
 
 -- security.rls_disabled: share tokens and ingested metrics are readable and writable by anon.
--- (They are simply not in 45_security.sql's ENABLE ROW LEVEL SECURITY list.)
+-- (45_security.sql's ENABLE ROW LEVEL SECURITY loop leaves them out.)
 
 -- sequences.exhaustion: scraping_logs.id is an integer; a bulk import jumped its sequence to 2,147,000,000:
--- 99.97% of the integer range is used. The hung scrape's last log lines took the next ids.
+-- 99.98% of the integer range is used. The hung scrape's last log lines took the next ids.
 SELECT setval(pg_get_serial_sequence('scraping_logs', 'id'), 2147000000);
 INSERT INTO scraping_logs (session_id, log_level, message, created_at)
 SELECT 4320, CASE WHEN g % 10 = 0 THEN 'WARN' ELSE 'INFO' END,

@@ -62,5 +62,14 @@ LIVE_PROBLEMS: tuple[Problem, ...] = (
 
 __all__ = ["PROBLEMS", "LIVE_PROBLEMS", "FRESHNESS", "Problem", "ensure_demo_database", "live_faults"]
 
-from .build import ensure_demo_database  # noqa: E402 - the two entry points
-from .live_faults import live_faults  # noqa: E402 - binds the function over the submodule's name
+
+def __getattr__(name: str):
+    """The builders need psycopg: imported on first use, so that `from opsbook.demo import PROBLEMS` stays light."""
+    if name == "ensure_demo_database":
+        from .build import ensure_demo_database as found  # noqa: PLC0415
+    elif name == "live_faults":
+        from .live import live_faults as found  # noqa: PLC0415
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = found
+    return found

@@ -16,7 +16,7 @@ from ..errors import OpsbookError
 from . import faults, workload
 
 # Bump when the schema, data or problems change: a demo built by another version is rebuilt on first use.
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 MARKER = "opsbook demo database "  # COMMENT ON DATABASE: this prefix, then the build's stats as JSON
 LOCK_KEY = 7_261_737_263  # pg_try_advisory_lock key (in the `postgres` database) serialising builds
 LOCK_WAIT_S = 900
