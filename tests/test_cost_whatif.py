@@ -2,6 +2,8 @@
 compute, plan and PITR re-pricing, and the four cost checks' judgements on hand-made rows."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -89,6 +91,8 @@ def test_levers_priced_on_the_test_database(built):
     with connect(cfg.target("test")) as s:
         a = gather(s, cfg.target("test"), cfg, {"archive_days": 90})
     assert a.bill.amount("disk") == 4.00 and a.bill.total_usd == 25.00 + 4.00 + 100.01
+    assert a.trend is None and "opsbook snapshot" in a.trend_note
+    assert not Path(cfg.history_url.removeprefix("sqlite:///")).exists()  # a report never creates a store
     levers = {(w.lever, w.title): w for w in a.whatifs}
     by_lever = {w.lever: w for w in a.whatifs if w.lever in ("archive", "unused_indexes", "disk_shrink")}
     assert by_lever["disk_shrink"].delta_usd == -4.00  # the data fits in the 8 GB floor already

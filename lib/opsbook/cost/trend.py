@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .bill import Bill, compute_bill
@@ -30,6 +31,9 @@ def open_history(config: Any, target: str) -> tuple[Any, str]:
         from ..history import open_store  # noqa: PLC0415
     except ImportError:
         return None, NO_HISTORY
+    url = str(getattr(config, "history_url", "") or "")
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        return None, NO_HISTORY  # opening would create an empty store: a report must not write one
     try:
         store = open_store(config)
     except Exception as e:  # noqa: BLE001 - an unreachable store is reported, not fatal
