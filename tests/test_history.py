@@ -290,7 +290,7 @@ def test_replay_grows_for_real_with_a_simulated_clock(db, tmp_path):
     mau = store.series("test", "mau")["value"]
     assert len(mau) == 6 and mau.iloc[-1] > 0
     again = replay_history(db.server, days=2, config=config, target="test", dbname=db.name, scale=0.2)
-    assert again.snapshots == 2 and not again.skipped and len(store.snapshots("test")) == 2  # replaced
+    assert again.snapshots == 2 and not again.skipped and len(store.snapshots("test")) == 2, again  # replaced
     store.close()
 
 
