@@ -56,3 +56,4 @@ def test_runs_without_history_and_says_how_to_start(db, tmp_path):
     assert result.sidecar["metrics"]["database_size_bytes"] > 0
     assert "days_until_disk_full" not in result.sidecar["metrics"]
     assert "No history for target" in result.html_path.read_text()
+    assert not (tmp_path / "history.sqlite").exists()  # looking for history never creates a store

@@ -14,9 +14,34 @@ HOW_TO_START = ("run `opsbook snapshot --target {target}` from cron (every 5 min
                 "once two snapshots a day apart exist")
 
 
-def open_store(config) -> HistoryStore:
-    """The history store named by the configuration's [history] url (SQLite by default)."""
+def open_store(config, *, create: bool = True) -> HistoryStore | None:
+    """The history store named by the configuration's [history] url (SQLite by default). With `create=False`
+    (a report looking for history) a store that does not exist yet is not created: the answer is None."""
+    if not create and not store_exists(config.history_url):
+        return None
     return HistoryStore(config.history_url)
+
+
+def store_exists(url: str) -> bool:
+    """Whether the store at `url` holds opsbook's tables, without creating anything."""
+    from pathlib import Path  # noqa: PLC0415
+
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if not path or path == ":memory:" or not Path(path).exists():
+            return False
+    from sqlalchemy import create_engine, inspect  # noqa: PLC0415
+
+    from .store import snapshots  # noqa: PLC0415
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return inspect(conn).has_table(snapshots.name)
+    except Exception:  # noqa: BLE001 - unreachable or unreadable: there is no history to read
+        return False
+    finally:
+        engine.dispose()
 
 
 @dataclass

@@ -35,8 +35,10 @@ def store_for(ctx):
     from . import open_store  # noqa: PLC0415
 
     try:
-        store = open_store(ctx.config)
+        store = open_store(ctx.config, create=False)  # a report never creates an empty store
     except Exception:  # noqa: BLE001 - no history is a finding ("start collecting"), never a crash
+        return None
+    if store is None:
         return None
     try:
         ctx._opsbook_store = store
