@@ -114,7 +114,9 @@ def run_runbook(name: str, target: str = "demo", params: dict[str, Any] | None =
     with tempfile.TemporaryDirectory(prefix="opsbook-run-") as tmp:
         record_file = Path(tmp) / "record.jsonl"
         kernel_env = {"OPSBOOK_RUN_RECORD": str(record_file), "OPSBOOK_REPORT_STEM": str(stem),
-                      "OPSBOOK_CONFIG": str(_config_file(config, Path(tmp)))}
+                      "OPSBOOK_CONFIG": str(_config_file(config, Path(tmp))),
+                      # the kernel runs in runbooks/; relative paths in parameters mean the caller's folder
+                      "OPSBOOK_CALLER_CWD": os.getcwd()}
         with _RUN_LOCK, _environ(kernel_env), _quiet_papermill():
             nb, error = _execute(path, nb_path, injected, kernel_log=Path(tmp) / "kernel.log")
         from . import runrecord  # noqa: PLC0415
