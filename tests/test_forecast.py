@@ -4,7 +4,8 @@ Tolerances proven here (days until the level, from the last observation):
 - linear, no noise: within 0.5 day;
 - accelerating (quadratic truth): within 3%; exponential truth (1.5%/day, also with 2% noise): within 15%;
 - linear with noise (iid, sigma 4% of the level): within 10%, and the true date inside the 90% band;
-- counter with a stats reset in the middle: within 2%; gauge with a level drop (data archived): within 3%.
+- counter with a stats reset in the middle: within 2%; gauge with a level drop (data archived): within 3%;
+- an accelerating fit's band takes in the straight line (model uncertainty), so its latest date is later.
 """
 from __future__ import annotations
 
@@ -149,3 +150,13 @@ def test_noisy_acceleration_picks_the_right_curve(seed):
     assert expo.days_until(800e6).days == pytest.approx(np.log(8.0) / 0.015 - 60, rel=0.15)
     quad = forecast.fit(ts(d), (100e6 + 1e6 * d + 0.05e6 * d ** 2) * noise)
     assert quad.model == "quadratic"
+
+
+def test_band_of_accelerating_fit_takes_in_the_straight_line():
+    d = days(60)
+    y = 100e6 + 1e6 * d + 0.05e6 * d ** 2
+    f = forecast.fit(ts(d), y)
+    line = forecast.fit(ts(d[-20:]), y[-20:])  # a line through the recent window: slower than the curve
+    u, lu = f.days_until(2e9), line.days_until(2e9)
+    assert f.model == "quadratic" and u.days < lu.days
+    assert u.latest >= forecast.fit(ts(d), y).days_until(2e9).days and u.latest > u.days * 1.2

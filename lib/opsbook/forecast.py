@@ -12,7 +12,9 @@ The model, in order:
    cannot tell them apart (root-mean-square residuals within 10%), the exponential, which reaches limits sooner.
    Otherwise the line is used.
 3. Band: a 90% prediction band from the fit's parameter covariance (inflated by the lag-1 autocorrelation of
-   the residuals) plus the residual noise. "Days until" a level: when the central forecast crosses it, and the
+   the residuals) plus the residual noise; when growth accelerates, widened to take in the other candidate
+   curves (the line, and the quadratic or exponential not chosen): far beyond the window, which curve holds is
+   the biggest uncertainty. "Days until" a level: when the central forecast crosses it, and the
    earliest/latest dates when the upper/lower band cross it.
 """
 from __future__ import annotations
@@ -59,6 +61,7 @@ class Forecast:
     sigma: float = 0.0
     offset: float = 0.0  # stitched level minus raw level at the end
     resets: int = 0
+    alternatives: list = field(default_factory=list, repr=False)  # (model, coef) of the curves not chosen
 
     @property
     def ok(self) -> bool:
@@ -74,11 +77,16 @@ class Forecast:
         centre = X @ self.coef
         var = np.einsum("ij,jk,ik->i", X, self.cov, X) + self.sigma ** 2
         half = Z90 * np.sqrt(np.maximum(var, 0))
-        if self.model == "exponential":  # fitted in log space
-            with np.errstate(over="ignore"):
-                return (np.exp(centre) - self.offset, np.exp(centre - half) - self.offset,
-                        np.exp(centre + half) - self.offset)
-        return centre - self.offset, centre - half - self.offset, centre + half - self.offset
+        with np.errstate(over="ignore"):
+            if self.model == "exponential":  # fitted in log space
+                mean, lo, hi = np.exp(centre), np.exp(centre - half), np.exp(centre + half)
+            else:
+                mean, lo, hi = centre, centre - half, centre + half
+            for model, coef in self.alternatives:
+                alt = _design(d, len(coef)) @ coef
+                alt = np.exp(alt) if model == "exponential" else alt
+                lo, hi = np.minimum(lo, alt), np.maximum(hi, alt)
+        return mean - self.offset, lo - self.offset, hi - self.offset
 
     def frame(self, horizon_days: float, step_days: float = 1.0):
         """The forecast as a DataFrame (ts, value, lower, upper) from the last observation to the horizon."""
@@ -126,14 +134,17 @@ def fit(ts, values, kind: str = "gauge", min_points: int = 3, min_span_days: flo
     lin = _huber(_design(tb, 2), zb)
     quad = _huber(_design(tb, 3), zb) if len(tb) >= 6 else None
     chosen, model = lin, "linear"
+    candidates = {"linear": lin[0]}
     if quad is not None:
         c2, se2 = quad[0][2], np.sqrt(max(quad[1][2, 2], 0.0))
         growth_over_window = abs(lin[0][1]) * span + 1e-12
         material = abs(c2) * span ** 2 > CURVATURE_SHARE * growth_over_window
         if c2 > 0 and material and (se2 == 0 or c2 / se2 > CURVATURE_T):
             chosen, model = quad, "quadratic"
+            candidates["quadratic"] = quad[0]
             if zb.min() > 0:
                 expo = _huber(_design(tb, 2), np.log(zb))
+                candidates["exponential"] = expo[0]
                 if _rms(np.exp(_design(tb, 2) @ expo[0]), zb) <= EXPONENTIAL_TIE * _rms(_design(tb, 3) @ quad[0], zb):
                     chosen, model = expo, "exponential"
     coef, cov, sigma = chosen
@@ -141,7 +152,9 @@ def fit(ts, values, kind: str = "gauge", min_points: int = 3, min_span_days: flo
     if model == "exponential":
         growth = float(coef[1] * np.exp(coef[0]))
     offset = float(z[-1] - y[-1])
-    return Forecast(model, n, span, float(t_s[-1]), float(y[-1]), growth, coef, cov, sigma, offset, resets)
+    alternatives = [(m, c) for m, c in candidates.items() if m != model] if model != "linear" else []
+    return Forecast(model, n, span, float(t_s[-1]), float(y[-1]), growth, coef, cov, sigma, offset, resets,
+                    alternatives)
 
 
 def stitch(t_s: np.ndarray, y: np.ndarray, kind: str = "gauge") -> tuple[np.ndarray, int]:
