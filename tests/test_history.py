@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -310,3 +311,36 @@ def test_exact_sizes_for_the_most_written_relations_only(db):
     relpages = db.execute("SELECT relpages * 8192 FROM pg_class WHERE relname = 'quiet'")[0][0]
     assert sizes["busy"] == exact["busy"]
     assert sizes["quiet"] == relpages < exact["quiet"]  # as of its last VACUUM, before the second insert
+
+
+def test_counters_survive_a_crash_restart(tmp_path):
+    """A crash (immediate stop) discards the statistics: rates stay non-negative and count from the restart."""
+    from conftest import free_port
+    from opsbook.embedded import EmbeddedServer
+
+    server = EmbeddedServer(tmp_path / "crash", port=free_port(), settings={"fsync": "off"})
+    server.start()
+    try:
+        conninfo = server.conninfo()
+        config = from_dict({"targets": {"c": {"dsn": conninfo}}, "history": {"url": f"sqlite:///{tmp_path / 'h.sqlite'}"}})
+        with psycopg.connect(conninfo, autocommit=True) as c:
+            c.execute("CREATE TABLE t (id int)")
+            c.execute("INSERT INTO t SELECT generate_series(1, 4000); SELECT pg_stat_force_next_flush()")
+        history.take_snapshot(config, "c")
+        with psycopg.connect(conninfo, autocommit=True) as c:
+            c.execute("INSERT INTO t SELECT generate_series(1, 3000); SELECT pg_stat_force_next_flush()")
+        history.take_snapshot(config, "c")
+        server._run([server.bindir / "pg_ctl", "-D", server.data_dir, "-w", "-m", "immediate", "stop"], what="stop")
+        server.start()
+        with psycopg.connect(conninfo, autocommit=True) as c:
+            c.execute("INSERT INTO t SELECT generate_series(1, 500); SELECT pg_stat_force_next_flush()")
+        history.take_snapshot(config, "c")
+        store = history.open_store(config)
+        snaps = store.snapshots("c")
+        assert snaps["postmaster_start"].nunique() == 2
+        rates = store.rates("c", "tup_inserted")
+        assert (rates["delta"] >= 0).all() and list(rates["reset"]) == [False, True]
+        assert rates["delta"].iloc[0] >= 3000 and 500 <= rates["delta"].iloc[1] < 3000
+        store.close()
+    finally:
+        server.destroy()
