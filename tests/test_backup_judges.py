@@ -97,3 +97,16 @@ def test_ssl_need_and_the_password_never_on_the_command_line():
     dsn, env = tools.libpq_args("postgresql://u:s3cret@h:5432/db?sslmode=require", "x")
     assert "s3cret" not in dsn and env["PGPASSWORD"] == "s3cret" and "sslmode=require" in dsn
     assert tools.scrub("bad password=abc host=h") == "bad password=*** host=h"
+
+
+def test_an_ssl_target_gets_a_client_with_ssl_or_a_clear_refusal():
+    if tools.probe("/usr/lib/postgresql/15/bin", "system") is None:
+        pytest.skip("PostgreSQL 15 client not present")
+    remote = "host=db.abc.supabase.co port=5432 user=postgres sslmode=require"
+    chosen = tools.choose(150008, conninfo=remote)
+    assert chosen.ssl is True and chosen.major == 15  # the embedded 18 has no SSL
+    assert tools.choose(150008, conninfo="host=/tmp").source == "embedded"
+    if not any(c.ssl and c.major >= 18 for c in tools.candidates()):
+        with pytest.raises(tools.ClientError) as e:
+            tools.choose(180000, conninfo=remote)
+        assert e.value.kind == "no_ssl" and "with SSL" in str(e.value)

@@ -37,7 +37,8 @@ CREATE FUNCTION lead_label(l leads) RETURNS text LANGUAGE sql AS $$ SELECT l.ful
 INSERT INTO dealerships SELECT g, 'dealer ' || g FROM generate_series(1, 5) g;
 INSERT INTO leads (dealership_id, full_name, status, score, tags, meta, created_at)
 SELECT 1 + g % 5, 'lead ' || g, (ARRAY['new', 'won', 'lost'])[1 + g % 3]::lead_status, g * 1.25,
-       ARRAY['a', 'b'], jsonb_build_object('g', g, 'quote', 'it''s'), '2026-11-01 10:00+00'::timestamptz + g * interval '1 min'
+       ARRAY['a', 'b'], jsonb_build_object('g', g, 'quote', 'it''s'),
+       '2026-11-01 10:00+00'::timestamptz + g * interval '1 min'
 FROM generate_series(1, 3000) g;
 INSERT INTO interactions (lead_id, body) SELECT 1 + g % 3000, repeat('x', 50) FROM generate_series(1, 2000) g;
 INSERT INTO tags_log SELECT 't' || g, '2026-11-01 10:00+00' FROM generate_series(1, 10) g;
@@ -244,3 +245,21 @@ def test_an_invalid_index_missing_from_the_backup_is_explained_not_critical(src,
     assert [f.severity.value for f in found] == ["info", "ok"] or [f.severity.value for f in found] == ["ok", "info"]
     info = next(f for f in found if f.severity.value == "info")
     assert info.objects == ["index public.leads_status_key"] and "invalid" in info.title
+
+
+def test_restore_errors_are_quoted_when_the_restore_server_is_older(src, pg15, tmp_path):
+    """PostgreSQL 18's dump sets transaction_timeout, which a 15 server does not know: the restore goes on, the
+    error is quoted, and the data still all comes back."""
+    take(src, tmp_path, "custom")
+    config = src.config()
+    config.targets["old"] = type(config.targets["test"])("old", dsn=pg15.conninfo())
+    rb = Runbook("backup-verification", "test", config=config)
+    rb.connect()
+    v = BackupVerification(rb, backup=str(tmp_path), restore_target="old").run()
+    rb.close()
+    restore_finding = by_check(rb)["backup.restore"][0]
+    assert restore_finding.severity.value == "warning", restore_finding.title
+    assert "transaction_timeout" in restore_finding.detail
+    assert (v.completeness.tables["status"] == "same").all()
+    with psycopg.connect(pg15.conninfo(), autocommit=True) as c:
+        assert not c.execute("SELECT 1 FROM pg_database WHERE datname LIKE 'opsbook\\_%'").fetchall()

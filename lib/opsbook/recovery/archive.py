@@ -55,7 +55,8 @@ class Backup:
 
     def row(self) -> dict:
         return {"path": str(self.path), "format": self.format or "unknown", "size_bytes": self.size_bytes,
-                "taken_at": f"{self.taken_at:%Y-%m-%d %H:%M:%S} UTC", "taken_from": self.taken_from, "dbname": self.dbname,
+                "taken_at": f"{self.taken_at:%Y-%m-%d %H:%M:%S} UTC", "taken_from": self.taken_from,
+                "dbname": self.dbname,
                 "dumped_from": self.dumped_from, "dumped_by": self.dumped_by}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from . import archive, restore, rows
-from .runbook import ClientChoice, backups_folder, judge, restore_server
+from .runbook import ClientChoice, backups_folder, judge, restore_server, user_path
 from .tools import scrub
 
 CHECKS = ("recovery.key", "backup.missing", "backup.restore", "recovery.source", "recovery.missing_rows",
@@ -88,7 +88,8 @@ class TableRecovery:
         return row["exists"] and bool(row["key_columns"]) and not row["message"]
 
     def _locate(self, done: set[str]) -> bool:
-        located = archive.locate(self.backup_spec or backups_folder(self.rb.target))
+        spec = user_path(self.backup_spec) if self.backup_spec else backups_folder(self.rb.target)
+        located = archive.locate(spec)
         self.backup = located.backup
         if self.backup is not None and self.backup.format is not None:
             archive.read_header(self.backup, self.clients.for_reading(self.backup))

@@ -1,6 +1,7 @@
 """Where recovery runbooks meet the Runbook object: judge data gathered here, find the restore server and backups."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,12 +51,23 @@ def _embedded() -> RestoreServer:
                          server.data_dir)
 
 
+CWD_ENV = "OPSBOOK_CWD"  # where the user ran `opsbook run`, when the runner passes it (the kernel runs elsewhere)
+
+
+def user_path(spec: str | Path) -> Path:
+    """A path parameter as the user meant it: ~ expanded, relative to where they ran opsbook when known."""
+    p = Path(str(spec)).expanduser()
+    if not p.is_absolute() and os.environ.get(CWD_ENV):
+        p = Path(os.environ[CWD_ENV]) / p
+    return p
+
+
 def backups_folder(target) -> Path | None:
     """Where this target's backups live: `backups = "/path"` on the target in opsbook.toml; for the built-in demo
     target, a folder beside the embedded server."""
     configured = target.extra.get("backups")
     if configured:
-        return Path(str(configured)).expanduser()
+        return user_path(configured)
     if target.embedded:
         from ..embedded import default_home  # noqa: PLC0415
 

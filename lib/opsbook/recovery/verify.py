@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from . import archive, compare, dump, restore, rto
-from .runbook import DEMO_BACKUPS_KEEP, ClientChoice, backups_folder, judge, restore_server
+from .runbook import DEMO_BACKUPS_KEEP, ClientChoice, backups_folder, judge, restore_server, user_path
 from .tools import session_for
 
 CHECKS = ("backup.client", "backup.missing", "backup.age", "backup.integrity", "backup.restore",
@@ -75,7 +75,7 @@ class BackupVerification:
         if self.take_backup:
             self.located = self._take()
         else:
-            spec = self.backup_spec or backups_folder(self.rb.target)
+            spec = user_path(self.backup_spec) if self.backup_spec else backups_folder(self.rb.target)
             self.located = archive.locate(spec)
         self.backup = self.located.backup
         if self.backup is not None:
@@ -86,7 +86,8 @@ class BackupVerification:
             considered, ["path", "format", "size_bytes", "taken_at", "taken_from", "dbname", "dumped_from",
                          "dumped_by"],
             searched=self.located.searched, chosen=str(self.backup.path) if self.backup else None,
-            reason=self.located.reason, take_backup=self.take_backup, taken_now=self.take_backup and self.backup is not None,
+            reason=self.located.reason, take_backup=self.take_backup,
+            taken_now=self.take_backup and self.backup is not None,
             dump_error=self.dump.error if self.dump and not self.dump.ok else None,
             dump_s=self.dump.duration_s if self.dump else None,
             size_bytes=self.backup.size_bytes if self.backup else 0))
@@ -210,6 +211,9 @@ class BackupVerification:
 
     # ------------------------------------------------------------------ internals
     def _take(self) -> archive.Located:
+        if self.dump_format not in dump.FORMATS:
+            return archive.Located("(pg_dump)", None, reason=f"dump_format {self.dump_format!r} is not one of "
+                                   f"{', '.join(dump.FORMATS)}")
         if not self.rb.connected:
             return archive.Located("(pg_dump)", None, reason="the live database could not be reached, so no "
                                    "backup could be taken")
@@ -232,7 +236,7 @@ class BackupVerification:
         not belong beside a report that gets shared)."""
         name = dump.dump_name(self.rb.target.name, self.dump_format)
         if self.backup_spec:
-            p = Path(self.backup_spec).expanduser()
+            p = user_path(self.backup_spec)
             return (p / name if p.is_dir() and not (p / "toc.dat").exists() else p), 0
         folder = backups_folder(self.rb.target)
         if folder is not None:
