@@ -53,6 +53,7 @@ def test_deleted_rows_come_back_exactly(src, pg, tmp_path, fmt, monkeypatch):
     assert list(r.missing_sample["id"][:3]) == [100, 101, 102]
     versions = r.changed_sample
     assert list(versions["version"]) == ["backup", "live"] and list(versions["score"].astype(float)) == [8.75, -1.0]
+    assert list(versions["differs_in"]) == ["score", "score"]
     # the CSV: a header and one line per missing row
     with open(tmp_path / "report.missing.csv", newline="") as f:
         lines = list(csv.reader(f))

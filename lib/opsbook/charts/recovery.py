@@ -64,6 +64,7 @@ def recovery_summary(counts: dict[str, int]):
     colors = {"same": "#067647", "missing live": "#b42318", "changed": "#b54708", "newer live": "#667085"}
     labels = [k for k in colors if k in counts]
     fig = go.Figure(go.Bar(x=labels, y=[counts[k] for k in labels], marker_color=[colors[k] for k in labels],
-                           text=[f"{counts[k]:,}" for k in labels], textposition="outside"))
-    fig.update_layout(height=320, title="Backup rows compared with live, by key", yaxis_title="rows")
+                           text=[f"{counts[k]:,}" for k in labels], textposition="outside", cliponaxis=False))
+    fig.update_layout(height=340, title="Backup rows compared with live, by key", yaxis_title="rows (log scale)",
+                      yaxis_type="log", margin={"t": 70})
     return fig

@@ -169,10 +169,24 @@ def changed_versions(live_conn, scratch_conn, info: TableInfo, columns: list[str
     cols = ", ".join(f"t.{quote_ident(c)}" for c in columns)
     cur = live_conn.execute(f"SELECT {cols} FROM {info.qualified} t WHERE {_key_expr(info)} = ANY(%s)", (keys,))
     live = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+    differs = _differing_columns(backup, live, info.key)
     backup.insert(0, "version", "backup")
     live.insert(0, "version", "live")
     both = pd.concat([backup, live], ignore_index=True)
+    both.insert(1, "differs_in", [differs.get(tuple(r), "") for r in both[info.key].itertuples(index=False)])
     return both.sort_values(info.key + ["version"], kind="stable").reset_index(drop=True)
+
+
+def _differing_columns(backup, live, key: list[str]) -> dict[tuple, str]:
+    """key -> the columns whose values differ between the two versions, as text."""
+    lv = {tuple(r[k] for k in key): r for r in live.to_dict("records")}
+    out = {}
+    for r in backup.to_dict("records"):
+        k = tuple(r[c] for c in key)
+        other = lv.get(k)
+        if other is not None:
+            out[k] = ", ".join(c for c in backup.columns if str(r[c]) != str(other.get(c)))
+    return out
 
 
 def write_csv(scratch_conn, info: TableInfo, path) -> int:
