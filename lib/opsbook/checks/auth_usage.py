@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pandas as pd
-
 from ..findings import Finding, Severity
 from ..history import capacity as cap
 from .registry import Check, CheckContext, Threshold, register

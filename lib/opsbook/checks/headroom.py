@@ -1,8 +1,6 @@
 """Connections headroom: peak connections over the history window against the compute size's limits."""
 from __future__ import annotations
 
-import pandas as pd
-
 from ..findings import Finding, Severity
 from ..history import capacity as cap
 from .registry import Check, CheckContext, Threshold, register
@@ -24,6 +22,8 @@ def headroom(ctx: CheckContext) -> pd.DataFrame:
     if lim.pooler_max_clients:
         rows.append({"limit": lim.pooler_max_clients.name, "limit_value": float(lim.pooler_max_clients.value),
                      "source": lim.pooler_max_clients.source})
+    import pandas as pd  # noqa: PLC0415 - keep `opsbook checks` fast
+
     df = pd.DataFrame(rows)
     df["peak_connections"] = peak
     df["now_connections"] = used_now

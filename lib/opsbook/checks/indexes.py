@@ -1,8 +1,6 @@
 """Indexes: unused, redundant, invalid, and missing under foreign keys."""
 from __future__ import annotations
 
-import pandas as pd
-
 from ..findings import Finding, Severity
 from .registry import Check, CheckContext, Threshold, register
 
@@ -20,8 +18,9 @@ def unused(ctx: CheckContext) -> pd.DataFrame:
     w = ctx.db.fetch("indexes/stats_window").iloc[0]
     since_reset, since_start = w["since_reset_s"], w["since_start_s"]
     # Before PostgreSQL 15 a restart lost the counters; from 15 on they survive a clean restart (not a crash).
-    candidates = [x for x in (since_reset, since_start if int(w["server_version_num"]) < 150000 or pd.isna(since_reset)
-                              else None) if x is not None and not pd.isna(x)]
+    missing = lambda x: x is None or x != x  # noqa: E731 - None or NaN
+    candidates = [x for x in (since_reset, since_start if int(w["server_version_num"]) < 150000 or missing(since_reset)
+                              else None) if not missing(x)]
     df.attrs["stats_age_s"] = min(candidates) if candidates else None
     return df
 

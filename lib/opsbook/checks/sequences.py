@@ -1,8 +1,6 @@
 """Sequences: how close each sequence, and the integer column it feeds, is to its limit."""
 from __future__ import annotations
 
-import pandas as pd
-
 from ..findings import Finding, Severity
 from ..history import capacity as cap
 from .registry import Check, CheckContext, Threshold, register

@@ -1,8 +1,6 @@
 """Storage: database size against the plan's limits, its growth forecast, and Supabase Storage buckets."""
 from __future__ import annotations
 
-import pandas as pd
-
 from ..findings import Finding, Severity
 from ..history import HOW_TO_START
 from ..history import capacity as cap
@@ -22,6 +20,8 @@ def database_size(ctx: CheckContext) -> pd.DataFrame:
     lim = cap.limits_for(ctx)
     rows = [{"limit": x.name, "limit_bytes": float(x.value), "size_bytes": size, "pct_used": 100 * size / x.value,
              "source": x.source, "note": x.note} for x in lim.size]
+    import pandas as pd  # noqa: PLC0415 - keep `opsbook checks` fast
+
     df = pd.DataFrame(rows, columns=["limit", "limit_bytes", "size_bytes", "pct_used", "source", "note"])
     df.attrs.update(size_bytes=size, plan=lim.plan, spend_cap=lim.spend_cap, price_list=lim.price_list)
     return df

@@ -1,8 +1,6 @@
 """Tables: estimated bloat of tables and indexes, and what removing it would save."""
 from __future__ import annotations
 
-import pandas as pd
-
 from ..findings import Finding, Severity
 from .registry import Check, CheckContext, Threshold, register
 
@@ -24,6 +22,8 @@ def bloat(ctx: CheckContext) -> pd.DataFrame:
     i["kind"] = "index"
     cols = ["kind", "schema_name", "table_name", "index_name", "rows_est", "size_bytes", "expected_bytes",
             "bloat_bytes", "bloat_pct"]
+    import pandas as pd  # noqa: PLC0415 - keep `opsbook checks` fast
+
     df = pd.concat([t[cols], i[cols]], ignore_index=True) if len(i) else t[cols]
     return df.sort_values(["bloat_bytes", "table_name"], ascending=[False, True], ignore_index=True)
 

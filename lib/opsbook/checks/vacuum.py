@@ -1,10 +1,12 @@
 """Vacuum: dead tuples piling up where autovacuum falls behind, and planner statistics gone stale."""
 from __future__ import annotations
 
-import pandas as pd
-
 from ..findings import Finding, Severity
 from .registry import Check, CheckContext, Threshold, register
+
+
+def _missing(x) -> bool:
+    return x is None or x != x  # None or NaN
 
 
 def dead_tuples(ctx: CheckContext):
@@ -23,7 +25,7 @@ def judge_dead_tuples(df, *, min_dead: float = 1000, warning: float = 20, critic
                f"past the autovacuum trigger of {r.autovacuum_trigger_tuples:,.0f} dead tuples: autovacuum is "
                "falling behind (long transactions holding the xmin horizon, too few workers, cost limits)"
                if behind else "below its autovacuum trigger, yet a large share of the table")
-        last = "never vacuumed" if pd.isna(r.since_vacuum_s) else f"last vacuum {r.since_vacuum_s / 3600:,.1f} h ago"
+        last = "never vacuumed" if _missing(r.since_vacuum_s) else f"last vacuum {r.since_vacuum_s / 3600:,.1f} h ago"
         out.append(Finding("vacuum.dead_tuples", sev, f"{name}: {r.n_dead_tup:,.0f} dead tuples ({r.dead_pct:.0f}%)",
                            detail=f"{r.n_live_tup:,.0f} live rows; {why}; {last}.", objects=[name],
                            value=r.dead_pct, threshold=critical if sev is Severity.CRITICAL else warning,

@@ -5,8 +5,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .readers import HistoryStore
-
 __all__ = ["HistoryStore", "open_store", "take_snapshot", "SnapshotResult", "HOW_TO_START"]
 
 HOW_TO_START = ("run `opsbook snapshot --target {target}` from cron (every 5 minutes is plenty; e.g. "
@@ -17,9 +15,19 @@ HOW_TO_START = ("run `opsbook snapshot --target {target}` from cron (every 5 min
 def open_store(config, *, create: bool = True) -> HistoryStore | None:
     """The history store named by the configuration's [history] url (SQLite by default). With `create=False`
     (a report looking for history) a store that does not exist yet is not created: the answer is None."""
+    from .readers import HistoryStore  # noqa: PLC0415 - pandas and SQLAlchemy only when history is used
+
     if not create and not store_exists(config.history_url):
         return None
     return HistoryStore(config.history_url)
+
+
+def __getattr__(name: str):
+    if name == "HistoryStore":
+        from .readers import HistoryStore  # noqa: PLC0415
+
+        return HistoryStore
+    raise AttributeError(name)
 
 
 def store_exists(url: str) -> bool:

@@ -4,9 +4,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pandas as pd
-
-from .. import forecast, limits
+from .. import limits
 
 DEFAULT_WINDOW_DAYS = 90
 DEFAULT_HORIZON_DAYS = 90
@@ -49,6 +47,8 @@ def store_for(ctx):
 
 def history_series(ctx, metric: str, label: str = "") -> pd.DataFrame:
     """The metric over the window (DataFrame[ts, value]); empty without history."""
+    import pandas as pd  # noqa: PLC0415
+
     store = store_for(ctx)
     if store is None:
         return pd.DataFrame(columns=["ts", "value"])
@@ -73,12 +73,16 @@ def simulated(ctx) -> bool:
 
 
 def fit(series: pd.DataFrame, kind: str = "gauge") -> forecast.Forecast:
+    from .. import forecast  # noqa: PLC0415
+
     return forecast.fit(series["ts"], series["value"], kind=kind)
 
 
 def days_table(fc: forecast.Forecast, current: float, lines: list[limits.Limit],
                trigger_pct: float = SCALING_TRIGGER_PCT) -> pd.DataFrame:
     """One row per limit: its value, % used now, days until the trigger (80%) and until 100%, with the band."""
+    import pandas as pd  # noqa: PLC0415
+
     rows = []
     for line in lines:
         if not line or not line.value:
@@ -107,8 +111,9 @@ def history_status(ctx) -> str:
     from . import HOW_TO_START  # noqa: PLC0415
 
     store = store_for(ctx)
-    snaps = store.snapshots(ctx.target.name) if store is not None else pd.DataFrame()
-    if len(snaps) < 2:
+    snaps = store.snapshots(ctx.target.name) if store is not None else None
+    if snaps is None or len(snaps) < 2:
+        snaps = [] if snaps is None else snaps
         return (f"No history for target '{ctx.target.name}' yet ({len(snaps)} snapshot(s)): this report shows the "
                 f"current state only. To start collecting, {HOW_TO_START.format(target=ctx.target.name)}.")
     span = (snaps["ts"].iloc[-1] - snaps["ts"].iloc[0]).total_seconds() / 86400
@@ -160,6 +165,8 @@ def never_scanned(usage: pd.DataFrame | None) -> pd.DataFrame | None:
 
 def table_trends(ctx, top: int = 8) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(table sizes over the window, the `top` tables by growth); empty frames without history."""
+    import pandas as pd  # noqa: PLC0415
+
     store = store_for(ctx)
     if store is None or not store.has_history(ctx.target.name):
         return pd.DataFrame(columns=["ts", "schema_name", "table_name", "total_bytes"]), pd.DataFrame(
