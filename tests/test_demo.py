@@ -8,7 +8,9 @@ import psycopg
 import pytest
 
 from opsbook.config import DEMO_DATABASE
-from opsbook.demo import FRESHNESS, LIVE_PROBLEMS, PROBLEMS, ensure_demo_database, live_faults
+from opsbook.config import from_dict
+from opsbook.context import Runbook
+from opsbook.demo import FRESHNESS, LIVE_PROBLEMS, LIVE_THRESHOLDS, PROBLEMS, ensure_demo_database, live_faults
 from opsbook.demo.build import BUILD_VERSION, MARKER, read_marker
 
 pytestmark = pytest.mark.slow  # builds the demo database (20-40 s on two busy cores)
@@ -18,7 +20,7 @@ EXPECTED_ROWS = {
     "auth.audit_log_entries": 83486, "auth.sessions": 6000, "auth.users": 10000,
     "public.analytics_events": 60297, "public.automation_jobs": 20102, "public.automation_workflows": 200,
     "public.conversations": 8000, "public.dealerships": 120, "public.interactions": 50039, "public.leads": 20000,
-    "public.messages": 80069, "public.metrics": 100178, "public.notifications": 50000, "public.profiles": 10000,
+    "public.messages": 80069, "public.metrics": 100178, "public.notifications": 100000, "public.profiles": 10000,
     "public.public_share_tokens": 4000, "public.quotes": 8000, "public.saved_searches": 5000,
     "public.scraping_logs": 30000, "public.scraping_sessions": 4320, "public.support_tickets": 3000,
     "public.ticket_comments": 8000, "public.valuations": 6000, "public.vehicle_listings": 1100000,
@@ -42,7 +44,7 @@ PROOFS = {
                             "'vehicle_listings'::regclass AND attname = 'scraping_session_id'))",
     "sequences.exhaustion": "SELECT data_type = 'integer'::regtype AND last_value > 2147000000 "
                             "FROM pg_sequences WHERE sequencename = 'scraping_logs_id_seq'",
-    "vacuum.dead_tuples": "SELECT n_dead_tup > 40000 AND 'autovacuum_enabled=false' = ANY(c.reloptions) "
+    "vacuum.dead_tuples": "SELECT n_dead_tup > 100000 AND 'autovacuum_enabled=false' = ANY(c.reloptions) "
                           "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid WHERE s.relname = 'notifications'",
     "vacuum.stale_stats": "SELECT last_analyze IS NULL AND last_autoanalyze IS NULL AND n_live_tup > 20000 "
                           "AND NOT EXISTS (SELECT 1 FROM pg_stats WHERE tablename = 'automation_jobs') "
@@ -222,6 +224,28 @@ def test_every_documented_problem_has_a_proof():
     assert {p.check for p in LIVE_PROBLEMS} == {"locks.blocking", "activity.idle_in_transaction",
                                                  "activity.long_running"}
     assert all("." in table and rule["column"] for table, rule in FRESHNESS.items())
+    assert set(LIVE_THRESHOLDS) <= {p.check for p in LIVE_PROBLEMS}
+
+
+def found(conninfo, wanted: dict[str, list[str]], **runbook) -> dict[str, list]:
+    """{check id: its non-ok findings naming one of the wanted objects}, for the checks that exist so far."""
+    from opsbook.checks import load_all
+
+    known = sorted(set(wanted) & set(load_all()))
+    rb = Runbook("demo-test", "demo_test", config=from_dict(
+        {"targets": {"demo_test": {"dsn": conninfo, "freshness": FRESHNESS}}}), **runbook)
+    rb.connect()
+    rb.run(known)
+    return {c: [f for f in rb.findings if f.check == c and f.severity.value != "ok"
+                and any(o in f"{f.title} {f.detail} {' '.join(f.objects)}" for o in wanted[c])] for c in known}
+
+
+def test_the_checks_find_every_problem_on_the_demo(demo):
+    # statement texts name tables without their schema: look for both forms
+    names = {p.check: [*p.objects, *(o.split(".")[-1] for o in p.objects)] for p in PROBLEMS}
+    hits = found(demo["server"].conninfo(dbname=DEMO_DATABASE), names)
+    assert len(hits) >= 10  # security.rls_disabled and auth.failed_logins wait for their checks
+    assert {check for check, findings in hits.items() if not findings} == set()
 
 
 def test_second_call_is_fast_and_changes_nothing(demo):
@@ -269,6 +293,13 @@ def test_live_faults_make_a_real_incident_and_clean_up(demo):
         assert seen[second][2] == "Lock" and set(seen[second][3]) & {faults.holder_pid, first}
         assert seen[faults.sleeper_pid][1] == "active" and "pg_sleep" in seen[faults.sleeper_pid][4]
         assert all(a[0] != "opsbook" for a in seen.values())
+        time.sleep(2.5)  # older than LIVE_THRESHOLDS' 2 s and the blocking check's 1 s wait
+        pids = {"locks.blocking": [str(faults.holder_pid)],
+                "activity.idle_in_transaction": [str(faults.holder_pid)],
+                "activity.long_running": [str(faults.sleeper_pid)]}
+        hits = found(conninfo, pids, thresholds=LIVE_THRESHOLDS)
+        assert set(hits) == {p.check for p in LIVE_PROBLEMS}
+        assert {check for check, findings in hits.items() if not findings} == set()
     assert wait_gone(conn, faults.pids) == {}
     assert scalar(conn, "SELECT status FROM leads ORDER BY id LIMIT 1") == status_before  # rolled back
 

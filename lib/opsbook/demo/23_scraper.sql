@@ -93,7 +93,7 @@ SELECT n, pg_temp.uid(pg_temp.search_user(s)), s, v.id, kind,
          failed,queued}', n, 352),
        CASE WHEN pg_temp.r(n, 353) < 0.55 THEN sent_at + pg_temp.r(n, 354) * (pg_temp.t0() - sent_at) * 0.2 END,
        sent_at, sent_at
-FROM generate_series(1, 50000) AS n
+FROM generate_series(1, 100000) AS n
 CROSS JOIN LATERAL (SELECT pg_temp.ri(n, 350, 1, 5000) AS s,
                            pg_temp.pick('{new_match,new_match,new_match,price_drop}', n, 351) AS kind) AS x
 JOIN vehicle_listings AS v
