@@ -48,7 +48,11 @@ def free_port() -> int:
 
 
 def _server(tmp_path_factory, name: str, bindir: Path | None = None, **settings) -> EmbeddedServer:
-    server = EmbeddedServer(tmp_path_factory.mktemp(name) / "data", bindir=bindir, port=free_port(),
+    # under the suite's home, not /tmp/pytest-of-*: a concurrent pytest resets that folder to 0700, which locks
+    # the server account out of its own data directory
+    home = Path(os.environ["OPSBOOK_HOME"])
+    server = EmbeddedServer(Path(tempfile.mkdtemp(prefix=f"{name}-", dir=home)) / "data", bindir=bindir,
+                            port=free_port(),
                             settings={**TEST_SETTINGS, **settings})
     server.start()
     return server

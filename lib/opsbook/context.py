@@ -59,6 +59,12 @@ class Runbook:
             out[cid] = self._keep(checkreg.run_check(checkreg.get(cid), self._ctx(), self.thresholds_for(cid)))
         return out
 
+    def judge(self, check_id: str, data: Any) -> checkreg.CheckResult:
+        """Judge data gathered outside SQL (files, tool output) as the check `check_id`: thresholds resolved
+        and findings kept and recorded like any other check's."""
+        return self._keep(checkreg.run_check(checkreg.get(check_id), self._ctx(), self.thresholds_for(check_id),
+                                             data=data))
+
     def thresholds_for(self, check_id: str) -> dict[str, Any]:
         check = checkreg.get(check_id)
         return check.resolve_thresholds(self.config.thresholds_for(check_id, self.target),

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 from . import params as paramspec
 from .config import Config, load
 from .errors import OpsbookError, ParameterError, UnknownRunbook, UsageError
+from .paths import CALLER_CWD_ENV
 
 RUNBOOKS_ENV = "OPSBOOK_RUNBOOKS"
 FAIL_ON = ("warning", "critical")
@@ -69,16 +70,19 @@ def runbook_path(name: str) -> Path:
     return path
 
 
+def runbook_meta(name: str) -> dict[str, Any]:
+    """The notebook's `metadata.opsbook`: purpose, demo_parameters."""
+    return paramspec.read_notebook(runbook_path(name)).get("metadata", {}).get("opsbook", {})
+
+
 def list_runbooks() -> list[tuple[str, str]]:
     """(name, one-line purpose from metadata.opsbook.purpose) for every runbook."""
     out = []
     for name in runbook_names():
         try:
-            nb = paramspec.read_notebook(runbooks_dir() / f"{name}.ipynb")
+            out.append((name, runbook_meta(name).get("purpose", "")))
         except OpsbookError as e:
             out.append((name, f"(unreadable: {e})"))
-            continue
-        out.append((name, nb.get("metadata", {}).get("opsbook", {}).get("purpose", "")))
     return out
 
 
@@ -116,7 +120,7 @@ def run_runbook(name: str, target: str = "demo", params: dict[str, Any] | None =
         kernel_env = {"OPSBOOK_RUN_RECORD": str(record_file), "OPSBOOK_REPORT_STEM": str(stem),
                       "OPSBOOK_CONFIG": str(_config_file(config, Path(tmp))),
                       # the kernel runs in runbooks/; relative paths in parameters mean the caller's folder
-                      "OPSBOOK_CALLER_CWD": os.getcwd()}
+                      CALLER_CWD_ENV: os.getcwd()}
         with _RUN_LOCK, _environ(kernel_env), _quiet_papermill():
             nb, error = _execute(path, nb_path, injected, kernel_log=Path(tmp) / "kernel.log")
         from . import runrecord  # noqa: PLC0415
@@ -143,14 +147,17 @@ def run_runbook(name: str, target: str = "demo", params: dict[str, Any] | None =
 
 
 def run_all(target: str = "demo", *, config: Config | None = None, output_dir: Path | None = None,
-            progress: Callable[[str], None] = lambda line: None, **kw: Any) -> list[RunResult]:
+            progress: Callable[[str], None] = lambda line: None,
+            params_for: Callable[[str], dict[str, Any]] = lambda name: {}, **kw: Any) -> list[RunResult]:
     """Every runbook against one target, in name order, one line of progress per runbook."""
     config = config or load()
     names = runbook_names()
     results = []
     for i, name in enumerate(names, 1):
-        progress(f"[{i}/{len(names)}] {name} on {target} ...")
-        r = run_runbook(name, target, config=config, output_dir=output_dir, **kw)
+        params = params_for(name)
+        shown = " ".join(f"{k}={v}" for k, v in params.items())
+        progress(f"[{i}/{len(names)}] {name} on {target}{' with ' + shown if shown else ''} ...")
+        r = run_runbook(name, target, params, config=config, output_dir=output_dir, **kw)
         c = _counts(r.sidecar["findings"])
         tally = ", ".join(f"{n} {s}" for s, n in c.items() if n) or "no findings"
         progress(f"[{i}/{len(names)}] {name}: {r.sidecar['status']} in {r.sidecar['duration_s']:.1f} s "
@@ -175,7 +182,9 @@ def demo(*, config: Config | None = None, output_dir: Path | None = None,
                            f"{e}); reinstall opsbook or run `opsbook run RUNBOOK --target NAME` on your own "
                            "database") from None
     ensure_demo_database(progress=progress)
-    results = run_all("demo", config=config, output_dir=output_dir, progress=progress)
+    # a runbook may ask for parameters that make the demo meaningful (backup-verification: take a dump first)
+    results = run_all("demo", config=config, output_dir=output_dir, progress=progress,
+                      params_for=lambda name: runbook_meta(name).get("demo_parameters", {}))
     from .report_index import index_path  # noqa: PLC0415
 
     return index_path(Path(output_dir or config.reports_dir).absolute()), results

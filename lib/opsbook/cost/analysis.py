@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ParameterError
+from ..paths import CALLER_CWD_ENV
 from . import archive as archive_mod
 from . import pricing, rds, settings as settings_mod, trend as trend_mod, usage as usage_mod, whatif
 from .bill import Bill, compute_bill
@@ -39,7 +40,7 @@ def resolve_path(name: str, config: Any = None) -> Path:
     p = Path(name).expanduser()
     if p.is_absolute():
         return p
-    bases = [os.environ.get("OPSBOOK_CALLER_CWD"), os.environ.get("PWD"),
+    bases = [os.environ.get(CALLER_CWD_ENV), os.environ.get("PWD"),
              str(Path(config.path).parent) if config is not None and getattr(config, "path", None) else None,
              os.getcwd()]
     for base in bases:

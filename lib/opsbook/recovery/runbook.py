@@ -6,20 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..paths import user_path
 from .tools import with_dbname
 
 DEMO_BACKUPS_KEEP = 5  # dumps of the demo database kept in its backups folder
 
 
 def judge(rb, check_id: str, data: Any):
-    """Judge data this package gathered (files, pg_restore output) as a check of the runbook `rb`: thresholds
-    resolved as for any check, findings recorded, and `rb.section(check_id)` shows them with the data."""
-    from .. import checks  # noqa: PLC0415
-
-    if hasattr(rb, "judge"):  # a Runbook that offers it publicly
-        return rb.judge(check_id, data)
-    result = checks.run_check(checks.get(check_id), rb._ctx(), rb.thresholds_for(check_id), data=data)
-    return rb._keep(result)
+    """Judge data this package gathered (files, pg_restore output) as a check of the runbook `rb`."""
+    return rb.judge(check_id, data)
 
 
 @dataclass
@@ -49,17 +44,6 @@ def _embedded() -> RestoreServer:
     server.start()
     return RestoreServer(server.conninfo(dbname="postgres"), f"the embedded server ({server.data_dir})",
                          server.data_dir)
-
-
-CWD_ENV = "OPSBOOK_CWD"  # where the user ran `opsbook run`, when the runner passes it (the kernel runs elsewhere)
-
-
-def user_path(spec: str | Path) -> Path:
-    """A path parameter as the user meant it: ~ expanded, relative to where they ran opsbook when known."""
-    p = Path(str(spec)).expanduser()
-    if not p.is_absolute() and os.environ.get(CWD_ENV):
-        p = Path(os.environ[CWD_ENV]) / p
-    return p
 
 
 def backups_folder(target) -> Path | None:
