@@ -80,7 +80,7 @@ def replay_history(server, days: int = 60, progress: Progress | None = None, *, 
             store.delete_target(target)
         with connect(tgt, statement_timeout_ms=120_000) as session:
             tables = _clonable(session, result)
-            writer = raw_connect(conninfo, read_only=False, statement_timeout_ms=120_000)
+            writer = raw_connect(conninfo, read_only=False, statement_timeout_ms=120_000, lock_timeout_ms=5_000)
             try:
                 writer.execute("SET synchronous_commit = off")
                 writer.execute("SET pg_stat_statements.track = 'none'")  # keep the demo's statement story clean
