@@ -11,7 +11,7 @@ from opsbook.config import DEMO_DATABASE
 from opsbook.config import from_dict
 from opsbook.context import Runbook
 from opsbook.demo import FRESHNESS, LIVE_PROBLEMS, LIVE_THRESHOLDS, PROBLEMS, ensure_demo_database, live_faults
-from opsbook.demo.build import BUILD_VERSION, MARKER, read_marker
+from opsbook.demo.build import BUILD_VERSION, MARKER, STAGING, read_marker
 
 pytestmark = pytest.mark.slow  # builds the demo database (20-40 s on two busy cores)
 
@@ -46,6 +46,8 @@ PROOFS = {
                             "FROM pg_sequences WHERE sequencename = 'scraping_logs_id_seq'",
     "vacuum.dead_tuples": "SELECT n_dead_tup > 100000 AND 'autovacuum_enabled=false' = ANY(c.reloptions) "
                           "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid WHERE s.relname = 'notifications'",
+    "tables.bloat": "SELECT pg_relation_size('notifications') > 2 * 100000 * (SELECT sum(avg_width) FROM pg_stats "
+                    "WHERE tablename = 'notifications')",
     "vacuum.stale_stats": "SELECT last_analyze IS NULL AND last_autoanalyze IS NULL AND n_live_tup > 20000 "
                           "AND NOT EXISTS (SELECT 1 FROM pg_stats WHERE tablename = 'automation_jobs') "
                           "FROM pg_stat_user_tables WHERE relname = 'automation_jobs'",
@@ -73,7 +75,7 @@ def demo(pg, request):
     with psycopg.connect(pg.conninfo(), autocommit=True) as admin:
         planted = read_marker(admin) is None
         if planted:  # a staging database abandoned mid-build, and a `demo` from an older builder version
-            for name in (f"{DEMO_DATABASE}__build", DEMO_DATABASE):
+            for name in (STAGING, DEMO_DATABASE):
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 admin.execute(f'CREATE DATABASE "{name}"')
             admin.execute(f"""COMMENT ON DATABASE "{DEMO_DATABASE}" IS '{MARKER}{{"version": 0}}'""")
@@ -132,7 +134,7 @@ def test_killed_build_and_outdated_demo_are_replaced(demo):
         pytest.skip("another module built the demo first: nothing was planted")
     with psycopg.connect(demo["server"].conninfo(), autocommit=True) as admin:
         names = {r[0] for r in admin.execute("SELECT datname FROM pg_database")}
-        assert f"{DEMO_DATABASE}__build" not in names
+        assert STAGING not in names
         assert read_marker(admin)["version"] == BUILD_VERSION
 
 
@@ -248,12 +250,15 @@ def test_the_checks_find_every_problem_on_the_demo(demo):
     assert {check for check, findings in hits.items() if not findings} == set()
 
 
-def test_second_call_is_fast_and_changes_nothing(demo):
+def test_second_call_is_fast_changes_nothing_and_drops_a_killed_rebuild(demo):
     before_oid = scalar(demo["conn"], "SELECT oid FROM pg_database WHERE datname = current_database()")
+    with psycopg.connect(demo["server"].conninfo(), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{STAGING}"')  # what a `rebuild=True` killed half-way leaves
     again = ensure_demo_database(server=demo["server"])
     assert again["built"] is False and again["seconds"] < 1
     assert again["built_at"] == demo["stats"]["built_at"] and again["row_counts"] == EXPECTED_ROWS
     assert scalar(demo["conn"], "SELECT oid FROM pg_database WHERE datname = current_database()") == before_oid
+    assert scalar(demo["conn"], "SELECT count(*) FROM pg_database WHERE datname = %s", (STAGING,)) == 0
 
 
 def test_read_marker_accepts_only_a_complete_build_of_this_version(db):

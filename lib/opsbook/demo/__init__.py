@@ -28,6 +28,8 @@ PROBLEMS: tuple[Problem, ...] = (
     Problem("vacuum.dead_tuples", ("public.notifications",),
             "about 130,000 dead tuples next to 100,000 live rows (over 20 MB of bloat) after two mass updates; "
             "autovacuum disabled on the table"),
+    Problem("tables.bloat", ("public.notifications",),
+            "the same two mass updates left the table about half bloat (some 23 MB of 42 MB)"),
     Problem("vacuum.stale_stats", ("public.automation_jobs",),
             "20,000 rows never analyzed (autovacuum disabled on the table)"),
     Problem("replication.slots", ("analytics_replica",),

@@ -20,6 +20,7 @@ BUILD_VERSION = 2
 MARKER = "opsbook demo database "  # COMMENT ON DATABASE: this prefix, then the build's stats as JSON
 LOCK_KEY = 7_261_737_263  # pg_try_advisory_lock key (in the `postgres` database) serialising builds
 LOCK_WAIT_S = 900
+STAGING = f"{DEMO_DATABASE}__build"  # built here, renamed to DEMO_DATABASE when complete
 SQL_FILES = tuple(sorted(Path(__file__).parent.glob("[0-9][0-9]_*.sql")))
 SCHEMAS = ("public", "auth", "storage")
 
@@ -29,10 +30,11 @@ Progress = Callable[[str], None]
 def ensure_demo_database(server=None, *, rebuild: bool = False, progress: Progress | None = None) -> dict:
     """Create and build the `demo` database on `server` (default: the embedded default server, started if needed).
 
-    Idempotent: when a complete build of this version is there, returns its stats at once (`built` False). A
-    build killed half-way leaves only a staging database, which the next call drops and builds again; two
-    callers at once are serialised by an advisory lock and the second finds the first's result. `rebuild=True`
-    drops and rebuilds. The data is deterministic (every value derives from a row number through a fixed hash),
+    Idempotent: when a complete build of this version is there, returns its stats at once (`built` False). The
+    build happens in a staging database renamed into place when complete, so a build killed half-way leaves
+    only that staging database (and the demo as it was): the next call drops it, and builds if no complete
+    demo is there. Two callers at once are serialised by an advisory lock; the second finds the first's
+    result. `rebuild=True` builds anew and replaces the demo at the end. The data is deterministic (every value derives from a row number through a fixed hash),
     while times are relative to the build's now() so that freshness and monthly activity look current.
     Returns {database, tables, rows, row_counts, size_bytes, build_seconds, built_at, built, seconds, ...}.
     """
@@ -46,7 +48,9 @@ def ensure_demo_database(server=None, *, rebuild: bool = False, progress: Progre
         server.start()
     with psycopg.connect(server.conninfo(), autocommit=True) as admin:
         stats = None if rebuild else read_marker(admin)
-        if stats is None:
+        if stats is not None:
+            _drop_leftover(admin)
+        else:
             with _build_lock(admin, say):
                 stats = None if rebuild else read_marker(admin)  # someone else may have built it meanwhile
                 if stats is None:
@@ -70,6 +74,17 @@ def read_marker(admin: psycopg.Connection, name: str = DEMO_DATABASE) -> dict | 
     return stats if stats.get("version") == BUILD_VERSION else None
 
 
+def _drop_leftover(admin: psycopg.Connection) -> None:
+    """Drop the staging database of a build that was killed, unless a build is running right now."""
+    if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (STAGING,)).fetchone():
+        return
+    if admin.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+        try:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(STAGING)))
+        finally:
+            admin.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
 @contextlib.contextmanager
 def _build_lock(admin: psycopg.Connection, say: Progress):
     """A session advisory lock, polled (a blocked waiter would show up in other people's lock diagnostics)."""
@@ -90,7 +105,7 @@ def _build_lock(admin: psycopg.Connection, say: Progress):
 
 def _build(server, admin: psycopg.Connection, say: Progress) -> dict:
     t_build = time.perf_counter()
-    staging = f"{DEMO_DATABASE}__build"
+    staging = STAGING
     admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(staging)))
     admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(sql.Identifier(staging)))
     anchor = admin.execute("SELECT now()").fetchone()[0]
