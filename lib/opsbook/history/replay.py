@@ -8,6 +8,7 @@ made unique, and timestamps moved to the simulated day. Every snapshot is stored
 from __future__ import annotations
 
 import random
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -74,7 +75,7 @@ def replay_history(server, days: int = 60, progress: Progress | None = None, *, 
     store = open_store(config)
     rng = random.Random(seed)
     now = time.time()
-    run_tag = f"{int(now) % 1_000_000:x}"  # unique text of clones differs from one replay to the next
+    run_tag = secrets.token_hex(4)  # unique text of clones differs from one replay to the next
     try:
         if replace:
             store.delete_target(target)
@@ -93,7 +94,7 @@ def replay_history(server, days: int = 60, progress: Progress | None = None, *, 
                             continue
                         n = max(1, round(base * factor * rng.uniform(0.85, 1.15)))
                         m = round(updates * scale)
-                        _day(writer, table, tables[table], n, m, touch, day_start, f"-r{run_tag}d{d}-", result)
+                        _day(writer, table, tables[table], n, m, touch, day_start, f"-r{run_tag}-{d}-", result)
                     writer.execute("SELECT pg_stat_force_next_flush()")
                     snap = take_snapshot(config, target, store=store, db=session, as_of=day_start + 86400 - 1,
                                          simulated=True, heavy=True, budget_ms=60_000, note=NOTE)
