@@ -174,10 +174,13 @@ def test_cache_replication_and_freshness_judges():
                           "safe_wal_size_bytes": None, "retained_wal_bytes": [1e6, 1e6, 1e6],
                           "xmin_age_xids": None, "inactive_s": [None, 3600.0, None]})
     assert [(f.objects, f.severity.value) for f in judge_slots(slots)] == [(["b"], "warning"), (["c"], "critical")]
-    lag = pd.DataFrame({"standby": ["s1", "s2"], "client_addr": None, "state": "streaming", "sync_state": "async",
-                        "replay_lag_bytes": [100.0, 2e9], "replay_lag_s": [10.0, None], "is_this_server": False})
+    lag = pd.DataFrame({"standby": ["s1", "s2", "s3"], "client_addr": None, "state": ["streaming", "streaming", None],
+                        "sync_state": "async", "replay_lag_bytes": [100.0, 2e9, None], "replay_lag_s": [10.0, None, None],
+                        "is_this_server": False})
     fs = judge_lag(lag)
-    assert [(f.severity.value, f.value, f.threshold) for f in fs] == [("warning", 10.0, 5), ("critical", 2e9, 1024 ** 3)]
+    assert [(f.severity.value, f.value, f.threshold) for f in fs] == [
+        ("warning", 10.0, 5), ("critical", 2e9, 1024 ** 3), ("info", None, None)]
+    assert fs[2].skipped and "pg_read_all_stats" in fs[2].skipped
     assert sev(judge_lag(lag.iloc[0:0])) == ["ok"]
     fr = pd.DataFrame({"table_name": ["public.a", "public.b", "public.c", "public.d", "public.e"],
                        "column_name": "ts", "max_age_hours": [4, None, 1, 4, 4],
@@ -271,6 +274,33 @@ def test_remediation_changes_nothing_without_confirm_and_exactly_the_listed_pids
         results = [x for x in rb.findings if x.check == "remediation.backends"]
         assert sev(results) == ["info"] * 3 + ["info", "info", "warning", "info"]
         rb.close()
+
+
+def test_deadlocks_and_temp_files_count_in_the_window_when_history_has_it(db):
+    from faults import deadlock, temp_file_sort
+    from opsbook.history import take_snapshot
+
+    with Faults(db.conninfo) as f:
+        deadlock(f)  # before the snapshot: outside the window
+    temp_file_sort(db.conninfo)
+    config = db.config()
+    rb = _runbook(db, config=config)
+    rb.run(["locks.deadlocks", "storage.temp_files"])
+    before = {x.check: x for x in rb.findings[1:]}
+    assert before["locks.deadlocks"].severity.value == "warning" and "since statistics began" in \
+        before["locks.deadlocks"].title
+    take_snapshot(config, "test")
+    with Faults(db.conninfo) as f:
+        deadlock(f, table="deadlock_u")
+        deadlock(f, table="deadlock_v")
+    rb2 = _runbook(db, config=config, params={"window_minutes": 30})
+    rb2.run(["locks.deadlocks", "storage.temp_files"])
+    after = {x.check: x for x in rb2.findings[1:]}
+    assert after["locks.deadlocks"].value == 2 and "in the last" in after["locks.deadlocks"].title
+    assert rb2.data("locks.deadlocks")["deadlocks"].iloc[0] == 3
+    assert after["storage.temp_files"].value == 0 and after["storage.temp_files"].severity.value == "ok"
+    assert before["storage.temp_files"].value > 1_000_000
+    rb.close(), rb2.close()
 
 
 def test_pg_stat_statements_in_any_schema_or_none(any_db):

@@ -45,10 +45,12 @@ def next_actions(findings: list[Finding], n: int = 3) -> list[tuple[str, str]]:
     prio = incident_priority(findings)
     standing = ([("escalation (guide 002)", f"Post an INCIDENT ALERT (guide 004, 9.7) and escalate: {ESCALATION[1]}.")]
                 if prio.level <= 1 else [])
-    standing += [("no database fault explains it", "If users still see errors, look at the app tier: edge function "
-                  "logs, the last deploy, https://status.supabase.com (guide 001, P1 performance degradation)."),
+    app_tier = ("look at the app tier: edge function logs, the last deploy, https://status.supabase.com (guide 001, "
+                "P1 performance degradation).")
+    standing += [("if the fixes above do not help", f"Still slow or erroring? Then {app_tier}") if out else
+                 ("no database fault explains it", f"If users still see errors, {app_tier}"),
                  ("after the incident", "Run this runbook again to confirm the verdict is back to P3, and write the "
-                  "post-mortem (runbook post-mortem) while the timeline is fresh.")]
+                  "post-mortem while the timeline is fresh.")]
     return (out + standing)[:n]
 
 

@@ -37,7 +37,7 @@ def newest_rows(ctx: CheckContext, max_scan_rows: float = 1_000_000):
             row["status"] = "table not found"
             continue
         t = where.iloc[0]
-        if t["column_ident"] is None:
+        if pd.isna(t["column_ident"]):
             row["status"] = "column not found"
         elif not t["indexed"] and t["estimated_rows"] > max_scan_rows:
             row["status"] = f"not read: no index on {column} and ~{t['estimated_rows']:,.0f} rows to scan"
@@ -50,7 +50,7 @@ def newest_rows(ctx: CheckContext, max_scan_rows: float = 1_000_000):
                 row["status"] = "not read: " + " ".join(str(e.orig).split())[:160]
                 continue
             row["newest"], row["age_h"] = got["newest"], None if pd.isna(got["age_s"]) else got["age_s"] / 3600
-            if got["newest"] is None:
+            if pd.isna(got["newest"]):
                 row["status"] = "no rows"
     return pd.DataFrame(out, columns=COLUMNS)
 

@@ -1,7 +1,9 @@
 """Locks: the whole blocking tree (root blockers, depth, every waiter) and the deadlocks the server counted."""
 from __future__ import annotations
 
+import time
 from collections import deque
+from pathlib import Path
 
 from ..display import human_seconds
 from ..findings import Finding, Severity
@@ -11,6 +13,43 @@ from .registry import Check, CheckContext, Threshold, register
 def _num(x, default: float = 0.0) -> float:
     """A number from a row, NULL/NaN as `default`."""
     return default if x is None or x != x else float(x)
+
+
+DEFAULT_WINDOW_MINUTES = 60
+
+
+def counter_window(ctx: CheckContext, metric: str, live: float, stats_reset) -> dict | None:
+    """How much a cumulative pg_stat_database counter grew over the run's window (`window_minutes`, default 60),
+    against the oldest snapshot of the history store inside it: {"delta", "window_s"}.
+
+    None without a store, without a snapshot in the window, or when the counter was reset since; the store is
+    only read, never created.
+    """
+    config = getattr(ctx, "config", None)
+    if config is None or ctx.target is None:
+        return None
+    url = config.history_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        return None
+    from ..history.capacity import store_for  # noqa: PLC0415 - only with history
+
+    store = store_for(ctx)
+    if store is None:
+        return None
+    now = time.time()
+    window_s = 60 * float((ctx.params or {}).get("window_minutes") or DEFAULT_WINDOW_MINUTES)
+    try:
+        series = store.series(ctx.target.name, metric, start=now - window_s, end=now)
+    except Exception:  # noqa: BLE001 - an unreadable store is no history, never a crash
+        return None
+    if series.empty:
+        return None
+    first = series.iloc[0]
+    base = first["ts"].timestamp()
+    reset = stats_reset is not None and str(stats_reset) not in ("NaT", "None") and stats_reset.timestamp() > base
+    if reset or live < first["value"]:
+        return None
+    return {"delta": live - float(first["value"]), "window_s": now - base}
 
 
 def since_reset(stats_reset) -> str:
@@ -168,24 +207,39 @@ BLOCKING = register(Check(
 ))
 
 
+def with_window(ctx: CheckContext, df, counter: str, metric: str):
+    """Add window_<counter> and window_s: the counter's growth over the run's window, from history (or None)."""
+    grown = [counter_window(ctx, metric, float(r[counter]), r["stats_reset"]) for r in df.to_dict("records")]
+    return df.assign(**{f"window_{counter}": [g and g["delta"] for g in grown],
+                        "window_s": [g and g["window_s"] for g in grown]})
+
+
+def window_text(row, counter: str) -> tuple[float, str]:
+    """(the count to judge, 'in the last 45 min' or 'since ...') for one row of with_window()."""
+    win = getattr(row, f"window_{counter}", None)
+    if win is not None and win == win:
+        return float(win), f"in the last {human_seconds(row.window_s)} (history)"
+    return float(getattr(row, counter)), since_reset(row.stats_reset)
+
+
 def deadlock_counts(ctx: CheckContext):
-    return ctx.db.fetch("locks/deadlocks")
+    return with_window(ctx, ctx.db.fetch("locks/deadlocks"), "deadlocks", "deadlocks")
 
 
 def judge_deadlocks(df, *, warning: float = 1, critical: float = 50) -> list[Finding]:
     out = []
     for row in df.itertuples():
-        since = since_reset(row.stats_reset)
-        sev = grade(row.deadlocks, warning, critical)
+        n, since = window_text(row, "deadlocks")
+        sev = grade(n, warning, critical)
         if sev is Severity.OK:
             out.append(Finding("locks.deadlocks", Severity.OK, f"no deadlock in database {row.datname} {since}",
-                               value=int(row.deadlocks), threshold=warning))
+                               value=int(n), threshold=warning))
             continue
         out.append(Finding(
-            "locks.deadlocks", sev, f"{row.deadlocks:,} deadlock{'s' * int(row.deadlocks != 1)} in database {row.datname} {since}",
+            "locks.deadlocks", sev, f"{n:,.0f} deadlock{'s' * int(n != 1)} in database {row.datname} {since}",
             detail="PostgreSQL broke each one by cancelling a transaction: the app saw 'deadlock detected' errors. "
                    "The server log names both statements of each deadlock.",
-            objects=[row.datname], value=int(row.deadlocks), threshold=critical if sev is Severity.CRITICAL
+            objects=[row.datname], value=int(n), threshold=critical if sev is Severity.CRITICAL
             else warning,
             remediation="Read the server log for 'deadlock detected' (Supabase: Logs > Postgres): it names both "
                         "statements. Then make the code take row locks in one consistent order (ORDER BY id ... FOR "
@@ -195,14 +249,14 @@ def judge_deadlocks(df, *, warning: float = 1, critical: float = 50) -> list[Fin
 
 DEADLOCKS = register(Check(
     id="locks.deadlocks",
-    description="Deadlocks the server detected in this database (pg_stat_database.deadlocks since the last "
-                "statistics reset).",
+    description="Deadlocks the server detected in this database: over the run's window (window_minutes) when the "
+                "history store has a snapshot in it, else since the last statistics reset.",
     data=deadlock_counts,
     judge=judge_deadlocks,
     thresholds=(
-        Threshold("warning", 1, "deadlocks", "PostgreSQL docs 13.3.4: deadlocks are avoidable by a consistent "
+        Threshold("warning", 1, "deadlocks in the window (or since statistics reset)", "PostgreSQL docs 13.3.4: deadlocks are avoidable by a consistent "
                   "lock order; any one is an application bug"),
-        Threshold("critical", 50, "deadlocks", "opsbook default: a recurring pattern, not a one-off"),
+        Threshold("critical", 50, "deadlocks in the window (or since statistics reset)", "opsbook default: a recurring pattern, not a one-off"),
     ),
     queries=("locks/deadlocks",),
     runbooks=("incident-triage",),

@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..display import human_bytes, human_seconds
 from ..findings import Finding, Severity
 from ..severity import grade
+from .activity import HIDDEN_HOW
 from .registry import Check, CheckContext, Threshold, register
 
 GiB = 1024 ** 3
@@ -78,6 +79,11 @@ def judge_lag(df, *, warning: float = 5, critical: float = 300, warning_bytes: f
     for row in df.itertuples():
         lag_s = row.replay_lag_s if row.replay_lag_s == row.replay_lag_s else None
         lag_b = row.replay_lag_bytes if row.replay_lag_bytes == row.replay_lag_bytes else None
+        if not isinstance(row.state, str):  # pg_stat_replication shows other roles' standbys only to pg_read_all_stats
+            reason = f"standby {row.standby}: its positions are hidden from this role (no pg_read_all_stats)"
+            out.append(Finding("replication.lag", Severity.INFO, f"partly skipped: {reason}", objects=[str(row.standby)],
+                               skipped=reason, remediation=HIDDEN_HOW))
+            continue
         by_time, by_bytes = grade(lag_s, warning, critical), grade(lag_b, warning_bytes, critical_bytes)
         if lag_s is not None and by_time.rank >= by_bytes.rank:  # report the measure that judged it
             sev, value, limits = by_time, round(lag_s, 1), (warning, critical)

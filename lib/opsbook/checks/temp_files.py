@@ -4,27 +4,28 @@ from __future__ import annotations
 from ..display import human_bytes
 from ..findings import Finding, Severity
 from ..severity import grade
-from .locks import since_reset
+from .locks import window_text, with_window
 from .registry import Check, CheckContext, Threshold, register
 
 GiB = 1024 ** 3
 
 
 def temp_file_stats(ctx: CheckContext):
-    return ctx.db.fetch("temp_files/by_database")
+    return with_window(ctx, ctx.db.fetch("temp_files/by_database"), "temp_bytes", "temp_bytes")
 
 
 def judge_temp_files(df, *, warning: float = GiB, critical: float = 100 * GiB) -> list[Finding]:
     out = []
     for row in df.itertuples():
-        sev = grade(row.temp_bytes, warning, critical)
-        title = (f"{human_bytes(row.temp_bytes)} in {row.temp_files:,} temporary files in database {row.datname} "
-                 f"{since_reset(row.stats_reset)}")
+        written, since = window_text(row, "temp_bytes")
+        sev = grade(written, warning, critical)
+        files = f" in {row.temp_files:,} temporary files" if since.startswith("since") else " of temporary files"
+        title = f"{human_bytes(written)}{files} in database {row.datname} {since}"
         out.append(Finding(
             "storage.temp_files", sev, title,
             detail=f"work_mem is {human_bytes(row.work_mem_bytes)}; every sort or hash larger than that spills to "
                    f"disk (log_temp_files = {row.log_temp_files}).",
-            objects=[row.datname], value=int(row.temp_bytes),
+            objects=[row.datname], value=int(written),
             threshold=critical if sev is Severity.CRITICAL else warning,
             remediation="" if sev is Severity.OK else
             "Give the statements with temp_blks_written (queries.slow) an index that avoids the sort, or more "
@@ -34,14 +35,14 @@ def judge_temp_files(df, *, warning: float = GiB, critical: float = 100 * GiB) -
 
 TEMP_FILES = register(Check(
     id="storage.temp_files",
-    description="Temporary file bytes and counts of this database since statistics reset (queries spilling "
-                "past work_mem), with work_mem.",
+    description="Temporary file bytes and counts of this database (queries spilling past work_mem), over the "
+                "run's window when the history store has a snapshot in it, else since statistics reset.",
     data=temp_file_stats,
     judge=judge_temp_files,
     thresholds=(
-        Threshold("warning", GiB, "bytes since statistics reset", "opsbook default: gigabytes of spills mean "
+        Threshold("warning", GiB, "bytes in the window (or since statistics reset)", "opsbook default: gigabytes of spills mean "
                   "work_mem is too small for a regular query"),
-        Threshold("critical", 100 * GiB, "bytes since statistics reset", "opsbook default: spills on the scale of "
+        Threshold("critical", 100 * GiB, "bytes in the window (or since statistics reset)", "opsbook default: spills on the scale of "
                   "the disk of a small instance"),
     ),
     queries=("temp_files/by_database",),
