@@ -275,9 +275,9 @@ def test_supabase_checks_skip_on_plain_postgres(faulty, tmp_path):
 @pytest.mark.parametrize("check_id", ["indexes.unused", "indexes.duplicate", "indexes.invalid", "indexes.unindexed_fk",
                                       "sequences.exhaustion", "tables.bloat", "vacuum.dead_tuples",
                                       "vacuum.stale_stats"])
-def test_clean_database_gives_ok(check_id, db, tmp_path):
-    db.execute("CREATE TABLE t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v int)")
-    r = run(check_id, config_for(db, tmp_path))
+def test_clean_database_gives_ok(check_id, any_db, tmp_path):
+    any_db.execute("CREATE TABLE t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v int)")
+    r = run(check_id, config_for(any_db, tmp_path))
     assert [f.severity.value for f in r.findings] == ["ok"]
 
 

@@ -344,3 +344,14 @@ def test_counters_survive_a_crash_restart(tmp_path):
         store.close()
     finally:
         server.destroy()
+
+
+def test_snapshot_parts_on_every_server_version(any_db, tmp_path):
+    """The version variants (pg_stat_checkpointer from 17, toplevel from 14) all resolve and run."""
+    setup_app(any_db)
+    r = history.take_snapshot(cfg(any_db, f"sqlite:///{tmp_path / 'h.sqlite'}"), "test")
+    assert {"database", "databases", "relations", "connections", "checkpoints", "replication_slots", "sequences",
+            "statements"} <= set(r.parts), r.skipped
+    store = history.open_store(cfg(any_db, f"sqlite:///{tmp_path / 'h.sqlite'}"))
+    assert store.series("test", "checkpoints_timed")["value"].iloc[0] >= 0
+    store.close()
