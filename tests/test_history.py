@@ -355,3 +355,15 @@ def test_snapshot_parts_on_every_server_version(any_db, tmp_path):
     store = history.open_store(cfg(any_db, f"sqlite:///{tmp_path / 'h.sqlite'}"))
     assert store.series("test", "checkpoints_timed")["value"].iloc[0] >= 0
     store.close()
+
+
+def test_store_grows_only_by_what_each_snapshot_reports(db, tmp_path):
+    setup_app(db)
+    config = cfg(db, f"sqlite:///{tmp_path / 'h.sqlite'}")
+    store = history.open_store(config)
+    start = store.stored_bytes()
+    results = [history.take_snapshot(config, "test", store=store) for _ in range(6)]
+    assert store.stored_bytes() - start == sum(r.stored_bytes for r in results)
+    assert max(r.stored_bytes for r in results[2:]) <= 16 * 1024  # an idle database: a few changed counters
+    assert max(r.rows_written for r in results[2:]) < results[0].rows_written / 2
+    store.close()
