@@ -161,6 +161,14 @@ def test_bloat_from_mass_updates_matches_a_real_rewrite(faulty, tmp_path):
     print("bloat estimate", est["bloat_bytes"], "rewrite", rewrite, "pgstattuple", dead_free)
     assert est["bloat_bytes"] == pytest.approx(rewrite, rel=0.10)  # the error the check's text states
     assert est["bloat_bytes"] == pytest.approx(dead_free, rel=0.20)
+    # the primary key's bloat against a freshly built copy of it
+    idx = r.data[(r.data["kind"] == "index")].set_index("index_name").loc["bloated_pkey"]
+    faulty.execute("CREATE INDEX bloated_fresh ON bloated (id)")
+    try:
+        real = faulty.execute("SELECT pg_relation_size('bloated_pkey') - pg_relation_size('bloated_fresh')")[0][0]
+    finally:
+        faulty.execute("DROP INDEX bloated_fresh")
+    assert idx["bloat_bytes"] == pytest.approx(real, rel=0.10)
     assert "public.parents" not in found
 
 
