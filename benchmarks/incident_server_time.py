@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from opsbook.embedded import EmbeddedServer
-    from opsbook.triage import DEMO_FRESHNESS
+    from opsbook.demo import FRESHNESS
 
     with tempfile.TemporaryDirectory(prefix="opsbook-bench-") as tmp:
         server = EmbeddedServer(Path(tmp) / "data", settings=dict(SETTINGS))
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 from opsbook.demo import ensure_demo_database
 
                 ensure_demo_database(server=server)
-                results.append(server_time(server, "demo", {"freshness": DEMO_FRESHNESS}, args.repeat,
+                results.append(server_time(server, "demo", {"freshness": FRESHNESS}, args.repeat,
                                            Path(tmp) / "reports"))
             t0 = time.perf_counter()
             name = many_tables(server, args.tables)

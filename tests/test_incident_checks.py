@@ -70,8 +70,8 @@ def test_long_running_leaves_lock_waiters_to_locks_and_says_what_is_hidden():
                        _active(pid=9, running_s=2000.0),
                        _active(pid=10, state="hidden", hidden=True, running_s=None, query="<insufficient privilege>")])
     fs = judge_long_running(df)
-    assert [(f.severity.value, f.objects) for f in fs] == [("warning", ["pid 7"]), ("critical", ["pid 9"]),
-                                                           ("info", [])]
+    assert [(f.severity.value, f.objects) for f in fs] == [("warning", ["pid 7", "web"]),
+                                                           ("critical", ["pid 9", "web"]), ("info", [])]
     assert "1 more statements this old are waiting on locks" in fs[1].detail
     assert fs[2].skipped and "pg_read_all_stats" in fs[2].remediation
     assert "pg_cancel_backend(7)" in fs[0].remediation
@@ -85,18 +85,19 @@ def test_idle_in_transaction_is_critical_when_it_blocks():
                        {**base, "pid": 2, "idle_s": 400.0, "sessions_blocked": 3},
                        {**base, "pid": 3, "idle_s": 10.0, "sessions_blocked": 9}])
     fs = judge_idle_in_transaction(df)
-    assert [(f.severity.value, f.objects) for f in fs] == [("warning", ["pid 1"]), ("critical", ["pid 2"])]
+    assert [(f.severity.value, f.objects[0]) for f in fs] == [("warning", "pid 1"), ("critical", "pid 2")]
     assert "oldest on the server" in fs[0].detail and "pg_terminate_backend(2)" in fs[1].remediation
 
 
 def _lock_rows(rows):
     cols = ["pid", "blocked_by", "state", "role", "application_name", "client_addr", "datname", "lock_type",
-            "lock_mode", "lock_target", "wait_s", "xact_age_s", "state_s", "query"]
+            "lock_mode", "lock_target", "relation", "wait_s", "xact_age_s", "state_s", "query"]
     out = []
     for pid, blocked_by, state, lock_type, wait_s in rows:
         out.append({"pid": pid, "blocked_by": blocked_by, "state": state, "role": "app", "application_name": "web",
                     "client_addr": None, "datname": "d", "lock_type": lock_type, "lock_mode": "ShareLock",
-                    "lock_target": None if lock_type is None else f"{lock_type} x", "wait_s": wait_s,
+                    "lock_target": None if lock_type is None else f"{lock_type} x",
+                    "relation": "public.t" if lock_type in ("relation", "tuple") else None, "wait_s": wait_s,
                     "xact_age_s": 100.0 - pid, "state_s": 50.0, "query": f"q{pid}"})
     return pd.DataFrame(out, columns=cols)
 
@@ -121,6 +122,7 @@ def test_blocking_tree_is_built_from_blocking_pids_with_depth_roots_and_cycles()
     fs = judge_blocking(tree)
     by_root = {f.objects[0]: f for f in fs}
     assert by_root["pid 10"].severity.value == "warning" and by_root["pid 10"].value == 3
+    assert by_root["pid 10"].objects == ["pid 10", "public.t"] and by_root["pid 20"].objects == ["pid 20", "advisory x"]
     assert "pg_terminate_backend(10)" in by_root["pid 10"].remediation
     assert "ROLLBACK PREPARED" in by_root["pid 0"].remediation
     assert judge_blocking(tree, critical=3)[0].severity.value == "critical"
@@ -236,12 +238,15 @@ def test_lock_faults_make_the_exact_tree(any_db):
                          "c": (chain["root"], 2, "transactionid"), "d": (chain["root"], 3, "transactionid"),
                          "e": (chain["root"], 3, "tuple"), "f": (chain["root"], 1, "relation")}
         assert sorted(ours.loc[chain["f"], "blocked_by"]) == sorted([chain["root"], chain["b"]])
-        assert ours.loc[chain["f"], "lock_target"] == "chain_a" and ours.loc[chain["f"], "lock_mode"] == \
+        assert ours.loc[chain["f"], "lock_target"] == "public.chain_a" and ours.loc[chain["f"], "lock_mode"] == \
             "AccessExclusiveLock"
         assert ours.loc[adv["waiter"], "lock_target"] == "advisory key 4711"
         assert (ours.loc[adv["waiter"], "root_pid"], ours.loc[adv["holder"], "state"]) == (adv["holder"], "idle")
         assert ours.loc[chain["root"], "blocked_count"] == 5
         findings = {(x.check, x.objects[0]): x for x in rb.findings if x.objects}
+        assert findings[("locks.blocking", f"pid {chain['root']}")].objects == [
+            f"pid {chain['root']}", "public.chain_a", "public.chain_b"]
+        assert findings[("activity.idle_in_transaction", f"pid {chain['root']}")].objects[1] == "fault-root"
         root = findings[("locks.blocking", f"pid {chain['root']}")]
         assert (root.severity.value, root.value) == ("critical", 5) and "3 levels deep" in root.title
         assert findings[("locks.blocking", f"pid {adv['holder']}")].severity.value == "warning"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from . import checks as checkreg
 from . import runrecord
 from .db import raw_connect
 
@@ -61,11 +60,7 @@ def apply(rb, terminate_pids: Iterable[int] = (), cancel_pids: Iterable[int] = (
     if confirm and wanted:
         _run(rb, rows)
     df = pd.DataFrame(rows, columns=["pid", "action", "sql", "done", "outcome"])
-    ctx = checkreg.CheckContext(db=rb.db, target=rb.target, params=rb.params, config=rb.config)
-    result = checkreg.run_check(checkreg.get("remediation.backends"), ctx, {}, data=df)
-    rb.results[result.check.id] = result
-    rb.findings.extend(result.findings)
-    runrecord.record_findings(result.findings)
+    rb.judge("remediation.backends", df)  # one finding per call, kept in the report and the sidecar
     runrecord.record("backends_terminated", int(sum(r["done"] and r["action"] == "terminate" for r in rows)))
     runrecord.record("backends_cancelled", int(sum(r["done"] and r["action"] == "cancel" for r in rows)))
     return df

@@ -65,7 +65,8 @@ def _node_label(r) -> str:
         who = "prepared transaction" if int(r.pid) == 0 else f"pid {int(r.pid)}"
         return esc(f"{who} · {r.state} · blocks {r.blocked_count}")
     waited = human_seconds(r.wait_s) if r.wait_s == r.wait_s and r.wait_s is not None else "?"
-    return esc(f"pid {int(r.pid)} · {r.lock_type} {r.lock_target or ''} · {waited}")
+    target = f"{r.lock_target} {r.lock_mode}" if r.lock_type == "relation" else (r.lock_target or r.lock_type)
+    return esc(f"pid {int(r.pid)} · {target} · {waited}")
 
 
 def top_statements(df, n: int = 10):

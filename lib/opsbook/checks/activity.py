@@ -25,6 +25,12 @@ def hidden_finding(check_id: str, df, what: str) -> list[Finding]:
                     detail=f"Their {what} could not be judged.", value=n, remediation=HIDDEN_HOW, skipped=reason)]
 
 
+def subject(row) -> list[str]:
+    """A session as finding objects: its pid first (remediation reads it), then who it is (application)."""
+    app = row.application_name if isinstance(row.application_name, str) and row.application_name else None
+    return [f"pid {row.pid}"] + ([app] if app else [])
+
+
 def long_running(ctx: CheckContext, min_seconds: float = 0):
     """Active client statements running longer than `min_seconds`, oldest first (plus hidden sessions)."""
     return ctx.db.fetch("activity/long_running", min_seconds=min_seconds)
@@ -50,7 +56,7 @@ def judge_long_running(df, *, warning: float = 300, critical: float = 1800) -> l
             "activity.long_running", sev, f"pid {row.pid} active for {human_seconds(row.running_s)}",
             detail=f"role {row.role}, application {row.application_name or '-'}, "
                    f"wait {row.wait_event_type or '-'}/{row.wait_event or '-'}: {row.query[:300]}",
-            objects=[f"pid {row.pid}"], value=round(row.running_s, 1),
+            objects=subject(row), value=round(row.running_s, 1),
             threshold=critical if sev is Severity.CRITICAL else warning, remediation=cancel_then_terminate(row.pid)))
     waiting = int((on_locks & (seen["running_s"] >= warning)).sum())
     if waiting and out:
@@ -104,7 +110,7 @@ def judge_idle_in_transaction(df, *, warning: float = 300, critical: float = 180
             + (f", directly blocking {row.sessions_blocked}" if row.sessions_blocked else ""),
             detail=f"role {row.role}, application {row.application_name or '-'}, transaction open "
                    f"{human_seconds(row.xact_age_s)}; {'; '.join(facts)}. Last statement: {row.last_query[:300]}",
-            objects=[f"pid {row.pid}"], value=round(row.idle_s, 1),
+            objects=subject(row), value=round(row.idle_s, 1),
             threshold=critical if sev is Severity.CRITICAL else warning,
             remediation=f"SELECT pg_terminate_backend({row.pid});  -- rolls its transaction back; pg_cancel_backend "
                         "cannot end an idle transaction. Then fix the code path that leaves it open, and set "

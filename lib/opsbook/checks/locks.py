@@ -163,8 +163,9 @@ def judge_blocking(df, *, min_wait_s: float = 1, warning: float = 1, critical: f
             continue
         kinds = waiters.groupby("lock_type", dropna=False).size()
         waits_on = ", ".join(f"{k} x{v}" for k, v in kinds.items())
-        named = waiters[waiters["lock_type"].isin(["relation", "tuple", "advisory"])]  # not bare xids
-        targets = sorted(set(named["lock_target"].dropna()))
+        relations = sorted(set(waiters["relation"].dropna())) if "relation" in waiters else []
+        keys = sorted(set(waiters.loc[waiters["lock_type"].eq("advisory"), "lock_target"].dropna()))
+        targets = relations + keys  # what the sessions queue for; transaction ids mean nothing to a reader
         state = root["state"] or "unknown"
         age = f" for {human_seconds(_num(root['state_s']))}" if root["pid"] and root["state_s"] is not None else ""
         out.append(Finding(
@@ -208,8 +209,11 @@ BLOCKING = register(Check(
 
 
 def with_window(ctx: CheckContext, df, counter: str, metric: str):
-    """Add window_<counter> and window_s: the counter's growth over the run's window, from history (or None)."""
+    """Add window_<counter> and window_s: the counter's growth over the run's window, from history (no columns
+    without history)."""
     grown = [counter_window(ctx, metric, float(r[counter]), r["stats_reset"]) for r in df.to_dict("records")]
+    if not any(grown):
+        return df
     return df.assign(**{f"window_{counter}": [g and g["delta"] for g in grown],
                         "window_s": [g and g["window_s"] for g in grown]})
 

@@ -26,17 +26,15 @@ SELECT i.pid,
        w.locktype AS lock_type,
        w.mode AS lock_mode,
        CASE w.locktype
-         WHEN 'relation' THEN coalesce(CASE WHEN w.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                                            THEN w.relation::regclass::text END, 'relation ' || w.relation)
-         WHEN 'tuple' THEN coalesce(CASE WHEN w.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                                         THEN w.relation::regclass::text END, 'relation ' || w.relation)
-                           || ' row (' || w.page || ',' || w.tuple || ')'
+         WHEN 'relation' THEN coalesce(r.relation, 'relation ' || w.relation)
+         WHEN 'tuple' THEN coalesce(r.relation, 'relation ' || w.relation) || ' row (' || w.page || ',' || w.tuple || ')'
          WHEN 'transactionid' THEN 'transaction ' || w.transactionid
          WHEN 'advisory' THEN 'advisory key ' || CASE WHEN w.objsubid = 1
                                                       THEN ((w.classid::bigint << 32) | w.objid::bigint)::text
                                                       ELSE w.classid || ',' || w.objid END
          ELSE w.locktype
        END AS lock_target,
+       r.relation,
        CASE WHEN w.pid IS NOT NULL
             THEN EXTRACT(EPOCH FROM now() - coalesce(w.waitstart, a.query_start)) END::float8 AS wait_s,
        EXTRACT(EPOCH FROM now() - a.xact_start)::float8 AS xact_age_s,
@@ -45,4 +43,10 @@ SELECT i.pid,
 FROM involved i
 LEFT JOIN pg_stat_activity a ON a.pid = i.pid
 LEFT JOIN wanted w ON w.pid = i.pid
+LEFT JOIN LATERAL (  -- schema-qualified, and only for relations of this database (oids repeat across databases)
+    SELECT n.nspname || '.' || c.relname AS relation
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.oid = w.relation AND w.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+) r ON true
 ORDER BY i.pid
