@@ -117,7 +117,9 @@ def from_dict(raw: dict[str, Any], path: Path | None = None) -> Config:
     targets_raw = raw.get("targets", {})
     if not isinstance(targets_raw, dict):
         raise ConfigError(f"{where}: [targets] must be a table of named targets")
-    targets = {DEMO_TARGET: Target(DEMO_TARGET, plan="pro", compute="micro",
+    from .demo import FRESHNESS  # noqa: PLC0415 - plain data; the builders load lazily
+
+    targets = {DEMO_TARGET: Target(DEMO_TARGET, plan="pro", compute="micro", freshness=dict(FRESHNESS),
                                    description="the embedded demo database")}
     for name, t in targets_raw.items():
         if not isinstance(t, dict):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from . import params as paramspec
-from .config import Config, load
+from .config import DEMO_TARGET, Config, load
 from .errors import OpsbookError, ParameterError, UnknownRunbook, UsageError
 from .paths import CALLER_CWD_ENV
 
@@ -148,16 +148,21 @@ def run_runbook(name: str, target: str = "demo", params: dict[str, Any] | None =
 
 def run_all(target: str = "demo", *, config: Config | None = None, output_dir: Path | None = None,
             progress: Callable[[str], None] = lambda line: None,
-            params_for: Callable[[str], dict[str, Any]] = lambda name: {}, **kw: Any) -> list[RunResult]:
-    """Every runbook against one target, in name order, one line of progress per runbook."""
+            params_for: Callable[[str], dict[str, Any]] = lambda name: {},
+            around: Callable[[str], contextlib.AbstractContextManager] = lambda name: contextlib.nullcontext(),
+            **kw: Any) -> list[RunResult]:
+    """Every runbook against one target, in name order, one line of progress per runbook.
+
+    `params_for(name)` gives a runbook's parameters; `around(name)` a context its run happens inside."""
     config = config or load()
     names = runbook_names()
     results = []
     for i, name in enumerate(names, 1):
         params = params_for(name)
-        shown = " ".join(f"{k}={v}" for k, v in params.items())
+        shown = " ".join(f"{k}={json.dumps(v)}" for k, v in params.items())
         progress(f"[{i}/{len(names)}] {name} on {target}{' with ' + shown if shown else ''} ...")
-        r = run_runbook(name, target, params, config=config, output_dir=output_dir, **kw)
+        with around(name):
+            r = run_runbook(name, target, params, config=config, output_dir=output_dir, **kw)
         c = _counts(r.sidecar["findings"])
         tally = ", ".join(f"{n} {s}" for s, n in c.items() if n) or "no findings"
         progress(f"[{i}/{len(names)}] {name}: {r.sidecar['status']} in {r.sidecar['duration_s']:.1f} s "
@@ -168,23 +173,41 @@ def run_all(target: str = "demo", *, config: Config | None = None, output_dir: P
 
 def demo(*, config: Config | None = None, output_dir: Path | None = None,
          progress: Callable[[str], None] = lambda line: None) -> tuple[Path, list[RunResult]]:
-    """The whole product on the embedded demo database: server, demo data, every runbook, the index."""
+    """The whole product on the embedded demo database: server, demo data and its history, every runbook, the
+    index. incident-triage runs while live sessions make a real incident (a blocking tree, an idle transaction,
+    a long query), with thresholds lowered to the faults' two-minute life."""
+    from . import demo as demo_pkg  # noqa: PLC0415
+    from .config import DEMO_DATABASE  # noqa: PLC0415
     from .embedded import default_server  # noqa: PLC0415
+    from .history import open_store  # noqa: PLC0415
+    from .history.replay import replay_history  # noqa: PLC0415
 
     config = config or load()
+    server = default_server()
     progress("starting the embedded PostgreSQL server ...")
-    status = default_server().start()
+    status = server.start()
     progress(f"embedded PostgreSQL {status['version']} running on port {status['port']} ({status['data_dir']})")
-    try:
-        from .demo import ensure_demo_database  # noqa: PLC0415
-    except ImportError as e:
-        raise OpsbookError("the demo database builder is missing from this installation (opsbook.demo: "
-                           f"{e}); reinstall opsbook or run `opsbook run RUNBOOK --target NAME` on your own "
-                           "database") from None
-    ensure_demo_database(progress=progress)
-    # a runbook may ask for parameters that make the demo meaningful (backup-verification: take a dump first)
-    results = run_all("demo", config=config, output_dir=output_dir, progress=progress,
-                      params_for=lambda name: runbook_meta(name).get("demo_parameters", {}))
+    stats = demo_pkg.ensure_demo_database(server=server, progress=progress)
+    store = open_store(config, create=False)
+    # every replay really inserts rows: replay once per demo build, not on every `opsbook demo`
+    if stats.get("built") or store is None or not store.has_history(DEMO_TARGET):
+        progress("replaying 60 days of growth with a simulated clock, one snapshot per day ...")
+        replay_history(server, days=60, progress=progress, config=config)
+
+    def params_for(name: str) -> dict[str, Any]:
+        params = dict(runbook_meta(name).get("demo_parameters", {}))
+        if name == "incident-triage":
+            params["thresholds"] = {**params.get("thresholds", {}), **demo_pkg.LIVE_THRESHOLDS}
+        return params
+
+    def around(name: str) -> contextlib.AbstractContextManager:
+        if name != "incident-triage":
+            return contextlib.nullcontext()
+        progress("opening live sessions for the incident: an idle transaction blocking two others, a long query")
+        return demo_pkg.live_faults(server.conninfo(dbname=DEMO_DATABASE))
+
+    results = run_all(DEMO_TARGET, config=config, output_dir=output_dir, progress=progress,
+                      params_for=params_for, around=around)
     from .report_index import index_path  # noqa: PLC0415
 
     return index_path(Path(output_dir or config.reports_dir).absolute()), results

@@ -22,7 +22,12 @@ def setup() -> None:
 
         class OpsbookRenderer(MimetypeRenderer):
             def to_mimebundle(self, fig_dict: dict[str, Any]) -> dict[str, Any]:
+                import json  # noqa: PLC0415
+
                 import plotly.io as pio_  # noqa: PLC0415
+
+                # through plotly's JSON encoder first: numpy datetimes and decimals become plain JSON values
+                fig_dict = json.loads(pio_.to_json(fig_dict, validate=False))
 
                 fragment = pio_.to_html(fig_dict, include_plotlyjs=False, full_html=False,
                                         config={"displaylogo": False, "responsive": True}, validate=False)
