@@ -207,6 +207,28 @@ def test_every_fault_is_found_with_the_right_id_and_severity(any_db, request):
         assert (m["backends_terminated"], m["backends_cancelled"]) == (0, 0)
 
 
+def test_a_role_without_pg_read_all_stats_gets_info_findings_saying_what_it_could_not_see(db):
+    db.execute("CREATE EXTENSION pg_stat_statements")
+    slow_statements(db.conninfo, calls=3, rows=1000)
+    db.execute("DROP ROLE IF EXISTS ob_low")
+    db.execute("CREATE ROLE ob_low LOGIN")
+    try:
+        with Faults(db.conninfo) as f:
+            sleeper = long_running(f)
+            result = run_runbook("incident-triage", "low", {}, output_dir=db.server.data_dir.parent / "reports",
+                                 config=_config(db.server.conninfo(dbname=db.name, user="ob_low"), name="low"))
+    finally:
+        db.execute("DROP OWNED BY ob_low")
+        db.execute("DROP ROLE ob_low")
+    s = result.sidecar
+    assert result.exit_code == 0 and s["status"] == "ok", s["error"]
+    hidden = {f["check"]: f for f in s["findings"] if f.get("skipped")}
+    assert set(hidden) == {"activity.long_running", "queries.slow"}
+    assert all(f["severity"] == "info" and "pg_read_all_stats" in f["remediation"] for f in hidden.values())
+    assert not any(f"pid {sleeper}" in f["objects"] for f in s["findings"])  # it cannot be judged, only counted
+    assert worst(s) == set() and s["metrics"]["connections_used"] >= 2  # hidden sessions still count
+
+
 def test_nothing_listening_and_a_wrong_password_are_p0_with_their_next_steps(pg, db, monkeypatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))  # bound, never listening: connection refused
@@ -229,10 +251,10 @@ def test_nothing_listening_and_a_wrong_password_are_p0_with_their_next_steps(pg,
         assert "not-the-right-one-4711" not in text + str(s)
 
 
-def _config(dsn: str):
+def _config(dsn: str, name: str = "down"):
     from opsbook.config import from_dict
 
-    return from_dict({"targets": {"down": {"dsn": dsn}}})
+    return from_dict({"targets": {name: {"dsn": dsn}}})
 
 
 def test_the_demo_report_is_short(demo_database, tmp_path):
