@@ -48,3 +48,22 @@ def test_wrong_password_is_told_apart_and_never_shown(pg, monkeypatch):
     [f] = rb.findings
     assert (f.severity.value, f.value) == ("critical", "auth")
     assert "wrong-staple-4711" not in repr(f.to_dict())
+
+
+def test_a_check_that_meets_a_held_lock_degrades_to_info(db):
+    """lock_timeout on a table someone holds exclusively: an info finding, not a crashed runbook."""
+    from opsbook.checks.registry import Check, CheckContext, run_check
+    from opsbook.findings import Finding
+
+    db.execute("CREATE TABLE busy (id int)")
+    holder = db.connect(autocommit=False)
+    holder.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+    probe = Check("test.locked", "reads a locked table", judge=lambda df: [Finding("test.locked", "ok", "read")],
+                  data=lambda ctx: ctx.db.query("SELECT count(*) FROM busy"))
+    session = connect(db.config().target("test"))
+    try:
+        [f] = run_check(probe, CheckContext(db=session, target=session.target), {}).findings
+    finally:
+        session.close()
+        holder.rollback()
+    assert f.severity.value == "info" and "lock_timeout" in f.skipped

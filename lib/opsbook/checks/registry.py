@@ -102,6 +102,8 @@ def skip_reason(exc: BaseException) -> tuple[str, str] | None:
                 "install the extension or feature it needs (see the check's description)")
     if isinstance(orig, pe.UndefinedColumn):
         return f"this PostgreSQL version lacks a column it reads: {msg}", "upgrade PostgreSQL or report this"
+    if isinstance(orig, pe.LockNotAvailable):
+        return f"gave up waiting for a lock (lock_timeout): {msg}", "run again when the lock is released"
     if isinstance(orig, pe.QueryCanceled):
         return f"query cancelled by statement_timeout: {msg}", "raise statement_timeout_ms for this run"
     if isinstance(orig, pe.ObjectNotInPrerequisiteState):
