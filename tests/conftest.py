@@ -6,6 +6,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -59,12 +60,18 @@ def _server(tmp_path_factory, name: str, bindir: Path | None = None, **settings)
 
 
 @pytest.fixture(scope="session")
-def pg():
-    """The embedded PostgreSQL 18: the suite's default server (the `demo` target's), started once.
+def pg(tmp_path_factory):
+    """The embedded PostgreSQL 18 for fault tests: a clean cluster, never the demo's (whose deliberate problems,
+    like its replication slot, are cluster-wide)."""
+    server = _server(tmp_path_factory, "pg-18")
+    yield server
+    server.stop()
 
-    It is `default_server()` under the suite's OPSBOOK_HOME, so runbooks run by the runner or nbval against
-    `demo` meet the same server and the same demo database as the tests.
-    """
+
+@pytest.fixture(scope="session")
+def demo_server():
+    """The `demo` target's server: `default_server()` under the suite's OPSBOOK_HOME, so runbooks run by the
+    runner or nbval against `demo` meet the same server and the same demo database as the tests."""
     server = default_server()
     if not server.initialized:
         server.configure(**TEST_SETTINGS)
@@ -173,8 +180,40 @@ def _isolated_config(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def demo_database(pg):
-    """The demo database on the suite's default server, built once per run (seeded, so always the same)."""
-    from opsbook.demo import ensure_demo_database
+def demo_database(demo_server):
+    """The demo database, built once per run (seeded, so always the same rows).
 
-    return ensure_demo_database(server=pg)
+    The first build always meets what a killed earlier build leaves behind (an abandoned staging database and a
+    `demo` from an older builder version) and two callers at once, so tests/test_demo.py can check both."""
+    from opsbook.demo import ensure_demo_database
+    from opsbook.demo.build import MARKER, STAGING, read_marker
+    from opsbook.config import DEMO_DATABASE
+
+    with psycopg.connect(demo_server.conninfo(), autocommit=True) as admin:
+        planted = read_marker(admin) is None
+        if planted:
+            for name in (STAGING, DEMO_DATABASE):
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                admin.execute(f'CREATE DATABASE "{name}"')
+            admin.execute(f"""COMMENT ON DATABASE "{DEMO_DATABASE}" IS '{MARKER}{{"version": 0}}'""")
+    results: list = [None, None]
+    lines: list[str] = []
+
+    def call(i: int) -> None:
+        try:
+            results[i] = ensure_demo_database(server=demo_server, progress=lines.append)
+        except Exception as e:  # noqa: BLE001 - re-raised below
+            results[i] = e
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        if isinstance(r, Exception):
+            raise r
+    stats = next((r for r in results if r["built"]), results[0])
+    return {"stats": stats, "results": results, "planted": planted, "lines": lines, "server": demo_server,
+            "wall_s": time.perf_counter() - t0}

@@ -1,7 +1,6 @@
 """The demo database, built once on the session server: its tables, volumes, security, workload and problems."""
 from __future__ import annotations
 
-import threading
 import time
 
 import psycopg
@@ -70,41 +69,16 @@ PROOFS = {
 
 
 @pytest.fixture(scope="module")
-def demo(pg, request):
-    """Two callers at once build the demo; when it is new, they also find what a killed build leaves behind."""
-    with psycopg.connect(pg.conninfo(), autocommit=True) as admin:
-        planted = read_marker(admin) is None
-        if planted:  # a staging database abandoned mid-build, and a `demo` from an older builder version
-            for name in (STAGING, DEMO_DATABASE):
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                admin.execute(f'CREATE DATABASE "{name}"')
-            admin.execute(f"""COMMENT ON DATABASE "{DEMO_DATABASE}" IS '{MARKER}{{"version": 0}}'""")
-    results: list = [None, None]
-    lines: list[str] = []
-
-    def call(i: int) -> None:
-        try:
-            results[i] = ensure_demo_database(server=pg, progress=lines.append)
-        except Exception as e:  # noqa: BLE001 - reported by the tests below
-            results[i] = e
-
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - t0
-    for r in results:
-        if isinstance(r, Exception):
-            raise r
-    stats = next((r for r in results if r["built"]), results[0])
+def demo(demo_database, request):
+    """The session's demo build (conftest: two callers at once, over a killed build's leftovers), plus a connection."""
+    stats = demo_database["stats"]
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     with capture.global_and_fixture_disabled():  # the build time belongs in the test log, even under -q
-        print(f"\ndemo database: built={stats['built']} in {stats['build_seconds']} s (wall {elapsed:.1f} s), "
-              f"{stats['rows']:,} rows in {stats['tables']} tables, {stats['size_bytes'] / 2**20:,.0f} MB")
-    conn = psycopg.connect(pg.conninfo(dbname=DEMO_DATABASE), autocommit=True)
-    yield {"stats": stats, "results": results, "planted": planted, "lines": lines, "conn": conn, "server": pg}
+        print(f"\ndemo database: built={stats['built']} in {stats['build_seconds']} s "
+              f"(wall {demo_database['wall_s']:.1f} s), {stats['rows']:,} rows in {stats['tables']} tables, "
+              f"{stats['size_bytes'] / 2**20:,.0f} MB")
+    conn = psycopg.connect(demo_database["server"].conninfo(dbname=DEMO_DATABASE), autocommit=True)
+    yield {**demo_database, "conn": conn}
     conn.close()
 
 
@@ -130,8 +104,7 @@ def test_two_callers_at_once_build_it_once(demo):
 
 
 def test_killed_build_and_outdated_demo_are_replaced(demo):
-    if not demo["planted"]:
-        pytest.skip("another module built the demo first: nothing was planted")
+    assert demo["planted"], "the suite's fresh server must start without a demo"
     with psycopg.connect(demo["server"].conninfo(), autocommit=True) as admin:
         names = {r[0] for r in admin.execute("SELECT datname FROM pg_database")}
         assert STAGING not in names
