@@ -71,6 +71,19 @@ def ok(check: str, title: str, **kw: Any) -> Finding:
     return Finding(check=check, severity=Severity.OK, title=title, **kw)
 
 
+def grade(value: float | None, warning: float, critical: float, *, higher_is_worse: bool = True) -> Severity:
+    """critical / warning / ok for one number; None (not measured) is ok."""
+    if value is None or value != value:
+        return Severity.OK
+    if not higher_is_worse:
+        value, warning, critical = -value, -warning, -critical
+    if value >= critical:
+        return Severity.CRITICAL
+    if value >= warning:
+        return Severity.WARNING
+    return Severity.OK
+
+
 def by_severity(findings: Iterable[Finding]) -> list[Finding]:
     """Worst first, stable within a severity."""
     return sorted(findings, key=lambda f: -f.severity.rank)

@@ -1,4 +1,4 @@
-"""Incident priority P0-P3 from findings (guide 002's severity levels), and grading a number against thresholds."""
+"""Incident priority P0-P3 from findings (guide 002's severity levels)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,17 +7,6 @@ from typing import Iterable
 from .findings import Finding, Severity
 
 
-def grade(value: float | None, warning: float, critical: float, *, higher_is_worse: bool = True) -> Severity:
-    """critical / warning / ok for one number; None (not measured) is ok."""
-    if value is None or value != value:
-        return Severity.OK
-    if not higher_is_worse:
-        value, warning, critical = -value, -warning, -critical
-    if value >= critical:
-        return Severity.CRITICAL
-    if value >= warning:
-        return Severity.WARNING
-    return Severity.OK
 
 
 @dataclass(frozen=True)

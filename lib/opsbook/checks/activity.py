@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from ..display import human_seconds
-from ..findings import Finding, Severity
-from ..severity import grade
+from ..findings import Finding, Severity, grade
 from .registry import Check, CheckContext, Threshold, register
 
 HIDDEN_HOW = ("GRANT pg_read_all_stats TO <this role> (on Supabase the postgres role has it), or run opsbook as a "

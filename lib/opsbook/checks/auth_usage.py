@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ..findings import Finding, Severity
+from ..findings import Finding, Severity, grade
 from ..history import capacity as cap
 from .registry import Check, CheckContext, Threshold, register
 
@@ -29,7 +29,7 @@ def judge_mau(df, *, warning: float = 80, critical: float = 100) -> list[Finding
         return [Finding("auth.mau", Severity.INFO, f"{users:,.0f} monthly active users", detail=base + trend,
                         value=users)]
     pct = 100 * users / quota.value
-    sev = Severity.CRITICAL if pct >= critical else Severity.WARNING if pct >= warning else Severity.OK
+    sev = grade(pct, warning, critical)
     days = df.attrs["days"]
     when = f" 80% of the quota {cap.days_text(days['days_to_trigger'].iloc[0])}." if len(days) and fc.ok else ""
     return [Finding("auth.mau", sev, f"{users:,.0f} monthly active users, {pct:.1f}% of the {quota.name} quota "

@@ -1,7 +1,7 @@
 """Connections headroom: peak connections over the history window against the compute size's limits."""
 from __future__ import annotations
 
-from ..findings import Finding, Severity
+from ..findings import Finding, Severity, grade
 from ..history import capacity as cap
 from .registry import Check, CheckContext, Threshold, register
 
@@ -38,7 +38,7 @@ def judge_headroom(df, *, warning: float = 80, critical: float = 95) -> list[Fin
     direct = df[~df["limit"].str.contains("pooler")]
     worst = direct.sort_values("pct_used", ascending=False).iloc[0]
     pct = float(worst["pct_used"])
-    sev = Severity.CRITICAL if pct >= critical else Severity.WARNING if pct >= warning else Severity.OK
+    sev = grade(pct, warning, critical)
     over = (f"peak {peak:,.0f} over {n} snapshots in the last {df.attrs['window_days']:,.0f} days"
             if n else f"{peak:,.0f} now (no history: the peak over time is unknown)")
     lines = "; ".join(f"{r.limit}: {r.limit_value:,.0f} ({r.pct_used:.0f}%)" for r in df.itertuples())

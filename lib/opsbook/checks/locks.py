@@ -6,8 +6,7 @@ from collections import deque
 from pathlib import Path
 
 from ..display import human_seconds
-from ..findings import Finding, Severity
-from ..severity import grade
+from ..findings import Finding, Severity, grade
 from .registry import Check, CheckContext, Threshold, register
 
 def _num(x, default: float = 0.0) -> float:

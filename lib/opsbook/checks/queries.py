@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from .. import sql as sqlfiles
 from ..errors import SkipCheck
-from ..findings import Finding, Severity
-from ..severity import grade
+from ..findings import Finding, Severity, grade
 from .activity import hidden_finding, visible
 from .registry import Check, CheckContext, Threshold, register
 

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from ..display import human_bytes, human_seconds
-from ..findings import Finding, Severity
-from ..severity import grade
+from ..findings import Finding, Severity, grade
 from .activity import HIDDEN_HOW
 from .registry import Check, CheckContext, Threshold, register
 

@@ -1,7 +1,7 @@
 """Storage: database size against the plan's limits, its growth forecast, and Supabase Storage buckets."""
 from __future__ import annotations
 
-from ..findings import Finding, Severity
+from ..findings import Finding, Severity, grade
 from ..history import HOW_TO_START
 from ..history import capacity as cap
 from .registry import Check, CheckContext, Threshold, register
@@ -35,7 +35,7 @@ def judge_database_size(df, *, warning: float = 80, critical: float = 95) -> lis
                                "runbook's plan parameter) to compare against the plan's limit.", value=size)]
     worst = df.sort_values("pct_used", ascending=False).iloc[0]
     pct = float(worst["pct_used"])
-    sev = Severity.CRITICAL if pct >= critical else Severity.WARNING if pct >= warning else Severity.OK
+    sev = grade(pct, warning, critical)
     lines = "; ".join(f"{r.limit}: {_gb(r.limit_bytes)} ({r.pct_used:.1f}% used)" for r in df.itertuples())
     return [Finding("storage.database_size", sev, f"database is {_gb(size)}, {pct:.1f}% of {worst['limit']}",
                     detail=f"{lines}. Limits from {df.attrs['price_list']}; {worst['source']}.",
@@ -139,7 +139,7 @@ def judge_storage_objects(df, *, warning: float = 80, critical: float = 100) -> 
         return [Finding("storage.objects", Severity.INFO, f"Storage holds {_gb(total)} in {len(df)} bucket(s)",
                         detail=f"{buckets}.{growth} No plan set: no quota to compare against.", value=total)]
     pct = 100 * total / quota.value
-    sev = Severity.CRITICAL if pct >= critical else Severity.WARNING if pct >= warning else Severity.OK
+    sev = grade(pct, warning, critical)
     days = df.attrs["days"]
     when = ""
     if len(days):

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from ..display import human_bytes
-from ..findings import Finding, Severity
-from ..severity import grade
+from ..findings import Finding, Severity, grade
 from .locks import window_text, with_window
 from .registry import Check, CheckContext, Threshold, register
 
