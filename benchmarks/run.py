@@ -35,16 +35,18 @@ def empty_runbook(folder: Path) -> None:
 
 
 def timed_runs(name: str, target: str, repeat: int, out: Path, runbooks: Path | None) -> dict:
-    from opsbook.runner import run_runbook
+    from opsbook.runner import run_runbook, runbook_meta
 
     saved = os.environ.get("OPSBOOK_RUNBOOKS")
     if runbooks:
         os.environ["OPSBOOK_RUNBOOKS"] = str(runbooks)
     try:
+        # on the demo, each runbook runs as `opsbook demo` runs it (backup-verification takes its dump first)
+        params = runbook_meta(name).get("demo_parameters", {}) if target == "demo" and not runbooks else {}
         walls, last = [], None
         for _ in range(repeat):
             t0 = time.perf_counter()
-            last = run_runbook(name, target, output_dir=out)
+            last = run_runbook(name, target, params, output_dir=out)
             walls.append(time.perf_counter() - t0)
     finally:
         if saved is None:

@@ -171,9 +171,14 @@ def classify_connect_error(exc: Exception) -> tuple[str, str]:
 
 
 def ensure_demo_server():
-    """Start the embedded server and create the demo database if absent (schema and data built by `opsbook demo`)."""
+    """Start the embedded server and build the demo database if it is absent, so that a runbook opened in
+    JupyterLab against `demo` just works (the first build takes about half a minute; later calls return at once)."""
+    import sys  # noqa: PLC0415
+
+    from .demo import ensure_demo_database  # noqa: PLC0415
     from .embedded import default_server  # noqa: PLC0415
 
     server = default_server()
     server.start()
+    ensure_demo_database(server=server, progress=lambda line: print(line, file=sys.stderr))
     return server
