@@ -124,8 +124,11 @@ def judge_restore(df) -> list[Finding]:
         return none + out
     where = f"into scratch database {a.get('scratch')} on {a.get('restore_server')}"
     if a.get("fatal"):
-        out.insert(0, Finding("backup.restore", Severity.CRITICAL, "restore failed: " + a["fatal"][:160],
-                              detail=f"{a.get('command')}; stopped after {a.get('duration_s', 0):.1f} s with "
+        fatal = a["fatal"]
+        title = fatal if len(fatal) <= 160 else fatal[:157].rsplit(" ", 1)[0] + " ..."
+        out.insert(0, Finding("backup.restore", Severity.CRITICAL, "restore failed: " + title,
+                              detail=f"pg_restore said: {fatal}\n"
+                                     f"{a.get('command')}; stopped after {a.get('duration_s', 0):.1f} s with "
                                      f"{len(df)} statement error(s) before it. The scratch database was "
                                      f"{'dropped' if a.get('dropped') else 'NOT dropped'}.",
                               objects=[a.get("path", "")], value=a.get("returncode"),
