@@ -28,6 +28,9 @@ DEFAULT_SETTINGS = {
     "log_min_duration_statement": "-1",
     "log_temp_files": "0",
     "logging_collector": "off",
+    # an inactive slot (the demo plants one) may hold at most this much WAL, then it is invalidated: the demo
+    # must not fill a laptop's disk run after run
+    "max_slot_wal_keep_size": "2GB",
 }
 
 

@@ -200,11 +200,15 @@ def demo(*, config: Config | None = None, output_dir: Path | None = None,
             params["thresholds"] = {**params.get("thresholds", {}), **demo_pkg.LIVE_THRESHOLDS}
         return params
 
-    def around(name: str) -> contextlib.AbstractContextManager:
-        if name != "incident-triage":
-            return contextlib.nullcontext()
+    @contextlib.contextmanager
+    def live_incident() -> Iterator[None]:
         progress("opening live sessions for the incident: an idle transaction blocking two others, a long query")
-        return demo_pkg.live_faults(server.conninfo(dbname=DEMO_DATABASE))
+        with demo_pkg.live_faults(server.conninfo(dbname=DEMO_DATABASE)):
+            time.sleep(LIVE_INCIDENT_AGE_S)  # older than LIVE_THRESHOLDS, so they are findings, not near misses
+            yield
+
+    def around(name: str) -> contextlib.AbstractContextManager:
+        return live_incident() if name == "incident-triage" else contextlib.nullcontext()
 
     results = run_all(DEMO_TARGET, config=config, output_dir=output_dir, progress=progress,
                       params_for=params_for, around=around)
@@ -214,6 +218,9 @@ def demo(*, config: Config | None = None, output_dir: Path | None = None,
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+LIVE_INCIDENT_AGE_S = 5  # the demo's live faults age this long before incident-triage looks at them
+
+
 def reserve_stem(root: Path, runbook: str, target: str, started: dt.datetime) -> Path:
     """reports/YYYY-MM-DD/<runbook>--<target>--HHMMSSZ, with -2, -3... when that second is already taken."""
     folder = root / started.strftime("%Y-%m-%d")
