@@ -100,8 +100,9 @@ def test_ssl_need_and_the_password_never_on_the_command_line():
 
 
 def test_an_ssl_target_gets_a_client_with_ssl_or_a_clear_refusal():
-    if tools.probe("/usr/lib/postgresql/15/bin", "system") is None:
+    if not tools.Path("/usr/lib/postgresql/15/bin/pg_dump").exists():
         pytest.skip("PostgreSQL 15 client not present")
+    assert tools.probe("/usr/lib/postgresql/15/bin", "system") is not None
     remote = "host=db.abc.supabase.co port=5432 user=postgres sslmode=require"
     chosen = tools.choose(150008, conninfo=remote)
     assert chosen.ssl is True and chosen.major == 15  # the embedded 18 has no SSL
@@ -110,3 +111,24 @@ def test_an_ssl_target_gets_a_client_with_ssl_or_a_clear_refusal():
         with pytest.raises(tools.ClientError) as e:
             tools.choose(180000, conninfo=remote)
         assert e.value.kind == "no_ssl" and "with SSL" in str(e.value)
+
+
+def test_tool_output_is_scrubbed_of_every_password_form():
+    text = ("Command was: CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', password 'p''q'); "
+            "dsn postgresql://ops:url-secret@db/x; password=kv-secret sslpassword=key-secret")
+    clean = tools.scrub(text)
+    assert not any(s in clean for s in ("p''q", "url-secret", "kv-secret", "key-secret")) and "***" in clean
+
+
+def test_the_live_server_is_never_the_restore_server():
+    from opsbook.config import from_dict
+    from opsbook.errors import OpsbookError
+    from opsbook.recovery.runbook import restore_server
+
+    cfg = from_dict({"targets": {"prod": {"dsn": "host=db.x port=5432 user=u dbname=app"},
+                                 "prod_admin": {"dsn": "host=db.x user=admin dbname=postgres"},
+                                 "spare": {"dsn": "host=db.y user=u dbname=postgres"}}})
+    for same in ("prod", "prod_admin"):
+        with pytest.raises(OpsbookError, match="server of the live target"):
+            restore_server(cfg, same, live=cfg.target("prod"))
+    assert restore_server(cfg, "spare", live=cfg.target("prod")).label.startswith("target spare")

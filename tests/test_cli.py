@@ -195,3 +195,17 @@ def test_nothing_listening_is_critical_and_fail_on_exits_3(tmp_path):
     assert (f["severity"], f["value"], "nothing is listening" in f["title"]) == ("critical", "refused", True)
     assert p.returncode == 3 and printed["exit_code"] == 3 and printed["status"] == "ok"
     assert p.stderr == "opsbook: findings at or above critical (--fail-on)\n"
+
+
+def test_bad_thresholds_in_the_config_file_are_usage_errors(tmp_path):
+    """An unknown check id or threshold name in opsbook.toml exits 2 before anything runs, like a bad -p."""
+    from click.testing import CliRunner
+
+    from opsbook.cli import main
+
+    for body, message in (('[thresholds."nope.check"]\nwarning = 5\n', "unknown check 'nope.check'"),
+                          ('[thresholds."activity.long_running"]\nwarn = 5\n', "no threshold 'warn'")):
+        cfg = tmp_path / "opsbook.toml"
+        cfg.write_text(body)
+        result = CliRunner().invoke(main, ["--config", str(cfg), "run", "incident-triage"])
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

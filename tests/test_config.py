@@ -94,3 +94,38 @@ def test_demo_target_can_be_adjusted(tmp_path):
     cfg = load(write(tmp_path, '[targets.demo]\nplan = "team"\n'))
     demo = cfg.target("demo")
     assert demo.plan == "team" and demo.compute == "micro" and demo.embedded
+
+
+@pytest.mark.parametrize("dsn", ["postgresql://u:Hunter2 secret@127.0.0.1:1/db", "postgresql://u:se%zzcret@h/db",
+                                 "host=h sslpassword=KeyPassXYZ"])
+def test_a_dsn_that_may_hold_a_secret_is_refused_without_echoing_it(tmp_path, dsn):
+    with pytest.raises(ConfigError) as e:
+        load(write(tmp_path, f'[targets.prod]\ndsn = "{dsn}"\n'))
+    assert not any(part in str(e.value) for part in ("Hunter2", "secret", "zzcret", "KeyPassXYZ"))
+
+
+def test_an_unparsable_dsn_env_is_refused_without_echoing_it(monkeypatch):
+    monkeypatch.setenv("PROD_DSN", "postgresql://u:Hunter2 secret@127.0.0.1:1/db")
+    t = from_dict({"targets": {"prod": {"dsn_env": "PROD_DSN"}}}).target("prod")
+    with pytest.raises(ConfigError) as e:
+        t.conninfo()
+    assert "Hunter2" not in str(e.value) and "PROD_DSN" in str(e.value)
+
+
+def test_every_password_kind_is_redacted():
+    shown = redact("postgresql://u@h/db?sslpassword=KeyPass&sslmode=require")
+    assert "KeyPass" not in shown and "sslpassword=***" in shown and "sslmode=require" in shown
+    assert redact("host=h sslpassword=abc user=u") == "host=h sslpassword=*** user=u"
+
+
+@pytest.mark.parametrize("name", ["prod.eu", "a--b", "../x", "has space"])
+def test_target_names_fit_in_report_file_names(tmp_path, name):
+    with pytest.raises(ConfigError, match="target name"):
+        load(write(tmp_path, f'[targets."{name}"]\nservice = "s"\n'))
+
+
+def test_a_transaction_mode_pooler_is_refused(tmp_path):
+    """Session settings (read-only, timeouts) do not hold through a transaction pooler, and would leak into the
+    app's pooled connections."""
+    with pytest.raises(ConfigError, match="transaction-mode pooler"):
+        load(write(tmp_path, '[targets.prod]\ndsn = "postgresql://u@aws-0-eu.pooler.supabase.com:6543/postgres"\n'))

@@ -12,6 +12,7 @@ from .errors import ConfigError, UnknownTarget
 
 DEMO_TARGET = "demo"
 DEMO_DATABASE = "demo"
+TARGET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 TARGET_KEYS = {"dsn", "dsn_env", "service", "plan", "compute", "thresholds", "freshness", "description"}
 
 
@@ -40,6 +41,8 @@ class Target:
             value = os.environ.get(self.dsn_env)
             if not value:
                 raise ConfigError(f"target {self.name!r}: environment variable {self.dsn_env} is not set")
+            parse_dsn(value, f"target {self.name!r}: the DSN in {self.dsn_env}")
+            refuse_transaction_pooler(value, f"target {self.name!r}")
             return value
         if self.dsn:
             return self.dsn
@@ -122,6 +125,9 @@ def from_dict(raw: dict[str, Any], path: Path | None = None) -> Config:
     targets = {DEMO_TARGET: Target(DEMO_TARGET, plan="pro", compute="micro", freshness=dict(FRESHNESS),
                                    description="the embedded demo database")}
     for name, t in targets_raw.items():
+        if not TARGET_NAME.fullmatch(name) or "--" in name:
+            raise ConfigError(f"{where}: target name {name!r} must be letters, digits, _ and single - "
+                              "(it becomes part of report file names)")
         if not isinstance(t, dict):
             raise ConfigError(f"{where}: [targets.{name}] must be a table")
         targets[name] = _target(name, t, where, targets.get(name))
@@ -148,9 +154,11 @@ def _target(name: str, t: dict[str, Any], where: str, base: Target | None) -> Ta
         raise ConfigError(f"{where}: target {name!r} sets {' and '.join(sources)}; give exactly one")
     if not sources and name != DEMO_TARGET:
         raise ConfigError(f"{where}: target {name!r} needs one of dsn, dsn_env or service")
-    if t.get("dsn") and has_password(t["dsn"]):
-        raise ConfigError(f"{where}: target {name!r} has a password in its dsn; use ~/.pgpass, PGPASSWORD "
-                          "or dsn_env instead")
+    if t.get("dsn"):
+        if secret_keys(parse_dsn(t["dsn"], f"{where}: target {name!r}: its dsn")):
+            raise ConfigError(f"{where}: target {name!r} has a password in its dsn; use ~/.pgpass, PGPASSWORD "
+                              "or dsn_env instead")
+        refuse_transaction_pooler(t["dsn"], f"{where}: target {name!r}")
     _check_thresholds(t.get("thresholds", {}), where, f"targets.{name}.thresholds")
     fresh = t.get("freshness", {})
     if not isinstance(fresh, dict):
@@ -168,13 +176,34 @@ def _check_thresholds(th: Any, where: str, key: str) -> None:
         raise ConfigError(f'{where}: [{key}] must hold tables keyed by check id, e.g. [{key}."activity.long_running"]')
 
 
-def has_password(dsn: str) -> bool:
+def parse_dsn(dsn: str, what: str) -> dict[str, str]:
+    """libpq's reading of a connection string; an unparsable one is a ConfigError that never echoes it (libpq's
+    own message quotes the offending part, which may be the password)."""
     from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415 - keep import time low
 
     try:
-        return bool(conninfo_to_dict(dsn).get("password"))
-    except Exception:  # unparsable: let the connection report it, without echoing the string
-        return False
+        return conninfo_to_dict(dsn)
+    except Exception:
+        raise ConfigError(f"{what} is not a valid libpq connection string (not shown: it may hold a password)") \
+            from None
+
+
+def secret_keys(parts: dict[str, str]) -> list[str]:
+    """The keys of a parsed DSN that hold secrets: password, sslpassword, and any other *password*."""
+    return [k for k, v in parts.items() if "password" in k and v]
+
+
+# Supabase's transaction-mode pooler (Supavisor/PgBouncer on 6543) hands each statement to any server connection:
+# session settings (read-only, timeouts) would not hold for our statements and would leak into the app's.
+TRANSACTION_POOLER_PORT = "6543"
+
+
+def refuse_transaction_pooler(dsn: str, what: str) -> None:
+    parts = parse_dsn(dsn, what)
+    if str(parts.get("port", "")) == TRANSACTION_POOLER_PORT:
+        raise ConfigError(f"{what} points at a transaction-mode pooler (port 6543): opsbook needs a session of its "
+                          "own for its read-only settings; use the direct connection (port 5432) or the session "
+                          "pooler")
 
 
 def redact(dsn: str) -> str:
@@ -187,8 +216,8 @@ def redact(dsn: str) -> str:
         parts = conninfo_to_dict(dsn)
     except Exception:
         return "(unparsable connection string)"
-    if parts.get("password"):
-        parts["password"] = "***"
+    for key in secret_keys(parts):
+        parts[key] = "***"
     if "://" in dsn:  # keep the URL shape people recognise
         user = parts.get("user", "")
         pw = ":***" if parts.get("password") else ""
@@ -198,4 +227,4 @@ def redact(dsn: str) -> str:
         q = ("?" + "&".join(f"{k}={v}" for k, v in rest.items())) if rest else ""
         return f"postgresql://{user}{pw}{'@' if user else ''}{host}{port}/{parts.get('dbname', '')}{q}"
     # key=value form: replace the value in place so the string keeps the shape its author wrote
-    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", dsn)
+    return re.sub(r"(\w*password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", dsn)

@@ -105,6 +105,7 @@ def run_runbook(name: str, target: str = "demo", params: dict[str, Any] | None =
     tgt = config.target(target)
     if not tgt.embedded:
         tgt.conninfo()  # an unset dsn_env variable is a usage error, not a failed run
+    _validate_config_thresholds(config, tgt)
     if fail_on is not None and fail_on not in FAIL_ON:
         raise UsageError(f"--fail-on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")
     declared = {p.name for p in paramspec.describe(path)}
@@ -113,7 +114,7 @@ def run_runbook(name: str, target: str = "demo", params: dict[str, Any] | None =
     root = Path(output_dir or config.reports_dir).absolute()
     started = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     stem = reserve_stem(root, name, target, started)
-    nb_path, html_path, json_path = (stem.with_suffix(s) for s in (".ipynb", ".html", ".json"))
+    nb_path, html_path, json_path = (stem.with_name(stem.name + s) for s in (".ipynb", ".html", ".json"))
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="opsbook-run-") as tmp:
         record_file = Path(tmp) / "record.jsonl"
@@ -183,6 +184,9 @@ def demo(*, config: Config | None = None, output_dir: Path | None = None,
     from .history.replay import replay_history  # noqa: PLC0415
 
     config = config or load()
+    if not config.target(DEMO_TARGET).embedded:
+        raise UsageError("opsbook demo builds and replays its database on the embedded server, but [targets.demo] "
+                         "in the configuration points elsewhere; rename that target")
     server = default_server()
     progress("starting the embedded PostgreSQL server ...")
     status = server.start()
@@ -229,7 +233,7 @@ def reserve_stem(root: Path, runbook: str, target: str, started: dt.datetime) ->
     for n in range(1, 1000):
         stem = folder / (base if n == 1 else f"{base}-{n}")
         try:
-            os.close(os.open(stem.with_suffix(".ipynb"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            os.close(os.open(stem.with_name(stem.name + ".ipynb"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
             return stem
         except FileExistsError:
             continue
@@ -250,6 +254,19 @@ def _validated_params(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
                                      f'e.g. {{"{check_id}": {{"warning": 60}}}}')
             checks.get(check_id).resolve_thresholds(layer)
     return values
+
+
+def _validate_config_thresholds(config: Config, target) -> None:
+    """Threshold tables in opsbook.toml name real checks and real thresholds of the right type (exit 2 if not)."""
+    from . import checks  # noqa: PLC0415
+
+    known = checks.load_all()
+    for where, layers in (("[thresholds]", config.thresholds), (f"[targets.{target.name}.thresholds]",
+                                                                target.thresholds)):
+        for check_id, layer in layers.items():
+            if check_id not in known:
+                raise ParameterError(f"{where} names unknown check {check_id!r}; `opsbook checks` lists them")
+            known[check_id].resolve_thresholds(layer)
 
 
 def _execute(path: Path, out: Path, parameters: dict[str, Any], kernel_log: Path):
@@ -417,15 +434,19 @@ def _quiet_papermill() -> Iterator[None]:
 
 def _secrets(config: Config) -> set[str]:
     """Passwords this process could hand to libpq: PGPASSWORD and those inside dsn_env DSNs."""
-    from .config import has_password  # noqa: PLC0415
+    from .config import secret_keys  # noqa: PLC0415
 
     found = {os.environ.get("PGPASSWORD", "")}
     for t in config.targets.values():
         value = os.environ.get(t.dsn_env or "", "") if t.dsn_env else ""
-        if value and has_password(value):
+        if value:
             from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
 
-            found.add(conninfo_to_dict(value)["password"])
+            try:
+                parts = conninfo_to_dict(value)
+            except Exception:  # noqa: BLE001 - unparsable: the run refuses it before connecting
+                continue
+            found.update(parts[k] for k in secret_keys(parts))
     return {s for s in found if len(s) >= MIN_SECRET_LEN}
 
 

@@ -1,6 +1,8 @@
 """Figures for capacity planning: size history with forecast and limits, top growing tables, reclaimable space."""
 from __future__ import annotations
 
+from ..display import esc
+
 MB = 1024 ** 2
 
 
@@ -51,11 +53,12 @@ def top_growing_tables(sizes, growth, top: int = 8):
 
     names = list(growth.head(top)["table_name"])
     data = sizes[sizes["table_name"].isin(names)].copy()
-    data["table"] = data["schema_name"] + "." + data["table_name"]
+    data["table"] = (data["schema_name"] + "." + data["table_name"]).map(esc)  # plotly renders HTML in labels
     data["total_mb"] = data["total_bytes"] / MB
     data["ts"] = _iso(data["ts"])
     fig = px.line(data, x="ts", y="total_mb", color="table", title=f"Top {len(names)} growing tables",
-                  category_orders={"table": [f"{s}.{t}" for s, t in zip(growth['schema_name'], growth['table_name'])]})
+                  category_orders={"table": [esc(f"{s}.{t}") for s, t in zip(growth['schema_name'],
+                                                                               growth['table_name'])]})
     fig.update_layout(height=380, yaxis_title="MB (table + indexes)", xaxis_title="",
                       legend={"orientation": "h", "y": -0.2})
     return fig
@@ -69,12 +72,12 @@ def reclaimable(bloat, unused, top: int = 12):
     parts = []
     if bloat is not None and len(bloat):
         b = bloat[bloat["bloat_bytes"] > 0].copy()
-        b["object"] = b["schema_name"] + "." + b["index_name"].fillna(b["table_name"])
+        b["object"] = (b["schema_name"] + "." + b["index_name"].fillna(b["table_name"])).map(esc)
         b["what"] = "bloat in " + b["kind"] + "s (estimate)"
         parts.append(b[["object", "what", "bloat_bytes"]].rename(columns={"bloat_bytes": "bytes"}))
     if unused is not None and len(unused):
         u = unused.copy()
-        u["object"] = u["schema_name"] + "." + u["index_name"]
+        u["object"] = (u["schema_name"] + "." + u["index_name"]).map(esc)
         u["what"] = "unused index"
         parts.append(u[["object", "what", "size_bytes"]].rename(columns={"size_bytes": "bytes"}))
     data = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["object", "what", "bytes"])

@@ -1,6 +1,8 @@
 """Figures for backup verification and table recovery."""
 from __future__ import annotations
 
+from ..display import esc
+
 PHASE_COLORS = {"pre-data": "#98a2b3", "data": "#175cd3", "post-data": "#b54708"}
 TOP_TABLES = 30
 
@@ -10,7 +12,7 @@ def row_counts(tables, top: int = TOP_TABLES):
     import plotly.graph_objects as go  # noqa: PLC0415
 
     df = tables.copy()
-    df["label"] = df["schema"] + "." + df["table"]
+    df["label"] = (df["schema"] + "." + df["table"]).map(esc)  # plotly renders HTML in tick labels
     df["largest"] = df[["live_rows", "restored_rows"]].max(axis=1).fillna(0)
     df = df.sort_values("largest", ascending=False).head(top).iloc[::-1]
     fig = go.Figure()
@@ -31,7 +33,7 @@ def restore_timeline(events, top: int = 60):
     import plotly.graph_objects as go  # noqa: PLC0415
 
     df = events.copy()
-    df["label"] = df["kind"].str.lower() + " " + df["name"]
+    df["label"] = (df["kind"].str.lower() + " " + df["name"]).map(esc)
     keep = df.nlargest(top, "duration_s").index
     rest = df.drop(keep)
     shown = df.loc[keep].sort_values("start_s")

@@ -103,7 +103,7 @@ class TableRecovery:
         return usable
 
     def _restore_and_compare(self, done: set[str]) -> None:
-        server = restore_server(self.rb.config, self.restore_target)
+        server = restore_server(self.rb.config, self.restore_target, live=self.rb.target)
         client = self.clients.for_restore(server.admin_conninfo, self.backup)
         if client is None:
             return

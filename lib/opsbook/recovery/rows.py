@@ -211,7 +211,8 @@ def write_sql(scratch_conn, info: TableInfo, path, header: list[str]) -> int:
               f"WHERE d.status = 'missing live' ORDER BY d.key")
     n = 0
     with open(path, "w", encoding="utf-8") as f:
-        f.write("".join(f"-- {line}\n" for line in header))
+        # one comment line each: a newline in a table name or filter must not end the comment and become SQL
+        f.write("".join(f"-- {' '.join(str(line).splitlines())}\n" for line in header))
         f.write("BEGIN;\n")
         cur = scratch_conn.cursor(name="opsbook_sql_script")  # server-side: the rows stream, whatever their number
         with scratch_conn.transaction():

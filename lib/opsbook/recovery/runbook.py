@@ -1,11 +1,11 @@
 """Where recovery runbooks meet the Runbook object: judge data gathered here, find the restore server and backups."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import OpsbookError
 from ..paths import user_path
 from .tools import with_dbname
 
@@ -26,15 +26,33 @@ class RestoreServer:
     data_dir: Path | None = None  # when it is a local embedded server: for the free-disk check
 
 
-def restore_server(config, restore_target: str | None) -> RestoreServer:
+def restore_server(config, restore_target: str | None, live=None) -> RestoreServer:
     """`restore_target` names a target in opsbook.toml whose server gets the scratch database; None: the embedded
-    server (started if needed)."""
+    server (started if needed). Never the live target's own server: a full restore there is a write to production
+    that no confirm was asked for."""
     if restore_target:
         t = config.target(restore_target)
         if t.embedded:
             return _embedded()
+        same_server = _server_of(t) is not None and _server_of(t) == _server_of(live) if live is not None else False
+        if live is not None and (t.name == live.name or same_server):
+            raise OpsbookError(f"restore_target {t.name!r} is the server of the live target {live.name!r}: "
+                               "scratch restores go to another server (default: the embedded one)")
         return RestoreServer(with_dbname(t.conninfo(), "postgres"), f"target {t.name} ({t.display()})")
     return _embedded()
+
+
+def _server_of(target) -> tuple[str, str] | None:
+    """(host, port) a target connects to, when its connection string says."""
+    from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
+
+    if target.embedded:
+        return None
+    try:
+        parts = conninfo_to_dict(target.conninfo())
+    except Exception:  # noqa: BLE001 - a service name we cannot resolve here: compare by name only
+        return None
+    return (parts.get("host", ""), str(parts.get("port", "5432"))) if parts.get("host") else None
 
 
 def _embedded() -> RestoreServer:

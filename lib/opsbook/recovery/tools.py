@@ -214,5 +214,8 @@ def session_for(conninfo: str, label: str, **kw):
 
 
 def scrub(text: str) -> str:
-    """Tool output made safe to show: any password=... removed."""
-    return re.sub(r"password\s*=\s*\S+", "password=***", text or "")
+    """Tool output made safe to show: password=..., OPTIONS (password '...') of user mappings quoted back by
+    pg_restore, and the password in URL user info, removed."""
+    text = re.sub(r"(\w*password)\s*=\s*\S+", r"\1=***", text or "")
+    text = re.sub(r"(\w*password)\s+'(?:[^']|'')*'", r"\1 '***'", text, flags=re.I)
+    return re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)

@@ -130,7 +130,7 @@ class BackupVerification:
                           else _frame(skipped=f"the restore step failed: {message}"))
 
     def _restore(self) -> None:
-        server = restore_server(self.rb.config, self.restore_target)
+        server = restore_server(self.rb.config, self.restore_target, live=self.rb.target)
         live_tables = compare.tables(self.rb.db) if self.rb.connected else None
         self.live_bytes = int(live_tables["size_bytes"].sum()) if live_tables is not None else None
         attrs = {"restore_server": server.label, "path": str(self.backup.path)}
