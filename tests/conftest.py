@@ -113,20 +113,6 @@ class Database:
             cur = c.execute(sql, params)
             return cur.fetchall() if cur.description else None
 
-    def in_thread(self, sql: str, params=None, *, autocommit: bool = True) -> threading.Thread:
-        """Run a statement on its own connection in a thread (it may block); the connection closes at teardown."""
-        conn = self.connect(autocommit=autocommit)
-
-        def work():
-            try:
-                conn.execute(sql, params)
-            except psycopg.Error:
-                pass  # cancelled or terminated by the test: expected
-
-        t = threading.Thread(target=work, daemon=True)
-        t.start()
-        return t
-
     def config(self, **target):
         """An opsbook Config whose target `test` points here."""
         return from_dict({"targets": {"test": {"dsn": self.conninfo, **target}}})

@@ -184,6 +184,7 @@ def deadlock(f: Faults, table: str = "deadlock_t") -> BaseException:
     closed afterwards so their statistics (pg_stat_database.deadlocks) are flushed.
     """
     make_tables(f.conninfo, table, rows=2)
+    counted = _db_counter(f.conninfo, "deadlocks")
     s1 = f.session("deadlock-1", autocommit=False, deadlock_timeout="50ms")
     s2 = f.session("deadlock-2", autocommit=False, deadlock_timeout="50ms")
     s1.execute(f"UPDATE {table} SET v = v + 1 WHERE id = 1")
@@ -202,16 +203,33 @@ def deadlock(f: Faults, table: str = "deadlock_t") -> BaseException:
         s.close()
     if not isinstance(victim, psycopg.errors.DeadlockDetected):
         raise AssertionError(f"no deadlock came about: {victim!r}")
+    _wait_counter(f.conninfo, "deadlocks", counted)  # flushed by the exiting backends, after close() returns
     return victim
+
+
+def _db_counter(conninfo: str, column: str) -> int:
+    with psycopg.connect(conninfo, autocommit=True) as c:
+        return c.execute(f"SELECT {column} FROM pg_stat_database WHERE datname = current_database()").fetchone()[0]
+
+
+def _wait_counter(conninfo: str, column: str, before: int, timeout: float = 15.0) -> None:
+    """Until pg_stat_database.<column> moves past `before`: backends flush their statistics as they exit."""
+    deadline = time.monotonic() + timeout
+    while _db_counter(conninfo, column) <= before:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"pg_stat_database.{column} did not move past {before} within {timeout} s")
+        time.sleep(0.05)
 
 
 # ---------------------------------------------------------------------------------------------- load faults
 def temp_file_sort(conninfo: str, rows: int = 200_000) -> None:
     """One sort far larger than a 64 kB work_mem: it spills to a temporary file (counted when the session ends)."""
+    counted = _db_counter(conninfo, "temp_files")
     with psycopg.connect(conninfo, autocommit=True, application_name="fault-temp-sort") as c:
         c.execute("SET work_mem = '64kB'")
         c.execute(f"SELECT sum(x) FROM (SELECT g AS x FROM generate_series(1, {int(rows)}) g "
                   "ORDER BY md5(g::text) OFFSET 0) s")
+    _wait_counter(conninfo, "temp_files", counted)
 
 
 def slow_statements(conninfo: str, calls: int = 30, rows: int = 100_000, table: str = "slow_t") -> str:

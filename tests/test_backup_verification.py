@@ -201,9 +201,10 @@ def test_take_backup_verifies_a_fresh_dump_and_keeps_it_where_asked(src, tmp_pat
 
 
 def test_a_client_older_than_the_server_is_a_clear_error_not_a_broken_dump(src, tmp_path):
-    old = tools.probe(str(tools.Path("/usr/lib/postgresql/15/bin")), "system")
-    if old is None:
+    if not tools.Path("/usr/lib/postgresql/15/bin/pg_dump").exists():
         pytest.skip("PostgreSQL 15 client not present")
+    old = tools.probe(str(tools.Path("/usr/lib/postgresql/15/bin")), "system")
+    assert old is not None
     with pytest.raises(tools.ClientError, match="older than the server") as e:
         tools.choose(180000, bindir="/usr/lib/postgresql/15/bin")
     assert e.value.kind == "too_old"

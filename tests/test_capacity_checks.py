@@ -105,7 +105,7 @@ def test_unused_after_stats_reset_is_info_again(pg, tmp_path):
     try:
         d.execute("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM generate_series(1, 50000) g;"
                   "CREATE INDEX t_v ON t (v); SELECT pg_stat_reset()")
-        f = by_object(run("indexes.unused", config_for(d, tmp_path), min_size_bytes=0, min_stats_age_days=0.001))
+        f = by_object(run("indexes.unused", config_for(d, tmp_path), min_size_bytes=0, min_stats_age_days=0.1))
         assert f["public.t_v"].severity.value == "info" and "reset" in f["public.t_v"].detail
     finally:
         drop_database(d)

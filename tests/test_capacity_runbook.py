@@ -54,7 +54,8 @@ def test_runs_without_history_and_says_how_to_start(db, tmp_path):
     assert result.exit_code == 0, result.sidecar.get("error")
     growth = findings(result, "storage.growth_forecast")
     assert growth[0]["severity"] == "info" and "opsbook snapshot --target test" in growth[0]["detail"]
-    assert all(f["skipped"] for f in findings(result, "auth.mau") + findings(result, "storage.objects"))
+    mau, objects = findings(result, "auth.mau"), findings(result, "storage.objects")
+    assert mau and objects and all(f["skipped"] for f in mau + objects)
     assert result.sidecar["metrics"]["database_size_bytes"] > 0
     assert "days_until_disk_full" not in result.sidecar["metrics"]
     assert "No history for target" in result.html_path.read_text()

@@ -44,7 +44,11 @@ def test_wrong_password_is_told_apart_and_never_shown(pg, monkeypatch):
     port = pg.configured_port()
     cfg = from_dict({"targets": {"t": {"dsn": f"host=127.0.0.1 port={port} user=pw_user dbname=postgres"}}})
     rb = Runbook("incident-triage", "t", config=cfg)
-    rb.connect()
+    try:
+        rb.connect()
+    finally:
+        with psycopg.connect(pg.conninfo(), autocommit=True) as c:
+            c.execute("DROP ROLE pw_user")
     [f] = rb.findings
     assert (f.severity.value, f.value) == ("critical", "auth")
     assert "wrong-staple-4711" not in repr(f.to_dict())

@@ -7,7 +7,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import psycopg
@@ -152,11 +151,12 @@ def test_every_fault_is_found_with_the_right_id_and_severity(any_db, request):
         slow_statements(db.conninfo, calls=25, rows=50_000)
         slot = inactive_slot(f)
         chain, adv = blocking_chain(f), advisory_wait(f)
-        tx, sleeper = idle_in_transaction(f), long_running(f)
+        tx, sleeper = idle_in_transaction(f), long_running(f, 900)  # outlives a slow kernel on a busy machine
         idle = idle_sessions(f, 3)
         f.wait_for("SELECT now() - query_start > interval '1.2 seconds' FROM pg_stat_activity WHERE pid = %s",
                    (sleeper,))
-        thresholds = {"activity.long_running": {"warning": 1, "critical": 600},
+        thresholds = {"locks.blocking": {"critical_wait_s": 3600},  # grade by the number blocked, not the clock
+                      "activity.long_running": {"warning": 1, "critical": 600},
                       "activity.idle_in_transaction": {"warning": 1, "critical": 600},
                       "connections.idle": {"idle_s": 1, "warning": 5, "critical": 95},
                       "queries.slow": {"warning": 0.5, "critical": 10_000, "min_calls": 20},
@@ -237,9 +237,12 @@ def test_nothing_listening_and_a_wrong_password_are_p0_with_their_next_steps(pg,
     db.execute("DROP ROLE IF EXISTS ob_app")
     db.execute("CREATE ROLE ob_app LOGIN PASSWORD 'the-right-one'")
     monkeypatch.setenv("PGPASSWORD", "not-the-right-one-4711")
-    denied = run_runbook("incident-triage", "down", {}, output_dir=db.server.data_dir.parent / "reports",
-                         config=_config(f"host=127.0.0.1 port={pg.configured_port()} user=ob_app dbname={db.name}"))
-    db.execute("DROP ROLE ob_app")
+    try:
+        denied = run_runbook("incident-triage", "down", {}, output_dir=db.server.data_dir.parent / "reports",
+                             config=_config(f"host=127.0.0.1 port={pg.configured_port()} user=ob_app "
+                                            f"dbname={db.name}"))
+    finally:
+        db.execute("DROP ROLE ob_app")
     for result, kind in ((refused, "refused"), (denied, "auth")):
         s = result.sidecar
         assert result.exit_code == 0 and s["status"] == "ok"
@@ -258,12 +261,11 @@ def _config(dsn: str, name: str = "down"):
 
 
 def test_the_demo_report_is_short(demo_database, tmp_path):
-    """Against the demo database, the verdict is the first thing in the report and the whole run stays small."""
-    t0 = time.perf_counter()
+    """Against the demo database, the verdict is the first thing in the report, and the report stays small."""
     result = run_runbook("incident-triage", "demo", {}, output_dir=tmp_path)
     assert result.exit_code == 0, result.sidecar["error"]
     html = result.html_path.read_text()
     verdict = html.index("ob-verdict\" style")
     assert verdict < html.index("Can we reach the database?")
     assert html.index("Next actions") < html.index("Can we reach the database?")
-    assert time.perf_counter() - t0 < 120
+    assert result.html_path.stat().st_size < 1_000_000

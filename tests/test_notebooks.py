@@ -12,6 +12,7 @@ import pytest
 from conftest import ROOT
 
 RUNBOOKS = sorted((ROOT / "runbooks").glob("*.ipynb"))
+assert RUNBOOKS, "no runbooks found: every test below would be silently empty"
 
 
 @pytest.mark.parametrize("path", RUNBOOKS, ids=lambda p: p.stem)

@@ -57,7 +57,7 @@ def test_contract_names_sidecar_and_index(runs):
     assert dt.datetime.strptime(sidecar["started_at"], "%Y-%m-%dT%H:%M:%SZ")
     assert stem(r).name.startswith("empty--other--") and stem(r).parent.parent == runs["out"]
     assert sidecar["started_at"][:10] == stem(r).parent.name
-    assert 0 < sidecar["duration_s"] < 120 and sidecar["error"] is None and sidecar["parameters"] == {}
+    assert sidecar["duration_s"] > 0 and sidecar["error"] is None and sidecar["parameters"] == {}
     index = (runs["out"] / "index.html").read_text()
     for key in ("raise", "die", "empty", "chart"):
         assert f'href="{stem(runs[key]).parent.name}/{stem(runs[key]).name}.html"' in index
