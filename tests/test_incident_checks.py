@@ -270,14 +270,19 @@ def test_remediation_changes_nothing_without_confirm_and_exactly_the_listed_pids
         dry = remediate.apply(rb, [chain["root"], tx], [sleeper], confirm=False)
         assert not dry["done"].any() and alive(db.conninfo, everyone) == everyone
         own = int(rb.db.scalar("SELECT pg_backend_pid()"))
-        done = remediate.apply(rb, [chain["root"], tx, own], [sleeper], confirm=True).set_index("pid")
+        elsewhere = psycopg.connect(db.server.conninfo(dbname="postgres"), autocommit=True)  # another database
+        other = elsewhere.info.backend_pid
+        done = remediate.apply(rb, [chain["root"], tx, own, other], [sleeper], confirm=True).set_index("pid")
         assert done.loc[own, "outcome"].startswith("refused") and not done.loc[own, "done"]
+        assert "another database" in done.loc[other, "outcome"] and not done.loc[other, "done"]
+        assert elsewhere.execute("SELECT 1").fetchone() == (1,)
+        elsewhere.close()
         assert done.loc[[chain["root"], tx, sleeper], "done"].all()
         assert alive(db.conninfo, everyone) == everyone - {chain["root"], tx}
         f.wait_for("SELECT state = 'idle' FROM pg_stat_activity WHERE pid = %s", (sleeper,))
         assert isinstance(f.errors.get(sleeper), psycopg.errors.QueryCanceled)
         results = [x for x in rb.findings if x.check == "remediation.backends"]
-        assert sev(results) == ["info"] * 3 + ["info", "info", "warning", "info"]
+        assert sev(results) == ["info"] * 3 + ["info", "info", "warning", "warning", "info"]
         rb.close()
 
 

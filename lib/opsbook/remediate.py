@@ -67,11 +67,12 @@ def apply(rb, terminate_pids: Iterable[int] = (), cancel_pids: Iterable[int] = (
 
 
 def _run(rb, rows: list[dict]) -> None:
-    """One session for the calls: not read-only, short timeouts, and nothing but the checks and the calls."""
+    """One session for the calls: read-only too (signalling a backend writes nothing), short timeouts, and nothing
+    but the checks and the calls; only backends of the target's own database."""
     own = set()
     if rb.db is not None:
         own.add(int(rb.db.scalar("SELECT pg_backend_pid()")))
-    conn = raw_connect(rb.target.conninfo(), read_only=False, statement_timeout_ms=10_000, lock_timeout_ms=1_000)
+    conn = raw_connect(rb.target.conninfo(), read_only=True, statement_timeout_ms=10_000, lock_timeout_ms=1_000)
     try:
         own.add(conn.info.backend_pid)
         for row in rows:
@@ -79,9 +80,13 @@ def _run(rb, rows: list[dict]) -> None:
             if pid in own:
                 row["outcome"] = "refused: that is opsbook's own session"
                 continue
-            kind = conn.execute("SELECT backend_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+            kind = conn.execute("SELECT backend_type, datname = current_database() FROM pg_stat_activity "
+                                "WHERE pid = %s", (pid,)).fetchone()
             if kind is None:
                 row["outcome"] = "no such backend now (it ended, or the pid is wrong)"
+                continue
+            if not kind[1]:
+                row["outcome"] = f"refused: pid {pid} is connected to another database than this target's"
                 continue
             if kind[0] != "client backend":
                 row["outcome"] = f"refused: pid {pid} is a {kind[0]}, not a client session"
