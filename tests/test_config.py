@@ -129,3 +129,10 @@ def test_a_transaction_mode_pooler_is_refused(tmp_path):
     app's pooled connections."""
     with pytest.raises(ConfigError, match="transaction-mode pooler"):
         load(write(tmp_path, '[targets.prod]\ndsn = "postgresql://u@aws-0-eu.pooler.supabase.com:6543/postgres"\n'))
+
+
+def test_a_history_url_with_a_password_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"\[history\] url has a password") as e:
+        load(write(tmp_path, '[history]\nurl = "postgresql+psycopg://ops:hunter22@db/history"\n'))
+    assert "hunter22" not in str(e.value)
+    assert load(write(tmp_path, '[history]\nurl = "postgresql+psycopg://ops@db/history"\n')).history_url

@@ -7,6 +7,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigError, UnknownTarget
 
@@ -139,6 +140,9 @@ def from_dict(raw: dict[str, Any], path: Path | None = None) -> Config:
     url = history.get("url") or f"sqlite:///{reports_dir / 'history.sqlite'}"
     if "://" not in str(url):
         raise ConfigError(f"{where}: [history] url {url!r} is not an SQLAlchemy URL")
+    if urlsplit(str(url)).password:
+        raise ConfigError(f"{where}: [history] url has a password; leave it out and let libpq find it "
+                          "(~/.pgpass, PGPASSWORD)")
     thresholds = raw.get("thresholds", {})
     _check_thresholds(thresholds, where, "thresholds")
     return Config(path=path, targets=targets, history_url=str(url), reports_dir=reports_dir,
