@@ -21,28 +21,12 @@ import time
 from pathlib import Path
 
 import psycopg
+from many_tables import many_tables
 
 HERE = Path(__file__).resolve().parent
 ROLE = "opsbook_bench"
 SETTINGS = {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track_planning": "on",
             "max_connections": "60", "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
-
-
-def many_tables(server, n: int) -> str:
-    """A database with n tables, each with a primary key, one more index and a few rows in every tenth (3n relations)."""
-    name = "many_tables"
-    with psycopg.connect(server.conninfo(), autocommit=True) as c:
-        c.execute(f"DROP DATABASE IF EXISTS {name}")
-        c.execute(f"CREATE DATABASE {name}")
-    with psycopg.connect(server.conninfo(dbname=name), autocommit=True) as c:
-        c.execute("CREATE EXTENSION pg_stat_statements")
-        for start in range(0, n, 500):
-            with c.transaction():
-                c.execute("".join(f"CREATE TABLE t{i} (id int PRIMARY KEY, v int, created_at timestamptz DEFAULT now());"
-                                  f"CREATE INDEX t{i}_v ON t{i} (v);" for i in range(start, min(n, start + 500))))
-        c.execute("".join(f"INSERT INTO t{i} SELECT g, g FROM generate_series(1, 20) g;" for i in range(0, n, 10)))
-        c.execute("ANALYZE")
-    return name
 
 
 def server_time(server, dbname: str, params: dict, repeat: int, out: Path) -> dict:
@@ -108,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(server_time(server, "demo", {"freshness": FRESHNESS}, args.repeat,
                                            Path(tmp) / "reports"))
             t0 = time.perf_counter()
-            name = many_tables(server, args.tables)
+            name = many_tables(server, args.tables, analyze=True)
             built = time.perf_counter() - t0
             results.append({**server_time(server, name, {}, args.repeat, Path(tmp) / "reports"),
                             "tables": args.tables, "build_s": round(built, 1)})

@@ -19,24 +19,9 @@ import time
 from pathlib import Path
 
 import psycopg
+from many_tables import many_tables
 
 HERE = Path(__file__).resolve().parent
-
-
-def many_tables(server, n: int) -> str:
-    name = "many_tables"
-    with psycopg.connect(server.conninfo(), autocommit=True) as c:
-        c.execute(f"DROP DATABASE IF EXISTS {name}")
-        c.execute(f"CREATE DATABASE {name}")
-    with psycopg.connect(server.conninfo(dbname=name), autocommit=True) as c:
-        c.execute("CREATE EXTENSION pg_stat_statements")
-        batch = 500
-        for start in range(0, n, batch):
-            with c.transaction():
-                c.execute("".join(f"CREATE TABLE t{i} (id int PRIMARY KEY, v int, note text);"
-                                  f"CREATE INDEX t{i}_v ON t{i} (v);" for i in range(start, min(n, start + batch))))
-        c.execute("".join(f"INSERT INTO t{i} SELECT g, g, 'x' FROM generate_series(1, 20) g;" for i in range(0, n, 10)))
-    return name
 
 
 def touch(server, dbname: str, sql: str) -> None:
