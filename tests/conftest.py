@@ -203,3 +203,6 @@ def demo_database(demo_server):
     stats = next((r for r in results if r["built"]), results[0])
     return {"stats": stats, "results": results, "planted": planted, "lines": lines, "server": demo_server,
             "wall_s": time.perf_counter() - t0}
+
+
+from incident import incident_log  # noqa: E402,F401 - the recorded-incident server (tests/incident.py)

@@ -1,0 +1,184 @@
+"""Log parsing throughput and memory: opsbook's reader against pgbadger (single process) on the same generated logs.
+
+    .venv/bin/python benchmarks/log_parse.py [--mb 200] [--big-gb 1] [--keep DIR]
+
+Generates a stderr log and a csvlog of --mb MB each (a realistic mix: connections, lock waits, timeouts, deadlocks,
+temp files, checkpoints, autovacuum, slow statements with multi-line SQL), parses each with `pgbadger -j 1 -x json`
+and with `opsbook.logs.iter_events` (every event classified), and prints MB/s of both, the ratio and the peak RSS of
+each parsing process. --big-gb also parses a log of that many GB with opsbook alone, for its peak RSS (constant
+memory: the reader streams). pgbadger absent: its columns say so and the opsbook numbers still print.
+Writes benchmarks/results/log_parse-<UTC date>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PREFIX = "%m [%p] %q%u@%d app=%a "
+START = dt.datetime(2026, 11, 30, 0, 0, tzinfo=dt.timezone.utc)
+
+# (severity, message, [(attached severity, text)]) ; {pid} {n} {ms} are filled in
+TEMPLATES = [
+    ("LOG", "connection authorized: user=app database=shop application_name=checkout_api", []),
+    ("LOG", "duration: {ms} ms  statement: SELECT o.id, o.total\n\tFROM orders o\n\tJOIN customers c ON c.id = "
+            "o.customer_id\n\tWHERE c.region = 'eu' AND o.created_at > now() - interval '1 day'", []),
+    ("LOG", "process {pid} still waiting for ShareLock on transaction {n} after 1000.123 ms",
+     [("DETAIL", "Process holding the lock: 4711. Wait queue: {pid}."),
+      ("CONTEXT", 'while updating tuple (0,1) in relation "branches"'),
+      ("STATEMENT", "UPDATE branches SET balance = balance - 1 WHERE id = 1")]),
+    ("ERROR", "canceling statement due to statement timeout",
+     [("STATEMENT", "UPDATE branches SET balance = balance - 1 WHERE id = 1")]),
+    ("LOG", 'temporary file: path "base/pgsql_tmp/pgsql_tmp{pid}.0", size 2867200',
+     [("STATEMENT", "SELECT * FROM events ORDER BY payload")]),
+    ("ERROR", "deadlock detected",
+     [("DETAIL", "Process {pid} waits for ShareLock on transaction {n}; blocked by process 4712.\n\tProcess 4712 "
+                 "waits for ShareLock on transaction 9; blocked by process {pid}.\n\tProcess {pid}: UPDATE a SET x = 1"
+                 "\n\tProcess 4712: UPDATE b SET x = 1"),
+      ("HINT", "See server log for query details."), ("STATEMENT", "UPDATE a SET x = 1")]),
+    ("FATAL", "sorry, too many clients already", []),
+    ("LOG", "disconnection: session time: 0:00:01.234 user=app database=shop host=10.0.0.7 port=51234", []),
+    ("LOG", "checkpoint complete: wrote 914 buffers (5.6%); 0 WAL file(s) added, 0 removed, 0 recycled; "
+            "write=0.017 s, sync=0.001 s, total=0.022 s; sync files=0, longest=0.000 s, average=0.000 s", []),
+    ("LOG", 'automatic vacuum of table "shop.public.orders": index scans: 1\n\tpages: 0 removed, 12 remain\n\t'
+            "system usage: CPU: user: 0.00 s, system: 0.00 s, elapsed: 0.25 s", []),
+    ("ERROR", 'duplicate key value violates unique constraint "orders_pkey"',
+     [("DETAIL", "Key (id)=({n}) already exists."), ("STATEMENT", "INSERT INTO orders VALUES ({n})")]),
+]
+WEIGHTS = [8, 30, 3, 2, 2, 1, 1, 8, 1, 1, 3]
+
+
+def _records(n_bytes: int):
+    """(ts, pid, severity, message, attached) until about n_bytes of stderr text were produced."""
+    seq = [i for i, w in enumerate(WEIGHTS) for _ in range(w)]
+    produced, i = 0, 0
+    while produced < n_bytes:
+        sev, msg, att = TEMPLATES[seq[i % len(seq)]]
+        pid, n = 10000 + i % 5000, 700 + i
+        ts = START + dt.timedelta(milliseconds=i * 7)
+        fill = {"pid": pid, "n": n, "ms": f"{(i % 900) + 100.5:.3f}"}
+        rec = (ts, pid, sev, msg.format(**fill), [(s, t.format(**fill)) for s, t in att])
+        produced += 120 + len(rec[3]) + sum(60 + len(t) for _, t in rec[4])
+        i += 1
+        yield rec
+
+
+def write_stderr(path: Path, n_bytes: int) -> None:
+    with open(path, "w", buffering=1 << 20) as f:
+        for ts, pid, sev, msg, att in _records(n_bytes):
+            head = f"{ts:%Y-%m-%d %H:%M:%S}.{ts.microsecond // 1000:03d} UTC [{pid}] app@shop app=checkout_api "
+            f.write(f"{head}{sev}:  {msg}\n")
+            for s, t in att:
+                f.write(f"{head}{s}:  {t}\n")
+
+
+def write_csv(path: Path, n_bytes: int) -> None:
+    with open(path, "w", newline="", buffering=1 << 20) as f:
+        w = csv.writer(f)
+        for i, (ts, pid, sev, msg, att) in enumerate(_records(n_bytes)):
+            a = dict(att)
+            state = {"ERROR": "57014" if "timeout" in msg else "XX000", "FATAL": "53300"}.get(sev, "00000")
+            if msg.startswith("deadlock"):
+                state = "40P01"
+            w.writerow([f"{ts:%Y-%m-%d %H:%M:%S}.{ts.microsecond // 1000:03d} UTC", "app", "shop", pid,
+                        "10.0.0.7:51234", f"6b0e{pid:x}.1", i, "UPDATE", f"{ts:%Y-%m-%d %H:%M:%S} UTC", "3/7", 0, sev,
+                        state, msg.replace("\n\t", "\n"), a.get("DETAIL", "").replace("\n\t", "\n"), a.get("HINT", ""),
+                        "", "", a.get("CONTEXT", ""), a.get("STATEMENT", ""), "", "", "checkout_api",
+                        "client backend", "", 0])
+
+
+OURS = """
+import resource, sys, time
+from opsbook.logs import Problems, iter_events
+t0 = time.perf_counter(); n = 0; kinds = {}
+p = Problems()
+for e in iter_events(sys.argv[1], prefix=sys.argv[2] or None, problems=p):
+    n += 1; kinds[e.kind] = kinds.get(e.kind, 0) + 1
+wall = time.perf_counter() - t0
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+import json; print(json.dumps({"wall_s": wall, "events": n, "kinds": kinds, "problems": p.lines(), "rss": rss}))
+"""
+
+
+def run_ours(path: Path, prefix: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", OURS, str(path), prefix], capture_output=True, text=True, check=True)
+    res = json.loads(out.stdout)
+    res["peak_rss_mb"] = round(res.pop("rss"), 1)
+    return res
+
+
+def run_pgbadger(path: Path, fmt_args: list[str], out_dir: Path) -> dict:
+    if shutil.which("pgbadger") is None or not Path("/usr/bin/time").exists():
+        return {"skipped": "pgbadger or /usr/bin/time not installed (apt-get install pgbadger time)"}
+    cmd = ["/usr/bin/time", "-f", "%M", "pgbadger", "-q", "-j", "1", *fmt_args, "-x", "json",
+           "-o", str(out_dir / f"{path.name}.json"), str(path)]
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        return {"skipped": f"pgbadger failed: {out.stderr.strip()[-200:]}"}
+    rss_kb = int(out.stderr.strip().splitlines()[-1])
+    return {"wall_s": wall, "peak_rss_mb": round(rss_kb / 1024, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mb", type=int, default=200)
+    ap.add_argument("--big-gb", type=float, default=0)
+    ap.add_argument("--keep", type=Path, help="Generate into (and keep) this folder.")
+    args = ap.parse_args()
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="opsbook-logbench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    try:
+        for fmt, name, writer, pg_args, prefix in (
+                ("stderr", "postgresql.log", write_stderr, ["-f", "stderr", "-p", PREFIX], PREFIX),
+                ("csvlog", "postgresql.csv", write_csv, ["-f", "csv"], "")):
+            path = folder / name
+            if not path.exists():
+                writer(path, args.mb * 1_000_000)
+            mb = path.stat().st_size / 1e6
+            ours = run_ours(path, prefix)
+            theirs = run_pgbadger(path, pg_args, folder)
+            row = {"format": fmt, "mb": round(mb, 1), "events": ours["events"],
+                   "opsbook_mb_s": round(mb / ours["wall_s"], 1), "opsbook_peak_rss_mb": ours["peak_rss_mb"],
+                   "problems": ours["problems"]}
+            if "wall_s" in theirs:
+                row.update(pgbadger_mb_s=round(mb / theirs["wall_s"], 1), pgbadger_peak_rss_mb=theirs["peak_rss_mb"],
+                           ratio=round(theirs["wall_s"] / ours["wall_s"], 2))
+            else:
+                row["pgbadger"] = theirs["skipped"]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        if args.big_gb:
+            big = folder / "big.log"
+            write_stderr(big, int(args.big_gb * 1e9))
+            ours = run_ours(big, PREFIX)
+            row = {"format": "stderr (big)", "mb": round(big.stat().st_size / 1e6, 1), "events": ours["events"],
+                   "opsbook_mb_s": round(big.stat().st_size / 1e6 / ours["wall_s"], 1),
+                   "opsbook_peak_rss_mb": ours["peak_rss_mb"]}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            big.unlink()
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    out = results / f"log_parse-{dt.datetime.now(dt.timezone.utc):%Y-%m-%d}.json"
+    out.write_text(json.dumps({"rows": rows, "load_1m": os.getloadavg()[0]}, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""The three formats PostgreSQL writes (csvlog, jsonlog, stderr) and the Supabase Logs Explorer export, each
+read as a stream of Events from an open text file."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from typing import Iterator, TextIO
+
+from .event import Event
+from .prefix import GENERIC, compile_prefix
+from .redaction import redact_text
+from .timeparse import BadTimestamp, parse_ts
+
+# csvlog columns (PostgreSQL 13+: 24, 14+: 26); older servers write a prefix of these
+CSV_COLUMNS = ("log_time", "user_name", "database_name", "process_id", "connection_from", "session_id",
+               "session_line_num", "command_tag", "session_start_time", "virtual_transaction_id", "transaction_id",
+               "error_severity", "sql_state_code", "message", "detail", "hint", "internal_query",
+               "internal_query_pos", "context", "query", "query_pos", "location", "application_name",
+               "backend_type", "leader_pid", "query_id")
+MIN_CSV_FIELDS = 22  # PostgreSQL 9.0-12 wrote 23 columns, 8.4 22
+_ATTACH = {"DETAIL": "detail", "HINT": "hint", "CONTEXT": "context", "STATEMENT": "statement", "QUERY": "context",
+           "LOCATION": None}
+
+
+class Problems:
+    """What could not be read, counted per (source, reason) with the first line number: bounded memory."""
+
+    def __init__(self):
+        self.items: dict[tuple[str, str], list] = {}
+
+    def add(self, source: str, reason: str, line: int | None = None) -> None:
+        item = self.items.setdefault((source, reason), [0, line])
+        item[0] += 1
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def __iter__(self):
+        for (source, reason), (count, line) in self.items.items():
+            yield {"source": source, "reason": reason, "count": count, "first_line": line}
+
+    def lines(self) -> list[str]:
+        return [f"{p['source']}: {p['reason']}" + (f" (line {p['first_line']}" if p["first_line"] else "")
+                + (f", {p['count']} times)" if p["count"] > 1 else (")" if p["first_line"] else ""))
+                for p in self]
+
+
+def _int(v) -> int | None:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def read_csvlog(f: TextIO, source: str, problems: Problems) -> Iterator[Event]:
+    """csvlog: the csv module splits the fields (quoted multi-line statements included)."""
+    reader = csv.reader(f)
+    for row in reader:
+        if len(row) < MIN_CSV_FIELDS:
+            if row:
+                problems.add(source, "malformed csvlog row (too few fields)", reader.line_num)
+            continue
+        try:
+            ts = parse_ts(row[0])
+        except BadTimestamp as e:
+            problems.add(source, f"bad timestamp: {e}", reader.line_num)
+            continue
+        if len(row) < 26:
+            row += [""] * (26 - len(row))
+        get = row.__getitem__
+        client = get(4)
+        yield Event(ts, get(11), get(13), sqlstate=get(12), user=get(1), database=get(2),
+                    client=client.rsplit(":", 1)[0] if client else None,
+                    application=get(22), pid=_int(get(3)), detail=redact_text(get(14)),
+                    hint=get(15), context=redact_text(get(18)),
+                    statement=redact_text(get(19)), source=source, line=reader.line_num)
+
+
+def read_jsonlog(f: TextIO, source: str, problems: Problems) -> Iterator[Event]:
+    """jsonlog (PostgreSQL 15+): one JSON object per line."""
+    loads = json.loads
+    for n, line in enumerate(f, 1):
+        if not line.strip():
+            continue
+        try:
+            d = loads(line)
+            ts = parse_ts(d["timestamp"])
+        except (ValueError, KeyError, TypeError, BadTimestamp):
+            problems.add(source, "malformed jsonlog line", n)
+            continue
+        get = d.get
+        yield Event(ts, get("error_severity", "LOG"), get("message", ""), sqlstate=get("state_code"),
+                    user=get("user"), database=get("dbname"), client=get("remote_host"),
+                    application=get("application_name"), pid=get("pid"), detail=redact_text(get("detail")),
+                    hint=get("hint"), context=redact_text(get("context")),
+                    statement=redact_text(get("statement")), source=source, line=n)
+
+
+def read_stderr(f: TextIO, source: str, problems: Problems, prefix: str | None) -> Iterator[Event]:
+    """stderr with a log_line_prefix (None: the generic pattern: a timestamp first, severity later).
+
+    A tab starts a continuation of the previous line; DETAIL/HINT/CONTEXT/STATEMENT lines attach to the event
+    before them."""
+    rx = compile_prefix(prefix) if prefix is not None else GENERIC
+    match = rx.match
+    pending: Event | None = None
+    field: str | None = None  # the attribute the last line wrote to, for its continuation lines
+    parts: list[str] = []
+    for n, line in enumerate(f, 1):
+        if line.startswith("\t"):
+            if pending is not None:
+                parts.append(line[1:].rstrip("\n"))
+            continue
+        m = match(line)
+        if m is None:
+            if line.strip():
+                problems.add(source, "line not in the log_line_prefix format" if prefix is not None
+                             else "line without a timestamp and severity", n)
+            continue
+        sev = m.group("severity")
+        if pending is not None:
+            _finish(pending, field, parts)
+        text = m.group("message").rstrip("\n")
+        if sev in _ATTACH:
+            if pending is None:
+                continue
+            field = _ATTACH[sev]
+            parts = [text]
+            continue
+        if pending is not None:
+            yield pending
+        g = m.groupdict()
+        try:
+            ts = parse_ts(g["ts"]) if g.get("ts") else parse_ts(g["epoch"])
+        except (BadTimestamp, KeyError, TypeError) as e:
+            problems.add(source, f"bad timestamp: {e}", n)
+            pending = None
+            continue
+        pid = g.get("pid")
+        pending = Event(ts, sev, "", sqlstate=g.get("sqlstate"), user=g.get("user"), database=g.get("database"),
+                        application=g.get("application"), client=g.get("client"), pid=int(pid) if pid else None,
+                        source=source, line=n)
+        field, parts = "message", [text]
+    if pending is not None:
+        _finish(pending, field, parts)
+        yield pending
+
+
+def _finish(e: Event, field: str | None, parts: list[str]) -> None:
+    if field is None:
+        return
+    text = parts[0] if len(parts) == 1 else "\n".join(parts)
+    if field == "message":
+        e.message = text
+    else:
+        setattr(e, field, redact_text(text) if field in ("detail", "context", "statement") else text)
+
+
+# ---------------------------------------------------------------- Supabase Logs Explorer export
+_SB_SEVERITY = re.compile(r"(?:^|\s)(LOG|ERROR|FATAL|PANIC|WARNING|NOTICE|INFO|DEBUG\d?):\s+(.*)", re.S)
+_SB_FIELDS = {"user": ("user_name", "user"), "database": ("database_name", "dbname"),
+              "sqlstate": ("sql_state_code", "state_code"), "application": ("application_name",),
+              "detail": ("detail",), "hint": ("hint",), "context": ("context",), "statement": ("query", "statement"),
+              "pid": ("process_id", "pid"), "severity": ("error_severity", "level")}
+
+
+def _flatten(row: dict) -> dict:
+    """Structured fields wherever the export put them: top level, `parsed`, `metadata[].parsed[]`,
+    `log_attributes`."""
+    out = dict(row)
+    for key in ("log_attributes", "parsed"):
+        if isinstance(row.get(key), dict):
+            out.update({k: v for k, v in row[key].items() if k not in out})
+    meta = row.get("metadata")
+    if isinstance(meta, str) and meta.startswith("["):
+        try:
+            meta = json.loads(meta)
+        except ValueError:
+            meta = None
+    if isinstance(meta, list) and meta and isinstance(meta[0], dict):
+        parsed = meta[0].get("parsed")
+        if isinstance(parsed, list) and parsed and isinstance(parsed[0], dict):
+            out.update({k: v for k, v in parsed[0].items() if k not in out})
+    return {k.split(".")[-1]: v for k, v in out.items()}
+
+
+def supabase_event(row: dict, source: str, n: int) -> Event:
+    """One exported row as an Event; `timestamp` is ISO 8601 UTC or epoch microseconds."""
+    d = _flatten(row)
+    raw = d.get("timestamp")
+    if isinstance(raw, (int, float)) or (isinstance(raw, str) and raw.isdigit()):
+        ts = parse_ts(str(float(raw) / 1e6 if float(raw) > 1e11 else float(raw)))
+    else:
+        ts = parse_ts(str(raw))
+
+    def pick(name):
+        for k in _SB_FIELDS[name]:
+            if d.get(k) not in (None, ""):
+                return d[k]
+        return None
+
+    message = str(d.get("event_message") or "")
+    severity = pick("severity")
+    m = _SB_SEVERITY.search(message)
+    if m:  # the message is a whole stderr line: keep what follows its severity
+        severity, message = severity or m.group(1), m.group(2)
+    return Event(ts, str(severity or "LOG").upper(), message.strip(), sqlstate=pick("sqlstate"), user=pick("user"),
+                 database=pick("database"), application=pick("application"), pid=_int(pick("pid")),
+                 detail=redact_text(pick("detail")), hint=pick("hint"), context=redact_text(pick("context")),
+                 statement=redact_text(pick("statement")), source=source, line=n)
+
+
+def read_supabase(f: TextIO, source: str, problems: Problems, kind: str) -> Iterator[Event]:
+    """A Logs Explorer download (CSV with a header row, or a JSON array); at most a few thousand rows, so they
+    are sorted in memory (the export is newest first)."""
+    if kind == "csv":
+        rows = csv.DictReader(f)
+    else:
+        try:
+            data = json.load(f)
+        except ValueError:
+            problems.add(source, "malformed Supabase JSON export")
+            return
+        rows = data.get("result", data.get("data", [])) if isinstance(data, dict) else data
+    events = []
+    for n, row in enumerate(rows, 1):
+        try:
+            events.append(supabase_event(row, source, n))
+        except (BadTimestamp, TypeError, ValueError, AttributeError):
+            problems.add(source, "malformed Supabase export row", n)
+    events.sort(key=lambda e: e.ts)
+    yield from events
+
+
+def reader_for(lf):
+    """The function reading this LogFile's format: f(text stream, source, problems) -> Events."""
+    if lf.fmt == "csvlog":
+        return read_csvlog
+    if lf.fmt == "jsonlog":
+        return read_jsonlog
+    if lf.fmt == "stderr":
+        return lambda f, source, problems: read_stderr(f, source, problems, lf.prefix)
+    if lf.fmt in ("supabase-csv", "supabase-json"):
+        return lambda f, source, problems: read_supabase(f, source, problems, lf.fmt.split("-")[1])
+    raise ValueError(f"unknown log format {lf.fmt!r}; known: csvlog, jsonlog, stderr, supabase-csv, supabase-json")

@@ -1,0 +1,72 @@
+"""The recorded-incident server for the log and post-mortem tests: a real server logging csvlog, jsonlog and
+stderr at once, and one real incident played on it (opsbook.demo.incident)."""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from opsbook.demo.incident import LOG_SETTINGS, Incident, run_incident
+from opsbook.embedded import EmbeddedServer
+
+MARKER = "opsbook-test-incident-over"
+
+
+@dataclass
+class IncidentLog:
+    server: EmbeddedServer
+    dbname: str
+    incident: Incident
+    log_dir: Path
+    prefix: str
+
+    @property
+    def conninfo(self) -> str:
+        return self.server.conninfo(dbname=self.dbname)
+
+    def file(self, ext: str) -> Path:
+        return self.log_dir / f"postgresql.{ext}"
+
+
+def wait_logged(log_dir: Path, marker: str, timeout: float = 20) -> None:
+    """The logging collector writes asynchronously: wait until every format holds the marker."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(marker in (log_dir / f"postgresql.{e}").read_text(errors="replace")
+               for e in ("log", "csv", "json") if (log_dir / f"postgresql.{e}").exists()) and \
+                len(list(log_dir.glob("postgresql.*"))) == 3:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{marker!r} never reached the logs in {log_dir}")
+
+
+def log_marker(conninfo: str, marker: str) -> None:
+    with psycopg.connect(conninfo, autocommit=True) as c:
+        c.execute(f"DO $$BEGIN RAISE LOG '{marker}'; END$$")
+
+
+@pytest.fixture(scope="session")
+def incident_log(request):
+    """One incident on its own logging server (max_connections 20), played once per test run."""
+    from conftest import TEST_SETTINGS, free_port  # noqa: PLC0415
+
+    home = Path(os.environ["OPSBOOK_HOME"])
+    server = EmbeddedServer(Path(tempfile.mkdtemp(prefix="incident-", dir=home)) / "data", port=free_port(),
+                            settings={**TEST_SETTINGS, **LOG_SETTINGS})
+    server.start()
+    try:
+        with psycopg.connect(server.conninfo(), autocommit=True) as c:
+            c.execute("CREATE DATABASE shop")
+        tick = getattr(request.config, "_opsbook_incident_tick", None)
+        incident = run_incident(server.conninfo(dbname="shop"), on_tick=tick)
+        log_dir = server.data_dir / "log"
+        log_marker(server.conninfo(dbname="shop"), MARKER)
+        wait_logged(log_dir, MARKER)
+        yield IncidentLog(server, "shop", incident, log_dir, LOG_SETTINGS["log_line_prefix"].strip("'"))
+    finally:
+        server.stop()
