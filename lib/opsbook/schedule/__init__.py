@@ -1,0 +1,6 @@
+"""Scheduled runs: `[[schedules]]` in opsbook.toml, the slots they are due at, and the runner a timer calls."""
+from __future__ import annotations
+
+from .spec import Schedule, load_schedules
+
+__all__ = ["Schedule", "load_schedules"]

@@ -1,0 +1,127 @@
+"""The record of scheduled runs in the history store: one row per schedule, target and cron slot.
+
+The row is also the lock: inserting it claims the slot (a unique key on schedule, target and slot), and a retry is
+claimed by an update that only one invocation can win, so overlapping `schedule run-due` calls, on one machine or
+many sharing a store, run each job exactly once.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, UniqueConstraint, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+metadata = MetaData()
+job_runs = Table(
+    "opsbook_job_runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("schedule", String(200), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("slot", Float, nullable=False),  # epoch seconds of the cron slot this run is for
+    Column("attempt", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # running, ok, retrying, failed
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("next_retry_at", Float),
+    Column("owner", String(300)),  # host:pid of the invocation running it
+    Column("report", Text),  # the sidecar JSON of the last attempt
+    Column("worst", String(16)),
+    Column("error", Text),
+    UniqueConstraint("schedule", "target", "slot", name="opsbook_job_runs_slot"),
+)
+# A run still "running" after this long lost its invocation (killed, rebooted): it counts as a failed attempt.
+STALE_AFTER_S = 6 * 3600
+
+
+@dataclass
+class Claim:
+    id: int
+    schedule: str
+    target: str
+    slot: float
+    attempt: int
+
+
+def owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class JobStore:
+    """Job rows on the history store's engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, url: str):
+        from ..history.store import make_engine  # noqa: PLC0415
+
+        self.engine = make_engine(url)
+        for attempt in range(5):  # two invocations creating the table at once: the loser retries
+            try:
+                metadata.create_all(self.engine, checkfirst=True)
+                break
+            except (OperationalError, ProgrammingError, IntegrityError):
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def claim_slot(self, schedule: str, target: str, slot: float, now: float) -> Claim | None:
+        """Insert the slot's row; None when another invocation already has it."""
+        try:
+            with self.engine.begin() as conn:
+                rid = conn.execute(job_runs.insert().values(
+                    schedule=schedule, target=target, slot=slot, attempt=1, status="running", started_at=now,
+                    owner=owner())).inserted_primary_key[0]
+        except IntegrityError:
+            return None
+        return Claim(rid, schedule, target, slot, 1)
+
+    def due_retries(self, schedule: str, now: float) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(job_runs).where(job_runs.c.schedule == schedule,
+                                                       job_runs.c.status == "retrying",
+                                                       job_runs.c.next_retry_at <= now)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def claim_retry(self, row: dict[str, Any], now: float) -> Claim | None:
+        """Take a retry whose time has come; only one invocation's update matches."""
+        with self.engine.begin() as conn:
+            n = conn.execute(update(job_runs).where(job_runs.c.id == row["id"], job_runs.c.status == "retrying",
+                                                    job_runs.c.attempt == row["attempt"])
+                             .values(status="running", attempt=row["attempt"] + 1, started_at=now,
+                                     owner=owner())).rowcount
+        return Claim(row["id"], row["schedule"], row["target"], row["slot"], row["attempt"] + 1) if n == 1 else None
+
+    def reclaim_stale(self, now: float) -> int:
+        """Runs whose invocation died mid-run become retries (they never finished, so nobody was told)."""
+        with self.engine.begin() as conn:
+            return conn.execute(update(job_runs).where(job_runs.c.status == "running",
+                                                       job_runs.c.started_at < now - STALE_AFTER_S)
+                                .values(status="retrying", next_retry_at=now,
+                                        error="the invocation running it never finished (killed?)")).rowcount
+
+    def finish(self, claim: Claim, *, status: str, now: float, report: str | None = None, worst: str | None = None,
+               error: str | None = None, next_retry_at: float | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(job_runs).where(job_runs.c.id == claim.id).values(
+                status=status, finished_at=now, report=report, worst=worst, error=error,
+                next_retry_at=next_retry_at))
+
+    def last_runs(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """(schedule, target) -> its newest row."""
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(select(job_runs).order_by(job_runs.c.slot, job_runs.c.id)).mappings():
+                out[(r["schedule"], r["target"])] = dict(r)
+        return out
+
+    def rows(self, schedule: str | None = None) -> list[dict[str, Any]]:
+        q = select(job_runs).order_by(job_runs.c.slot, job_runs.c.id)
+        if schedule:
+            q = q.where(job_runs.c.schedule == schedule)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]

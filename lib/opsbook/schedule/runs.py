@@ -1,0 +1,180 @@
+"""`schedule run-due` and `schedule run NAME`: claim due slots, run them, retry failures, tell people."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import UsageError
+from .jobs import Claim, JobStore
+from .spec import Schedule, load_schedules
+
+SEVERITY_RANK = {"critical": 3, "warning": 2, "info": 1, "ok": 0}
+
+
+@dataclass
+class JobOutcome:
+    """One attempt of one job: what ran, how it ended, what was sent."""
+
+    schedule: str
+    target: str
+    slot: dt.datetime
+    attempt: int
+    status: str  # ok, retrying, failed
+    report: str | None = None
+    worst: str | None = None
+    error: str | None = None
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+
+    def line(self) -> str:
+        where = f" -> {self.report}" if self.report else ""
+        why = f": {self.error}" if self.error else ""
+        worst = f", worst {self.worst}" if self.worst else ""
+        return (f"{self.schedule} on {self.target} (slot {self.slot:%Y-%m-%d %H:%M} UTC, attempt {self.attempt}): "
+                f"{self.status}{worst}{why}{where}")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def run_due(config, *, now: dt.datetime | None = None, progress: Callable[[str], None] = lambda s: None,
+            output_dir: Path | None = None) -> list[JobOutcome]:
+    """Run every job whose newest cron slot at or before now has not run yet (a missed slot is caught up once,
+    not once per slot missed), and every retry whose backoff has passed."""
+    now = now or _now()
+    schedules = load_schedules(config)
+    store = JobStore(config.history_url)
+    out: list[JobOutcome] = []
+    try:
+        store.reclaim_stale(now.timestamp())
+        for s in schedules:
+            claims: list[Claim] = []
+            for row in store.due_retries(s.name, now.timestamp()):
+                c = store.claim_retry(row, now.timestamp())
+                if c is not None:
+                    claims.append(c)
+            slot = s.latest_slot(now)
+            for target in s.resolve_targets(config):
+                c = store.claim_slot(s.name, target, slot.timestamp(), now.timestamp())
+                if c is not None:
+                    claims.append(c)
+            for c in claims:
+                outcome = _attempt(config, store, s, c, output_dir, clock=now.timestamp())
+                progress(outcome.line())
+                out.append(outcome)
+    finally:
+        store.close()
+    return out
+
+
+def run_now(config, name: str, *, progress: Callable[[str], None] = lambda s: None,
+            output_dir: Path | None = None) -> list[JobOutcome]:
+    """Run one schedule's job now, on each of its targets, as an extra slot (its regular slots are unaffected)."""
+    schedules = {s.name: s for s in load_schedules(config)}
+    if name not in schedules:
+        raise UsageError(f"schedule {name!r} not found; known: {', '.join(sorted(schedules)) or 'none'}")
+    s = schedules[name]
+    store = JobStore(config.history_url)
+    out = []
+    try:
+        for target in s.resolve_targets(config):
+            now = time.time()
+            c = None
+            while c is None:  # a manual run's slot is its own start time, unique to the microsecond
+                c = store.claim_slot(s.name, target, now, now)
+                now += 1e-6
+            outcome = _attempt(config, store, s, c, output_dir)
+            progress(outcome.line())
+            out.append(outcome)
+    finally:
+        store.close()
+    return out
+
+
+def _attempt(config, store: JobStore, s: Schedule, c: Claim, output_dir: Path | None,
+             clock: float | None = None) -> JobOutcome:
+    """One attempt; `clock` is the invocation's time (backoffs are counted in it, from when the attempt ended)."""
+    from ..runner import run_runbook  # noqa: PLC0415
+
+    t0 = time.time()
+
+    slot = dt.datetime.fromtimestamp(c.slot, dt.timezone.utc)
+    outcome = JobOutcome(s.name, c.target, slot, c.attempt, "failed")
+    retry = True
+    try:
+        result = run_runbook(s.runbook, c.target, dict(s.parameters), config=config, output_dir=output_dir)
+        sidecar = result.sidecar
+        outcome.report = str(result.sidecar_path)
+        outcome.worst = _worst(sidecar.get("findings") or [])
+        if sidecar.get("status") == "ok":
+            outcome.status = "ok"
+        else:
+            outcome.error = sidecar.get("error") or "the runbook failed"
+    except UsageError as e:  # a parameter or target that cannot work: trying again will not help
+        outcome.error, retry = " ".join(str(e).split()), False
+    except Exception as e:  # noqa: BLE001 - a scheduled run must never take the runner down with it
+        outcome.error = " ".join(f"{type(e).__name__}: {e}".split())[:500]
+    now = (clock if clock is not None else t0) + (time.time() - t0)
+    if outcome.status != "ok" and retry and c.attempt < s.max_attempts:
+        outcome.status = "retrying"
+        store.finish(c, status="retrying", now=now, report=outcome.report, worst=outcome.worst,
+                     error=outcome.error, next_retry_at=now + s.retry_backoff_s * 2 ** (c.attempt - 1))
+        return outcome  # people hear of a failure once, after the last attempt
+    store.finish(c, status=outcome.status, now=now, report=outcome.report, worst=outcome.worst, error=outcome.error)
+    outcome.notifications = _notify(config, s, outcome)
+    return outcome
+
+
+def _worst(findings: list[dict[str, Any]]) -> str:
+    ranks = [SEVERITY_RANK.get(f.get("severity"), 0) for f in findings if isinstance(f, dict)]
+    best = max(ranks, default=0)
+    return next(k for k, v in SEVERITY_RANK.items() if v == best)
+
+
+def events_of(s: Schedule, outcome: JobOutcome) -> set[str]:
+    """What happened, in the words of a notifier's `on` list: failed; done (a report is ready); critical (it found
+    something at or above the schedule's fail_on)."""
+    if outcome.status == "failed":
+        return {"failed"}
+    events = {"done"}
+    if SEVERITY_RANK.get(outcome.worst or "ok", 0) >= SEVERITY_RANK[s.fail_on]:
+        events.add("critical")
+    return events
+
+
+def _notify(config, s: Schedule, outcome: JobOutcome) -> list[dict[str, Any]]:
+    if not s.notify:
+        return []
+    from ..notify import send_all  # noqa: PLC0415
+    from ..notify.message import Message  # noqa: PLC0415
+
+    sidecar = _read(outcome.report)
+    msg = Message.from_run(config, schedule=s.name, runbook=s.runbook, target=outcome.target, status=outcome.status,
+                           events=events_of(s, outcome), sidecar=sidecar, report=outcome.report,
+                           error=outcome.error, attempt=outcome.attempt)
+    results = send_all(config, list(s.notify), msg)
+    if outcome.report and sidecar is not None:
+        _write_notifications(Path(outcome.report), sidecar, results)
+    return results
+
+
+def _read(path: str | None) -> dict[str, Any] | None:
+    if not path:
+        return None
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_notifications(path: Path, sidecar: dict[str, Any], results: list[dict[str, Any]]) -> None:
+    """Record in the sidecar what was sent where and how it went (DESIGN: sidecar `notifications`)."""
+    sidecar = {**sidecar, "notifications": [*sidecar.get("notifications", []), *results]}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(sidecar, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
