@@ -408,3 +408,89 @@ def test_freshness_rules_from_config_and_parameter(db):
     capped = newest_rows(ctx, max_scan_rows=1).set_index("table_name")
     assert capped.loc["public.listings", "status"].startswith("not read: no index on scraped_at")
     rb.close()
+
+
+# ---------------------------------------------------------------------------------------------- robustness
+def _slot_rows(**cols):
+    base = {"slot_name": ["lost", "never", "healthy"], "slot_type": "physical", "plugin": "", "database": "",
+            "active": [False, False, True], "active_pid": [None, None, 4711], "wal_status": ["lost", None, "reserved"],
+            "invalidation_reason": ["wal_removed", None, None], "safe_wal_size_bytes": None,
+            "retained_wal_bytes": [None, None, 2e6], "xmin_age_xids": None, "inactive_s": [600.0, 60.0, None]}
+    return pd.DataFrame({**base, **cols})
+
+
+def test_slots_without_restart_lsn_are_judged_not_crashed():
+    """NULL restart_lsn (an invalidated slot; a physical slot that never reserved WAL) beside a healthy slot."""
+    fs = judge_slots(_slot_rows())
+    assert [(f.objects, f.severity.value) for f in fs] == [(["lost"], "critical"), (["never"], "info")]
+    assert "can never catch up" in fs[0].title and fs[0].threshold == "lost"
+    text = " ".join(f"{f.title} {f.detail}" for f in fs)
+    assert "nan" not in text and "retains 0 B" not in text and "only grows" not in text
+    # PostgreSQL 13-16 have no invalidation_reason; wal_status alone says lost
+    fs = judge_slots(_slot_rows(invalidation_reason=None, wal_status=["lost", float("nan"), "reserved"]))
+    assert [f.severity.value for f in fs] == ["critical", "info"]
+    fs = judge_slots(_slot_rows().iloc[1:])  # without the lost one: the healthy one is said to be fine
+    assert [(f.severity.value, f.title) for f in fs][1] == ("ok", "the other 1 slot active, each retaining less "
+                                                                  "than 1.0 GB")
+
+
+def _write_wal(conninfo: str, rounds: int = 4) -> None:
+    with psycopg.connect(conninfo, autocommit=True) as c:
+        c.execute("CREATE TABLE IF NOT EXISTS wal_burn (g int, t text)")
+        for _ in range(rounds):
+            c.execute("INSERT INTO wal_burn SELECT g, md5(g::text) FROM generate_series(1, 20000) g")
+            c.execute("SELECT pg_switch_wal()")
+
+
+def test_a_lost_and_a_never_reserved_slot_on_a_real_server(any_db, tmp_path):
+    """max_slot_wal_keep_size invalidates one slot (wal_status lost), another never reserved WAL (NULL), a third
+    is consumed for real by pg_receivewal: critical, info, and no finding but ok for the healthy one."""
+    import subprocess
+    import time
+    import uuid
+
+    tag = uuid.uuid4().hex[:6]
+    lost, never, healthy = (f"t_{k}_{tag}" for k in ("lost", "never", "healthy"))
+    admin = psycopg.connect(any_db.server.conninfo(), autocommit=True)
+    receiver = None
+    try:
+        admin.execute("SELECT pg_create_physical_replication_slot(%s, true)", (lost,))
+        admin.execute("SELECT pg_create_physical_replication_slot(%s)", (never,))
+        admin.execute("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
+        admin.execute("SELECT pg_reload_conf()")
+        deadline = time.monotonic() + 30
+        while admin.execute("SELECT wal_status FROM pg_replication_slots WHERE slot_name = %s",
+                            (lost,)).fetchone()[0] != "lost":
+            assert time.monotonic() < deadline, "the slot never became lost"
+            _write_wal(any_db.conninfo)
+            admin.execute("CHECKPOINT")
+        admin.execute("ALTER SYSTEM RESET max_slot_wal_keep_size")
+        admin.execute("SELECT pg_reload_conf()")
+        admin.execute("SELECT pg_create_physical_replication_slot(%s, true)", (healthy,))
+        (tmp_path / "wal").mkdir()
+        receiver = subprocess.Popen([str(any_db.server.bindir / "pg_receivewal"), "-D", str(tmp_path / "wal"),
+                                     "-S", healthy, "-d", any_db.server.conninfo(), "--no-loop"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while not admin.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (healthy,)).fetchone()[0]:
+            assert time.monotonic() < deadline and receiver.poll() is None, "pg_receivewal did not stream"
+            time.sleep(0.05)
+        rb = _runbook(any_db)
+        rb.run(["replication.slots"])
+        rb.close()
+        got = {f.objects[0] if f.objects else "-": f for f in rb.findings if f.check == "replication.slots"}
+        assert got[lost].severity.value == "critical" and "can never catch up" in got[lost].title
+        assert got[never].severity.value == "info" and "never reserved" in got[never].title
+        assert healthy not in got, got[healthy].title  # active and small: healthy, no finding of its own
+        assert not [f for f in got.values() if f.severity.value == "warning"]  # no other slot on this server
+        text = " ".join(f"{f.title} {f.detail}" for f in got.values())
+        assert "nan" not in text and "only grows" not in text and "retains 0 B" not in text
+    finally:
+        admin.execute("ALTER SYSTEM RESET max_slot_wal_keep_size")
+        admin.execute("SELECT pg_reload_conf()")
+        if receiver is not None:
+            receiver.terminate()
+            receiver.wait(10)
+        for name in (lost, never, healthy):
+            admin.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
+                          (name,))
+        admin.close()

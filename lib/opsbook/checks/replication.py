@@ -14,40 +14,76 @@ def slots(ctx: CheckContext):
     return ctx.db.fetch("replication/slots")
 
 
+def _num(v) -> float | None:
+    return None if v is None or v != v else float(v)
+
+
+def _text(v) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
 def judge_slots(df, *, warning_bytes: float = GiB, critical_bytes: float = 10 * GiB) -> list[Finding]:
     out = []
     for row in df.itertuples():
-        retained = row.retained_wal_bytes if row.retained_wal_bytes == row.retained_wal_bytes else 0.0
+        status = _text(row.wal_status)
+        retained = _num(row.retained_wal_bytes)  # None: no restart_lsn (invalidated, or WAL never reserved)
+        active = bool(row.active)
+        state = f"{row.slot_type}, {'active' if active else 'inactive'}"
+        drop = f"SELECT pg_drop_replication_slot('{row.slot_name}')"
+        if status == "lost" or (retained is None and _text(getattr(row, "invalidation_reason", None))):
+            reason = _text(getattr(row, "invalidation_reason", None))
+            out.append(Finding(
+                "replication.slots", Severity.CRITICAL,
+                f"slot {row.slot_name} ({state}) is lost: its consumer can never catch up",
+                detail="the WAL it needed was removed (max_slot_wal_keep_size"
+                       + (f"; invalidation_reason {reason}" if reason else "") + "), so it retains nothing now, "
+                       "but whatever reads from it (a standby, CDC/realtime, a logical subscriber) has lost changes "
+                       f"for good. wal_status {status or '-'}.",
+                objects=[row.slot_name], value=status or reason, threshold="lost",
+                remediation=f"Drop it ({drop}) and rebuild its consumer from a fresh copy: a new base backup for a "
+                            "standby, a new initial sync for a logical subscriber or CDC tool."))
+            continue
+        if retained is None:
+            out.append(Finding(
+                "replication.slots", Severity.INFO,
+                f"slot {row.slot_name} ({state}) has never reserved WAL: it retains nothing yet",
+                detail="a physical slot created without immediately_reserve holds WAL only from the moment its "
+                       "standby first connects; until then it costs nothing. wal_status -.",
+                objects=[row.slot_name], value=0, threshold=warning_bytes,
+                remediation=f"If no standby will use it, drop it ({drop}); otherwise nothing to do."))
+            continue
         sev = grade(retained, warning_bytes, critical_bytes)
         why = []
-        if not row.active:
-            since = f" for {human_seconds(row.inactive_s)}" if row.inactive_s == row.inactive_s and \
-                row.inactive_s is not None else ""
+        if not active:
+            inactive_s = _num(row.inactive_s)
+            since = f" for {human_seconds(inactive_s)}" if inactive_s is not None else ""
             why.append(f"inactive{since}: nothing consumes it, so the WAL it retains only grows")
             sev = max(sev, Severity.WARNING, key=lambda s: s.rank)
-        if row.wal_status in ("unreserved", "lost"):
-            why.append(f"wal_status {row.wal_status}: " + ("its consumer can never catch up; recreate it"
-                                                           if row.wal_status == "lost" else
-                                                           "WAL it needs is about to be removed"))
+        if status == "unreserved":
+            why.append("wal_status unreserved: WAL it needs is about to be removed; its consumer must catch up now "
+                       "or be rebuilt")
             sev = Severity.CRITICAL
         if sev is Severity.OK:
             continue
-        if row.xmin_age_xids and row.xmin_age_xids == row.xmin_age_xids:
-            why.append(f"holds the xmin horizon {int(row.xmin_age_xids):,} transactions back")
+        xmin_age = _num(row.xmin_age_xids)
+        if xmin_age:
+            why.append(f"holds the xmin horizon {int(xmin_age):,} transactions back")
         out.append(Finding(
             "replication.slots", sev,
-            f"slot {row.slot_name} ({row.slot_type}, {'active' if row.active else 'inactive'}) retains "
-            f"{human_bytes(retained)} of WAL",
-            detail="; ".join(why) + f". wal_status {row.wal_status or '-'}.",
+            f"slot {row.slot_name} ({state}) retains {human_bytes(retained)} of WAL",
+            detail="; ".join(why) + f". wal_status {status or '-'}.",
             objects=[row.slot_name], value=int(retained), threshold=critical_bytes if sev is Severity.CRITICAL
             else warning_bytes,
-            remediation=f"If nothing will consume slot {row.slot_name} again, drop it: SELECT "
-                        f"pg_drop_replication_slot('{row.slot_name}'). Otherwise restart its consumer (standby, "
-                        "CDC/realtime, logical subscriber), and cap the damage with max_slot_wal_keep_size."))
-    if not out:
-        out.append(Finding("replication.slots", Severity.OK,
-                           f"{len(df)} replication slots, none inactive or retaining {human_bytes(warning_bytes)}+",
-                           value=len(df), threshold=warning_bytes))
+            remediation=f"If nothing will consume slot {row.slot_name} again, drop it: {drop}. Otherwise restart "
+                        "its consumer (standby, CDC/realtime, logical subscriber), and cap the damage with "
+                        "max_slot_wal_keep_size."))
+    if not any(f.severity is not Severity.INFO for f in out):
+        others = len(df) - len(out)
+        title = (f"{others} replication slot{'s' * (others != 1)}, none inactive or retaining "
+                 f"{human_bytes(warning_bytes)}+" if not out else
+                 f"the other {others} slot{'s' * (others != 1)} active, each retaining less than "
+                 f"{human_bytes(warning_bytes)}" if others else "no other replication slot")
+        out.append(Finding("replication.slots", Severity.OK, title, value=others, threshold=warning_bytes))
     return out
 
 
