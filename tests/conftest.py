@@ -31,6 +31,7 @@ def pytest_configure(config):
         os.environ["OPSBOOK_TEST_HOME"] = home
         config._opsbook_home = home
     os.environ["OPSBOOK_HOME"] = os.environ["OPSBOOK_TEST_HOME"]
+    os.environ["OPSBOOK_STRICT"] = "1"  # a check's unexpected error fails the test instead of becoming a finding
 
 
 def pytest_unconfigure(config):

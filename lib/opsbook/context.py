@@ -6,9 +6,20 @@ from typing import Any, Iterable
 
 from . import checks as checkreg
 from . import display, runrecord
+from .checks.registry import lost_finding
 from .config import Config, load
 from .errors import ConnectError
-from .findings import Finding, by_severity, counts, worst
+from .findings import Finding, by_severity, counts, gaps, worst
+
+
+def gaps_html(findings: list[Finding]) -> str:
+    """The verdict's line(s) saying the result is incomplete, and why; empty when nothing is missing."""
+    lines = gaps(findings)
+    if not lines:
+        return ""
+    items = "".join(f"<li>{display.esc(line)}</li>" for line in lines)
+    return (f'<div class="ob-verdict ob-gaps" style="border-color:{display.COLORS["warning"]}">'
+            f"<b>This result is incomplete</b><ul style=\"margin:.2em 0\">{items}</ul></div>")
 
 
 class Runbook:
@@ -30,6 +41,7 @@ class Runbook:
         self.connect_timeout_s = connect_timeout_s
         self.db = None
         self.connect_error: ConnectError | None = None
+        self.lost: str | None = None  # how the session died mid-run, if it did
         self.results: dict[str, checkreg.CheckResult] = {}
         self.findings: list[Finding] = []
         self.started = time.time()
@@ -49,14 +61,23 @@ class Runbook:
         return self.db
 
     def run(self, check_ids: Iterable[str]) -> dict[str, checkreg.CheckResult]:
-        """Run checks in order. Without a connection they are not run (the unreachable finding says why)."""
-        if self.db is None and self.connect_error is None:
+        """Run checks in order. Without a connection they are not run (the unreachable finding says why); when
+        the session dies mid-run, the check that met it and every later one get a `connection lost` finding,
+        and none runs against the dead session."""
+        if self.db is None and self.connect_error is None and self.lost is None:
             self.connect()
         out = {}
         for cid in check_ids:
+            if self.lost is not None:
+                out[cid] = self._keep(checkreg.CheckResult(checkreg.get(cid), None,
+                                                           [lost_finding(cid, self.lost, cut_off=True)],
+                                                           0.0, {}))
+                continue
             if self.db is None:
                 continue
             out[cid] = self._keep(checkreg.run_check(checkreg.get(cid), self._ctx(), self.thresholds_for(cid)))
+            if out[cid].lost is not None:
+                self._lose(out[cid].lost, cid)
         return out
 
     def judge(self, check_id: str, data: Any) -> checkreg.CheckResult:
@@ -89,16 +110,18 @@ class Runbook:
         return counts(self.findings)
 
     def verdict(self, headline: str = "", top: int = 8) -> None:
-        """The summary at the top: worst first, counts by severity, the top findings that need action."""
+        """The summary at the top: worst first, counts by severity, what keeps the result from being complete,
+        the top findings that need action."""
         serious = [f for f in by_severity(self.findings) if f.severity.rank >= 2]
-        display.show_html(display.summary_html(self.findings, headline)
+        display.show_html(display.summary_html(self.findings, headline) + gaps_html(self.findings)
                           + display.findings_html((serious or by_severity(self.findings))[:top], show_ok=False))
 
     def section(self, check_id: str, *, columns: list[str] | None = None, max_rows: int = 25) -> None:
         """One check's findings, then its rows."""
         r = self.results.get(check_id)
         if r is None:
-            why = "the database could not be reached" if self.db is None else "this check was not run"
+            why = ("the connection was lost before it" if self.lost is not None else
+                   "the database could not be reached" if self.db is None else "this check was not run")
             display.show_html(f'<p class="ob-muted">{display.esc(check_id)}: not run: {why}.</p>')
             return
         markup = display.findings_html(r.findings)
@@ -113,6 +136,21 @@ class Runbook:
     # ------------------------------------------------------------------ internals
     def _ctx(self) -> checkreg.CheckContext:
         return checkreg.CheckContext(db=self.db, target=self.target, params=self.params, config=self.config)
+
+    def _lose(self, how: str, check_id: str) -> None:
+        """The session died during `check_id`: drop it, and say whether the server still answers (a fresh
+        connection attempt): gone is connectivity.unreachable critical, answering again a warning."""
+        from .checks.connectivity import lost_probe  # noqa: PLC0415
+
+        self.lost = how
+        dead, self.db = self.db, None
+        try:
+            dead.close()
+        except Exception:  # noqa: BLE001, S110 - it is dead already; closing is only tidying up
+            pass
+        df = lost_probe(self.target, how, check_id, connect_timeout_s=min(self.connect_timeout_s, 3))
+        self._keep(checkreg.run_check(checkreg.get("connectivity.unreachable"), self._ctx(),
+                                      self.thresholds_for("connectivity.unreachable"), data=df))
 
     def _keep(self, result: checkreg.CheckResult) -> checkreg.CheckResult:
         self.results[result.check.id] = result

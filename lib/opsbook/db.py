@@ -92,25 +92,34 @@ def raw_connect(conninfo: str, *, read_only: bool = True, statement_timeout_ms: 
 
     conn = psycopg.connect(conninfo, connect_timeout=connect_timeout_s, application_name=APPLICATION_NAME,
                            autocommit=True)
-    for k, v in session_settings(statement_timeout_ms, lock_timeout_ms, read_only).items():
-        conn.execute("SELECT set_config(%s, %s, false)", (k, v))
+    # one statement for all settings: one round trip, and a statement_timeout set here applies only from the
+    # next statement on, so even a tiny one cannot cancel the connection set-up itself
+    settings = session_settings(statement_timeout_ms, lock_timeout_ms, read_only)
+    calls = ", ".join("set_config(%s, %s, false)" for _ in settings)
+    try:
+        conn.execute(f"SELECT {calls}", [x for kv in settings.items() for x in kv])
+    except BaseException:
+        conn.close()
+        raise
     conn.autocommit = autocommit
     return conn
 
 
 def connect(target: Target, *, read_only: bool = True, statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
             lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS,
-            connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S) -> Session:
-    """Open a Session on `target`. The demo target starts the embedded server first.
+            connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S, start_embedded: bool = True) -> Session:
+    """Open a Session on `target`. The demo target starts the embedded server first (unless not
+    `start_embedded`: a probe after a lost connection must see a stopped server as stopped).
 
-    Raises ConnectError with `kind` in: dns, refused, timeout, auth, no_database, no_password, ssl, other.
+    Raises ConnectError with `kind` in: dns, refused, timeout, auth, no_database, no_password, ssl,
+    own_timeout (a statement timeout cancelled the set-up: the server answered), other.
     The message never contains the password.
     """
     import psycopg  # noqa: PLC0415
     from sqlalchemy import create_engine  # noqa: PLC0415
     from sqlalchemy.pool import NullPool  # noqa: PLC0415
 
-    if target.embedded:
+    if target.embedded and start_embedded:
         ensure_demo_server()
     conninfo = target.conninfo()
 
@@ -130,13 +139,14 @@ def connect(target: Target, *, read_only: bool = True, statement_timeout_ms: int
         engine.dispose()
         raise ConnectError(f"cannot connect to target {target.name!r} ({target.display()}): {message}",
                            kind, target.name) from None
-    num = int(conn.exec_driver_sql("SHOW server_version_num").scalar())
-    ver = str(conn.exec_driver_sql("SHOW server_version").scalar())
+    info = conn.connection.driver_connection.info  # reported by the server at start-up: no query needed
+    num, ver = int(info.server_version), str(info.parameter_status("server_version") or info.server_version)
     return Session(target, engine, conn, num, ver)
 
 
 # What libpq says, and what kind of failure it is. Order matters: first match wins.
 _CONNECT_ERRORS = [
+    ("own_timeout", r"canceling statement due to statement timeout"),
     ("dns", r"could not translate host name|Name or service not known|nodename nor servname|Temporary failure in name"),
     ("refused", r"Connection refused|Is the server running|No such file or directory"),
     ("timeout", r"timeout expired|timed out|Connection timed out"),
@@ -156,6 +166,9 @@ NEXT_STEPS = {
     "no_password": "the server wants a password and none was supplied: add it to ~/.pgpass or PGPASSWORD",
     "no_database": "the server is up but that database does not exist: check the DSN's database name",
     "ssl": "SSL negotiation failed: check sslmode, and use a client built with SSL (the embedded one is not)",
+    "own_timeout": "the server answered, but a statement timeout cancelled opsbook's first query: raise "
+                   "statement_timeout_ms for this run (default 30000), or the role's statement_timeout if one is set "
+                   "(ALTER ROLE ... RESET statement_timeout, or options in the DSN)",
     "other": "see the message; try `psql` with the same connection settings",
 }
 

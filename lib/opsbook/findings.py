@@ -61,6 +61,45 @@ class Finding:
         return cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})
 
 
+# How a finding's `skipped` text starts when the result is incomplete (the verdict says so, never "all ok"):
+PARTIAL = "partial visibility"  # the role could not see everything (emitted by the checks; names the grant)
+NOT_JUDGED = "could not be judged"  # the check itself failed (an unexpected error, isolated)
+CONNECTION_LOST = "connection lost"  # the session died during the run
+TIMED_OUT = "query cancelled by statement_timeout"  # opsbook's own timeout stopped the check
+GRANTS = "pg_monitor (or pg_read_all_stats)"
+
+
+def gaps(findings: Iterable[Finding]) -> list[str]:
+    """What keeps these findings from being the whole truth, one sentence each (empty: nothing is missing)."""
+    kinds: dict[str, list[str]] = {PARTIAL: [], NOT_JUDGED: [], CONNECTION_LOST: [], TIMED_OUT: []}
+    for f in findings:
+        for prefix, checks in kinds.items():
+            if (f.skipped or "").startswith(prefix) and f.check not in checks:
+                checks.append(f.check)
+    out = []
+
+    def names(checks: list[str]) -> str:
+        return ", ".join(checks[:6]) + (f" and {len(checks) - 6} more" if len(checks) > 6 else "")
+
+    if kinds[CONNECTION_LOST]:
+        n = len(kinds[CONNECTION_LOST])
+        out.append(f"the database went away during the run: {n} check{'s' * (n != 1)} cut off "
+                   f"({names(kinds[CONNECTION_LOST])}); what is below is what was seen before")
+    if kinds[NOT_JUDGED]:
+        n = len(kinds[NOT_JUDGED])
+        out.append(f"{n} check{'s' * (n != 1)} could not be judged ({names(kinds[NOT_JUDGED])}): "
+                   "an error in opsbook, the rest of the report is valid")
+    if kinds[PARTIAL]:
+        n = len(kinds[PARTIAL])
+        out.append(f"incomplete: {n} check{'s' * (n != 1)} saw only part of the database "
+                   f"({names(kinds[PARTIAL])}); grant the monitoring role {GRANTS} for the whole picture")
+    if kinds[TIMED_OUT]:
+        n = len(kinds[TIMED_OUT])
+        out.append(f"incomplete: opsbook's statement_timeout cancelled {n} check{'s' * (n != 1)} "
+                   f"({names(kinds[TIMED_OUT])}); raise statement_timeout_ms for this run")
+    return out
+
+
 def skipped(check: str, reason: str, how_to_enable: str = "") -> Finding:
     """The info finding of a check that could not run here."""
     return Finding(check=check, severity=Severity.INFO, title=f"skipped: {reason}",

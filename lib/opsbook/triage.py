@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .db import NEXT_STEPS
 from .display import COLORS, badge, esc, show_html, table_html
-from .findings import Finding, Severity, counts
+from .findings import Finding, Severity, counts, gaps
 from .severity import ESCALATION, incident_priority, ranked
 
 CHECKS = ("connections.saturation", "connections.idle", "activity.long_running", "activity.idle_in_transaction",
@@ -77,13 +77,17 @@ def verdict_html(findings: list[Finding], *, top: int = 5) -> str:
     rows += f'<li class="ob-muted">{more} more below</li>' if more > 0 else ""
     actions = "".join(f"<li><b>{esc(what)}</b><br><span class=\"ob-muted\">{esc(why)}</span></li>"
                       for why, what in next_actions(findings))
+    missing = gaps(findings)
     wrong = (f"<div><b>What is wrong</b><ul style=\"margin:.2em 0\">{rows}</ul></div>" if rows else
-             "<div>No warning or critical finding: the database is not what is hurting.</div>")
+             "<div>No warning or critical finding among what could be seen; the result is incomplete (below).</div>"
+             if missing else "<div>No warning or critical finding: the database is not what is hurting.</div>")
+    incomplete = ("<div class=\"ob-gaps\"><b>This result is incomplete</b><ul style=\"margin:.2em 0\">"
+                  + "".join(f"<li>{esc(line)}</li>" for line in missing) + "</ul></div>") if missing else ""
     return (f'<div class="ob-verdict" style="border-color:{color}">'
             f'<div style="font-size:1.35em"><b style="color:{color}">{prio.label} {esc(prio.name)}</b>: respond '
             f'{esc(prio.response)} ({esc(prio.meaning)})</div>'
             f'<div class="ob-muted">severity levels of guide 002 · {tally or "all checks ok"}</div>'
-            f"{wrong}<div><b>Next actions</b><ol style=\"margin:.2em 0\">{actions}</ol></div></div>")
+            f"{wrong}{incomplete}<div><b>Next actions</b><ol style=\"margin:.2em 0\">{actions}</ol></div></div>")
 
 
 def show_verdict(rb) -> None:

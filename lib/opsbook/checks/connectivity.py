@@ -5,7 +5,7 @@ import time
 
 from ..db import NEXT_STEPS, connect
 from ..errors import ConnectError
-from ..findings import Finding, Severity
+from ..findings import TIMED_OUT, Finding, Severity
 from .registry import Check, Threshold, register
 
 
@@ -26,8 +26,45 @@ def attempt(target, *, connect_timeout_s: int = 5, statement_timeout_ms: int = 3
     return session, error, pd.DataFrame([row])
 
 
+def lost_probe(target, how: str, check_id: str, *, connect_timeout_s: int = 3):
+    """After the session died during `check_id`: can a fresh connection be made? One-row DataFrame like
+    attempt()'s, kind `lost` (the database went away) or `lost_answering` (it answers again)."""
+    import pandas as pd  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    try:
+        connect(target, connect_timeout_s=connect_timeout_s, start_embedded=False).close()
+        kind, again = "lost_answering", "a new connection succeeded right after"
+    except ConnectError as e:
+        kind, again = "lost", f"a new connection failed too ({e.kind})"
+    message = f"the connection was lost during {check_id}: {how}; {again}"
+    return pd.DataFrame([{"target": target.name, "where": target.display(), "connected": False,
+                          "connect_ms": (time.perf_counter() - t0) * 1000, "kind": kind, "message": message,
+                          "server_version": None}])
+
+
 def judge_unreachable(df, *, slow_connect_ms: float = 2000) -> list[Finding]:
     row = df.iloc[0]
+    if row["kind"] == "lost":
+        return [Finding("connectivity.unreachable", Severity.CRITICAL,
+                        f"the database went away during the run: target {row['target']} no longer answers",
+                        detail=row["message"], objects=[row["where"]], value="lost",
+                        remediation="Is the server up (status page, `pg_isready`)? Was it restarted or did it crash "
+                                    "(its log)? The checks after the loss were not run: run the runbook again once "
+                                    "it answers.")]
+    if row["kind"] == "lost_answering":
+        return [Finding("connectivity.unreachable", Severity.WARNING,
+                        f"opsbook's session to {row['target']} was cut during the run; the server answers again",
+                        detail=row["message"], objects=[row["where"]], value="lost_answering",
+                        remediation="A restart, a failover, a pooler or an administrator ended the session "
+                                    "(pg_terminate_backend): see the server's log; run the runbook again for the "
+                                    "checks that were cut off.")]
+    if row["kind"] == "own_timeout":
+        return [Finding("connectivity.unreachable", Severity.WARNING,
+                        f"target {row['target']} answered, but opsbook's own statement timeout cancelled its first "
+                        "query: nothing was judged", detail=row["message"], objects=[row["where"]],
+                        value="own_timeout", remediation=NEXT_STEPS["own_timeout"],
+                        skipped=f"{TIMED_OUT}: opsbook's first query, so no check ran")]
     if not row["connected"]:
         kind = row["kind"]
         what = {"dns": "host name does not resolve", "refused": "nothing is listening",

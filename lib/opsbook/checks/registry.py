@@ -1,12 +1,22 @@
 """The check registry: ids, concerns, documented thresholds, and running one check safely."""
 from __future__ import annotations
 
+import os
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import ParameterError, SkipCheck
-from ..findings import Finding, skipped
+from ..findings import CONNECTION_LOST, NOT_JUDGED, Finding, Severity, skipped
+
+# Tests set OPSBOOK_STRICT=1 (tests/conftest.py; kernels inherit it): an unexpected error in a check re-raises
+# there, so bugs stay loud; in production it becomes a finding of that check and the other checks run.
+STRICT_ENV = "OPSBOOK_STRICT"
+
+
+def strict() -> bool:
+    return os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,7 @@ class CheckResult:
     findings: list[Finding]
     duration_ms: float
     thresholds: dict[str, Any]
+    lost: str | None = None  # the connection died during this check: one line saying how
 
 
 REGISTRY: dict[str, Check] = {}
@@ -113,21 +124,70 @@ def skip_reason(exc: BaseException) -> tuple[str, str] | None:
     return None
 
 
+def connection_lost(exc: BaseException) -> str | None:
+    """One line saying how the connection died, when `exc` means the session is gone (server stopped or crashed,
+    backend terminated, network reset); else None."""
+    import psycopg  # noqa: PLC0415
+    import psycopg.errors as pe  # noqa: PLC0415
+    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
+
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        pass
+    elif isinstance(orig, (pe.AdminShutdown, pe.CrashShutdown, pe.CannotConnectNow, pe.ConnectionException)):
+        pass
+    elif isinstance(orig, psycopg.OperationalError) and (
+            getattr(orig, "sqlstate", None) is None or str(getattr(orig, "sqlstate", "")).startswith("08")):
+        pass  # libpq's own errors carry no SQLSTATE: "server closed the connection unexpectedly", "consuming input"
+    else:
+        return None
+    return " ".join(str(orig).split())[:200] or type(orig).__name__
+
+
+def lost_finding(check_id: str, how: str, *, cut_off: bool = False) -> Finding:
+    """The finding of a check that the lost connection stopped (or, `cut_off`, that never got to run)."""
+    reason = f"{CONNECTION_LOST}: " + ("not run, the session died before it" if cut_off else how)
+    return Finding(check_id, Severity.INFO, f"not judged: {reason}", skipped=reason,
+                   detail="" if cut_off else "the session to the database ended while this check ran",
+                   remediation="see connectivity.unreachable: is the server up? Then run the runbook again")
+
+
+def failed_finding(check_id: str, exc: BaseException) -> Finding:
+    """An unexpected error in a check, as a finding of that check; the traceback goes in the detail."""
+    error = f"{type(exc).__name__}: " + " ".join(str(exc).split())[:300]
+    frames = traceback.extract_tb(exc.__traceback__)[-4:]
+    where = " <- ".join(f"{os.path.basename(f.filename)}:{f.lineno} in {f.name}" for f in reversed(frames))
+    return Finding(check_id, Severity.WARNING,
+                   f"this check failed: {error}; the rest of the report is valid; please report it",
+                   detail=f"traceback (innermost first): {where}", value=type(exc).__name__,
+                   skipped=f"{NOT_JUDGED}: {error}",
+                   remediation="report it with this finding's detail and the server version; until fixed, judge "
+                               "this concern by hand (its SQL is in lib/opsbook/sql/)")
+
+
 _UNSET = object()
 
 
 def run_check(check: Check, ctx: CheckContext, thresholds: dict[str, Any], data: Any = _UNSET) -> CheckResult:
-    """Gather (unless `data` is given) and judge one check; a missing privilege/extension/feature becomes an
-    info finding."""
+    """Gather (unless `data` is given) and judge one check. A missing privilege/extension/feature becomes an info
+    finding; a lost connection a `connection lost` finding (and `lost` set); any other error a warning finding of
+    this check (the others still run), except in strict mode (OPSBOOK_STRICT=1), where it re-raises."""
     t0 = time.perf_counter()
+    lost = None
     try:
         if data is _UNSET:
             data = check.data(ctx) if check.data else None
         findings = check.judge(data, **thresholds)
-    except Exception as e:  # noqa: BLE001 - degrade on the known kinds, re-raise the rest
+    except Exception as e:  # noqa: BLE001 - degrade on the known kinds; isolate the rest unless strict
         data = None if data is _UNSET else data
         why = skip_reason(e)
-        if why is None:
+        lost = connection_lost(e) if why is None else None
+        if why is not None:
+            findings = [skipped(check.id, *why)]
+        elif lost is not None:
+            findings = [lost_finding(check.id, lost)]
+        elif strict():
             raise
-        findings = [skipped(check.id, *why)]
-    return CheckResult(check, data, findings, (time.perf_counter() - t0) * 1000, thresholds)
+        else:
+            findings = [failed_finding(check.id, e)]
+    return CheckResult(check, data, findings, (time.perf_counter() - t0) * 1000, thresholds, lost)
