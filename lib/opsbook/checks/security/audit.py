@@ -1,0 +1,132 @@
+"""The security-audit runbook's library side: which checks run, the verdict (what anon can reach), the record."""
+from __future__ import annotations
+
+from ... import display
+from ...findings import Severity, counts
+from .rls import always_true_policies
+from .scope import SUPABASE_CHECKS
+
+RLS = ["security.rls_disabled", "security.rls_no_policy", "security.policy_rls_disabled",
+       "security.policy_always_true", "security.multiple_permissive_policies", "security.rls_initplan",
+       "security.rls_user_metadata"]
+EXPOSURE = ["security.auth_users_exposed", "security.security_definer_view", "security.secdef_function_executable",
+            "security.function_search_path", "security.extension_in_public", "security.materialized_view_in_api",
+            "security.foreign_table_in_api", "security.sensitive_columns_exposed", "security.bucket_listing"]
+ROLES = ["security.superusers", "security.password_expiry", "security.public_schema_create",
+         "security.default_privileges", "security.ssl", "security.hba", "security.failed_logins"]
+CHECKS = ["security.scope", *RLS, *EXPOSURE, *ROLES]
+
+
+def run(rb) -> None:
+    """The scope first; the Supabase checks only where the API roles exist (the scope finding says so once)."""
+    rb.run(["security.scope"])
+    data = rb.data("security.scope")
+    supabase = data is not None and data.attrs["scope"].supabase
+    rb.run([c for c in CHECKS[1:] if supabase or c not in SUPABASE_CHECKS])
+
+
+def _rows(rb, check: str):
+    df = rb.data(check)
+    return [] if df is None or not hasattr(df, "itertuples") else list(df.itertuples())
+
+
+def anon_exposure(rb):
+    """What anon can read or change that it should not: one row per object and privilege, with why."""
+    import pandas as pd  # noqa: PLC0415
+
+    rows = []
+
+    def add(obj, privilege, why, check):
+        rows.append({"object": obj, "privilege": privilege, "why": why, "check": check})
+
+    for r in _rows(rb, "security.rls_disabled"):
+        if r.role_name == "anon":
+            add(f"{r.schema_name}.{r.table_name}", r.privileges, "no row-level security: every row",
+                "security.rls_disabled")
+    for r in _rows(rb, "security.sensitive_columns_exposed"):
+        if "anon" in r.readers.split(", "):
+            add(f"{r.schema_name}.{r.table_name}.{r.column_name}", "SELECT",
+                "a credential-like column without row-level security", "security.sensitive_columns_exposed")
+    policies = rb.data("security.policy_always_true")
+    for p in always_true_policies(policies) if policies is not None else []:
+        if p["writes"] and set(p["roles"]) & {"anon", "public"}:
+            r = p["row"]
+            add(f"{r.schema_name}.{r.table_name}", r.command, f'policy "{r.policy_name}" is always true',
+                "security.policy_always_true")
+    for r in _rows(rb, "security.auth_users_exposed"):
+        if "anon" in r.readers.split(", "):
+            add(f"{r.schema_name}.{r.view_name}", "SELECT", "exposes auth.users (emails, phones)",
+                "security.auth_users_exposed")
+    for r in _rows(rb, "security.security_definer_view"):
+        if "anon" in (r.readers or "").split(", ") and not r.security_invoker:
+            add(f"{r.schema_name}.{r.view_name}", "SELECT", f"view runs as its owner {r.owner}, past RLS",
+                "security.security_definer_view")
+    for r in _rows(rb, "security.secdef_function_executable"):
+        if "anon" in (r.executors or "").split(", "):
+            add(f"{r.schema_name}.{r.function_name}({r.arguments})", "EXECUTE",
+                f"SECURITY DEFINER: runs as {r.owner}", "security.secdef_function_executable")
+    for check in ("security.materialized_view_in_api", "security.foreign_table_in_api"):
+        kind = "materialized view" if "materialized" in check else "foreign table"
+        for r in _rows(rb, check):
+            if r.kind == kind and "anon" in (r.readers or "").split(", "):
+                add(f"{r.schema_name}.{r.relation_name}", "SELECT", f"a {kind}: RLS cannot guard it", check)
+    for r in _rows(rb, "security.bucket_listing"):
+        if r.anon_can_list:
+            add(f"storage bucket {r.bucket_id}", "list objects",
+                f"public bucket with a broad SELECT policy ({r.method})", "security.bucket_listing")
+    return pd.DataFrame(rows, columns=["object", "privilege", "why", "check"])
+
+
+def show_verdict(rb) -> None:
+    """Counts and the worst findings, then the table of what anon can reach."""
+    exposed = anon_exposure(rb)
+    scope = rb.data("security.scope")
+    where = scope.attrs["scope"].describe() if scope is not None else "not connected"
+    if scope is not None and not scope.attrs["scope"].supabase:
+        headline = "Not a Supabase database: nothing is served to anon over a Data API."
+    elif len(exposed):
+        headline = (f"anon (anyone with the public API key) can reach {exposed['object'].nunique()} object(s) it "
+                    f"should not. {where}.")
+    else:
+        headline = f"anon can reach nothing it should not. {where}."
+    rb.verdict(headline)
+    if len(exposed):
+        display.show_html(display.table_html(exposed, max_rows=100))
+
+
+def record(rb) -> dict:
+    """Counts by severity and per check into the sidecar's metrics."""
+    mine = [f for f in rb.findings if f.check.startswith("security.")]
+    out = {f"security_findings_{k}": v for k, v in counts(mine).items()}
+    for cid in CHECKS:
+        if cid == "security.scope" or cid not in rb.results:
+            continue
+        serious = [f for f in rb.results[cid].findings if f.severity.rank >= Severity.WARNING.rank]
+        out[f"{cid.replace('.', '_')}_findings"] = len(serious)
+    out["security_anon_exposed_objects"] = int(anon_exposure(rb)["object"].nunique())
+    for k, v in out.items():
+        rb.record(k, v)
+    return out
+
+
+def sections(rb, *check_ids: str, columns: dict[str, list[str]] | None = None) -> None:
+    """Each check's findings and rows; a Supabase check not run on plain PostgreSQL says it does not apply."""
+    scope = rb.data("security.scope")
+    plain = scope is not None and not scope.attrs["scope"].supabase
+    for cid in check_ids:
+        if plain and cid in SUPABASE_CHECKS:
+            display.show_html(f'<p class="ob-muted">{display.esc(cid)}: does not apply (no anon/authenticated '
+                              "roles: not a Supabase database).</p>")
+        else:
+            rb.section(cid, columns=(columns or {}).get(cid))
+
+
+def fixes(rb):
+    """The SQL that fixes each warning and critical finding, one row each, never run by the runbook."""
+    import pandas as pd  # noqa: PLC0415
+
+    rows = [{"severity": f.severity.value, "check": f.check, "object": ", ".join(map(str, f.objects)),
+             "fix": f.remediation}
+            for f in sorted(rb.findings, key=lambda f: -f.severity.rank)
+            if f.check.startswith("security.") and f.severity.rank >= Severity.WARNING.rank and f.remediation]
+    return pd.DataFrame(rows, columns=["severity", "check", "object", "fix"])

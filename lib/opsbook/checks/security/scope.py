@@ -1,0 +1,128 @@
+"""What the security checks look at: the API-exposed schemas (and where that came from), the Supabase roles."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...errors import SkipCheck
+from ...findings import Finding, Severity
+from ..registry import Check, CheckContext, register
+
+API_ROLES = ("anon", "authenticated")
+# The checks that need Supabase's API roles (they ask what anon/authenticated can do); on plain PostgreSQL the
+# scope check says once that they do not apply, and the runbook does not run them.
+SUPABASE_CHECKS = ("security.rls_disabled", "security.policy_always_true", "security.rls_user_metadata",
+                   "security.auth_users_exposed", "security.security_definer_view",
+                   "security.secdef_function_executable", "security.materialized_view_in_api",
+                   "security.foreign_table_in_api", "security.sensitive_columns_exposed", "security.bucket_listing")
+
+
+@dataclass
+class Scope:
+    """The API-exposed schemas, which source named them, and the API roles present."""
+
+    api_schemas: list[str]
+    source: str
+    api_roles: list[str]
+    has_auth_users: bool
+    has_storage_tables: bool
+    current_user: str
+    is_superuser: bool
+    missing_schemas: list[str] = field(default_factory=list)
+
+    @property
+    def supabase(self) -> bool:
+        return bool(self.api_roles)
+
+    def describe(self) -> str:
+        where = ", ".join(self.api_schemas) or "none"
+        return f"API-exposed schemas: {where} ({self.source})"
+
+
+def _split(value) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return [s.strip().strip('"') for s in items if str(s).strip()]
+
+
+def scope(ctx: CheckContext) -> Scope:
+    """Computed once per session: every security check reads it."""
+    cached = getattr(ctx.db, "_security_scope", None)
+    if cached is not None:
+        return cached
+    r = ctx.db.fetch("security/scope").iloc[0]
+    override = _split(ctx.params.get("api_schemas"))
+    configured = _split(ctx.target.extra.get("api_schemas")) if ctx.target is not None else []
+    if override:
+        schemas, source = override, "the runbook's api_schemas parameter"
+    elif r["session_db_schemas"]:
+        schemas, source = _split(r["session_db_schemas"]), "the pgrst.db_schemas setting"
+    elif r["authenticator_db_schemas"]:
+        schemas, source = _split(r["authenticator_db_schemas"]), "pgrst.db_schemas set on role authenticator"
+    elif configured:
+        schemas, source = configured, f"api_schemas of target {ctx.target.name!r} in opsbook.toml"
+    else:
+        schemas, source = ["public"], "default: public (no pgrst.db_schemas setting, no api_schemas in opsbook.toml)"
+    existing = set(r["schemas"])
+    s = Scope(api_schemas=[x for x in schemas if x in existing], source=source, api_roles=list(r["api_roles"]),
+              has_auth_users=bool(r["has_auth_users"]), has_storage_tables=bool(r["has_storage_tables"]),
+              current_user=str(r["current_user_name"]), is_superuser=bool(r["is_superuser"]),
+              missing_schemas=[x for x in schemas if x not in existing])
+    try:
+        ctx.db._security_scope = s
+    except AttributeError:  # pragma: no cover - a session type without attributes: compute again next time
+        pass
+    return s
+
+
+def require_api_roles(ctx: CheckContext) -> Scope:
+    """The scope, or SkipCheck when neither anon nor authenticated exists (not a Supabase database)."""
+    s = scope(ctx)
+    if not s.supabase:
+        raise SkipCheck("does not apply: no role anon or authenticated (not a Supabase/PostgREST database); "
+                        "nothing is exposed over a Data API here")
+    return s
+
+
+def params(s: Scope) -> dict:
+    """The bound parameters the exposure queries share."""
+    return {"api_schemas": s.api_schemas, "api_roles": s.api_roles}
+
+
+# ---------------------------------------------------------------- security.scope
+def scope_data(ctx: CheckContext):
+    import pandas as pd  # noqa: PLC0415
+
+    s = scope(ctx)
+    df = pd.DataFrame([{"api_schemas": ", ".join(s.api_schemas), "source": s.source,
+                        "api_roles": ", ".join(s.api_roles) or "none", "auth_users": s.has_auth_users,
+                        "storage": s.has_storage_tables, "connected_as": s.current_user,
+                        "superuser": s.is_superuser}])
+    df.attrs["scope"] = s
+    return df
+
+
+def judge_scope(df) -> list[Finding]:
+    s: Scope = df.attrs["scope"]
+    if not s.supabase:
+        return [Finding("security.scope", Severity.INFO,
+                        f"not a Supabase database: {len(SUPABASE_CHECKS)} Supabase checks do not apply",
+                        detail="No role anon or authenticated exists, so nothing is served over a Data API "
+                               "(PostgREST) here. Not run: " + ", ".join(SUPABASE_CHECKS) + ". The role, "
+                               "privilege, RLS policy, function and authentication checks still run.",
+                        value=len(SUPABASE_CHECKS))]
+    missing = (f" Named but absent: {', '.join(s.missing_schemas)}." if s.missing_schemas else "")
+    visibility = ("" if s.is_superuser else f" Connected as {s.current_user} (not a superuser): checks that "
+                  "need more say so on their own.")
+    return [Finding("security.scope", Severity.INFO, s.describe(),
+                    detail=f"Roles present: {', '.join(s.api_roles)}. Tables, views and functions in these schemas "
+                           f"are what PostgREST serves to anyone holding the anon key.{missing}{visibility}",
+                    objects=list(s.api_schemas))]
+
+
+SCOPE = register(Check(
+    id="security.scope",
+    description="Which schemas the Data API exposes (pgrst.db_schemas, else role authenticator's setting, else the "
+                "target's api_schemas in opsbook.toml, else public) and whether the Supabase roles exist; on plain "
+                "PostgreSQL it says once that the Supabase checks do not apply.",
+    data=scope_data, judge=judge_scope, queries=("security/scope",), runbooks=("security-audit",)))

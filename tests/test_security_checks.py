@@ -1,0 +1,288 @@
+"""The security checks against a database built with one instance of each flaw (embedded and PostgreSQL 15), the
+same database with every flaw fixed, a plain database without the Supabase roles, and the judges' edge cases."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pandas as pd
+import psycopg
+import pytest
+
+from opsbook.checks import load_all
+from opsbook.checks.security import audit, buckets, rls
+from opsbook.checks.security.roles import judge_ssl
+from opsbook.context import Runbook
+from opsbook.findings import Severity
+
+API_ROLES = ("anon", "authenticated", "service_role")
+
+
+@pytest.fixture
+def api_roles(any_pg):
+    """anon/authenticated/service_role in the cluster for one test (roles are cluster-wide), dropped afterwards so
+    that the plain-database tests meet a server without them."""
+    with psycopg.connect(any_pg.conninfo(), autocommit=True) as c:
+        made = [r for r in API_ROLES if not c.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (r,)).fetchone()]
+        for r in made:
+            c.execute(f"CREATE ROLE {r} NOLOGIN NOINHERIT")
+    yield any_pg
+    with psycopg.connect(any_pg.conninfo(), autocommit=True) as c:
+        for r in made:
+            c.execute(f"DROP ROLE IF EXISTS {r}")
+
+
+FLAWS = """
+CREATE SCHEMA auth; CREATE SCHEMA storage; CREATE SCHEMA extensions;
+GRANT USAGE ON SCHEMA public, auth, storage TO anon, authenticated;
+CREATE TABLE auth.users (id uuid PRIMARY KEY, email text, raw_user_meta_data jsonb);
+CREATE TABLE auth.audit_log_entries (instance_id uuid, id uuid PRIMARY KEY, payload json, created_at timestamptz,
+                                     ip_address varchar(64) NOT NULL DEFAULT '');
+CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE SET search_path = ''
+  AS $$ SELECT nullif(current_setting('request.jwt.claim.sub', true), '')::uuid $$;
+CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE SET search_path = ''
+  AS $$ SELECT nullif(current_setting('request.jwt.claims', true), '')::jsonb $$;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA auth TO anon, authenticated;
+CREATE TABLE storage.buckets (id text PRIMARY KEY, name text NOT NULL, public boolean DEFAULT false);
+CREATE TABLE storage.objects (id serial PRIMARY KEY, bucket_id text REFERENCES storage.buckets, name text, owner uuid);
+GRANT SELECT ON storage.buckets, storage.objects TO anon, authenticated;
+ALTER TABLE storage.buckets ENABLE ROW LEVEL SECURITY; ALTER TABLE storage.objects ENABLE ROW LEVEL SECURITY;
+CREATE POLICY "buckets readable" ON storage.buckets FOR SELECT USING (true);
+INSERT INTO storage.buckets VALUES ('photos', 'photos', true), ('private', 'private', false), ('empty', 'empty', true);
+INSERT INTO storage.objects (bucket_id, name) SELECT 'photos', 'p' || g FROM generate_series(1, 3) g;
+INSERT INTO storage.objects (bucket_id, name) SELECT 'private', 'q' || g FROM generate_series(1, 2) g;
+-- security.bucket_listing: written as a subquery (splinter 0025 misses it)
+CREATE POLICY "public buckets listable" ON storage.objects FOR SELECT TO anon
+  USING (bucket_id IN (SELECT id FROM storage.buckets WHERE public));
+CREATE POLICY "owners read" ON storage.objects FOR SELECT TO authenticated USING (owner = (SELECT auth.uid()));
+
+-- security.rls_disabled and security.sensitive_columns_exposed
+CREATE TABLE public.open_keys (id int PRIMARY KEY, api_key text, label text);
+GRANT SELECT, INSERT ON public.open_keys TO anon;
+-- security.rls_no_policy
+CREATE TABLE public.closed (id int PRIMARY KEY, user_id uuid);
+ALTER TABLE public.closed ENABLE ROW LEVEL SECURITY; GRANT SELECT ON public.closed TO authenticated;
+-- security.policy_rls_disabled (no grant to the API roles, so it is not also rls_disabled)
+CREATE TABLE public.unenforced (id int PRIMARY KEY, user_id uuid);
+CREATE POLICY "own rows" ON public.unenforced USING (user_id = (SELECT auth.uid()));
+-- security.policy_always_true and security.multiple_permissive_policies
+CREATE TABLE public.notes (id int PRIMARY KEY, user_id uuid, body text);
+ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY; GRANT ALL ON public.notes TO anon, authenticated;
+CREATE POLICY "anyone edits" ON public.notes FOR UPDATE TO anon USING (true);
+CREATE POLICY "own notes" ON public.notes FOR SELECT TO authenticated USING (user_id = (SELECT auth.uid()));
+CREATE POLICY "early notes" ON public.notes FOR SELECT TO authenticated USING (id < 10);
+-- security.rls_initplan
+CREATE TABLE public.items (id int PRIMARY KEY, user_id uuid);
+ALTER TABLE public.items ENABLE ROW LEVEL SECURITY; GRANT ALL ON public.items TO authenticated;
+CREATE POLICY "own items" ON public.items FOR ALL TO authenticated USING (user_id = auth.uid());
+-- security.rls_user_metadata
+CREATE TABLE public.reports (id int PRIMARY KEY);
+ALTER TABLE public.reports ENABLE ROW LEVEL SECURITY; GRANT SELECT ON public.reports TO authenticated;
+CREATE POLICY "admins read" ON public.reports FOR SELECT TO authenticated
+  USING (((SELECT auth.jwt()) -> 'user_metadata' ->> 'role') = 'admin');
+-- security.auth_users_exposed (a view over auth.users, invoker so that it is not also a definer view)
+CREATE VIEW public.user_emails WITH (security_invoker = on) AS SELECT id, email FROM auth.users;
+GRANT SELECT ON public.user_emails, auth.users TO anon;
+-- security.security_definer_view
+CREATE VIEW public.note_bodies AS SELECT id, body FROM public.notes;
+GRANT SELECT ON public.note_bodies TO anon;
+-- security.secdef_function_executable (search_path pinned, so it is not also function_search_path)
+CREATE FUNCTION public.promote(target uuid) RETURNS int LANGUAGE sql SECURITY DEFINER SET search_path = ''
+  AS $$ SELECT 1 $$;
+-- security.function_search_path
+CREATE FUNCTION public.slugify(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT lower(t) $$;
+REVOKE EXECUTE ON FUNCTION public.slugify(text) FROM PUBLIC;
+-- security.extension_in_public
+CREATE EXTENSION pgstattuple SCHEMA public;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.promote(uuid) TO anon;
+-- security.materialized_view_in_api
+CREATE MATERIALIZED VIEW public.note_stats AS SELECT count(*) AS notes FROM public.notes;
+GRANT SELECT ON public.note_stats TO anon;
+-- security.foreign_table_in_api (a wrapper without handler: the catalog is all the check reads)
+CREATE FOREIGN DATA WRAPPER fake_fdw; CREATE SERVER fake_server FOREIGN DATA WRAPPER fake_fdw;
+CREATE FOREIGN TABLE public.remote_rows (id int) SERVER fake_server;
+GRANT SELECT ON public.remote_rows TO anon;
+-- security.public_schema_create and security.default_privileges
+GRANT CREATE ON SCHEMA public TO PUBLIC;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT ON TABLES TO anon;
+"""
+
+FIXES = """
+ALTER TABLE public.open_keys ENABLE ROW LEVEL SECURITY;
+CREATE POLICY "labels" ON public.open_keys FOR SELECT TO anon USING (label IS NOT NULL AND id > 0);
+CREATE POLICY "own closed" ON public.closed FOR SELECT TO authenticated USING (user_id = (SELECT auth.uid()));
+ALTER TABLE public.unenforced ENABLE ROW LEVEL SECURITY;
+DROP POLICY "anyone edits" ON public.notes; DROP POLICY "early notes" ON public.notes;
+ALTER POLICY "own items" ON public.items USING (user_id = (SELECT auth.uid()));
+ALTER POLICY "admins read" ON public.reports USING (((SELECT auth.jwt()) -> 'app_metadata' ->> 'role') = 'admin');
+REVOKE SELECT ON public.user_emails, auth.users FROM anon;
+ALTER VIEW public.note_bodies SET (security_invoker = on);
+REVOKE EXECUTE ON FUNCTION public.promote(uuid) FROM PUBLIC, anon, authenticated;
+ALTER FUNCTION public.slugify(text) SET search_path = '';
+ALTER EXTENSION pgstattuple SET SCHEMA extensions;
+REVOKE SELECT ON public.note_stats, public.remote_rows FROM anon;
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE SELECT, INSERT ON TABLES FROM anon;
+DROP POLICY "public buckets listable" ON storage.objects;
+DELETE FROM auth.audit_log_entries;
+"""
+
+
+def plant_roles_and_logins(db, suffix: str) -> dict[str, str]:
+    """Cluster-wide flaws (a login superuser, a password without expiry) under names of this test only, and a burst
+    of failed sign-ins; returns the role names."""
+    names = {"superuser": f"rogue_{suffix}", "password": f"app_{suffix}"}
+    db.execute(f"CREATE ROLE {names['superuser']} LOGIN SUPERUSER")
+    db.execute(f"CREATE ROLE {names['password']} LOGIN PASSWORD 'not-a-real-secret'")
+    now = dt.datetime.now(dt.timezone.utc)
+    with psycopg.connect(db.conninfo, autocommit=True) as c:
+        for i in range(25):
+            c.execute("INSERT INTO auth.audit_log_entries VALUES (NULL, %s, %s, %s, '203.0.113.9')",
+                      (uuid.uuid4(), '{"action": "user_signedin", "actor_username": "u%d@example.com", '
+                       '"error_message": "Invalid login credentials"}' % (i % 3), now - dt.timedelta(minutes=i)))
+    return names
+
+
+def hba_line(server, line: str | None):
+    """Append one rule to the server's pg_hba.conf (read by pg_hba_file_rules at once, never reloaded here), or
+    take it away again."""
+    path = server.data_dir / "pg_hba.conf"
+    text = path.read_text()
+    marker = "# test_security_checks\n"
+    text = text.split(marker)[0]
+    path.write_text(text + (marker + line + "\n" if line else ""))
+
+
+def audit_of(db):
+    rb = Runbook("security-audit", "test", config=db.config())
+    rb.connect()
+    audit.run(rb)
+    rb.close()
+    return rb
+
+
+def has(rb, check, severity, obj):
+    return [f for f in rb.findings if f.check == check and f.severity.value == severity and obj in f.objects]
+
+
+def test_every_flaw_found_then_none_once_fixed(api_roles, any_db):
+    server = api_roles
+    any_db.execute(FLAWS)
+    suffix = any_db.name.split("_")[-1]
+    names = plant_roles_and_logins(any_db, suffix)
+    hba_line(server, "host all all 10.0.0.0/8 trust")
+    hba_lines = len((server.data_dir / "pg_hba.conf").read_text().splitlines())
+    try:
+        rb = audit_of(any_db)
+        expected = [
+            ("security.rls_disabled", "critical", "public.open_keys"),
+            ("security.sensitive_columns_exposed", "critical", "public.open_keys"),
+            ("security.rls_no_policy", "info", "public.closed"),
+            ("security.policy_rls_disabled", "critical", "public.unenforced"),
+            ("security.policy_always_true", "warning", "public.notes"),
+            ("security.multiple_permissive_policies", "warning", "public.notes"),
+            ("security.rls_initplan", "warning", "public.items"),
+            ("security.rls_user_metadata", "critical", "public.reports"),
+            ("security.auth_users_exposed", "critical", "public.user_emails"),
+            ("security.security_definer_view", "critical", "public.note_bodies"),
+            ("security.secdef_function_executable", "warning", "public.promote"),
+            ("security.function_search_path", "warning", "public.slugify"),
+            ("security.extension_in_public", "warning", "pgstattuple"),
+            ("security.materialized_view_in_api", "warning", "public.note_stats"),
+            ("security.foreign_table_in_api", "warning", "public.remote_rows"),
+            ("security.bucket_listing", "warning", "bucket:photos"),
+            ("security.superusers", "warning", names["superuser"]),
+            ("security.password_expiry", "info", names["password"]),
+            ("security.public_schema_create", "warning", "public"),
+            ("security.default_privileges", "warning", "postgres:public:tables"),
+            ("security.hba", "critical", f"pg_hba.conf:{hba_lines}"),
+            ("security.failed_logins", "warning", "203.0.113.9"),
+        ]
+        missing = [e for e in expected if not has(rb, *e)]
+        assert not missing, (missing, [(f.check, f.severity.value, f.objects, f.title) for f in rb.findings])
+        assert {c for c, _, _ in expected} | {"security.scope", "security.ssl"} == {
+            c for c in load_all() if c.startswith("security.")}
+        # the subquery policy was evaluated as anon: photos (3 objects) listable; private and empty not flagged
+        listing = rb.data("security.bucket_listing").set_index("bucket_id")
+        assert listing.loc["photos", "method"] == "evaluated as anon"
+        assert listing.loc["photos", "anon_objects_seen"] == 3
+        assert not has(rb, "security.bucket_listing", "warning", "bucket:private")
+        exposed = audit.anon_exposure(rb)
+        assert {"public.open_keys", "public.notes", "public.user_emails", "public.note_bodies",
+                "public.note_stats", "public.remote_rows", "storage bucket photos"} <= set(exposed["object"])
+        assert "public.items" not in set(exposed["object"])  # authenticated only
+
+        any_db.execute(FIXES)
+        any_db.execute(f"ALTER ROLE {names['superuser']} NOSUPERUSER; "
+                       f"ALTER ROLE {names['password']} VALID UNTIL '2999-01-01'")
+        hba_line(server, None)
+        fixed = audit_of(any_db)
+        # roles are cluster-wide: another test's login superuser is not this database's flaw
+        serious = [(f.check, f.title) for f in fixed.findings if f.severity.rank >= Severity.WARNING.rank
+                   and not (f.check == "security.superusers" and not set(f.objects) & set(names.values()))]
+        assert serious == []
+        assert [f.check for f in fixed.findings if f.skipped] == []
+        assert len(audit.anon_exposure(fixed)) == 0
+    finally:
+        hba_line(server, None)
+        for role in names.values():
+            any_db.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_plain_postgres_supabase_checks_say_once_they_do_not_apply(db):
+    assert not db.execute("SELECT 1 FROM pg_roles WHERE rolname IN ('anon', 'authenticated')")
+    db.execute("CREATE TABLE public.t (id int PRIMARY KEY, password text)")  # not exposed: no API roles
+    rb = audit_of(db)
+    scope = [f for f in rb.findings if f.check == "security.scope"]
+    assert len(scope) == 1 and "do not apply" in scope[0].title
+    ran = {f.check for f in rb.findings}
+    assert not ran & set(audit.SUPABASE_CHECKS)
+    assert {"security.superusers", "security.hba", "security.function_search_path",
+            "security.rls_initplan"} <= ran
+    assert [f for f in rb.findings if f.check == "security.failed_logins"][0].skipped  # no auth, no log_path
+
+
+def test_supabase_check_run_alone_on_plain_postgres_is_skipped_with_why(db):
+    rb = Runbook("security-audit", "test", config=db.config())
+    rb.connect()
+    rb.run(["security.rls_disabled", "security.bucket_listing"])
+    rb.close()
+    fs = [f for f in rb.findings if f.check.startswith("security.")]
+    assert len(fs) == 2 and all(f.skipped and "does not apply" in f.skipped for f in fs)
+
+
+# ---------------------------------------------------------------- judges and helpers on hand-made rows
+@pytest.mark.parametrize("expr, listable", [
+    (None, True), ("true", True), ("(bucket_id = 'photos'::text)", True), ("(bucket_id = 'other'::text)", False),
+    ("(bucket_id IN ( SELECT buckets.id FROM storage.buckets WHERE buckets.public))", True),
+    ("((bucket_id = 'photos'::text) AND (owner = ( SELECT auth.uid() AS uid)))", False),
+    ("((bucket_id = 'photos'::text) AND ((storage.foldername(name))[1] = (auth.uid())::text))", False),
+])
+def test_policy_text_analysis(expr, listable):
+    assert buckets.policy_lists(expr, "photos") is listable
+
+
+@pytest.mark.parametrize("expr, calls", [
+    ("(user_id = auth.uid())", ["auth.uid()"]),
+    ("(user_id = ( SELECT auth.uid() AS uid))", []),
+    ("((( SELECT auth.uid() AS uid) = user_id) OR (org = auth.jwt()))", ["auth.jwt()"]),
+    ("(tenant = current_setting('app.tenant'::text, true))", ["current_setting('app.tenant'::text, true)"]),
+    ("(tenant = ( SELECT current_setting('app.tenant'::text, true) AS current_setting))", []),
+    (None, []),
+])
+def test_per_row_calls(expr, calls):
+    assert rls.per_row_calls(expr) == calls
+
+
+def test_ssl_judge_flags_plain_remote_clients_and_says_what_it_could_not_see():
+    df = pd.DataFrame({"client_addr": ["10.1.2.3", "127.0.0.1", None, None], "client_port": [5000, 5001, -1, None],
+                       "ssl_used": [False, False, False, None], "role_name": ["app", "app", "app", None]})
+    df.attrs.update(ssl="on", listen="*")
+    fs = judge_ssl(df)
+    assert [(f.severity.value, f.objects) for f in fs] == [("warning", ["10.1.2.3"]), ("info", [])]
+    off = df.iloc[:0].copy()
+    off.attrs.update(ssl="off", listen="*")
+    assert [f.severity.value for f in judge_ssl(off)] == ["warning"]
+    off.attrs.update(ssl="off", listen="127.0.0.1, ::1")
+    assert [f.severity.value for f in judge_ssl(off)] == ["info"]
