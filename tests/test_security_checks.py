@@ -13,6 +13,7 @@ from opsbook.checks import load_all
 from opsbook.checks.security import audit, buckets, rls
 from opsbook.checks.security.roles import judge_ssl
 from opsbook.context import Runbook
+from opsbook.demo import LIVE_PROBLEMS, PROBLEMS
 from opsbook.findings import Severity
 
 API_ROLES = ("anon", "authenticated", "service_role")
@@ -286,3 +287,8 @@ def test_ssl_judge_flags_plain_remote_clients_and_says_what_it_could_not_see():
     assert [f.severity.value for f in judge_ssl(off)] == ["warning"]
     off.attrs.update(ssl="off", listen="127.0.0.1, ::1")
     assert [f.severity.value for f in judge_ssl(off)] == ["info"]
+
+
+def test_every_demo_problem_names_a_registered_check():
+    registry = load_all()
+    assert {p.check for p in (*PROBLEMS, *LIVE_PROBLEMS)} - set(registry) == set()
