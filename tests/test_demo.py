@@ -61,10 +61,23 @@ PROOFS = {
     "queries.slow": "SELECT calls >= 100 AND mean_exec_time > 100 FROM extensions.pg_stat_statements "
                     "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
                     "AND query LIKE 'SELECT id, workflow_id FROM automation_jobs%FOR UPDATE'",
-    "auth.failed_logins": "SELECT count(*) = 60 AND count(DISTINCT payload ->> 'actor_username') = 5 "
-                          "FROM auth.audit_log_entries WHERE payload ->> 'action' = 'user_signedin' "
-                          "AND payload ->> 'error_message' IS NOT NULL AND ip_address = '185.220.101.37' "
-                          "AND created_at > now() - interval '2 hours'",
+    "security.failed_logins": "SELECT count(*) = 60 AND count(DISTINCT payload ->> 'actor_username') = 5 "
+                              "FROM auth.audit_log_entries WHERE payload ->> 'action' = 'user_signedin' "
+                              "AND payload ->> 'error_message' IS NOT NULL AND ip_address = '185.220.101.37' "
+                              "AND created_at > now() - interval '2 hours'",
+    "security.sensitive_columns_exposed": "SELECT NOT relrowsecurity FROM pg_class c JOIN pg_attribute a "
+                                          "ON a.attrelid = c.oid WHERE c.oid = 'public.public_share_tokens'::regclass "
+                                          "AND a.attname = 'token'",
+    "security.bucket_listing": "SELECT array_agg(id ORDER BY id) = '{avatars,vehicle-photos}' FROM storage.buckets "
+                               "WHERE public AND EXISTS (SELECT 1 FROM pg_policies WHERE tablename = 'objects' "
+                               "AND policyname = 'Public buckets are readable')",
+    "security.rls_initplan": "SELECT count(*) = 4 FROM pg_policies WHERE schemaname = 'public' "
+                             "AND (qual ~ '= auth.uid\\(\\)' OR with_check ~ '= auth.uid\\(\\)')",
+    "security.policy_always_true": "SELECT with_check = 'true' FROM pg_policies "
+                                   "WHERE policyname = 'Anyone may record events'",
+    "security.default_privileges": "SELECT count(*) = 2 FROM pg_default_acl d, aclexplode(d.defaclacl) a "
+                                   "WHERE a.grantee = 'anon'::regrole AND a.privilege_type = 'INSERT' "
+                                   "OR a.grantee = 'anon'::regrole AND a.privilege_type = 'USAGE'",
 }
 
 
@@ -218,8 +231,7 @@ def test_the_checks_find_every_problem_on_the_demo(demo):
     # statement texts name tables without their schema: look for both forms
     names = {p.check: [*p.objects, *(o.split(".")[-1] for o in p.objects)] for p in PROBLEMS}
     hits = found(demo["server"].conninfo(dbname=DEMO_DATABASE), names)
-    # every problem has its check, but for the two whose checks belong to a security runbook not yet written
-    assert set(hits) == {p.check for p in PROBLEMS} - {"security.rls_disabled", "auth.failed_logins"}
+    assert set(hits) == {p.check for p in PROBLEMS}
     assert {check for check, findings in hits.items() if not findings} == set()
 
 

@@ -42,8 +42,19 @@ PROBLEMS: tuple[Problem, ...] = (
             "the automation workers' job claim (FOR UPDATE without SKIP LOCKED) queues behind the other workers: "
             "over 100 calls averaging well over 100 ms; and, under the call threshold, a sequential-scan listing "
             "search and a one-second market-report aggregate on vehicle_listings"),
-    Problem("auth.failed_logins", ("auth.audit_log_entries",),
+    Problem("security.failed_logins", ("185.220.101.37",),
             "60 failed sign-ins in the last hour from 185.220.101.37 against five accounts"),
+    Problem("security.sensitive_columns_exposed", ("public.public_share_tokens",),
+            "the share tokens (column token) are readable by anon: the table has no row-level security"),
+    Problem("security.bucket_listing", ("vehicle-photos", "avatars"),
+            "the two public buckets have a SELECT policy for anon, written as a subquery on storage.buckets, "
+            "that lets anyone list every object"),
+    Problem("security.rls_initplan", ("public.interactions", "public.saved_searches", "public.notifications"),
+            "four policies call auth.uid() bare, once per row, as the guides write them"),
+    Problem("security.policy_always_true", ("public.analytics_events",),
+            "anon and authenticated may insert any analytics event (WITH CHECK (true))"),
+    Problem("security.default_privileges", ("postgres:public:tables",),
+            "Supabase's default privileges grant every future public table and sequence to anon"),
 )
 
 # Freshness rules for the demo target (the shape of opsbook.toml's [targets.NAME.freshness]): the scraper's tables
