@@ -1,0 +1,207 @@
+"""The monthly health report's blocks, for a reader who is not a DBA: verdict, headline table, per-section text."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..display import esc, human_bytes, show_html
+from .checks_used import CAPACITY, MAINTENANCE, PERFORMANCE
+from .headlines import BY_KEY
+from .metrics import ReportMetrics, Run
+from .month import Month
+
+__all__ = ["CAPACITY", "MAINTENANCE", "PERFORMANCE", "MonthlyReport"]
+
+
+def fmt(unit: str, v: float | None) -> str:
+    if v is None or v != v:
+        return "not measured"
+    if unit == "bytes":
+        return human_bytes(v)
+    if unit == "pct":
+        return f"{v:.2f}%"
+    if unit == "usd":
+        return f"{v:,.2f} USD"
+    return f"{v:,.0f}"
+
+
+def fmt_change(unit: str, change: float | None, pct: float | None) -> str:
+    if change is None or change != change:
+        return "-"
+    sign = "+" if change > 0 else "-" if change < 0 else "±"
+    body = fmt(unit, abs(change)) if unit != "pct" else f"{abs(change):.2f} points"
+    return f"{sign}{body}" + (f" ({pct:+.0f}%)" if pct is not None and pct == pct and unit != "pct" else "")
+
+
+class MonthlyReport:
+    """What the notebook's cells call: one object over the Runbook, the month, the history and the reports folder."""
+
+    def __init__(self, rb, month: Month):
+        from ..history import open_store  # noqa: PLC0415
+
+        self.rb, self.month = rb, month
+        self.reports = ReportMetrics(rb.config.reports_dir)
+        try:
+            self.store = open_store(rb.config, create=False)
+        except Exception:  # noqa: BLE001 - no history is said in the report, never a crash
+            self.store = None
+        self.page = Path(f"{os.environ['OPSBOOK_REPORT_STEM']}.html") if os.environ.get("OPSBOOK_REPORT_STEM") \
+            else Path.cwd() / "monthly-health.html"
+        self._headlines = None
+
+    # ------------------------------------------------------------------ data
+    def headlines(self):
+        from .headlines import table  # noqa: PLC0415
+
+        if self._headlines is None:
+            self._headlines = table(self.store, self.reports, self.rb.target.name, self.month)
+        return self._headlines
+
+    def value(self, key: str) -> float | None:
+        df = self.headlines()
+        v = df.loc[df["key"] == key, "value"]
+        return None if not len(v) or v.iloc[0] is None or v.iloc[0] != v.iloc[0] else float(v.iloc[0])
+
+    def latest(self, runbook: str) -> Run | None:
+        """The newest successful run of `runbook` on this target up to now (the month's, or the latest since)."""
+        return self.reports.latest(runbook, self.rb.target.name)
+
+    def judge_trends(self):
+        return self.rb.judge("health.trend", self.headlines())
+
+    # ------------------------------------------------------------------ showing
+    def link(self, run: Run | None, text: str | None = None) -> str:
+        if run is None:
+            return ""
+        label = text or f"{run.runbook} of {run.started:%Y-%m-%d %H:%M} UTC"
+        return f'<a href="{esc(run.link_from(self.page))}">{esc(label)}</a>'
+
+    def show_verdict(self) -> None:
+        """Three sentences: how the database grew, what it costs, what needs attention."""
+        t = self.rb.target.name
+        size, growth = self.value("database_size_bytes"), self.value("growth_bytes")
+        days = self._days_to_trigger()
+        if size is not None:
+            first = (f"In {self.month.label}, {t} grew by {fmt('bytes', growth)} to {fmt('bytes', size)}"
+                     if growth is not None else f"At the end of {self.month.label}, {t} held {fmt('bytes', size)}")
+            first += (f"; at this rate it reaches 80% of its tightest limit in about {days:,.0f} days."
+                      if days is not None else ".")
+        else:
+            first = (f"The history store holds no snapshot of {t} in {self.month.label}, so its size and growth "
+                     "are not known (run `opsbook snapshot` from cron).")
+        cost = self.value("monthly_cost_usd")
+        latest_cost = self.latest("cost-analysis")
+        if cost is not None:
+            df = self.headlines()
+            prev = df.loc[df["key"] == "monthly_cost_usd", "previous"].iloc[0]
+            second = f"The estimated monthly bill is {fmt('usd', cost)}" + (
+                f" ({fmt_change('usd', cost - prev, 100 * (cost - prev) / prev if prev else None)} on the month "
+                "before)." if prev is not None and prev == prev else " (no estimate for the month before).")
+        elif latest_cost is not None and "monthly_cost_usd" in latest_cost.metrics:
+            second = (f"No cost analysis ran in {self.month.label}; the latest one "
+                      f"({latest_cost.started:%Y-%m-%d}) estimated {fmt('usd', latest_cost.metrics['monthly_cost_usd'])}"
+                      " a month.")
+        else:
+            second = "No cost analysis has run for this target yet (`opsbook run cost-analysis`)."
+        serious = [f for f in self.rb.findings if f.severity.rank >= 2]
+        if serious:
+            worst = sorted(serious, key=lambda f: -f.severity.rank)[:3]
+            third = (f"{len(serious)} thing{'s' if len(serious) != 1 else ''} need{'' if len(serious) != 1 else 's'} "
+                     "attention, first: " + "; ".join(f.title for f in worst) + ".")
+        else:
+            third = "Nothing needs attention this month."
+        colour = {3: "#b42318", 2: "#b54708"}.get(max((f.severity.rank for f in self.rb.findings), default=0),
+                                                  "#067647")
+        show_html(f'<div class="ob-verdict" style="border-color:{colour}"><p>{esc(first)}</p><p>{esc(second)}</p>'
+                  f"<p>{esc(third)}</p></div>")
+
+    def _days_to_trigger(self) -> float | None:
+        fc = self.rb.data("storage.growth_forecast")
+        if fc is None or not len(fc) or "days_to_trigger" not in fc:
+            return None
+        days = fc["days_to_trigger"].dropna()
+        return float(days.min()) if len(days) else None
+
+    def show_headlines(self) -> None:
+        df = self.headlines()
+        rows = "".join(
+            f"<tr><td>{esc(r.label)}</td><td class=\"num\">{esc(fmt(r.unit, r.value))}</td>"
+            f"<td class=\"num\">{esc(fmt(r.unit, r.previous))}</td>"
+            f"<td class=\"num\">{esc(fmt_change(r.unit, r.change, r.change_pct))}</td></tr>" for r in df.itertuples())
+        show_html(f'<table class="ob-table"><thead><tr><th>headline</th><th>{esc(self.month.label)}</th>'
+                  f"<th>{esc(self.month.previous().label)}</th><th>change</th></tr></thead><tbody>{rows}</tbody>"
+                  "</table>")
+
+    def show_run(self, runbook: str, what: str, keys: tuple[str, ...] = ()) -> None:
+        """The latest run of another runbook: its date, status, counts, chosen metrics and a link."""
+        run = self.latest(runbook)
+        if run is None:
+            show_html(f'<p class="ob-muted">No {esc(runbook)} report for {esc(self.rb.target.name)} yet: {esc(what)} '
+                      f'(<code>opsbook run {esc(runbook)} --target {esc(self.rb.target.name)}</code>).</p>')
+            return
+        c = run.counts()
+        tally = ", ".join(f"{n} {s}" for s, n in c.items() if n and s in ("critical", "warning")) or \
+            "no warning or critical finding"
+        when = "this month" if self.month.contains(run.started) else (
+            "after the month" if run.started >= self.month.end else "before the month")
+        facts = "".join(f"<li>{esc(k.replace('_', ' '))}: {esc(_metric(k, run.metrics[k]))}</li>"
+                        for k in keys if k in run.metrics)
+        show_html(f"<p>Latest {esc(runbook)}: {self.link(run)} ({esc(when)}): {esc(tally)}.</p>"
+                  + (f"<ul>{facts}</ul>" if facts else ""))
+
+    def show_incidents(self) -> None:
+        runs = [r for rb in ("incident-triage", "post-mortem") for r in
+                self.reports.runs(runbook=rb, target=self.rb.target.name, start=self.month.start, end=self.month.end)]
+        if not runs:
+            show_html(f'<p class="ob-muted">No incident-triage or post-mortem run on {esc(self.rb.target.name)} in '
+                      f"{esc(self.month.label)}.</p>")
+            return
+        items = []
+        for r in sorted(runs, key=lambda r: r.started):
+            p = r.metrics.get("incident_priority")
+            prio = f"P{int(p)}" if isinstance(p, (int, float)) else ""
+            items.append(f"<li>{self.link(r)} {esc(prio)} {esc(r.status if r.status != 'ok' else '')}</li>")
+        show_html(f"<p>{len(runs)} run{'s' if len(runs) != 1 else ''} in {esc(self.month.label)}:</p>"
+                  f"<ul>{''.join(items)}</ul>")
+
+    def top_statements(self, n: int = 5):
+        """The month's top statements by total execution time, with last month's figures beside them."""
+        import pandas as pd  # noqa: PLC0415
+
+        cols = ["query", "calls", "total_exec_time_ms", "mean_exec_time_ms", "previous_total_exec_time_ms"]
+        if self.store is None:
+            return pd.DataFrame(columns=cols)
+        t = self.rb.target.name
+        now = self.store.statement_deltas(t, self.month.start, self.month.end)
+        before = self.store.statement_deltas(t, self.month.previous().start, self.month.start)
+        if not len(now):
+            return pd.DataFrame(columns=cols)
+        prev = before.set_index(["queryid", "role"])["total_exec_time_ms"] if len(before) else pd.Series(dtype=float)
+        top = now.head(n).copy()
+        top["previous_total_exec_time_ms"] = [prev.get((q, r)) for q, r in zip(top["queryid"], top["role"])]
+        return top[cols]
+
+    def record(self) -> dict[str, Any]:
+        out = {f"month_{k}": v for k, v in zip(self.headlines()["key"], self.headlines()["value"])
+               if v is not None and v == v}
+        out["month_serious_findings"] = sum(1 for f in self.rb.findings if f.severity.rank >= 2)
+        for name, value in out.items():
+            self.rb.record(name, value)
+        return out
+
+
+def _metric(key: str, v: Any) -> str:
+    if key.endswith("_bytes") and isinstance(v, (int, float)):
+        return human_bytes(v)
+    if key.endswith("_hours") and isinstance(v, (int, float)):
+        return f"{v:,.1f} h"
+    if key.endswith("_seconds") and isinstance(v, (int, float)):
+        return f"{v:,.1f} s"
+    if key.endswith("_usd") and isinstance(v, (int, float)):
+        return f"{v:,.2f} USD"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def headline(key: str) -> str:
+    return BY_KEY[key].label
