@@ -292,3 +292,27 @@ def test_ssl_judge_flags_plain_remote_clients_and_says_what_it_could_not_see():
 def test_every_demo_problem_names_a_registered_check():
     registry = load_all()
     assert {p.check for p in (*PROBLEMS, *LIVE_PROBLEMS)} - set(registry) == set()
+
+
+def test_failed_logins_from_the_real_server_log(db):
+    """Wrong passwords over TCP, for real: the server logs each 'password authentication failed', the check reads
+    the log through opsbook.logs and finds the burst against the account (no auth schema here: the log only)."""
+    role = f"t_guess_{uuid.uuid4().hex[:8]}"
+    db.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'the-right-one'")
+    port = db.server.configured_port() or db.server.port
+    try:
+        for _ in range(12):
+            with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+                psycopg.connect(host="127.0.0.1", port=port, user=role, password="a-wrong-one", dbname=db.name,
+                                connect_timeout=5)
+        rb = Runbook("security-audit", "test", config=db.config(), params={"log_path": str(db.server.log_file)},
+                     thresholds={"security.failed_logins": {"warning": 10}})
+        rb.connect()
+        rb.run(["security.failed_logins"])
+        rb.close()
+        hits = [f for f in rb.findings if f.check == "security.failed_logins" and role in f.objects]
+        assert len(hits) == 1 and hits[0].severity is Severity.WARNING and hits[0].value >= 12, rb.findings
+        assert "server log" in hits[0].detail
+        assert rb.data("security.failed_logins").attrs["sources"] == [f"server log {db.server.log_file}"]
+    finally:
+        db.execute(f"DROP ROLE {role}")

@@ -3,6 +3,7 @@ and per account."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from ...errors import SkipCheck
 from ...findings import Finding, Severity
@@ -18,18 +19,38 @@ def _insufficient(exc: BaseException) -> bool:
     return isinstance(getattr(exc, "orig", exc), (pe.InsufficientPrivilege, pe.UndefinedTable, pe.InvalidSchemaName))
 
 
-def log_failures(path, since: dt.datetime) -> tuple[list[dict], str]:
-    """("password authentication failed" and other authentication failures from a server log, a note)."""
+_FOR_USER = re.compile(r'for user "([^"]+)"')
+
+
+def log_failures(path, since: dt.datetime, prefix: str | None = None) -> tuple[list[dict], str]:
+    """(authentication failures from a server log: "password authentication failed for user ...", no pg_hba.conf
+    entry, ...; a note on what could not be read)."""
     try:
-        from ...logs import Problems, iter_events  # noqa: PLC0415
+        from ...logs import LogSourceError, Problems, iter_events  # noqa: PLC0415
     except ImportError:
         return [], f"log_path {path} not read: this opsbook has no log reader (opsbook.logs)"
     problems = Problems()
-    rows = [{"ts": e.ts, "source": "server log", "client_addr": e.client, "user_name": e.user,
-             "database": e.database, "message": e.message}
-            for e in iter_events(path, since=since, problems=problems) if e.kind == "authentication_failed"]
+    try:
+        events = [e for e in iter_events(path, prefix=prefix, since=since, problems=problems)
+                  if e.kind == "authentication_failed"]
+    except LogSourceError as e:
+        return [], f"log_path not read: {e}"
+    rows = []
+    for e in events:
+        named = _FOR_USER.search(e.message or "")  # the default log_line_prefix has no %u: the message names it
+        rows.append({"ts": e.ts, "source": "server log", "client_addr": e.client,
+                     "user_name": e.user or (named.group(1) if named else None), "database": e.database,
+                     "message": e.message})
     unread = "; ".join(problems.lines()[:3]) if problems else ""
     return rows, (f"not all of the server log was readable: {unread}" if unread else "")
+
+
+def _prefix(ctx: CheckContext) -> str | None:
+    """The server's log_line_prefix, to read its stderr log (None when it cannot be asked)."""
+    try:
+        return ctx.db.scalar("SELECT current_setting('log_line_prefix')")
+    except Exception:  # noqa: BLE001 - the reader detects the prefix from the lines instead
+        return None
 
 
 def failed_logins(ctx: CheckContext):
@@ -56,8 +77,8 @@ def failed_logins(ctx: CheckContext):
             notes.append("there is no auth.audit_log_entries (no Supabase Auth here)")
     log_path = ctx.params.get("log_path")
     if log_path:
-        log_rows, note = log_failures(log_path, since)
-        if "no log reader" not in note:
+        log_rows, note = log_failures(log_path, since, prefix=_prefix(ctx))
+        if "not read" not in note:
             sources.append(f"server log {log_path}")
         rows += log_rows
         if note:
