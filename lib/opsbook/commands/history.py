@@ -66,6 +66,8 @@ def prune(older_than, keep_daily, target):
     store = open_store(current_config())
     try:
         click.echo(store.prune(seconds, keep_daily=keep_daily, target=target).line())
+        from ..watch.store import prune_samples  # noqa: PLC0415 - activity samples (opsbook watch) too
+        click.echo(f"pruned {prune_samples(store.engine, seconds, target=target)} activity sample(s)")
     finally:
         store.close()
 
