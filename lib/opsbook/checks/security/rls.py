@@ -18,6 +18,11 @@ def q(schema: str, name: str) -> str:
                     for p in (schema, name))
 
 
+def expr_text(expr) -> str:
+    """A policy expression for display: '-' when there is none."""
+    return "-" if expr is None or expr != expr else str(expr)
+
+
 def _policies(ctx: CheckContext):
     return ctx.db.fetch("security/policies", **params(scope(ctx)))
 
@@ -153,7 +158,7 @@ def judge_policy_always_true(df) -> list[Finding]:
                                        "wrong for anything per user.")
         out.append(Finding("security.policy_always_true", sev,
                            f"{_policy_ref(r)} ({r.command}): {what} always true",
-                           detail=f"{why} USING: {r.using_expr or '-'}; WITH CHECK: {r.check_expr or '-'}.",
+                           detail=f"{why} USING: {expr_text(r.using_expr)}; WITH CHECK: {expr_text(r.check_expr)}.",
                            objects=[f"{r.schema_name}.{r.table_name}"],
                            remediation=f'ALTER POLICY "{r.policy_name}" ON {q(r.schema_name, r.table_name)} '
                                        + ("USING (...) " if using_true and r.command != "INSERT" else "")
@@ -207,6 +212,7 @@ MULTIPLE_PERMISSIVE = register(Check(
 _CALL = r"(?:auth\.)?(?:uid|jwt|role|email)\(\)|current_setting\([^()]*\)"
 _WRAPPED = re.compile(r"select\s+(?:" + _CALL + r")(?:\s+as\s+\w+)?\s*\)", re.I)
 _BARE = re.compile(_CALL, re.I)
+_EITHER = re.compile(r"(?P<wrapped>select\s+(?:" + _CALL + r")(?:\s+as\s+\w+)?\s*\))|(?P<bare>" + _CALL + ")", re.I)
 
 
 def per_row_calls(expr) -> list[str]:
@@ -214,6 +220,18 @@ def per_row_calls(expr) -> list[str]:
     if expr is None or expr != expr:
         return []
     return sorted(set(m.group(0) for m in _BARE.finditer(_WRAPPED.sub("", str(expr)))))
+
+
+def wrap_calls(expr) -> str:
+    """The expression with each bare auth.*() / current_setting() call wrapped as (SELECT ...), the others kept."""
+    return _EITHER.sub(lambda m: m.group(0) if m.group("wrapped") else f"(SELECT {m.group('bare')})", str(expr))
+
+
+def initplan_fix(r) -> str:
+    """The exact ALTER POLICY that evaluates the calls once per statement."""
+    parts = [f"{clause} ({wrap_calls(e)})" for clause, e in (("USING", r.using_expr), ("WITH CHECK", r.check_expr))
+             if e is not None and e == e and per_row_calls(e)]
+    return f'ALTER POLICY "{r.policy_name}" ON {q(r.schema_name, r.table_name)} {" ".join(parts)};'
 
 
 def judge_rls_initplan(df) -> list[Finding]:
@@ -227,10 +245,9 @@ def judge_rls_initplan(df) -> list[Finding]:
                            f"{_policy_ref(r)} calls {', '.join(calls)} for every row",
                            detail=f"Written bare, the call is evaluated once per row scanned; wrapped as {wrapped} "
                                   "the planner runs it once per statement (an initplan): 100x faster on big "
-                                  f"tables. USING: {r.using_expr or '-'}; WITH CHECK: {r.check_expr or '-'}.",
+                                  f"tables. USING: {expr_text(r.using_expr)}; WITH CHECK: {expr_text(r.check_expr)}.",
                            objects=[f"{r.schema_name}.{r.table_name}"], value=len(calls),
-                           remediation=f'ALTER POLICY "{r.policy_name}" ON {q(r.schema_name, r.table_name)} '
-                                       f"USING (...)  -- the same expression with {wrapped}"))
+                           remediation=initplan_fix(r)))
     return out or [Finding("security.rls_initplan", Severity.OK,
                            "no policy re-evaluates auth.*() or current_setting() per row")]
 

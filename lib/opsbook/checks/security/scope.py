@@ -35,7 +35,7 @@ class Scope:
 
     def describe(self) -> str:
         where = ", ".join(self.api_schemas) or "none"
-        return f"API-exposed schemas: {where} ({self.source})"
+        return f"API-exposed schemas: {where}; from {self.source}"
 
 
 def _split(value) -> list[str]:
@@ -62,7 +62,7 @@ def scope(ctx: CheckContext) -> Scope:
     elif configured:
         schemas, source = configured, f"api_schemas of target {ctx.target.name!r} in opsbook.toml"
     else:
-        schemas, source = ["public"], "default: public (no pgrst.db_schemas setting, no api_schemas in opsbook.toml)"
+        schemas, source = ["public"], "the default, public: no pgrst.db_schemas setting and no api_schemas in opsbook.toml"
     existing = set(r["schemas"])
     s = Scope(api_schemas=[x for x in schemas if x in existing], source=source, api_roles=list(r["api_roles"]),
               has_auth_users=bool(r["has_auth_users"]), has_storage_tables=bool(r["has_storage_tables"]),
