@@ -9,6 +9,7 @@ from typing import Any
 from . import sql as sqlfiles
 from .config import Target
 from .errors import ConnectError
+from .redact import redact_frame
 
 # Schemas managed by PostgreSQL or by Supabase itself: one list, bound as :excluded_schemas (STYLE 7).
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
@@ -54,6 +55,7 @@ class Session:
         t0 = time.perf_counter()
         result = self.conn.execute(text(sql_text), params)
         df = pd.DataFrame(result.fetchall(), columns=list(result.keys())) if result.returns_rows else pd.DataFrame()
+        redact_frame(df)  # query texts (pg_stat_activity, pg_stat_statements) lose their password literals here
         self.timings.append(QueryTiming(_name, (time.perf_counter() - t0) * 1000, len(df)))
         return df
 

@@ -18,7 +18,9 @@ from typing import Any, Iterable
 from sqlalchemy import (Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint,
                         create_engine, event, func, inspect, select, text)
 
-SCHEMA_VERSION = 1
+from ..redact import redact_sql
+
+SCHEMA_VERSION = 2
 PREFIX = "opsbook_"
 GONE = "gone"
 
@@ -102,9 +104,22 @@ def make_engine(url: str):
     return create_engine(url, pool_pre_ping=True)
 
 
+def _redact_stored_texts(conn) -> None:
+    """Version 2: statement texts stored before redaction lose their password literals (issue 9.4)."""
+    from ..redact import redact_sql  # noqa: PLC0415
+
+    rows = conn.execute(select(entities.c.id, entities.c.info).where(entities.c.info.is_not(None))).all()
+    changed = [{"b_id": r.id, "b_info": redact_sql(r.info)} for r in rows if redact_sql(r.info) != r.info]
+    if changed:
+        from sqlalchemy import bindparam  # noqa: PLC0415
+
+        conn.execute(entities.update().where(entities.c.id == bindparam("b_id")).values(info=bindparam("b_info")),
+                     changed)
+
+
 # Migrations: version -> function(conn) that brings the schema from version-1 to version. Version 1 is
 # create_all itself; later versions append here (add a column, an index) and bump SCHEMA_VERSION.
-MIGRATIONS: dict[int, Any] = {}
+MIGRATIONS: dict[int, Any] = {2: _redact_stored_texts}
 
 
 def migrate(engine) -> int:
@@ -173,7 +188,8 @@ def _write_kind(conn, sid: int, target: str, kind: str, rows: list[dict[str, Any
         h = value_hash(r.get(c) for c in cols)
         if (kind, key) not in known:
             new.append({"target": target, "kind": kind, "key": key, "schema_name": r.get("schema_name"),
-                        "name": r.get("name"), "parent": r.get("parent"), "info": r.get("info"), "last_hash": h})
+                        "name": r.get("name"), "parent": r.get("parent"), "info": redact_sql(r.get("info")),
+                        "last_hash": h})
         elif known[(kind, key)][1] != h:
             changed.append((known[(kind, key)][0], h, r))
     facts, hashes = [], []
