@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import html
 import json
 import logging
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -19,10 +17,10 @@ from . import params as paramspec
 from .config import DEMO_TARGET, Config, load
 from .errors import OpsbookError, ParameterError, UnknownRunbook, UsageError
 from .paths import CALLER_CWD_ENV
+from .redact import known_secrets, scrub_files
 
 RUNBOOKS_ENV = "OPSBOOK_RUNBOOKS"
 FAIL_ON = ("warning", "critical")
-MIN_SECRET_LEN = 4
 # A run sets os.environ for its kernel and papermill changes the working directory: both are process-wide, so
 # runs in one process take turns. Run in parallel with processes (one `opsbook run` each), not threads.
 _RUN_LOCK = threading.Lock()
@@ -133,14 +131,9 @@ def run_runbook(name: str, target: str = "demo", params: dict[str, Any] | None =
                "server_version_num": record["meta"].get("server_version_num"),
                "parameters": values, "findings": record["findings"], "metrics": record["metrics"],
                "error": _error_line(error)}
-    secrets = _secrets(config)
-    text = _scrubbed(json.dumps(sidecar, indent=2, default=str) + "\n", secrets, json_path.name)
-    json_path.write_text(text, encoding="utf-8")
-    sidecar = json.loads(text)
+    json_path.write_text(json.dumps(sidecar, indent=2, default=str) + "\n", encoding="utf-8")
     _export(nb, html_path, sidecar, record, tgt.display(), error, root, with_code, self_contained)
-    for path in (nb_path, html_path):
-        if path.exists():
-            path.write_text(_scrubbed(path.read_text(encoding="utf-8"), secrets, path.name), encoding="utf-8")
+    sidecar = json.loads(scrub_files(known_secrets(config), json_path, nb_path, html_path)[json_path])
     from .report_index import write_index  # noqa: PLC0415
 
     write_index(root)
@@ -430,32 +423,3 @@ def _quiet_papermill() -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
-
-
-def _secrets(config: Config) -> set[str]:
-    """Passwords this process could hand to libpq: PGPASSWORD and those inside dsn_env DSNs."""
-    from .config import secret_keys  # noqa: PLC0415
-
-    found = {os.environ.get("PGPASSWORD", "")}
-    for t in config.targets.values():
-        value = os.environ.get(t.dsn_env or "", "") if t.dsn_env else ""
-        if value:
-            from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
-
-            try:
-                parts = conninfo_to_dict(value)
-            except Exception:  # noqa: BLE001 - unparsable: the run refuses it before connecting
-                continue
-            found.update(parts[k] for k in secret_keys(parts))
-    return {s for s in found if len(s) >= MIN_SECRET_LEN}
-
-
-def _scrubbed(text: str, secrets: set[str], where: str) -> str:
-    """Defence in depth: replace any known password that reached a report file, and say so on stderr."""
-    clean = text
-    for secret in secrets:  # as written, JSON-escaped (ipynb, sidecar) and HTML-escaped (report)
-        for form in {secret, json.dumps(secret)[1:-1], html.escape(secret, quote=True)}:
-            clean = clean.replace(form, "***")
-    if clean != text:
-        print(f"opsbook: warning: a password reached {where} and was redacted; please report this", file=sys.stderr)
-    return clean
