@@ -9,7 +9,7 @@ STAMP := $(VENV)/.opsbook-installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,lab]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,lab,fleet]'
 	touch $(STAMP)
 
 demo: $(STAMP)

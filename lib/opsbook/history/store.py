@@ -122,9 +122,22 @@ def _redact_stored_texts(conn) -> None:
 MIGRATIONS: dict[int, Any] = {2: _redact_stored_texts}
 
 
+# Two processes that open a fresh shared store at once (fleet workers, overlapping `schedule run-due`) would both
+# find no table and both CREATE it; on PostgreSQL one waits for the other on this transaction-scoped advisory lock.
+# (SQLite takes its database-wide write lock for the DDL itself.)
+SCHEMA_LOCK_KEY = 0x0B5B_0C40
+
+
+def schema_lock(conn) -> None:
+    """Hold the schema lock until the end of `conn`'s transaction (PostgreSQL; a no-op elsewhere)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
+
+
 def migrate(engine) -> int:
     """Create the schema if absent and apply pending migrations; returns the schema version now in force."""
     with engine.begin() as conn:
+        schema_lock(conn)
         existing = set(inspect(conn).get_table_names())
         metadata.create_all(conn)
         current = conn.execute(select(func.max(schema_version.c.version))).scalar()

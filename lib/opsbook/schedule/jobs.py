@@ -54,12 +54,14 @@ class JobStore:
     """Job rows on the history store's engine (SQLite or PostgreSQL)."""
 
     def __init__(self, url: str):
-        from ..history.store import make_engine  # noqa: PLC0415
+        from ..history.store import make_engine, schema_lock  # noqa: PLC0415
 
         self.engine = make_engine(url)
-        for attempt in range(5):  # two invocations creating the table at once: the loser retries
+        for attempt in range(5):  # SQLite: a writer holding the database lock past the busy timeout; try again
             try:
-                metadata.create_all(self.engine, checkfirst=True)
+                with self.engine.begin() as conn:
+                    schema_lock(conn)  # PostgreSQL: two invocations creating the table at once take turns
+                    metadata.create_all(conn, checkfirst=True)
                 break
             except (OperationalError, ProgrammingError, IntegrityError):
                 if attempt == 4:
