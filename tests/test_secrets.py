@@ -24,6 +24,7 @@ REDACTED = [
     ("ALTER ROLE app WITH ENCRYPTED PASSWORD 'it''s' VALID UNTIL 'infinity'",
      "ALTER ROLE app WITH ENCRYPTED PASSWORD '***' VALID UNTIL 'infinity'"),
     ("alter user app password E'back\\'slash'", "alter user app password '***'"),
+    ("create role x PaSsWoRd 'mixed'", "create role x PaSsWoRd '***'"),
     ("CREATE ROLE x PASSWORD $t$dollar$t$ LOGIN", "CREATE ROLE x PASSWORD $$***$$ LOGIN"),
     ("ALTER ROLE x PASSWORD 'cut off by track_activity_query_si", "ALTER ROLE x PASSWORD '***'"),
     ("CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', password 'p''q')",
@@ -53,6 +54,12 @@ def test_password_literals_are_redacted(raw, clean):
 @pytest.mark.parametrize("text", UNTOUCHED)
 def test_other_texts_are_left_byte_for_byte(text):
     assert redact_sql(text) == text
+
+
+def test_the_log_reader_uses_the_same_redaction():
+    from opsbook.logs.redaction import redact_text
+
+    assert redact_text("ALTER ROLE a PASSWORD E'x\\'y' -- password=z") == "ALTER ROLE a PASSWORD '***' -- password=***"
 
 
 def test_the_net_replaces_whole_tokens_only_and_never_short_passwords():

@@ -1,7 +1,7 @@
 """Secrets out of query texts at the source (redact_sql), and the report files' last-resort leak detector.
 
 Stable interface, used by the Session, the history store and the log reader (`from opsbook.redact import
-redact_sql`): `redact_sql(text) -> text` with every password literal replaced by `'***'`:
+redact_sql`; `redact_query` is the same function): `redact_sql(text) -> text` with every password literal replaced by `'***'`:
 
 - a string literal after PASSWORD / ENCRYPTED PASSWORD (CREATE/ALTER ROLE|USER), and after any option whose
   name ends in password (`OPTIONS (password '...')` of CREATE/ALTER USER MAPPING or SERVER, `sslpassword`);
@@ -38,11 +38,15 @@ def redact_sql(text: str | None) -> str | None:
     """`text` with password literals replaced by '***' (see the module docstring); None stays None."""
     if not text or not isinstance(text, str):
         return text
-    if "assword" not in text and "ASSWORD" not in text and "://" not in text:
-        return text  # the common case costs one scan
+    low = text.lower()
+    if "password" not in low and "://" not in low:
+        return text  # the common case costs two scans
     out = _AFTER_PASSWORD.sub(lambda m: m.group("key") + _masked_literal(m.group("lit")), text)
     out = _CONNINFO.sub(_masked_conninfo, out)
     return _URL_USERINFO.sub(lambda m: m.group("key") + MASK, out)
+
+
+redact_query = redact_sql  # the name the log reader (opsbook.logs.redaction) looks for
 
 
 def _masked_literal(lit: str) -> str:
