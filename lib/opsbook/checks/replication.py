@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..display import human_bytes, human_seconds
-from ..findings import Finding, Severity, grade
+from ..findings import PARTIAL, Finding, Severity, grade
 from .activity import HIDDEN_HOW
 from .registry import Check, CheckContext, Threshold, register
 
@@ -115,7 +115,8 @@ def judge_lag(df, *, warning: float = 5, critical: float = 300, warning_bytes: f
         lag_s = row.replay_lag_s if row.replay_lag_s == row.replay_lag_s else None
         lag_b = row.replay_lag_bytes if row.replay_lag_bytes == row.replay_lag_bytes else None
         if not isinstance(row.state, str):  # pg_stat_replication shows other roles' standbys only to pg_read_all_stats
-            reason = f"standby {row.standby}: its positions are hidden from this role (no pg_read_all_stats)"
+            reason = (f"{PARTIAL}: 1 standby ({row.standby}) shows no positions to this role "
+                      "(no pg_read_all_stats)")
             out.append(Finding("replication.lag", Severity.INFO, f"partly skipped: {reason}", objects=[str(row.standby)],
                                skipped=reason, remediation=HIDDEN_HOW))
             continue
