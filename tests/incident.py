@@ -24,6 +24,9 @@ class IncidentLog:
     incident: Incident
     log_dir: Path
     prefix: str
+    config: object  # opsbook Config: target `shop`, the history store the sampler wrote, a reports folder
+    start: float  # epoch seconds: the first sample, just before the incident
+    end: float  # just after the last sample
 
     @property
     def conninfo(self) -> str:
@@ -51,7 +54,7 @@ def log_marker(conninfo: str, marker: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def incident_log(request):
+def incident_log():
     """One incident on its own logging server (max_connections 20), played once per test run."""
     from conftest import TEST_SETTINGS, free_port  # noqa: PLC0415
 
@@ -62,11 +65,27 @@ def incident_log(request):
     try:
         with psycopg.connect(server.conninfo(), autocommit=True) as c:
             c.execute("CREATE DATABASE shop")
-        tick = getattr(request.config, "_opsbook_incident_tick", None)
-        incident = run_incident(server.conninfo(dbname="shop"), on_tick=tick)
+        from opsbook.config import from_dict  # noqa: PLC0415
+        from opsbook.history import open_store  # noqa: PLC0415
+        from opsbook.watch import Watcher  # noqa: PLC0415
+
+        folder = server.data_dir.parent
+        config = from_dict({"targets": {"shop": {"dsn": server.conninfo(dbname="shop")}},
+                            "history": {"url": f"sqlite:///{folder / 'history.sqlite'}"},
+                            "reports": {"dir": str(folder / "reports")}})
+        store = open_store(config)
+        watcher = Watcher(config, ["shop"], store=store, every_s=1, echo=lambda line: None)
+        start = time.time()
+        watcher.tick("shop")
+        incident = run_incident(server.conninfo(dbname="shop"), on_tick=lambda: watcher.tick("shop"))
+        watcher.tick("shop")
+        for s in watcher.sessions.values():
+            s.close()
+        store.close()
         log_dir = server.data_dir / "log"
         log_marker(server.conninfo(dbname="shop"), MARKER)
         wait_logged(log_dir, MARKER)
-        yield IncidentLog(server, "shop", incident, log_dir, LOG_SETTINGS["log_line_prefix"].strip("'"))
+        yield IncidentLog(server, "shop", incident, log_dir, LOG_SETTINGS["log_line_prefix"].strip("'"), config,
+                          start, time.time())
     finally:
         server.stop()

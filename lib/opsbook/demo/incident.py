@@ -45,14 +45,20 @@ def prepare(conninfo: str) -> None:
 
 
 def _connect(conninfo: str, app: str, **kw) -> psycopg.Connection:
-    return psycopg.connect(conninfo, autocommit=True, application_name=app, **kw)
+    conn = psycopg.connect(conninfo, autocommit=True, application_name=app, **kw)
+    if kw.get("user") is None:  # superuser-only settings, for this session: its waits are logged
+        conn.execute("SET log_lock_waits = on")
+        conn.execute("SET deadlock_timeout = '200ms'")
+    return conn
 
 
 def run_incident(conninfo: str, *, waiters: int = 4, rounds: int = 2, statement_timeout_ms: int = 700,
-                 storm: int = 24, on_tick=None) -> Incident:
-    """Play the incident on the database `conninfo` names (the server should log per LOG_SETTINGS).
+                 storm: int = 24, storm_role: str | None = None, on_tick=None) -> Incident:
+    """Play the incident on the database `conninfo` names (the server should log per LOG_SETTINGS; the sessions
+    also turn log_lock_waits on for themselves, so a superuser's incident is logged on any server).
 
-    `on_tick()` is called between phases (a test's sampler takes a sample there)."""
+    `storm_role`: open the storm as this role with a CONNECTION LIMIT of 3 instead of exhausting max_connections
+    (a shared server). `on_tick()` is called between phases (a sampler takes a sample there)."""
     tick = on_tick or (lambda: None)
     prepare(conninfo)
     inc = Incident(start=time.time())
@@ -84,7 +90,7 @@ def run_incident(conninfo: str, *, waiters: int = 4, rounds: int = 2, statement_
     tick()
     inc.deadlocks = _deadlock(conninfo)
     inc.temp_sorts = _spill(conninfo)
-    inc.refused = _storm(conninfo, storm, tick)
+    inc.refused = _storm(conninfo, storm, tick, storm_role)
     holder.execute("SELECT 1")  # the job wakes up and runs its last statement before committing
     holder.execute(HOLDER_SQL)
     tick()
@@ -129,13 +135,21 @@ def _spill(conninfo: str) -> int:
     return 1
 
 
-def _storm(conninfo: str, n: int, tick) -> int:
+def _storm(conninfo: str, n: int, tick, role: str | None = None) -> int:
     conns, refused = [], 0
+    kw: dict = {"connect_timeout": 5}
+    if role:
+        with psycopg.connect(conninfo, autocommit=True) as c:
+            exists = c.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            if not exists:
+                c.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 3')
+        kw["user"] = role
+        n = min(n, 6)
     for _ in range(n):
         try:
-            conns.append(_connect(conninfo, STORM_APP, connect_timeout=5))
+            conns.append(_connect(conninfo, STORM_APP, **kw))
         except psycopg.OperationalError as e:
-            if "too many clients" in str(e) or "remaining connection slots" in str(e):
+            if "too many" in str(e) or "remaining connection slots" in str(e):
                 refused += 1
             else:
                 raise
@@ -143,3 +157,37 @@ def _storm(conninfo: str, n: int, tick) -> int:
     for c in conns:
         c.close()
     return refused
+
+
+# ---------------------------------------------------------------------------------------------- the demo's
+DEMO_ROLE = "burst_worker"
+DEMO_NOTE = "the demo's recorded incident"
+
+
+def ensure_recorded(rb, window) -> Incident | None:
+    """On the demo target: play the incident on the demo database while a Watcher samples it, unless the
+    history already holds one in `window` (or the window is over). Elsewhere: nothing (returns None)."""
+    if not getattr(rb.target, "embedded", False) or window.end.timestamp() < time.time() - 60:
+        return None
+    from ..history import open_store  # noqa: PLC0415
+    from ..watch import Watcher, read_samples  # noqa: PLC0415
+    from ..watch.store import ensure_table  # noqa: PLC0415
+
+    store = open_store(rb.config)
+    try:
+        ensure_table(store.engine)
+        recent = read_samples(store.engine, rb.target.name, window.start.timestamp(), window.end.timestamp() + 60)
+        if any((s.get("detail") or {}).get("roots") for s in recent):
+            return None
+        w = Watcher(rb.config, [rb.target.name], store=store, every_s=0.2, echo=lambda line: None)
+        w.tick(rb.target.name)
+        time.sleep(1.0)
+        conninfo = rb.target.conninfo()
+        inc = run_incident(conninfo, storm_role=DEMO_ROLE, on_tick=lambda: w.tick(rb.target.name))
+        time.sleep(0.5)
+        w.tick(rb.target.name)
+        for s in w.sessions.values():
+            s.close()
+        return inc
+    finally:
+        store.close()

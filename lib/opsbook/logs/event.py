@@ -75,8 +75,8 @@ def classify(e: Event) -> Event:
             e.blocking_pids = tuple(int(p) for p in DEADLOCK_PIDS.findall(d))
         elif m.startswith("canceling statement due to statement timeout"):
             e.kind, e.sqlstate = "statement_timeout", state or "57014"
-        elif state == "53300" or m.startswith("sorry, too many clients") or \
-                m.startswith("remaining connection slots are reserved"):
+        elif state == "53300" or m.startswith(("sorry, too many clients", "remaining connection slots are reserved",
+                                                 "too many connections for")):
             e.kind, e.sqlstate = "too_many_connections", state or "53300"
         elif state in AUTH_STATES or "authentication failed for user" in m or m.startswith("no pg_hba.conf entry"):
             e.kind = "authentication_failed"

@@ -1,0 +1,170 @@
+"""Everything the period left behind: activity samples, snapshots, the server log, opsbook's own report sidecars."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from .window import Window
+
+MAX_EVENTS = 5000  # notable log events kept for the tables (all are counted)
+QUIET_KINDS = {"other", "connection", "disconnection"}  # counted per minute, not kept one by one
+ERROR_SEVERITIES = {"ERROR", "FATAL", "PANIC"}
+
+
+@dataclass
+class LogEvidence:
+    files: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    events: list = field(default_factory=list)  # notable events in the padded window (capped)
+    counts: dict[str, int] = field(default_factory=dict)  # by kind, inside the incident window
+    padded_counts: dict[str, int] = field(default_factory=dict)
+    per_minute: dict[datetime, dict[str, int]] = field(default_factory=dict)  # minute -> {kind | "errors": n}
+    baseline_errors: int = 0
+    baseline_minutes: float = 0.0
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    apps: dict[int, str] = field(default_factory=dict)  # pid -> application, from any line that names it
+    error: str | None = None
+
+    @property
+    def read(self) -> bool:
+        return bool(self.files) and self.error is None
+
+
+@dataclass
+class Evidence:
+    target: str
+    window: Window
+    samples: list[dict] = field(default_factory=list)
+    snapshots: Any = None  # DataFrame
+    statements: Any = None  # statement deltas in the window
+    baseline_statements: Any = None
+    baseline_hours: float = 0.0
+    log: LogEvidence = field(default_factory=LogEvidence)
+    sidecars: list[dict] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def ok_samples(self) -> list[dict]:
+        return [s for s in self.samples if s["status"] == "ok"]
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+
+
+def read_log(path, window: Window, *, baseline_days: float = 7, prefix: str | None = None) -> LogEvidence:
+    """Stream the log once: events of the padded window kept (notable ones, capped), counts per kind and minute,
+    and errors in the baseline period before it."""
+    from ..logs import LogSourceError, Problems, iter_events, plan  # noqa: PLC0415
+
+    ev = LogEvidence()
+    problems = Problems()
+    try:
+        ev.files = [str(f.path) for f in plan(path, prefix=prefix, problems=Problems())]
+    except LogSourceError as e:
+        ev.error = str(e)
+        return ev
+    base_start = window.before - timedelta(days=baseline_days)
+    for e in iter_events(path, prefix=prefix, since=base_start, until=window.after, problems=problems):
+        ts = e.ts
+        ev.first_ts = ev.first_ts or ts
+        ev.last_ts = ts
+        if ts < window.before:
+            if e.severity in ERROR_SEVERITIES:
+                ev.baseline_errors += 1
+            continue
+        if e.pid is not None and e.application and e.pid not in ev.apps:
+            ev.apps[e.pid] = e.application
+        elif e.pid is not None and e.kind == "connection" and "application_name=" in e.message:
+            ev.apps.setdefault(e.pid, e.message.split("application_name=", 1)[1].split()[0])
+        ev.padded_counts[e.kind] = ev.padded_counts.get(e.kind, 0) + 1
+        minute = ts.replace(second=0, microsecond=0)
+        bucket = ev.per_minute.setdefault(minute, {})
+        bucket[e.kind] = bucket.get(e.kind, 0) + 1
+        if e.severity in ERROR_SEVERITIES:
+            bucket["errors"] = bucket.get("errors", 0) + 1
+        if window.inside(ts):
+            ev.counts[e.kind] = ev.counts.get(e.kind, 0) + 1
+        if e.kind not in QUIET_KINDS and len(ev.events) < MAX_EVENTS:
+            ev.events.append(e)
+    if ev.first_ts is not None:
+        ev.baseline_minutes = max((min(window.before, ev.last_ts) - ev.first_ts).total_seconds() / 60, 0)
+    ev.problems = problems.lines()
+    return ev
+
+
+def read_sidecars(reports_dir: Path, target: str, window: Window) -> list[dict]:
+    """opsbook's own runs of the padded window on this target: who ran what, what it found, what it changed."""
+    out = []
+    days = {(window.before + timedelta(days=i)).strftime("%Y-%m-%d")
+            for i in range((window.after - window.before).days + 2)}
+    for day in sorted(days):
+        for path in sorted((reports_dir / day).glob("*.json")):
+            try:
+                d = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if not isinstance(d, dict) or d.get("target") != target or d.get("runbook") == "post-mortem":
+                continue
+            try:
+                started = datetime.fromisoformat(str(d.get("started_at", "")).replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            if started.tzinfo is None:
+                started = started.replace(tzinfo=timezone.utc)
+            if not (window.before <= started <= window.after):
+                continue
+            findings = d.get("findings") or []
+            done = [f for f in findings if f.get("check", "").startswith("remediation")]
+            out.append({"ts": started, "runbook": d.get("runbook"), "status": d.get("status"),
+                        "interactive": bool(d.get("interactive")), "path": str(path.with_suffix(".html")),
+                        "worst": [f for f in findings if f.get("severity") in ("critical", "warning")][:3],
+                        "remediation": done, "parameters": d.get("parameters") or {}})
+    return out
+
+
+def gather(config, target: str, window: Window, *, log_path: str | None = None, baseline_days: float = 7,
+           prefix: str | None = None, reports_dir: Path | None = None) -> Evidence:
+    """The Evidence of `target` for `window`: what the history store and the log hold, and what is missing."""
+    from ..history import open_store  # noqa: PLC0415
+    from ..watch.store import read_samples  # noqa: PLC0415
+
+    ev = Evidence(target, window)
+    store = open_store(config, create=False)
+    if store is None:
+        ev.missing.append("no history store yet: no activity samples or snapshots to read (run `opsbook watch "
+                          f"--target {target}` during incidents, `opsbook snapshot` from cron)")
+    else:
+        try:
+            ev.samples = read_samples(store.engine, target, window.before.timestamp(), window.after.timestamp())
+            ev.snapshots = store.snapshots(target, window.before, window.after)
+            ev.statements = store.statement_deltas(target, window.before, window.after)
+            base_start = window.start - timedelta(days=baseline_days)
+            ev.baseline_statements = store.statement_deltas(target, base_start, window.start)
+            base = store.snapshots(target, base_start, window.start)
+            if len(base) >= 2:
+                ev.baseline_hours = (base["epoch"].iloc[-1] - base["epoch"].iloc[0]) / 3600
+        finally:
+            store.close()
+        if not ev.ok_samples:
+            ev.missing.append(f"no activity samples of {target} in the window: sessions, blocking trees and "
+                              f"counters come from `opsbook watch --target {target}` (run it all the time, e.g. "
+                              "as the systemd unit in the README)")
+        if ev.snapshots is None or len(ev.snapshots) < 2:
+            ev.missing.append("fewer than two snapshots around the window: no statement statistics for what "
+                              "changed (`opsbook snapshot` from cron)")
+    if log_path:
+        ev.log = read_log(log_path, window, baseline_days=baseline_days, prefix=prefix)
+        if ev.log.error:
+            ev.missing.append(f"the server log was not read: {ev.log.error}")
+        elif ev.log.first_ts is None or ev.log.last_ts < window.start or ev.log.first_ts > window.end:
+            ev.missing.append(f"the server log ({', '.join(ev.log.files[:3])}) has no lines in the window")
+    else:
+        ev.missing.append("no server log given (log_path): errors, timeouts, deadlocks and refused connections "
+                          "come from it (Supabase: Logs Explorer > export)")
+    ev.sidecars = read_sidecars(Path(reports_dir or config.reports_dir), target, window)
+    return ev

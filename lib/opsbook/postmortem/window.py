@@ -1,0 +1,82 @@
+"""The incident window: `now`, `now-2h`, or ISO 8601 with a time zone, plus padding for context."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from ..errors import ParameterError
+
+_RELATIVE = re.compile(r"^now\s*(?:([+-])\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w))?$")
+_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+SEVERITIES = ("P0", "P1", "P2", "P3")
+
+
+def parse_when(text: str, *, now: datetime | None = None, name: str = "time") -> datetime:
+    """An aware UTC datetime from `now`, `now-2h`, `now-30m` or an ISO 8601 time with an offset (or Z)."""
+    now = now or datetime.now(timezone.utc)
+    s = str(text).strip()
+    m = _RELATIVE.match(s.lower())
+    if m:
+        if not m.group(1):
+            return now
+        delta = timedelta(seconds=float(m.group(2)) * _UNITS[m.group(3)])
+        return now - delta if m.group(1) == "-" else now + delta
+    try:
+        dt = datetime.fromisoformat(s.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ParameterError(f"{name} {text!r} is not a time: use ISO 8601 with a zone "
+                             f"(2026-11-21T22:40:00Z, 2026-11-21T23:40:00+01:00), now, or now-2h") from None
+    if dt.tzinfo is None:
+        raise ParameterError(f"{name} {text!r} has no time zone: add Z or an offset like +01:00 "
+                             f"(a post-mortem mixes server, log and laptop clocks)")
+    return dt.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Window:
+    """[start, end] of the incident; `before`/`after` widen it by the padding for context."""
+
+    start: datetime
+    end: datetime
+    padding: timedelta
+
+    @property
+    def before(self) -> datetime:
+        return self.start - self.padding
+
+    @property
+    def after(self) -> datetime:
+        return self.end + self.padding
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    def inside(self, ts: datetime) -> bool:
+        return self.start <= ts <= self.end
+
+    def text(self) -> str:
+        same_day = self.start.date() == self.end.date()
+        return (f"{self.start:%Y-%m-%d %H:%M:%S} to {self.end:%H:%M:%S} UTC" if same_day else
+                f"{self.start:%Y-%m-%d %H:%M:%S} to {self.end:%Y-%m-%d %H:%M:%S} UTC")
+
+
+def make_window(incident_start: str, incident_end: str, padding_minutes: float = 30, *,
+                now: datetime | None = None) -> Window:
+    now = now or datetime.now(timezone.utc)
+    start = parse_when(incident_start, now=now, name="incident_start")
+    end = parse_when(incident_end, now=now, name="incident_end")
+    if end <= start:
+        raise ParameterError(f"incident_end ({end:%Y-%m-%d %H:%M:%SZ}) must be after incident_start "
+                             f"({start:%Y-%m-%d %H:%M:%SZ})")
+    if not isinstance(padding_minutes, (int, float)) or padding_minutes < 0:
+        raise ParameterError(f"padding_minutes must be a number of minutes >= 0, got {padding_minutes!r}")
+    return Window(start, end, timedelta(minutes=padding_minutes))
+
+
+def check_severity(severity: str) -> str:
+    s = str(severity).strip().upper()
+    if s not in SEVERITIES:
+        raise ParameterError(f"severity {severity!r} must be one of {', '.join(SEVERITIES)}")
+    return s
