@@ -324,3 +324,35 @@ def test_initplan_fix_wraps_only_the_bare_calls():
                      "check_expr": None})
     assert rls.initplan_fix(row) == ('ALTER POLICY "own" ON public."My Items" USING (((user_id = (SELECT auth.uid())) '
                                      'OR (org = ( SELECT auth.jwt() AS jwt))));')
+
+
+def test_api_schemas_come_from_the_setting_the_authenticator_the_config_or_public(api_roles, any_db):
+    """splinter's exposure lints return nothing when pgrst.db_schemas is unset; here each source is used in turn
+    and the scope finding says which."""
+    any_db.execute("CREATE SCHEMA api; GRANT USAGE ON SCHEMA api, public TO anon; "
+                   "CREATE TABLE api.open_a (id int); CREATE TABLE public.open_p (id int); "
+                   "GRANT SELECT ON api.open_a, public.open_p TO anon")
+
+    def scope_and_tables(**target):
+        rb = Runbook("security-audit", "test", config=any_db.config(**target))
+        rb.connect()
+        rb.run(["security.scope", "security.rls_disabled"])
+        rb.close()
+        title = [f.title for f in rb.findings if f.check == "security.scope"][0]
+        return title, sorted(o for f in rb.findings if f.check == "security.rls_disabled" for o in f.objects)
+
+    assert scope_and_tables() == ("API-exposed schemas: public; from the default, public: no pgrst.db_schemas "
+                                  "setting and no api_schemas in opsbook.toml", ["public.open_p"])
+    assert scope_and_tables(api_schemas=["api", "absent"]) == (
+        "API-exposed schemas: api; from api_schemas of target 'test' in opsbook.toml", ["api.open_a"])
+    any_db.execute("DO $$ BEGIN CREATE ROLE authenticator NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    try:
+        any_db.execute(f'ALTER ROLE authenticator IN DATABASE "{any_db.name}" SET pgrst.db_schemas = \'api, public\'')
+        assert scope_and_tables(api_schemas=["public"]) == (
+            "API-exposed schemas: api, public; from pgrst.db_schemas set on role authenticator",
+            ["api.open_a", "public.open_p"])
+        any_db.execute(f'ALTER DATABASE "{any_db.name}" SET pgrst.db_schemas = \'api\'')
+        assert scope_and_tables() == ("API-exposed schemas: api; from the pgrst.db_schemas setting", ["api.open_a"])
+    finally:
+        any_db.execute(f'ALTER ROLE authenticator IN DATABASE "{any_db.name}" RESET ALL')
+        any_db.execute("DROP ROLE IF EXISTS authenticator")
