@@ -70,6 +70,14 @@ class MonthlyReport:
     def judge_trends(self):
         return self.rb.judge("health.trend", self.headlines())
 
+    def show_trends(self) -> None:
+        """health.trend's findings only: the headline table above already shows every number."""
+        from ..display import findings_html  # noqa: PLC0415
+
+        r = self.rb.results.get("health.trend")
+        if r is not None:
+            show_html(findings_html(r.findings))
+
     # ------------------------------------------------------------------ showing
     def link(self, run: Run | None, text: str | None = None) -> str:
         if run is None:
