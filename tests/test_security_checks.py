@@ -12,6 +12,7 @@ import pytest
 from opsbook.checks import load_all
 from opsbook.checks.security import audit, buckets, rls
 from opsbook.checks.security.roles import judge_ssl
+from opsbook.config import from_dict
 from opsbook.context import Runbook
 from opsbook.demo import LIVE_PROBLEMS, PROBLEMS
 from opsbook.findings import Severity
@@ -356,3 +357,38 @@ def test_api_schemas_come_from_the_setting_the_authenticator_the_config_or_publi
     finally:
         any_db.execute(f'ALTER ROLE authenticator IN DATABASE "{any_db.name}" RESET ALL')
         any_db.execute("DROP ROLE IF EXISTS authenticator")
+
+
+def test_connect_only_role_on_plain_postgres_completes_and_says_why(db):
+    """The runbook's library calls as a login role with nothing but CONNECT: every check ends in a finding, those
+    it cannot run say why, and sessions of other roles it cannot see are said, not assumed fine."""
+    role = f"t_connect_{uuid.uuid4().hex[:8]}"
+    db.execute(f'CREATE ROLE {role} LOGIN; REVOKE CONNECT ON DATABASE "{db.name}" FROM PUBLIC; '
+               f'GRANT CONNECT ON DATABASE "{db.name}" TO {role}')
+    other = db.connect()  # a session of another role: hidden from a role without pg_read_all_stats
+    try:
+        config = from_dict({"targets": {"test": {"dsn": db.server.conninfo(dbname=db.name, user=role)}}})
+        rb = Runbook("security-audit", "test", config=config)
+        rb.connect()
+        audit.run(rb)
+        metrics, fixes = audit.record(rb), audit.fixes(rb)
+        rb.close()
+        by = {}
+        for f in rb.findings:
+            by.setdefault(f.check, []).append(f)
+        assert set(by) == {"connectivity.unreachable", *audit.CHECKS} - set(audit.SUPABASE_CHECKS)
+        assert len(by["security.scope"]) == 1 and "do not apply" in by["security.scope"][0].title
+        assert "superusers" in by["security.password_expiry"][0].skipped
+        assert "pg_hba_file_rules" in by["security.hba"][0].skipped
+        assert "no auth.audit_log_entries" in by["security.failed_logins"][0].skipped
+        assert "log_path" in by["security.failed_logins"][0].remediation
+        hidden = [f for f in by["security.ssl"] if "could not be checked" in f.title]
+        assert hidden and hidden[0].value >= 1
+        for check in ("security.superusers", "security.public_schema_create", "security.default_privileges",
+                      "security.rls_initplan", "security.function_search_path"):
+            assert not any(f.skipped for f in by[check]), check
+        assert metrics["security_findings_critical"] == 0 and len(fixes) == 0
+    finally:
+        other.close()
+        db.execute(f'REVOKE CONNECT ON DATABASE "{db.name}" FROM {role}; DROP ROLE {role}')
+
