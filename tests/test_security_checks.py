@@ -206,6 +206,13 @@ def test_every_flaw_found_then_none_once_fixed(api_roles, any_db):
         assert listing.loc["photos", "method"] == "evaluated as anon"
         assert listing.loc["photos", "anon_objects_seen"] == 3
         assert not has(rb, "security.bucket_listing", "warning", "bucket:private")
+        # the same answer from the policy's text alone (a role that may not act as anon, or evaluate_policies off)
+        text_only = Runbook("security-audit", "test", config=any_db.config(), params={"evaluate_policies": False})
+        text_only.connect()
+        text_only.run(["security.bucket_listing"])
+        text_only.close()
+        assert [(f.severity.value, f.objects) for f in text_only.findings if f.check == "security.bucket_listing"] \
+            == [("warning", ["bucket:empty"]), ("warning", ["bucket:photos"])]
         exposed = audit.anon_exposure(rb)
         assert {"public.open_keys", "public.notes", "public.user_emails", "public.note_bodies",
                 "public.note_stats", "public.remote_rows", "storage bucket photos"} <= set(exposed["object"])
