@@ -120,15 +120,18 @@ def test_tool_output_is_scrubbed_of_every_password_form():
     assert not any(s in clean for s in ("p''q", "url-secret", "kv-secret", "key-secret")) and "***" in clean
 
 
-def test_the_live_server_is_never_the_restore_server():
+def test_only_a_server_marked_scratch_and_never_the_live_one_is_a_restore_target():
     from opsbook.config import from_dict
     from opsbook.errors import OpsbookError
-    from opsbook.recovery.runbook import restore_server
+    from opsbook.recovery.scratch import restore_target_server
 
     cfg = from_dict({"targets": {"prod": {"dsn": "host=db.x port=5432 user=u dbname=app"},
-                                 "prod_admin": {"dsn": "host=db.x user=admin dbname=postgres"},
-                                 "spare": {"dsn": "host=db.y user=u dbname=postgres"}}})
-    for same in ("prod", "prod_admin"):
-        with pytest.raises(OpsbookError, match="server of the live target"):
-            restore_server(cfg, same, live=cfg.target("prod"))
-    assert restore_server(cfg, "spare", live=cfg.target("prod")).label.startswith("target spare")
+                                 "prod_admin": {"dsn": "host=db.x user=admin dbname=postgres", "scratch": True},
+                                 "spare": {"dsn": "host=db.y user=u dbname=postgres", "scratch": True},
+                                 "other": {"dsn": "host=db.z user=u dbname=postgres"}}})
+    with pytest.raises(OpsbookError, match="server of the live target"):
+        restore_target_server(cfg, "prod_admin", live=cfg.target("prod"))
+    for unmarked in ("prod", "other"):
+        with pytest.raises(OpsbookError, match="not marked `scratch = true`"):
+            restore_target_server(cfg, unmarked, live=cfg.target("prod"))
+    assert restore_target_server(cfg, "spare", live=cfg.target("prod")).name == "spare"

@@ -254,7 +254,7 @@ def test_restore_errors_are_quoted_when_the_restore_server_is_older(src, pg15, t
     error is quoted, and the data still all comes back."""
     take(src, tmp_path, "custom")
     config = src.config()
-    config.targets["old"] = type(config.targets["test"])("old", dsn=pg15.conninfo())
+    config.targets["old"] = type(config.targets["test"])("old", dsn=pg15.conninfo(), extra={"scratch": True})
     rb = Runbook("backup-verification", "test", config=config)
     rb.connect()
     v = BackupVerification(rb, backup=str(tmp_path), restore_target="old").run()

@@ -6,6 +6,7 @@ import pwd
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,8 +24,11 @@ def _select_one(server: EmbeddedServer) -> int:
 
 
 @pytest.fixture
-def server(tmp_path):
-    s = EmbeddedServer(tmp_path / "data", port=free_port(), settings={"fsync": "off"})
+def server():
+    # under the suite's home, not tmp_path: a concurrent pytest resets /tmp/pytest-of-root to 0700, which locks
+    # the server account out of its data directory
+    s = EmbeddedServer(Path(tempfile.mkdtemp(dir=os.environ["OPSBOOK_HOME"])) / "data", port=free_port(),
+                       settings={"fsync": "off"})
     yield s
     s.stop()
 
@@ -110,6 +114,31 @@ def test_non_empty_foreign_directory_is_refused(tmp_path):
 def test_bad_bindir_is_a_clear_error(tmp_path):
     with pytest.raises(EmbeddedServerError, match="no pg_ctl"):
         EmbeddedServer(tmp_path / "data", bindir=tmp_path)
+
+
+def test_a_chosen_port_stays_and_a_taken_one_is_a_clear_error():
+    """Once a server has a port, clients and opsbook.toml files point at it: it never silently moves; `opsbook db
+    start` says so in one line."""
+    import socket
+
+    home = Path(tempfile.mkdtemp(dir=os.environ["OPSBOOK_HOME"]))
+    server = EmbeddedServer(home / "embedded", port=free_port(), settings={"fsync": "off"})
+    try:
+        port = server.start()["port"]
+        server.stop()
+        with socket.socket() as blocker:
+            blocker.bind(("127.0.0.1", port))
+            blocker.listen()
+            with pytest.raises(EmbeddedServerError, match=f"port {port} .* is taken by another program"):
+                server.start()
+            assert server.configured_port() == port and not server.status()["running"]
+            cli = subprocess.run([sys.executable, "-m", "opsbook.cli", "db", "start"], capture_output=True,
+                                 text=True, env={**os.environ, "OPSBOOK_HOME": str(home)}, timeout=120, cwd=home)
+        assert cli.returncode == 1 and f"port {port}" in cli.stderr and "taken" in cli.stderr, cli.stderr
+        assert len(cli.stderr.strip().splitlines()) == 1 and "Traceback" not in cli.stderr
+        assert server.start()["port"] == port  # free again: the same port
+    finally:
+        server.stop()
 
 
 def test_second_major_version_from_another_bindir(tmp_path):

@@ -165,8 +165,13 @@ class EmbeddedServer:
                 if stale.exists():
                     stale.unlink()  # left by a killed server or a reboot
                 port = self.configured_port()
-                if port is None or not _port_free(port):
+                if port is None:
                     self._write_conf(keep_port=False)
+                elif not _port_free(port):
+                    # once chosen, the port stays: clients and opsbook.toml files point at it
+                    raise EmbeddedServerError(
+                        f"port {port} of the embedded server in {self.data_dir} is taken by another program; "
+                        f"stop that program, or set another port in {self.data_dir / CONF_FILE}")
                 self._run([self.bindir / "pg_ctl", "-D", self.data_dir, "-w", "-t", "60",
                            "-l", self.log_file, "start"], what="start")
         return self.status()
@@ -210,39 +215,17 @@ class EmbeddedServer:
         self._chown(path)
 
     def _account(self) -> str | None:
-        return SERVER_ACCOUNT if os.geteuid() == 0 else None
+        return server_account()
 
     def _prepare_for_account(self) -> None:
         """As root: make the server account, give it the data directory and a path to it and the binaries."""
-        account = self._account()
-        if not account:
-            return
-        try:
-            pwd.getpwnam(account)
-        except KeyError:
-            subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-                            "--shell", "/usr/sbin/nologin", account], check=True, capture_output=True)
-        for path in (self.data_dir, self.bindir):
-            for parent in path.parents:  # the account must be able to traverse to both
-                mode = parent.stat().st_mode
-                if not mode & stat.S_IXOTH:
-                    parent.chmod(mode | stat.S_IXOTH)
-        self.data_dir.chmod(0o700)
-        self._chown(self.data_dir)
+        prepare_account(self.data_dir, self.bindir)
 
     def _chown(self, path: Path) -> None:
-        account = self._account()
-        if account:
-            pw = pwd.getpwnam(account)
-            os.chown(path, pw.pw_uid, pw.pw_gid)
+        chown_to_account(path)
 
     def _run(self, cmd: list, what: str = "init") -> None:
-        account = self._account()
-        kw: dict = {"capture_output": True, "text": True, "cwd": "/",
-                    "env": {**os.environ, "LC_ALL": "C", "TZ": "UTC"}}
-        if account:
-            kw.update(user=account, group=account, extra_groups=[])
-        out = subprocess.run([str(c) for c in cmd], **kw)
+        out = run_as_account(cmd)
         if out.returncode != 0:
             tail = ""
             if what == "start" and self.log_file.exists():
@@ -264,8 +247,76 @@ class EmbeddedServer:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+# ------------------------------------------------------------------------------------------ the server account
+# Shared by the embedded server and the throwaway clusters of opsbook.sandbox: PostgreSQL refuses to run as root.
+def server_account() -> str | None:
+    """The OS account PostgreSQL runs as: SERVER_ACCOUNT when we are root, else None (the invoking user)."""
+    return SERVER_ACCOUNT if os.geteuid() == 0 else None
+
+
+def prepare_account(data_dir: Path, bindir: Path) -> None:
+    """As root: make the server account, give it `data_dir` (0700) and a path to it and to the binaries."""
+    account = server_account()
+    if not account:
+        return
+    try:
+        pwd.getpwnam(account)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                        "--shell", "/usr/sbin/nologin", account], check=True, capture_output=True)
+    for path in (Path(data_dir), Path(bindir)):
+        for parent in path.parents:  # the account must be able to traverse to both
+            mode = parent.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                parent.chmod(mode | stat.S_IXOTH)
+    Path(data_dir).chmod(0o700)
+    chown_to_account(data_dir)
+
+
+def chown_to_account(path: Path) -> None:
+    account = server_account()
+    if account:
+        pw = pwd.getpwnam(account)
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+def account_env() -> dict[str, str]:
+    return {**os.environ, "LC_ALL": "C", "TZ": "UTC"}
+
+
+def run_as_account(cmd: list) -> subprocess.CompletedProcess:
+    """Run a PostgreSQL server binary (initdb, pg_ctl) as the server account, from /."""
+    kw: dict = {"capture_output": True, "text": True, "cwd": "/", "env": account_env()}
+    account = server_account()
+    if account:
+        kw.update(user=account, group=account, extra_groups=[])
+    return subprocess.run([str(c) for c in cmd], **kw)
+
+
+def become_account(death_signal: int | None = None):
+    """A preexec_fn: drop to the server account (when root), then ask the kernel to send `death_signal` to the
+    child when its parent dies, so a server started this way never outlives the process that owns it. (The order
+    matters: a change of user clears the parent-death signal, so it is set after.)"""
+    account = server_account()
+    pw = pwd.getpwnam(account) if account else None
+
+    def preexec() -> None:
+        if pw is not None:
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+        if death_signal is not None:
+            import ctypes  # noqa: PLC0415 - Linux only; elsewhere the orphan sweep is the fallback
+
+            with contextlib.suppress(OSError, AttributeError):
+                ctypes.CDLL(None, use_errno=True).prctl(1, int(death_signal), 0, 0, 0)  # PR_SET_PDEATHSIG
+
+    return preexec
+
+
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the postmaster binds: TIME_WAIT is free
         try:
             s.bind(("127.0.0.1", port))
             return True

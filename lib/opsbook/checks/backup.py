@@ -91,6 +91,15 @@ def judge_integrity(df) -> list[Finding]:
         return none
     failed = df[~df["ok"].astype(bool)]
     fmt = df.attrs.get("format") or "unknown format"
+    if len(failed) and "refused" in failed and failed["refused"].fillna(False).astype(bool).any():
+        step = failed[failed["refused"].fillna(False).astype(bool)].iloc[0]
+        return [Finding("backup.integrity", Severity.CRITICAL, "backup refused: the SQL script holds a psql "
+                        "meta-command or statement that must never run",
+                        detail=f"{step['message']}. Nothing of the script was run: a plain backup is fed to psql, "
+                               "which would run it on this machine.", objects=[df.attrs.get("path", "")],
+                        value=step["step"],
+                        remediation="pg_dump never writes such lines outside COPY data: treat the file as hostile "
+                                    "or tampered with, keep it for the post-mortem and verify another backup.")]
     if len(failed):
         step = failed.iloc[0]
         return [Finding("backup.integrity", Severity.CRITICAL, f"backup does not read whole: {step['step']} failed",
@@ -114,23 +123,43 @@ def judge_restore(df) -> list[Finding]:
                            objects=[a.get("scratch", "")],
                            remediation=f'DROP DATABASE IF EXISTS "{a.get("scratch")}" WITH (FORCE);  -- on '
                                        f"{a.get('restore_server', 'the restore server')}"))
+    if a.get("dropped_orphans"):
+        gone = list(a["dropped_orphans"])
+        out.append(Finding("backup.restore", Severity.INFO, f"dropped {len(gone)} scratch restore(s) left by runs "
+                           "that were killed", objects=[f"{o.get('where', 'scratch')} {o['name']}" for o in gone],
+                           detail="; ".join(f"{o['name']}: {o.get('why', '')}, {human_bytes(o.get('size_bytes', 0))}"
+                                            for o in gone) + ". Scratch restores owned by a run still going are "
+                                  "never touched (each holds a lock for as long as its run lives).",
+                           value=len(gone)))
     if a.get("leftovers"):
         names = list(a["leftovers"])
-        out.append(Finding("backup.restore", Severity.WARNING, f"{len(names)} scratch database(s) left by earlier "
-                           "runs that were killed", objects=names, detail="opsbook drops its scratch databases "
-                           "when a run ends; these outlived a run that was killed before it could.",
+        out.append(Finding("backup.restore", Severity.INFO, f"{len(names)} scratch database(s) no run holds any more",
+                           objects=names, detail="No running opsbook holds them (each run holds an advisory lock "
+                           "on its own); they are dropped by the first run that finds them older than 24 h.",
                            remediation="\n".join(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE);' for n in names)))
+    if a.get("refused"):
+        out.insert(0, Finding("backup.restore", Severity.CRITICAL, "restore refused: the backup holds a command "
+                              "that must never run", detail=f"{a['refused']}. Nothing after it was run; the "
+                              "scratch was deleted.", objects=[a.get("path", "")],
+                              remediation="Do not restore this file with psql. Find out who wrote it: pg_dump never "
+                                          "writes such lines."))
+        return out
     if none := _nothing("backup.restore", df, "restore"):
         return none + out
-    where = f"into scratch database {a.get('scratch')} on {a.get('restore_server')}"
+    where = (f"into a throwaway cluster ({a.get('scratch')})" if a.get("scratch_kind") == "cluster" else
+             f"into scratch database {a.get('scratch')} on {a.get('restore_server')}")
+    dropped = ("" if "dropped" not in a else " The scratch was dropped afterwards." if a.get("dropped") else
+               " The scratch was NOT dropped.")
+    notes = " ".join(x for x in (a.get("contained"), _left_out(a.get("left_out")), a.get("jobs_note")) if x)
+    notes = f"\n{notes}" if notes else ""
     if a.get("fatal"):
         fatal = a["fatal"]
         title = fatal if len(fatal) <= 160 else fatal[:157].rsplit(" ", 1)[0] + " ..."
         out.insert(0, Finding("backup.restore", Severity.CRITICAL, "restore failed: " + title,
-                              detail=f"pg_restore said: {fatal}\n"
+                              detail=f"{'pg_restore' if 'pg_restore' in str(a.get('command')) else 'The restore'} "
+                                     f"said: {fatal}\n"
                                      f"{a.get('command')}; stopped after {a.get('duration_s', 0):.1f} s with "
-                                     f"{len(df)} statement error(s) before it. The scratch database was "
-                                     f"{'dropped' if a.get('dropped') else 'NOT dropped'}.",
+                                     f"{len(df)} statement error(s) before it.{dropped}{notes}",
                               objects=[a.get("path", "")], value=a.get("returncode"),
                               remediation="This backup does not restore. Take a new backup and verify it; keep "
                                           "the damaged one for the post-mortem."))
@@ -141,17 +170,22 @@ def judge_restore(df) -> list[Finding]:
         out.insert(0, Finding("backup.restore", Severity.WARNING,
                               f"restore completed with {len(df)} error(s) {where}",
                               detail=f"Most frequent: {quoted}. The completeness check below shows what is "
-                                     "missing because of them.", value=len(df),
+                                     f"missing because of them.{dropped}{notes}", value=len(df),
                               remediation="Errors about missing roles or extensions come from the restore server: "
                                           "create the roles (CREATE ROLE name NOLOGIN) or restore into a server "
                                           "that has them (restore_target). Other errors mean the backup would "
                                           "not restore cleanly in an emergency either."))
         return out
     out.insert(0, ok("backup.restore", f"restored without errors in {human_seconds(a.get('duration_s', 0))} {where}",
-                     detail=f"{a.get('command')}. The scratch database was "
-                            f"{'dropped afterwards' if a.get('dropped') else 'not dropped'}.",
+                     detail=f"{a.get('command')}.{dropped}{notes}",
                      value=round(float(a.get("duration_s", 0)), 3)))
     return out
+
+
+def _left_out(left_out) -> str:
+    if not left_out:
+        return ""
+    return "Left out of the script: " + "; ".join(f"{n}x {why}" for why, n in left_out.items()) + "."
 
 
 # ------------------------------------------------------------------------------------------ backup.completeness
@@ -248,6 +282,16 @@ def judge_restore_time(df, *, rto_minutes: float = 240, database_restore_minutes
 # ------------------------------------------------------------------------------------------ table recovery
 def judge_key(df) -> list[Finding]:
     row = df.iloc[0]
+    problem = row.get("problem") if "problem" in row else None
+    if problem == "unreachable":
+        return [Finding("recovery.key", Severity.CRITICAL, f"the live database could not be reached: {row['table']} "
+                        "could not be looked up", detail=row.get("message") or "", objects=[row["table"]],
+                        remediation="See connectivity: nothing can be recovered until the database answers.")]
+    if problem in ("key", "filter"):
+        return [Finding("recovery.key", Severity.CRITICAL, f"{'key' if problem == 'key' else 'filter'} does not fit "
+                        f"{row['table']}: {row['message']}", objects=[row["table"]],
+                        remediation="Name columns of the table: key=\"col1,col2\"" if problem == "key" else
+                        "Give one SQL condition on the table's columns, e.g. filter=\"created_at >= '2026-11-01'\"")]
     if not row["exists"]:
         return [Finding("recovery.key", Severity.CRITICAL, f"table {row['table']} does not exist live",
                         detail=row.get("message") or "", objects=[row["table"]],

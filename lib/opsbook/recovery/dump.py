@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .tools import Client, libpq_args, scrub
+from .tools import Client, client_connection, scrub
 
 FORMATS = {"custom": ("c", ".dump"), "directory": ("d", ".dir"), "plain": ("p", ".sql"), "tar": ("t", ".tar")}
 # pg_dump takes ACCESS SHARE locks on every table; behind a pending ACCESS EXCLUSIVE lock (a migration) it would
@@ -44,17 +44,18 @@ def take(client: Client, conninfo: str, dest: Path, fmt: str = "custom", timeout
     if fmt not in FORMATS:
         raise ValueError(f"dump format {fmt!r} is not one of {', '.join(FORMATS)}")
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dsn, env = libpq_args(conninfo, "opsbook-pg_dump")
-    cmd = [client.path("pg_dump"), f"--format={FORMATS[fmt][0]}", f"--lock-wait-timeout={LOCK_WAIT_TIMEOUT_MS}",
-           "--no-password", "--file", str(dest), "--dbname", dsn]
-    shown = " ".join(cmd[:-1] + ["'<target>'"])
+    private_folder(dest.parent)
     t0 = time.perf_counter()
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, errors="replace", env=env, timeout=timeout_s)
-        code, stderr = out.returncode, out.stderr
-    except subprocess.TimeoutExpired:
-        code, stderr = -1, f"pg_dump did not finish within {timeout_s:.0f} s and was stopped"
+    with client_connection(conninfo, "opsbook-pg_dump") as (dsn, env):
+        cmd = [client.path("pg_dump"), f"--format={FORMATS[fmt][0]}", f"--lock-wait-timeout={LOCK_WAIT_TIMEOUT_MS}",
+               "--no-password", "--file", str(dest), "--dbname", dsn]
+        shown = " ".join(cmd[:-1] + ["'<target>'"])
+        try:  # umask 077: a dump holds every row, it is created readable by its owner only (0600, 0700)
+            out = subprocess.run(cmd, capture_output=True, text=True, errors="replace", env=env, timeout=timeout_s,
+                                 umask=0o077)
+            code, stderr = out.returncode, out.stderr
+        except subprocess.TimeoutExpired:
+            code, stderr = -1, f"pg_dump did not finish within {timeout_s:.0f} s and was stopped"
     seconds = time.perf_counter() - t0
     if code != 0:
         _remove(dest)
@@ -75,6 +76,15 @@ def explain(stderr: str, client: Client) -> str:
     elif "lock" in text and "timeout" in text:
         text += " -- a table was locked exclusively (a migration?); retry when it is done"
     return text
+
+
+def private_folder(folder: Path) -> Path:
+    """Make `folder` (and missing parents) 0700; an existing folder opsbook did not make is left as it is."""
+    folder = Path(folder)
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700)
+        folder.chmod(0o700)
+    return folder
 
 
 def prune(folder: Path, keep: int, prefix: str) -> list[Path]:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from . import archive, restore, rows
-from .runbook import ClientChoice, backups_folder, judge, restore_server, user_path
+from . import archive, restore, rows, script
+from . import scratch as scratch_mod
+from .runbook import ClientChoice, backups_folder, judge, user_path
 from .tools import scrub
 
 CHECKS = ("recovery.key", "backup.missing", "backup.restore", "recovery.source", "recovery.missing_rows",
           "recovery.changed_rows", "recovery.apply")
+
+
+def _one_line(e: Exception) -> str:
+    return scrub(" ".join(f"{type(e).__name__}: {e}".split()))[:400]
 
 
 def _frame(rows_=None, columns=None, **attrs):
@@ -67,15 +72,22 @@ class TableRecovery:
         row = {"table": self.table, "exists": False, "key_columns": "", "key_source": "", "candidates": "",
                "message": ""}
         if not self.rb.connected:
-            row["message"] = "the live database could not be reached"
+            row.update(message="the live database could not be reached", problem="unreachable")
             return self._judge_key(row, done)
         try:
             rows.check_filter(self.filter)
             self.info = rows.table_info(self.rb.db, self.table, self.key)
-        except (rows.KeyColumnError, ValueError) as e:
-            row.update(exists=True, message=str(e), candidates=str(e))
+        except rows.KeyColumnError as e:
+            row.update(exists=True, message=str(e), problem="key")
+            return self._judge_key(row, done)
+        except ValueError as e:
+            row.update(exists=True, message=str(e), problem="filter")
             return self._judge_key(row, done)
         if self.info is None:
+            return self._judge_key(row, done)
+        problem = rows.try_filter(self.rb.db, self.info, self.filter)
+        if problem:
+            row.update(table=self.info.display, exists=True, message=problem, problem="filter")
             return self._judge_key(row, done)
         self.referencing = rows.referencing(self.rb.db, self.info)
         row.update(table=self.info.display, exists=True, key_columns=", ".join(self.info.key),
@@ -103,23 +115,28 @@ class TableRecovery:
         return usable
 
     def _restore_and_compare(self, done: set[str]) -> None:
-        server = restore_server(self.rb.config, self.restore_target, live=self.rb.target)
-        client = self.clients.for_restore(server.admin_conninfo, self.backup)
-        if client is None:
-            return
         from ..db import raw_connect  # noqa: PLC0415
+        from .verify import restore_attrs  # noqa: PLC0415
 
-        with restore.scratch_database(server.admin_conninfo, "recover") as scratch:
+        extensions = script.scan(self.backup).extensions if not self.backup.is_archive else []
+        with scratch_mod.open_scratch(self.rb.config, self.restore_target, self.rb.target, "recover") as scratch:
+            client = self.clients.for_restore(scratch.admin_conninfo, self.backup)
+            if client is None:
+                return
+            scratch_mod.prepare(scratch, self.backup, self.clients.for_reading(self.backup), self.rb.db, extensions)
             self.result = restore.restore_table(self.backup, client, scratch.conninfo, self.info.schema,
-                                                self.info.name)
+                                                self.info.name, scratch=scratch)
             if self.result.completed:
-                with raw_connect(scratch.conninfo, read_only=False, statement_timeout_ms=0) as sc, \
-                        raw_connect(self.rb.target.conninfo(), statement_timeout_ms=self.rb.statement_timeout_ms) as lc:
-                    self._compare(sc, lc, done)
+                try:
+                    with raw_connect(scratch.conninfo, read_only=False, statement_timeout_ms=0) as sc, \
+                            raw_connect(self.rb.target.conninfo(),
+                                        statement_timeout_ms=self.rb.statement_timeout_ms) as lc:
+                        self._compare(sc, lc, done)
+                except Exception as e:  # noqa: BLE001 - the restore worked; reading live or comparing did not
+                    self.failure = ("comparing the backup's rows with live failed, nothing was written: "
+                                    f"{_one_line(e)}")
         errors = self.result.errors_frame()
-        errors.attrs.update(scratch=scratch.name, dropped=scratch.dropped, drop_error=scratch.drop_error,
-                            fatal=self.result.fatal, command=self.result.command, duration_s=self.result.duration_s,
-                            returncode=self.result.returncode, restore_server=server.label,
+        errors.attrs.update(**restore_attrs(scratch, self.result), restore_server=scratch.label,
                             path=str(self.backup.path))
         judge(self.rb, "backup.restore", errors)
         done.add("backup.restore")

@@ -9,12 +9,12 @@ import secrets
 import subprocess
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from .archive import Backup, toc_kind
-from .tools import Client, libpq_args, scrub, session_for, with_dbname
+from .tools import Client, scrub, session_for
 
 SCRATCH_PREFIXES = ("opsbook_verify", "opsbook_recover")
 _SCRATCH_NAME = re.compile(r"^opsbook_(verify|recover)_\d{8}_\d{6}_[0-9a-f]{4}$")
@@ -32,19 +32,7 @@ def phase_of(kind: str) -> str:
     return "data" if kind in DATA_KINDS else "post-data" if kind in POST_KINDS else "pre-data"
 
 
-# ------------------------------------------------------------------------------------------ scratch databases
-@dataclass
-class ScratchDatabase:
-    """A database opsbook created for one run, on the restore server; dropped when the run ends."""
-
-    name: str
-    conninfo: str
-    admin_conninfo: str
-    created_at: dt.datetime
-    dropped: bool = False
-    drop_error: str | None = None
-
-
+# ------------------------------------------------------------------------------------------ scratch names
 def scratch_name(purpose: str = "verify", at: dt.datetime | None = None) -> str:
     """opsbook_verify_20261121_224812_3fa1: unmistakable, sortable, unique within the second."""
     if purpose not in ("verify", "recover"):
@@ -55,40 +43,6 @@ def scratch_name(purpose: str = "verify", at: dt.datetime | None = None) -> str:
 
 def is_scratch_name(name: str) -> bool:
     return bool(_SCRATCH_NAME.match(name))
-
-
-@contextlib.contextmanager
-def scratch_database(admin_conninfo: str, purpose: str = "verify") -> Iterator[ScratchDatabase]:
-    """CREATE DATABASE opsbook_<purpose>_<timestamp>; yield it; DROP ... WITH (FORCE) whatever happened inside.
-
-    `admin_conninfo` points at the restore server's maintenance database (postgres); never at the live target's
-    database: we only ever drop the name we generated here.
-    """
-    from ..db import raw_connect  # noqa: PLC0415
-
-    name = scratch_name(purpose)
-    with raw_connect(admin_conninfo, read_only=False, statement_timeout_ms=120_000) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    scratch = ScratchDatabase(name, with_dbname(admin_conninfo, name), admin_conninfo,
-                              dt.datetime.now(dt.timezone.utc))
-    try:
-        yield scratch
-    finally:
-        drop(scratch)
-
-
-def drop(scratch: ScratchDatabase) -> None:
-    """Drop the scratch database, terminating anything still connected (a restore we stopped, say)."""
-    from ..db import raw_connect  # noqa: PLC0415
-
-    if not is_scratch_name(scratch.name):  # never drop anything we did not name
-        raise ValueError(f"refusing to drop {scratch.name!r}: not an opsbook scratch database name")
-    try:
-        with raw_connect(scratch.admin_conninfo, read_only=False, statement_timeout_ms=120_000) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{scratch.name}" WITH (FORCE)')
-        scratch.dropped = True
-    except Exception as e:  # noqa: BLE001 - reported as a finding: the name and the command to drop it
-        scratch.drop_error = scrub(" ".join(str(e).split()))
 
 
 def leftovers(admin_conninfo: str):
@@ -110,6 +64,8 @@ class RestoreResult:
     errors: list[dict] = field(default_factory=list)  # message, context
     fatal: str | None = None  # an error that stopped the restore (unreadable data, lost connection)
     timed_out: bool = False
+    refused: str | None = None  # the line of a plain script that was refused (a psql meta-command)
+    left_out: dict = field(default_factory=dict)  # statements of a plain script not run, by why
 
     @property
     def completed(self) -> bool:
@@ -129,53 +85,65 @@ class RestoreResult:
 
 
 def restore(backup: Backup, client: Client, conninfo: str, *, jobs: int = 1, section: str | None = None,
-            table: tuple[str, str] | None = None, timeout_s: float | None = None) -> RestoreResult:
+            table: tuple[str, str] | None = None, timeout_s: float | None = None, scratch=None) -> RestoreResult:
     """Restore `backup` into the (scratch) database at `conninfo`, timing every object as it goes.
 
-    Archives go through pg_restore --verbose (--no-owner --no-privileges: the restore server need not have the
-    live server's roles); plain SQL is fed to psql line by line. Errors do not stop the restore, as with
-    pg_restore's and psql's defaults; they are collected and quoted.
+    Archives go through pg_restore --verbose (--no-owner --no-privileges, never --create: the contents go into
+    the scratch database; with `scratch.list_file`, the entries opsbook made beforehand are left out). Plain SQL
+    is fed to psql line by line through a ScriptGuard: a psql meta-command stops the restore before psql sees
+    it, CREATE/DROP DATABASE, \\connect, ownership and grants are left out. Errors do not stop the restore, as
+    with pg_restore's and psql's defaults; they are collected and quoted.
     """
+    from .script import ScriptGuard  # noqa: PLC0415
+    from .tools import client_connection  # noqa: PLC0415
+
     if not is_scratch_name(_dbname(conninfo)):
         raise ValueError("restores only ever go into an opsbook scratch database")
-    dsn, env = libpq_args(conninfo, "opsbook-restore")
-    if backup.is_archive:
-        cmd = [client.path("pg_restore"), "--verbose", "--no-owner", "--no-privileges", "--no-password"]
-        if jobs > 1 and not table:
-            cmd.append(f"--jobs={jobs}")
-        if section:
-            cmd.append(f"--section={section}")
-        if table:
-            cmd += ["--schema", table[0], "--table", table[1]]
-        cmd += ["--dbname", dsn, str(backup.path)]
-        shown = " ".join(cmd[:-3] + ["--dbname", "'<scratch>'", str(backup.path)])
-        return _watch(cmd, env, shown, _pg_restore_line, stdin_feed=None, timeout_s=timeout_s)
-    cmd = [client.path("psql"), "--no-psqlrc", "--quiet", "--no-password", "--output=/dev/null",
-           "--set=ON_ERROR_STOP=0", "--file=-", "--dbname", dsn]
-    shown = " ".join(cmd[:-1] + ["'<scratch>'", "<", str(backup.path)])
-    only = f"{table[0]}.{table[1]}" if table else None
-    return _watch(cmd, env, shown, _psql_line, stdin_feed=backup, timeout_s=timeout_s, copy_only=only)
+    with client_connection(conninfo, "opsbook-restore") as (dsn, env):
+        if backup.is_archive:
+            cmd = [client.path("pg_restore"), "--verbose", "--no-owner", "--no-privileges", "--no-password"]
+            if jobs > 1 and not table:
+                cmd.append(f"--jobs={jobs}")
+            if section:
+                cmd.append(f"--section={section}")
+            if table:
+                cmd += ["--schema", table[0], "--table", table[1]]
+            if scratch is not None and scratch.list_file:
+                cmd += ["--use-list", scratch.list_file]
+            cmd += ["--dbname", dsn, str(backup.path)]
+            shown = " ".join(cmd[:-3] + ["--dbname", "'<scratch>'", str(backup.path)])
+            return _watch(cmd, env, shown, _pg_restore_line, stdin_feed=None, timeout_s=timeout_s)
+        cmd = [client.path("psql"), "--no-psqlrc", "--quiet", "--no-password", "--output=/dev/null",
+               "--set=ON_ERROR_STOP=0", "--file=-", "--dbname", dsn]
+        shown = " ".join(cmd[:-1] + ["'<scratch>'", "<", str(backup.path)])
+        only = f"{table[0]}.{table[1]}" if table else None
+        guard = ScriptGuard(scratch.precreated_schemas if scratch else set(),
+                            bool(scratch and scratch.skip_extensions))
+        as_account = bool(scratch is not None and scratch.run_as_account)
+        return _watch(cmd, env, shown, _psql_line, stdin_feed=backup, timeout_s=timeout_s, copy_only=only,
+                      guard=guard, as_account=as_account)
 
 
 def restore_table(backup: Backup, client: Client, conninfo: str, schema: str, table: str,
-                  timeout_s: float | None = None) -> RestoreResult:
+                  timeout_s: float | None = None, scratch=None) -> RestoreResult:
     """The schema (pre-data) and one table's rows: all a table recovery needs, without every other table's data.
 
     Archives: pg_restore --section=pre-data, then --section=data for that table. Plain SQL: the whole script, but
     the COPY blocks of other tables are skipped on the way to psql.
     """
     if not backup.is_archive:
-        return restore(backup, client, conninfo, table=(schema, table), timeout_s=timeout_s)
-    first = restore(backup, client, conninfo, section="pre-data", timeout_s=timeout_s)
+        return restore(backup, client, conninfo, table=(schema, table), timeout_s=timeout_s, scratch=scratch)
+    first = restore(backup, client, conninfo, section="pre-data", timeout_s=timeout_s, scratch=scratch)
     if not first.completed:
         return first
-    second = restore(backup, client, conninfo, section="data", table=(schema, table), timeout_s=timeout_s)
+    second = restore(backup, client, conninfo, section="data", table=(schema, table), timeout_s=timeout_s,
+                     scratch=scratch)
     offset = first.duration_s
     events = first.events + [{**e, "start_s": e["start_s"] + offset, "end_s": e["end_s"] + offset}
                              for e in second.events]
     return RestoreResult(f"{first.command}; {second.command}", second.returncode or first.returncode,
                          first.duration_s + second.duration_s, events, first.errors + second.errors, second.fatal,
-                         second.timed_out)
+                         second.timed_out, second.refused)
 
 
 def _dbname(conninfo: str) -> str:
@@ -287,16 +255,25 @@ _PLAIN_ITEM = re.compile(r"^-- (?:Data for )?Name: (.+?); Type: ([A-Z][A-Z ]*?);
 _COPY = re.compile(rb"^COPY (\S+) ")
 
 
-def _feed(backup: Backup, proc: subprocess.Popen, tl: _Timeline, state: dict, copy_only: str | None) -> None:
-    """Write the SQL script to psql, stamping each object as its comment goes through the pipe; with `copy_only`
-    ("schema.table"), the COPY blocks of every other table are left out."""
+def _feed(backup: Backup, proc: subprocess.Popen, tl: _Timeline, state: dict, copy_only: str | None, guard) -> None:
+    """Write the SQL script to psql, each line judged by `guard` first, stamping each object as its comment goes
+    through the pipe; with `copy_only` ("schema.table"), the COPY blocks of every other table are left out. A
+    refused line stops everything: psql is killed before it could read it."""
     opener = gzip.open if backup.format == "plain.gz" else open
     skipping = False
     try:
         with opener(backup.path, "rb") as f:
             for raw in f:
+                decision = guard.judge(raw)
+                if decision.refusal is not None:
+                    state["refused"] = str(decision.refusal)
+                    state["fatal"] = f"refused, nothing more was run: {decision.refusal}"
+                    proc.kill()
+                    return
                 if skipping:
                     skipping = raw not in (b"\\.\n", b"\\.\r\n")
+                    continue
+                if not decision.keep:
                     continue
                 if raw.startswith(b"-- ") and (m := _PLAIN_ITEM.match(raw.decode("utf-8", "replace"))):
                     schema = m.group(3).strip()
@@ -308,22 +285,28 @@ def _feed(backup: Backup, proc: subprocess.Popen, tl: _Timeline, state: dict, co
                 proc.stdin.write(raw)
     except BrokenPipeError:
         pass  # psql went away; its stderr says why
-    except (OSError, EOFError) as e:  # a gzip that is cut short or corrupt
+    except (OSError, EOFError, zlib.error) as e:  # a gzip that is cut short or corrupt
         state["fatal"] = f"the SQL script could not be read to its end: {e}"
     finally:
+        state["left_out"] = dict(guard.left_out)
         with contextlib.suppress(OSError):
             proc.stdin.close()
 
 
 def _watch(cmd, env, shown, parse_line, *, stdin_feed: Backup | None, timeout_s: float | None,
-           copy_only: str | None = None) -> RestoreResult:
+           copy_only: str | None = None, guard=None, as_account: bool = False) -> RestoreResult:
     tl = _Timeline()
     state: dict = {"errors": [], "fatal": None}
+    kw = {}
+    if as_account:  # psql, the one tool with shell escapes, runs as the unprivileged server account
+        from ..embedded import become_account  # noqa: PLC0415
+
+        kw = {"preexec_fn": become_account(), "cwd": "/"}
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin_feed else subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, **kw)
     feeder = None
     if stdin_feed is not None:
-        feeder = threading.Thread(target=_feed, args=(stdin_feed, proc, tl, state, copy_only), daemon=True)
+        feeder = threading.Thread(target=_feed, args=(stdin_feed, proc, tl, state, copy_only, guard), daemon=True)
         feeder.start()
     reader = threading.Thread(target=_read_stderr, args=(proc, tl, state, parse_line), daemon=True)
     reader.start()
@@ -346,7 +329,8 @@ def _watch(cmd, env, shown, parse_line, *, stdin_feed: Backup | None, timeout_s:
         fatal = f"the restore did not finish within {timeout_s / 60:.0f} min and was stopped"
     elif proc.returncode != 0 and not state["errors"] and not fatal:
         fatal = f"{Path(cmd[0]).name} exited with status {proc.returncode}"
-    return RestoreResult(shown, proc.returncode, t_end, events, state["errors"], fatal and scrub(fatal), timed_out)
+    return RestoreResult(shown, proc.returncode, t_end, events, state["errors"], fatal and scrub(fatal), timed_out,
+                         state.get("refused"), state.get("left_out", {}))
 
 
 def _read_stderr(proc, tl: _Timeline, state: dict, parse_line) -> None:

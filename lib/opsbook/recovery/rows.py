@@ -93,6 +93,20 @@ def check_filter(filter_sql: str | None) -> str | None:
     return filter_sql or None
 
 
+def try_filter(session, info: TableInfo, filter_sql: str | None) -> str | None:
+    """Plan the filter on live (EXPLAIN, so nothing is read): its error, one line, or None when it is valid."""
+    if not filter_sql:
+        return None
+    try:
+        session.conn.connection.driver_connection.execute(
+            f"EXPLAIN SELECT 1 FROM {info.qualified} t{_where(filter_sql)}")
+    except Exception as e:  # noqa: BLE001 - a syntax error, an unknown column, no privilege
+        orig = getattr(e, "orig", e)
+        first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+        return f"filter {filter_sql!r} does not work on {info.display}: {first}"
+    return None
+
+
 @dataclass
 class Diff:
     missing: int

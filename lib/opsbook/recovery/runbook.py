@@ -9,37 +9,12 @@ from ..errors import OpsbookError
 from ..paths import user_path
 from .tools import with_dbname
 
-DEMO_BACKUPS_KEEP = 5  # dumps of the demo database kept in its backups folder
+DEMO_BACKUPS_KEEP = 1  # dumps of the demo database kept in its backups folder: the newest only
 
 
 def judge(rb, check_id: str, data: Any):
     """Judge data this package gathered (files, pg_restore output) as a check of the runbook `rb`."""
     return rb.judge(check_id, data)
-
-
-@dataclass
-class RestoreServer:
-    """The server that receives scratch databases: the embedded one by default, or a configured target's."""
-
-    admin_conninfo: str  # its maintenance database
-    label: str  # safe to show
-    data_dir: Path | None = None  # when it is a local embedded server: for the free-disk check
-
-
-def restore_server(config, restore_target: str | None, live=None) -> RestoreServer:
-    """`restore_target` names a target in opsbook.toml whose server gets the scratch database; None: the embedded
-    server (started if needed). Never the live target's own server: a full restore there is a write to production
-    that no confirm was asked for."""
-    if restore_target:
-        t = config.target(restore_target)
-        if t.embedded:
-            return _embedded()
-        same_server = _server_of(t) is not None and _server_of(t) == _server_of(live) if live is not None else False
-        if live is not None and (t.name == live.name or same_server):
-            raise OpsbookError(f"restore_target {t.name!r} is the server of the live target {live.name!r}: "
-                               "scratch restores go to another server (default: the embedded one)")
-        return RestoreServer(with_dbname(t.conninfo(), "postgres"), f"target {t.name} ({t.display()})")
-    return _embedded()
 
 
 def _server_of(target) -> tuple[str, str] | None:
@@ -53,15 +28,6 @@ def _server_of(target) -> tuple[str, str] | None:
     except Exception:  # noqa: BLE001 - a service name we cannot resolve here: compare by name only
         return None
     return (parts.get("host", ""), str(parts.get("port", "5432"))) if parts.get("host") else None
-
-
-def _embedded() -> RestoreServer:
-    from ..embedded import default_server  # noqa: PLC0415
-
-    server = default_server()
-    server.start()
-    return RestoreServer(server.conninfo(dbname="postgres"), f"the embedded server ({server.data_dir})",
-                         server.data_dir)
 
 
 def backups_folder(target) -> Path | None:

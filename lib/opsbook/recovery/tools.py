@@ -1,12 +1,14 @@
 """Which pg_dump / pg_restore / psql does the work, and how they are handed a connection without leaking it."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,11 +192,12 @@ def dbname_of(conninfo: str) -> str:
     return _parts(conninfo).get("dbname", "")
 
 
-def libpq_args(conninfo: str, application: str) -> tuple[str, dict[str, str]]:
-    """(connection string without password, environment) for a client subprocess.
+SECRET_KEYS = ("password", "sslpassword")  # libpq parameters that must never reach a command line
 
-    The password travels in PGPASSWORD, never on the command line where `ps` would show it.
-    """
+
+def libpq_args(conninfo: str, application: str) -> tuple[str, dict[str, str]]:
+    """(connection string without password, environment) for a client subprocess; see client_connection() for one
+    that keeps every secret (sslpassword too) off the command line."""
     from psycopg.conninfo import make_conninfo  # noqa: PLC0415
 
     parts = _parts(conninfo)
@@ -203,6 +206,39 @@ def libpq_args(conninfo: str, application: str) -> tuple[str, dict[str, str]]:
     if password:
         env["PGPASSWORD"] = password
     return (make_conninfo(**parts) if parts else conninfo), env
+
+
+@contextlib.contextmanager
+def client_connection(conninfo: str, application: str):
+    """(dsn for --dbname, environment) for pg_dump/pg_restore/psql, with no secret on the command line, where
+    `ps` and /proc/<pid>/cmdline would show it to every local user.
+
+    A connection with a password or an sslpassword goes into a pg_service.conf, 0600 in a private 0700 folder
+    that exists only while the tool runs; the command line says `service=opsbook`. Without secrets the
+    connection string itself is used.
+    """
+    parts = _parts(conninfo)
+    env = {**os.environ, "PGAPPNAME": application, "LC_ALL": "C", "PGCONNECT_TIMEOUT": "10"}
+    if not parts or not any(k in parts for k in SECRET_KEYS):
+        yield conninfo, env
+        return
+    folder = tempfile.mkdtemp(prefix="opsbook-conn-")  # mkdtemp: 0700, ours alone
+    try:
+        path = Path(folder) / "pg_service.conf"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("[opsbook]\n" + "".join(f"{k}={_service_value(v)}\n" for k, v in parts.items()))
+        env["PGSERVICEFILE"] = str(path)
+        yield "service=opsbook", env
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _service_value(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ClientError("a connection parameter holds a line break; it cannot be passed to the client tools",
+                          "failed")
+    return value
 
 
 def session_for(conninfo: str, label: str, **kw):

@@ -7,8 +7,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import archive, compare, dump, restore, rto
-from .runbook import DEMO_BACKUPS_KEEP, ClientChoice, backups_folder, judge, restore_server, user_path
+from . import archive, compare, dump, restore, rto, script
+from . import scratch as scratch_mod
+from .runbook import DEMO_BACKUPS_KEEP, ClientChoice, backups_folder, judge, user_path
 from .tools import session_for
 
 CHECKS = ("backup.client", "backup.missing", "backup.age", "backup.integrity", "backup.restore",
@@ -19,6 +20,11 @@ DISK_HEADROOM = 1.2  # a restore needs the live data's size and then some (index
 def objectives(thresholds: dict | None, *, rpo_hours: float | None = None, rto_minutes: float | None = None) -> dict:
     """The runbook's `thresholds` with rpo_hours/rto_minutes folded in (they win when given; None leaves the
     config file's or the default)."""
+    from ..errors import ParameterError  # noqa: PLC0415
+
+    for name, value in (("rpo_hours", rpo_hours), ("rto_minutes", rto_minutes)):
+        if value is not None and not (float(value) > 0):  # `not >` catches NaN too
+            raise ParameterError(f"{name} must be a positive number of {name.split('_')[1]}, not {value!r}")
     out = {k: dict(v) for k, v in (thresholds or {}).items()}
     if rpo_hours is not None:
         out.setdefault("backup.age", {})["rpo_hours"] = rpo_hours
@@ -52,7 +58,10 @@ class BackupVerification:
         self.backup: archive.Backup | None = None
         self.readable = False
         self.result: restore.RestoreResult | None = None
-        self.scratch: restore.ScratchDatabase | None = None
+        self.scratch: scratch_mod.Scratch | None = None
+        self.plain_extensions: list = []
+        self.refusal = None  # script.Refusal: the plain script holds what must never run
+        self.jobs_note: str | None = None
         self.completeness: compare.Completeness | None = None
         self.model: rto.RestoreModel | None = None
         self.live_bytes: int | None = None
@@ -105,6 +114,8 @@ class BackupVerification:
             df = _frame(skipped="no backup to read")
         else:
             df = archive.integrity(self.backup, self.clients.for_reading(self.backup))
+            if self.backup.format in ("plain", "plain.gz"):
+                df = self._scan_script(df)
             df.attrs.update(path=str(self.backup.path), format=self.backup.format, size_bytes=self.backup.size_bytes)
             self.readable = bool(df["ok"].all())
         judge(self.rb, "backup.integrity", df)
@@ -130,36 +141,35 @@ class BackupVerification:
                           else _frame(skipped=f"the restore step failed: {message}"))
 
     def _restore(self) -> None:
-        server = restore_server(self.rb.config, self.restore_target, live=self.rb.target)
         live_tables = compare.tables(self.rb.db) if self.rb.connected else None
         self.live_bytes = int(live_tables["size_bytes"].sum()) if live_tables is not None else None
-        attrs = {"restore_server": server.label, "path": str(self.backup.path)}
-        try:
-            attrs["leftovers"] = list(restore.leftovers(server.admin_conninfo)["database"])
-        except Exception:  # noqa: BLE001 - no privilege to list databases: not worth failing over
-            attrs["leftovers"] = []
-        short = self._disk_short(server)
-        if short:
-            judge(self.rb, "backup.restore", _frame(fatal=short, **attrs))
-            for cid in ("backup.completeness", "backup.restore_time"):
-                judge(self.rb, cid, _frame(skipped="the restore was not attempted"))
-            return
-        client = self.clients.for_restore(server.admin_conninfo, self.backup)
-        if client is None:
-            for cid in ("backup.restore", "backup.completeness", "backup.restore_time"):
-                judge(self.rb, cid, _frame(skipped=f"no client tools: {self.clients.error}"))
-            return
+        attrs = {"path": str(self.backup.path)}
+        if not self.restore_target:
+            short = self._disk_short()
+            if short:
+                judge(self.rb, "backup.restore", _frame(fatal=short, restore_server="a throwaway cluster", **attrs))
+                for cid in ("backup.completeness", "backup.restore_time"):
+                    judge(self.rb, cid, _frame(skipped="the restore was not attempted"))
+                return
         timeout_s = float(self.rb.thresholds_for("backup.restore_time")["rto_minutes"]) * 60
         restored_tables = None
-        with restore.scratch_database(server.admin_conninfo, "verify") as scratch:
+        with scratch_mod.open_scratch(self.rb.config, self.restore_target, self.rb.target, "verify") as scratch:
             self.scratch = scratch
-            self.result = restore.restore(self.backup, client, scratch.conninfo, jobs=self.jobs, timeout_s=timeout_s)
+            attrs.update(restore_server=scratch.label)
+            client = self.clients.for_restore(scratch.admin_conninfo, self.backup)
+            if client is None:
+                for cid in ("backup.restore", "backup.completeness", "backup.restore_time"):
+                    judge(self.rb, cid, _frame(skipped=f"no client tools: {self.clients.error}"))
+                return
+            scratch_mod.prepare(scratch, self.backup, self.clients.for_reading(self.backup),
+                                self.rb.db if self.rb.connected else None, self.plain_extensions)
+            jobs, self.jobs_note = scratch.jobs_cap(self.jobs)
+            self.result = restore.restore(self.backup, client, scratch.conninfo, jobs=jobs, timeout_s=timeout_s,
+                                          scratch=scratch)
             if self.result.completed:
                 restored_tables, self.completeness = self._compare(scratch, live_tables)
         errors = self.result.errors_frame()
-        errors.attrs.update(attrs, scratch=scratch.name, dropped=scratch.dropped, drop_error=scratch.drop_error,
-                            fatal=self.result.fatal, command=self.result.command, duration_s=self.result.duration_s,
-                            returncode=self.result.returncode)
+        errors.attrs.update(attrs, **restore_attrs(scratch, self.result), jobs_note=self.jobs_note)
         judge(self.rb, "backup.restore", errors)
         judge(self.rb, "backup.completeness", self._completeness_frame())
         judge(self.rb, "backup.restore_time", self._timing_frame(restored_tables))
@@ -245,22 +255,44 @@ class BackupVerification:
         self._tmp = Path(tempfile.mkdtemp(prefix="opsbook-dump-"))
         return self._tmp / name, 0
 
+    def _scan_script(self, df):
+        """A plain script is read through the same guard that feeds psql: a psql meta-command or a database-level
+        statement is a refusal, named by its line, and nothing of the script runs."""
+        import time  # noqa: PLC0415
+
+        import pandas as pd  # noqa: PLC0415
+
+        t0 = time.perf_counter()
+        scan = script.scan(self.backup)
+        self.plain_extensions = scan.extensions
+        self.refusal = scan.refusal
+        ok = scan.refusal is None
+        message = (f"{scan.lines:,} lines lexed as psql would: no meta-command outside COPY data"
+                   + (" (\\connect from pg_dump -C: the contents go into the scratch database)" if scan.connects
+                      else "") if ok else f"refused: {scan.refusal}")
+        row = {"step": "script content (psql meta-commands)", "ok": ok,
+               "duration_s": round(time.perf_counter() - t0, 3), "message": message, "refused": not ok}
+        return pd.concat([df, pd.DataFrame([row])], ignore_index=True)
+
     def _cannot_restore(self) -> str | None:
+        if self.refusal is not None:
+            return f"not restored: the script was refused ({self.refusal})"
         if self.backup is None:
             return "no backup to restore"
         if self.backup.format is None:
             return f"nothing restorable: {self.backup.problem}"
         return None
 
-    def _disk_short(self, server) -> str | None:
-        if server.data_dir is None:
-            return None
+    def _disk_short(self) -> str | None:
+        from ..sandbox.cluster import free_bytes  # noqa: PLC0415
+        from ..sandbox.liveness import scratch_root  # noqa: PLC0415
+
         need = (self.live_bytes or self.backup.size_bytes * 5) * DISK_HEADROOM
-        free = shutil.disk_usage(server.data_dir).free
+        free = free_bytes()
         if free < need:
             from ..display import human_bytes  # noqa: PLC0415
 
-            return (f"not attempted: {human_bytes(free)} free on {server.data_dir}, the restore needs about "
+            return (f"not attempted: {human_bytes(free)} free on {scratch_root()}, the restore needs about "
                     f"{human_bytes(need)}; free disk or restore elsewhere (restore_target)")
         return None
 
@@ -300,6 +332,15 @@ class BackupVerification:
                         fixed_s=self.model.fixed_s, restored_bytes=self.model.restored_bytes, live_bytes=live_bytes,
                         predicted_live_s=max(self.model.predict_s(live_bytes), self.model.measured_s))
         return df
+
+
+def restore_attrs(scratch, result) -> dict:
+    """What backup.restore says about where and how the restore ran (shared with table recovery)."""
+    return {"scratch": scratch.name, "scratch_kind": scratch.kind, "dropped": scratch.dropped,
+            "drop_error": scratch.drop_error, "fatal": result.fatal, "command": result.command,
+            "duration_s": result.duration_s, "returncode": result.returncode, "refused": result.refused,
+            "left_out": result.left_out, "contained": scratch.contained(), "dropped_orphans": scratch.dropped_orphans,
+            "leftovers": scratch.leftovers}
 
 
 def _analyze(conninfo: str) -> None:
