@@ -239,12 +239,24 @@ def judge_completeness(df) -> list[Finding]:
                                   "the table-recovery runbook gets them back).",
                            objects=[f"{r.schema}.{r.table} ({int(r.diff_rows):+,})" for r in drift.itertuples()],
                            value=newer + gone))
+    estimated = df[df["status"] == "estimate, not compared"]
+    if len(estimated):
+        out.append(Finding("backup.completeness", Severity.INFO,
+                           f"{len(estimated)} big table(s) not compared: their planner estimates differ",
+                           objects=[f"{r.schema}.{r.table} (live ~{int(r.live_rows):,}, backup ~{int(r.restored_rows):,})"
+                                    for r in estimated.itertuples()], value=len(estimated),
+                           detail="Too big to count exactly (exact_count_max_rows), and live's estimate may be "
+                                  "stale (not analyzed since it changed): estimate, not compared. Nothing is said "
+                                  "about rows written or deleted since the backup.",
+                           remediation="ANALYZE these tables live and run again, or raise exact_count_max_rows to "
+                                       "count them."))
     uncounted = df[df["status"].isin(["not counted"])]
     if len(uncounted):
         out.append(Finding("backup.completeness", Severity.INFO, f"{len(uncounted)} table(s) could not be counted",
                            objects=[f"{r.schema}.{r.table}: {r.error}" for r in uncounted.itertuples()],
                            remediation="grant SELECT on them to the monitoring role, or raise statement_timeout_ms"))
-    if not [f for f in out if f.severity.rank >= Severity.WARNING.rank] and not len(drift) and not len(uncounted):
+    if not [f for f in out if f.severity.rank >= Severity.WARNING.rank] and not len(drift) and not len(uncounted) \
+            and not len(estimated):
         n_obj = int(objects["restored"].sum()) if objects is not None else 0
         rows = int(df["restored_rows"].fillna(0).sum())
         estimated = int((~df["exact"]).sum())

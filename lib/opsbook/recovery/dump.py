@@ -87,13 +87,18 @@ def private_folder(folder: Path) -> Path:
     return folder
 
 
-def prune(folder: Path, keep: int, prefix: str) -> list[Path]:
+def prune(folder: Path, keep: int, prefix: str, *, dry_run: bool = False) -> list[Path]:
     """Remove all but the newest `keep` dumps named `prefix...` (opsbook's own naming only) in `folder`."""
     ours = sorted((p for p in Path(folder).iterdir() if p.name.startswith(prefix) and
                    re.search(r"_\d{8}_\d{6}Z\.", p.name)), key=lambda p: p.name, reverse=True)
     for p in ours[keep:]:
-        _remove(p)
+        if not dry_run:
+            _remove(p)
     return ours[keep:]
+
+
+def size_of(path: Path) -> int:
+    return _size(path)
 
 
 def _size(path: Path) -> int:

@@ -69,6 +69,15 @@ def referencing(session, info: TableInfo):
     return session.fetch("recovery/referencing", table=info.qualified)
 
 
+def private_file(path, mode: str):
+    """Open a new file readable by its owner only (0600): recovered rows hold names, e-mails, phone numbers."""
+    import os  # noqa: PLC0415
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when it existed
+    return os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+
+
 def prepare(conn) -> None:
     for k, v in TEXT_SETTINGS.items():
         conn.execute("SELECT set_config(%s, %s, false)", (k, v))
@@ -206,7 +215,7 @@ def _differing_columns(backup, live, key: list[str]) -> dict[tuple, str]:
 def write_csv(scratch_conn, info: TableInfo, path) -> int:
     """The missing rows as CSV with a header, values exactly as PostgreSQL writes them. Returns bytes written."""
     size = 0
-    with open(path, "wb") as f, scratch_conn.cursor().copy(
+    with private_file(path, "wb") as f, scratch_conn.cursor().copy(
             f"COPY ({_missing_select(info, info.insert_columns)}) TO STDOUT (FORMAT csv, HEADER)") as cp:
         for block in cp:
             f.write(block)
@@ -224,7 +233,7 @@ def write_sql(scratch_conn, info: TableInfo, path, header: list[str]) -> int:
     select = (f"SELECT {values} FROM {info.qualified} t JOIN {DIFF} d ON d.key = {_key_expr(info)} "
               f"WHERE d.status = 'missing live' ORDER BY d.key")
     n = 0
-    with open(path, "w", encoding="utf-8") as f:
+    with private_file(path, "w") as f:
         # one comment line each: a newline in a table name or filter must not end the comment and become SQL
         f.write("".join(f"-- {' '.join(str(line).splitlines())}\n" for line in header))
         f.write("BEGIN;\n")

@@ -95,7 +95,10 @@ class Lexer:
                         continue
                 if ch == "\\":
                     m = _META.match(text, i)
-                    out.meta.append(((m.group(1) or "") if m else "", text[i:].rstrip("\r\n")))
+                    cmd = (m.group(1) or "") if m else ""
+                    # pg_dump writes its meta-commands alone on their line, at the start of a statement
+                    alone = out.starts_statement and not text[:i].strip()
+                    out.meta.append((cmd if alone else f"{cmd} (after SQL on its line)", text[i:].rstrip("\r\n")))
                     break  # a meta-command takes the rest of the line
                 if ch == ";":
                     stmt = "".join(self.stmt).strip()
@@ -192,7 +195,7 @@ class Refusal:
 
     def __str__(self) -> str:
         shown = self.text if len(self.text) <= 120 else self.text[:117] + "..."
-        return f"line {self.line}: {shown!r}: {self.why}"
+        return f"line {self.line}: `{shown}`: {self.why}"
 
 
 @dataclass
@@ -225,9 +228,9 @@ class ScriptGuard:
         if ln.problem:
             return Decision(False, refusal=Refusal(ln.number, shown, ln.problem))
         for cmd, rest in ln.meta:
-            if cmd in ALLOWED_META and ln.starts_statement:
+            if cmd in ALLOWED_META:
                 continue
-            if cmd in CONNECT_META and ln.starts_statement:
+            if cmd in CONNECT_META:
                 self.connects += 1
                 if self.connects > 1:
                     return Decision(False, refusal=Refusal(ln.number, shown, "a second \\connect: a script of more "

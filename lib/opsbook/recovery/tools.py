@@ -222,6 +222,9 @@ def client_connection(conninfo: str, application: str):
     if not parts or not any(k in parts for k in SECRET_KEYS):
         yield conninfo, env
         return
+    secrets_ = [parts[k] for k in SECRET_KEYS if parts.get(k)]
+    for var in [k for k, v in env.items() if k == "PGPASSWORD" or any(s in v for s in secrets_)]:
+        del env[var]  # a dsn_env variable holding the whole DSN: the tool needs none of it
     folder = tempfile.mkdtemp(prefix="opsbook-conn-")  # mkdtemp: 0700, ours alone
     try:
         path = Path(folder) / "pg_service.conf"
