@@ -410,3 +410,30 @@ def test_dumps_and_recovered_rows_are_private_and_prune_keeps_the_newest(db, tmp
                           "--keep", "1"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "removed 2 dump(s)" in out.stdout, out.stderr
     assert sorted(folder.iterdir()) == [paths[-1]]
+
+
+# ------------------------------------------------------------------------------------------ the demo's accident
+def test_the_demo_deletes_known_rows_after_the_dump_and_puts_them_back_before_the_next(db, tmp_path, monkeypatch):
+    from opsbook.recovery import demo_rows
+    from opsbook.recovery.recover import TableRecovery
+
+    monkeypatch.setenv("OPSBOOK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OPSBOOK_REPORT_STEM", str(tmp_path / "report"))
+    seed(db)
+    db.execute("CREATE TABLE quotes (id int PRIMARY KEY, lead_id bigint REFERENCES leads (id) ON DELETE CASCADE);"
+               "INSERT INTO quotes SELECT g, g FROM generate_series(1, 10) g")
+    before = checksums(db)
+    demo_rows.around("backup-verification", db.conninfo)  # nothing to put back yet
+    backup = take(db, tmp_path / "dumps", "custom")
+    demo_rows.around("table-recovery", db.conninfo)
+    stash = demo_rows.stash_path()
+    ids = json.loads(stash.read_text())["ids"]
+    assert len(ids) == demo_rows.COUNT and stat.S_IMODE(stash.stat().st_mode) == 0o600
+    assert not set(ids) & {r[0] for r in db.execute("SELECT lead_id FROM interactions UNION SELECT lead_id FROM quotes")}
+    rb = Runbook("table-recovery", "test", config=db.config())
+    rb.connect()
+    r = TableRecovery(rb, table="leads", backup=str(backup)).run()
+    rb.close()
+    assert r.diff.missing == demo_rows.COUNT and sorted(r.missing_sample["id"]) == ids
+    demo_rows.around("backup-verification", db.conninfo)  # the next demo, before its dump
+    assert checksums(db) == before and not stash.exists()

@@ -205,7 +205,10 @@ def demo(*, config: Config | None = None, output_dir: Path | None = None,
             yield
 
     def around(name: str) -> contextlib.AbstractContextManager:
-        return live_incident() if name == "incident-triage" else contextlib.nullcontext()
+        from .recovery import demo_rows  # noqa: PLC0415 - rows deleted after the dump, for table-recovery
+
+        return live_incident() if name == "incident-triage" else \
+            demo_rows.around(name, server.conninfo(dbname=DEMO_DATABASE), progress)
 
     results = run_all(DEMO_TARGET, config=config, output_dir=output_dir, progress=progress,
                       params_for=params_for, around=around)

@@ -347,8 +347,9 @@ def judge_missing_rows(df) -> list[Finding]:
               "than the backup")
     if n == 0:
         return [ok("recovery.missing_rows", f"no rows of {a['table']} are missing live", detail=counts, value=0)]
+    note = f" {a['demo_note']}" if a.get("demo_note") else ""
     return [Finding("recovery.missing_rows", Severity.WARNING, f"{n:,} row(s) of {a['table']} are in the backup "
-                    "but missing live", detail=f"{counts}. Written to {a.get('csv')} and {a.get('sql')}.",
+                    "but missing live", detail=f"{counts}. Written to {a.get('csv')} and {a.get('sql')}.{note}",
                     objects=[a.get("csv", ""), a.get("sql", "")], value=n,
                     remediation=f"Review the rows, then run again with apply=True confirm=\"{a['confirm_word']}\" "
                                 "to insert them in one transaction (or run the .sql script with psql).")]
@@ -400,8 +401,9 @@ AGE = _register("backup.age", "The newest backup's age against the recovery poin
                                       "is due")))
 INTEGRITY = _register("backup.integrity", "The archive reads whole: table of contents and every data block "
                       "(pg_restore), or the SQL script's header, gzip CRC and closing line.", judge_integrity, VERIFY)
-RESTORE = _register("backup.restore", "The backup restores into a scratch database (opsbook_verify_<time>), "
-                    "dropped afterwards even on failure; restore errors quoted.", judge_restore, VERIFY + RECOVER,
+RESTORE = _register("backup.restore", "The backup restores into a scratch database (opsbook_verify_<time>, "
+                    "opsbook_recover_<time>) in a throwaway cluster, as a role that is not a superuser, deleted "
+                    "afterwards even on failure; restore errors quoted, orphans of killed runs dropped.", judge_restore, VERIFY + RECOVER,
                     queries=("backup/scratch_databases",))
 COMPLETENESS = _register("backup.completeness", "Restored against live: tables, row counts, indexes, constraints, "
                          "RLS and policies, functions, triggers, types, extensions.", judge_completeness, VERIFY,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from . import archive, restore, rows, script
+from . import archive, demo_rows, restore, rows, script
 from . import scratch as scratch_mod
 from .runbook import ClientChoice, backups_folder, judge, user_path
 from .tools import scrub
@@ -167,7 +167,7 @@ class TableRecovery:
         self.missing_sample.attrs.update(
             table=self.info.display, missing=d.missing, backup_rows=d.backup_rows, live_rows=d.live_rows,
             new_live=d.new_live, confirm_word=self.info.name, duplicates=duplicates,
-            key=", ".join(self.info.key), **self.artifacts)
+            key=", ".join(self.info.key), demo_note=demo_rows.deleted_note(self.rb.target), **self.artifacts)
         judge(self.rb, "recovery.missing_rows", self.missing_sample)
         self.changed_sample.attrs.update(changed=d.changed)
         judge(self.rb, "recovery.changed_rows", self.changed_sample)
