@@ -307,9 +307,9 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
 
 
 def _env() -> dict:
-    import os  # noqa: PLC0415
+    from .tools import child_env  # noqa: PLC0415
 
-    return {**os.environ, "LC_ALL": "C"}
+    return child_env()
 
 
 def _last_error(stderr: str) -> str:

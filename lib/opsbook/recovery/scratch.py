@@ -14,7 +14,7 @@ from typing import Iterator
 
 from ..errors import OpsbookError
 from .restore import is_scratch_name, scratch_name
-from .tools import scrub, with_dbname
+from .tools import child_env, scrub, with_dbname
 
 ADVISORY_CLASS = 0x6F70  # "op": the high half of the advisory-lock key a scratch database's owner holds
 ORPHAN_AGE_S = 24 * 3600  # a scratch database nobody holds is dropped once older than any run may take
@@ -252,7 +252,7 @@ def _archive_extensions(backup, client, scratch: Scratch) -> list[tuple[str, str
     path = Path(scratch._tmp) / "extensions.list"
     path.write_text("\n".join(only) + "\n")
     out = subprocess.run([client.path("pg_restore"), "-L", str(path), "-f", "-", str(backup.path)],
-                         capture_output=True, text=True, errors="replace", env={**os.environ, "LC_ALL": "C"})
+                         capture_output=True, text=True, errors="replace", env=child_env())
     found = []
     for line in out.stdout.splitlines():
         if m := _EXTENSION.match(line.strip().rstrip(";")):
@@ -262,7 +262,7 @@ def _archive_extensions(backup, client, scratch: Scratch) -> list[tuple[str, str
 
 def _list(backup, client) -> str:
     out = subprocess.run([client.path("pg_restore"), "--list", str(backup.path)], capture_output=True, text=True,
-                         errors="replace", env={**os.environ, "LC_ALL": "C"})
+                         errors="replace", env=child_env())
     return out.stdout
 
 

@@ -193,6 +193,15 @@ def dbname_of(conninfo: str) -> str:
 
 
 SECRET_KEYS = ("password", "sslpassword")  # libpq parameters that must never reach a command line
+_HOLDS_SECRET = re.compile(r"(ssl)?password\s*=\s*\S|://[^/@\s:]*:[^@\s]+@", re.I)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a client tool: ours, less any variable holding a DSN with a secret (a target's
+    dsn_env): a child needs none of them, and /proc/<pid>/environ would show them. (A PGPASSWORD you set
+    yourself stays: it may be how the tool logs in.)"""
+    env = {k: v for k, v in os.environ.items() if not _HOLDS_SECRET.search(v)}
+    return {**env, "LC_ALL": "C", **extra}
 
 
 def libpq_args(conninfo: str, application: str) -> tuple[str, dict[str, str]]:
@@ -218,13 +227,12 @@ def client_connection(conninfo: str, application: str):
     connection string itself is used.
     """
     parts = _parts(conninfo)
-    env = {**os.environ, "PGAPPNAME": application, "LC_ALL": "C", "PGCONNECT_TIMEOUT": "10"}
-    if not parts or not any(k in parts for k in SECRET_KEYS):
+    env = child_env(PGAPPNAME=application, PGCONNECT_TIMEOUT="10")
+    secrets_ = [parts[k] for k in SECRET_KEYS if parts.get(k)]
+    env = {k: v for k, v in env.items() if not any(s in v for s in secrets_)}  # PGPASSWORD too, then
+    if not parts or not secrets_:
         yield conninfo, env
         return
-    secrets_ = [parts[k] for k in SECRET_KEYS if parts.get(k)]
-    for var in [k for k, v in env.items() if k == "PGPASSWORD" or any(s in v for s in secrets_)]:
-        del env[var]  # a dsn_env variable holding the whole DSN: the tool needs none of it
     folder = tempfile.mkdtemp(prefix="opsbook-conn-")  # mkdtemp: 0700, ours alone
     try:
         path = Path(folder) / "pg_service.conf"
