@@ -27,10 +27,10 @@ def put_back(conninfo: str) -> int:
     path = stash_path()
     if not path.exists():
         return 0
-    rows = json.loads(path.read_text())["rows"]
+    rows = json.loads(path.read_text())["rows"]  # jsonb text as PostgreSQL wrote it: numerics keep their scale
     with psycopg.connect(conninfo, autocommit=True) as conn:
         n = conn.execute(f"INSERT INTO {TABLE} SELECT * FROM jsonb_populate_recordset(NULL::{TABLE}, %s::jsonb) "
-                         "ON CONFLICT DO NOTHING", (json.dumps(rows),)).rowcount
+                         "ON CONFLICT DO NOTHING", (rows,)).rowcount
     path.unlink()
     return n
 
@@ -42,9 +42,9 @@ def delete_known_rows(conninfo: str) -> list[int]:
     path = stash_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with psycopg.connect(conninfo, autocommit=False) as conn:
-        rows = conn.execute(f"SELECT coalesce(jsonb_agg(to_jsonb(l) ORDER BY l.id), '[]') FROM {TABLE} l "
+        rows = conn.execute(f"SELECT coalesce(jsonb_agg(to_jsonb(l) ORDER BY l.id), '[]')::text FROM {TABLE} l "
                             f"WHERE id IN ({PICK})").fetchone()[0]
-        ids = [r["id"] for r in rows]
+        ids = [r["id"] for r in json.loads(rows)]
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump({"table": TABLE, "ids": ids, "rows": rows}, f)
