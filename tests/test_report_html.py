@@ -69,7 +69,7 @@ def test_chart_report_is_small_offline_and_uses_one_shared_plotly(chart):
     shared = (result.html_path.parent / scripts[0]).resolve()
     assert shared.parent == out.resolve() and shared.read_bytes() == report_html.plotly_source().read_bytes()
     assert html.index(scripts[0]) < html.index("</head>"), "plotly.js loads once, in the head"
-    div = re.search(r'<div class="plotly-graph-div" id="([0-9a-f-]+)"', html)
+    div = re.search(r'<div id="([0-9a-f-]+)" class="plotly-graph-div"', html)
     assert div and f'Plotly.newPlot(                        "{div.group(1)}"' in html
 
 
@@ -109,7 +109,7 @@ def test_code_and_parameters_are_hidden_and_everything_is_escaped(chart):
     seen = text(html)
     assert "charts.setup()" not in seen and "ratio: float" not in seen and "window_minutes = 30" not in seen
     assert HOSTILE not in html and "&lt;img src=x onerror=" in html, "parameter values are escaped in the header"
-    assert '<script>alert("from the database")' not in html and '&lt;script&gt;alert("from the database")' in html
+    assert "<script>alert(" not in html and "&lt;script&gt;alert(&quot;from the database&quot;)" in html
     top = html[html.index('<header class="ob-report">'):html.index("</header>")]
     assert "chart" in top and ">ok<" in top and "window_minutes=30" in top and ">warning</span> 1" in top
     assert '<a href="../index.html">' in top
@@ -129,7 +129,21 @@ def test_a_report_without_charts_loads_no_script_and_shows_the_failure_first(tmp
     banner = html.index('class="ob-failure"')
     assert banner < html.index('<div class="jp-Cell') and "\x1b" not in html
     assert "bad &lt;value&gt;" in html and "raise ValueError('&lt;b&gt;')" in html
-    assert "ValueError in code cell 2, section 'Title'" in html
+    assert "ValueError in code cell 2, section 'Title'" in text(html)
+
+
+def test_a_failed_report_lists_every_finding_recorded_before_the_failure(tmp_path):
+    nb = hand_made(nbformat.v4.new_markdown_cell("# Title"), nbformat.v4.new_code_cell("1/0"))
+    found = [{"check": "locks.blocking", "severity": "critical", "title": "3 sessions blocked by <pid> 4711",
+              "detail": "d", "objects": [], "value": 3, "threshold": 1, "remediation": None}]
+    error = {"ename": "ZeroDivisionError", "evalue": "division by zero", "source": "1/0", "traceback": [],
+             "where": "code cell 1"}
+    html = report_html.export(nb, tmp_path / "d" / "r.html", header(status="failed", error=error, findings=found),
+                              reports_root=tmp_path).read_text()
+    banner = html[html.index('class="ob-failure"'):html.index("</section>")]
+    assert "Findings recorded before the failure (1)" in banner and "3 sessions blocked by &lt;pid&gt; 4711" in banner
+    ok = report_html.export(nb, tmp_path / "d" / "ok.html", header(findings=found), reports_root=tmp_path)
+    assert "ob-failure" not in ok.read_text().split("</head>")[1], "an ok run has no failure banner"
 
 
 def test_header_shows_the_password_free_target_and_counts(tmp_path):

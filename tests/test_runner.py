@@ -82,6 +82,18 @@ def test_a_failing_cell_still_writes_the_report_with_the_error_first(runs):
 
 
 @pytest.mark.slow
+def test_a_failed_run_shows_its_traceback_once_folded_under_one_line_of_reason(runs):
+    html = runs["raise"].html_path.read_text()
+    assert html.count("Traceback (most recent call last)") == 1, "the traceback once, not in the cell again"
+    banner = html[html.index('class="ob-failure"'):html.index("</section>")]
+    assert banner.index("<details>") < banner.index("Traceback (most recent call last)"), "folded"
+    assert "<b>boom: the failing step</b>" in banner.split("<details>")[0], "one line of reason, unfolded"
+    cell = html[html.index('id="papermill-error-cell"'):]
+    assert cell.index("The run stopped here") < cell.index("</div></div>") and "boom: the failing step" in cell
+    assert "first half done" in html and html.index("first half done") < html.index('id="papermill-error-cell"')
+
+
+@pytest.mark.slow
 def test_a_dead_kernel_is_a_failed_run_with_a_report(runs):
     r = runs["die"]
     sidecar = assert_report_files(stem(r))

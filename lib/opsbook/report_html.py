@@ -11,29 +11,31 @@ from typing import Any
 
 from .display import COLORS, STYLE, badge, esc
 
-TEMPLATES = Path(__file__).parent / "templates"
-HIDDEN_TAGS = {"parameters", "injected-parameters"}
-PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
 PLOTLY_MARKERS = ("Plotly.newPlot", "Plotly.react")
 
 CSS = """
-/* JupyterLab right-aligns every cell of an output table (specificity 0,2,1); opsbook tables align by content */
-.jp-RenderedHTMLCommon table.ob-table td,.jp-RenderedHTMLCommon table.ob-table th{text-align:left}
-.jp-RenderedHTMLCommon table.ob-table td.num{text-align:right}
-.ob-report{font-family:var(--jp-ui-font-family,system-ui,sans-serif);margin:0 0 1.5em;padding:1em 1.2em;
-  border-bottom:1px solid #e4e4e7}
+body{margin:0;background:#fff;color:#1f2328;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
+main{max-width:1200px;margin:0 auto;padding:0 1.2em 3em}
+.ob-report{margin:0 auto 1.5em;padding:1em 1.2em;border-bottom:1px solid #e4e4e7;max-width:1200px}
 .ob-report h1{margin:0 0 .3em;font-size:1.6em}
 .ob-report .ob-facts{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;margin:0;font-size:.95em}
 .ob-report dt{color:#667085}.ob-report dd{margin:0}
-.ob-report code{font-size:.9em}
+code,pre{font:13px/1.45 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .ob-status{display:inline-block;padding:1px 10px;border-radius:9px;color:#fff;font-size:.6em;vertical-align:middle}
-.ob-failure{border:2px solid #b42318;background:#fef3f2;padding:.8em 1.2em;margin:0 0 1.5em;border-radius:6px;
-  font-family:var(--jp-ui-font-family,system-ui,sans-serif)}
+.ob-failure{border:2px solid #b42318;background:#fef3f2;padding:.8em 1.2em;margin:0 auto 1.5em;border-radius:6px;
+  max-width:1160px}
 .ob-failure h2{color:#b42318;margin:0 0 .4em;font-size:1.25em}
-.ob-failure pre{white-space:pre-wrap;background:#fff;border:1px solid #fda29b;padding:.5em;font-size:.85em;
-  max-height:30em;overflow:auto}
+.ob-failure pre{white-space:pre-wrap;background:#fff;border:1px solid #fda29b;padding:.5em;max-height:30em;overflow:auto}
+.ob-failure summary{cursor:pointer;color:#b42318}
+.jp-Cell{margin:.4em 0}
+.jp-MarkdownCell h1{font-size:1.5em}.jp-MarkdownCell h2{font-size:1.3em;margin-top:1.4em;border-bottom:1px solid #eaecf0}
+.ob-input pre{background:#f6f8fa;border:1px solid #eaecf0;border-radius:4px;padding:.5em .8em;overflow:auto}
+.ob-output{overflow-x:auto}
+.ob-output pre{white-space:pre-wrap;margin:.3em 0}
+.ob-stderr{background:#fff5f5}
+.ob-stopped{border-left:4px solid #b42318;padding:.3em .8em;background:#fef3f2}
+table{border-collapse:collapse}img{max-width:100%}
 """
-
 
 @dataclass
 class Header:
@@ -49,30 +51,35 @@ class Header:
     counts: dict[str, int] = field(default_factory=dict)
     server_version: str | None = None
     error: dict[str, Any] | None = None  # {"ename", "evalue", "cell_index", "source", "traceback"}
+    findings: list[dict[str, Any]] = field(default_factory=list)  # the sidecar's; listed up top on a failed run
 
 
 def export(nb, html_path: Path, header: Header, *, reports_root: Path, with_code: bool = False,
            self_contained: bool = False) -> Path:
     """Write the report for an executed notebook (a NotebookNode) to `html_path`; returns the path."""
-    from nbconvert import HTMLExporter  # noqa: PLC0415 - heavy; only when exporting
-    from traitlets.config import Config  # noqa: PLC0415
-
-    nb = _prepared(nb, header)
-    c = Config()
-    c.TagRemovePreprocessor.enabled = True
-    c.TagRemovePreprocessor.remove_cell_tags = HIDDEN_TAGS
-    c.HTMLExporter.exclude_input = not with_code
-    c.HTMLExporter.exclude_input_prompt = not with_code
-    c.HTMLExporter.exclude_output_prompt = True
-    exporter = HTMLExporter(config=c, template_name="opsbook", extra_template_basedirs=[str(TEMPLATES)])
     html_path = Path(html_path)
-    tag = plotly_tag(html_path, reports_root, self_contained) if has_plotly(nb) else ""
-    resources = {"opsbook": {"plotly_tag": tag, "css": CSS, "header": header_html(header, html_path, reports_root)},
-                 "metadata": {"name": html_path.stem}}
-    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    page = render(nb, html_path, header, reports_root=reports_root, with_code=with_code,
+                  self_contained=self_contained)
     html_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(html_path, body)
+    _write_atomic(html_path, page)
     return html_path
+
+
+def render(nb, html_path: Path, header: Header, *, reports_root: Path, with_code: bool = False,
+           self_contained: bool = False) -> str:
+    """The report page as text: one small inlined stylesheet, plotly.js only when a chart needs it, no template.
+
+    nbconvert's lab template carried 265 kB of CSS and a Jinja environment per export; a report needs headings,
+    prose, tables and charts, so cells are rendered here (see report_cells)."""
+    from .report_cells import cells_html  # noqa: PLC0415
+
+    tag = plotly_tag(Path(html_path), reports_root, self_contained) if has_plotly(nb) else ""
+    title = f"{header.runbook} on {header.target}, {header.started_at}"
+    body = cells_html(nb, with_code=with_code, failed=header.error is not None)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{esc(title)}</title>'
+            f"<style>{CSS}</style>{STYLE}{tag}</head>\n<body>"
+            f"{header_html(header, Path(html_path), reports_root)}<main>{body}</main></body></html>\n")
 
 
 def has_plotly(nb) -> bool:
@@ -142,36 +149,49 @@ def header_html(h: Header, html_path: Path, reports_root: Path) -> str:
     if h.server_version:
         facts.insert(2, ("server", f"PostgreSQL {esc(h.server_version)}"))
     dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
-    return (f'{STYLE}<header class="ob-report"><h1>{esc(h.runbook)} '
+    return (f'<header class="ob-report"><h1>{esc(h.runbook)} '
             f'<span class="ob-status" style="background:{status_color}">{esc(h.status)}</span></h1>'
             f'<dl class="ob-facts">{dl}</dl><p><a href="{esc(index)}">all reports</a></p></header>'
-            + failure_html(h.error))
+            + failure_html(h.error, h.findings if h.error else None))
 
 
-def failure_html(error: dict[str, Any] | None) -> str:
-    """The banner at the very top of a failed run: where it stopped, the cell's code and the error."""
+def text_esc(value: Any) -> str:
+    """Escape for element content (quotes stay readable in the page source; attributes use `esc`)."""
+    import html  # noqa: PLC0415
+
+    return html.escape("" if value is None else str(value), quote=False)
+
+
+def failure_html(error: dict[str, Any] | None, findings: list[dict[str, Any]] | None = None) -> str:
+    """The banner at the very top of a failed run: one line of reason, the cell and traceback folded, and every
+    finding recorded before the failure (the runbook's own summary cell may never have run)."""
     if not error:
         return ""
-    from nbconvert.filters.ansi import strip_ansi  # noqa: PLC0415
-
     where = error.get("where") or "an unknown cell"
     trace = strip_ansi("\n".join(error.get("traceback") or []))
-    source = f"<p>The cell:</p><pre>{esc(error['source'])}</pre>" if error.get("source") else ""
+    source = f"<p>The cell:</p><pre>{text_esc(error['source'])}</pre>" if error.get("source") else ""
+    folded = (f"<details><summary>the cell and the traceback</summary>{source}"
+              + (f"<p>Traceback:</p><pre>{text_esc(trace)}</pre>" if trace else "") + "</details>"
+              if source or trace else "")
     jump = '<p><a href="#papermill-error-cell">jump to where it stopped</a></p>' if error.get("anchor") else ""
-    return (f'<section class="ob-failure"><h2>The runbook failed: {esc(error.get("ename"))} in {esc(where)}</h2>'
-            f'<p><b>{esc(error.get("evalue"))}</b></p>{source}'
-            + (f"<p>Traceback:</p><pre>{esc(trace)}</pre>" if trace else "") + f"{jump}</section>")
+    recorded = ""
+    if findings is not None:
+        from .display import findings_html  # noqa: PLC0415
+        from .findings import Finding  # noqa: PLC0415
+
+        listed = findings_html([Finding.from_dict(f) for f in findings]) if findings else \
+            '<p class="ob-muted">none: the run stopped before any check recorded a finding</p>'
+        recorded = f"<h3>Findings recorded before the failure ({len(findings)})</h3>{listed}"
+    return (f'<section class="ob-failure"><h2>The runbook failed: {text_esc(error.get("ename"))} in {text_esc(where)}</h2>'
+            f'<p><b>{text_esc(error.get("evalue"))}</b></p>{folded}{jump}{recorded}</section>')
 
 
-def _prepared(nb, header: Header):
-    """A copy without papermill's own top-of-notebook error note (our banner replaces it)."""
-    import copy  # noqa: PLC0415
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
-    nb = copy.deepcopy(nb)
-    nb.cells = [c for c in nb.cells if not (PAPERMILL_ERROR_TAG in c.get("metadata", {}).get("tags", [])
-                                            and "An Exception was encountered" in c.get("source", ""))]
-    nb.metadata["title"] = f"{header.runbook} on {header.target}, {header.started_at}"
-    return nb
+
+def strip_ansi(text: str) -> str:
+    """Tracebacks come coloured with terminal escape sequences; a report shows them plain."""
+    return ANSI.sub("", text)
 
 
 def _short_repr(value: Any, limit: int = 120) -> str:

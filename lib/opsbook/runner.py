@@ -21,8 +21,8 @@ from .redact import known_secrets, scrub_files
 
 RUNBOOKS_ENV = "OPSBOOK_RUNBOOKS"
 FAIL_ON = ("warning", "critical")
-# A run sets os.environ for its kernel and papermill changes the working directory: both are process-wide, so
-# runs in one process take turns. Run in parallel with processes (one `opsbook run` each), not threads.
+# Runs in one process take turns (papermill and nbclient keep process-wide state: loggers, event loops, signal
+# handlers). Run in parallel with processes: `kernels.many.run_many`, or one `opsbook run` each.
 _RUN_LOCK = threading.Lock()
 
 
@@ -35,6 +35,7 @@ class RunResult:
     html_path: Path
     notebook_path: Path
     sidecar_path: Path
+    worker: dict[str, Any] | None = None  # set by kernels.many.run_many: which process ran it, its memory
 
     def to_json(self) -> dict[str, Any]:
         """The object `opsbook run --json` prints (DESIGN: Command line)."""
@@ -91,13 +92,68 @@ def describe(name: str) -> list[paramspec.Param]:
 # ---------------------------------------------------------------------------------------------- running
 def run_runbook(name: str, target: str = "demo", params: dict[str, Any] | None = None, *,
                 config: Config | None = None, output_dir: Path | None = None, with_code: bool = False,
-                self_contained: bool = False, fail_on: str | None = None) -> RunResult:
+                self_contained: bool = False, fail_on: str | None = None, pool=None,
+                refresh_index: bool = True) -> RunResult:
     """Execute one runbook against one target and write its three report files; refresh the index.
+
+    The run takes a fresh kernel from `pool` (a `kernels.KernelPool`), or starts its own. SIGINT/SIGTERM during
+    the run interrupt the kernel; the report is still written (status failed) and the exit code is 130/143.
 
     Bad input (unknown runbook, target or parameter, wrong type, bad --fail-on) raises a UsageError before
     anything runs. A runbook that fails while executing still gets its report, with status "failed".
     """
     config = config or load()
+    path, values, tgt, injected = check_run(name, target, params, config=config, fail_on=fail_on)
+
+    root = Path(output_dir or config.reports_dir).absolute()
+    started = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    stem = reserve_stem(root, name, target, started)
+    nb_path, html_path, json_path = (stem.with_name(stem.name + s) for s in (".ipynb", ".html", ".json"))
+    t0 = time.perf_counter()
+    own_pool = pool is None
+    if own_pool:
+        from .kernels import KernelPool  # noqa: PLC0415
+
+        pool = KernelPool(size=1, refill=False)  # the kernel warms up while this process imports papermill
+    try:
+        with tempfile.TemporaryDirectory(prefix="opsbook-run-") as tmp:
+            record_file = Path(tmp) / "record.jsonl"
+            kernel_env = {"OPSBOOK_RUN_RECORD": str(record_file), "OPSBOOK_REPORT_STEM": str(stem),
+                          "OPSBOOK_CONFIG": str(_config_file(config, Path(tmp))),
+                          # the kernel runs in runbooks/; relative paths in parameters mean the caller's folder
+                          CALLER_CWD_ENV: os.getcwd()}
+            with _RUN_LOCK, _quiet_papermill():
+                nb, error, stopped_by = _execute(path, injected, pool, kernel_env)
+            from . import runrecord  # noqa: PLC0415
+
+            record = runrecord.read(record_file)
+    finally:
+        if own_pool:
+            pool.close()
+    sidecar = {"runbook": name, "target": target, "status": "failed" if error else "ok",
+               "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+               "duration_s": round(time.perf_counter() - t0, 2),
+               "server_version_num": record["meta"].get("server_version_num"),
+               "parameters": values, "findings": record["findings"], "metrics": record["metrics"],
+               "error": _error_line(error)}
+    json_path.write_text(json.dumps(sidecar, indent=2, default=str) + "\n", encoding="utf-8")
+    _write_notebook(nb, nb_path)
+    page = _render(nb, html_path, sidecar, record, tgt.display(), error, root, with_code, self_contained)
+    _write_atomic(html_path, page)
+    sidecar = json.loads(scrub_files(known_secrets(config), json_path, nb_path, html_path)[json_path])
+    if refresh_index:
+        from .report_index import write_index  # noqa: PLC0415
+
+        write_index(root)
+    code = 128 + SIGNAL_NUMBERS[stopped_by] if stopped_by else _exit_code(sidecar, fail_on)
+    return RunResult(code, sidecar, html_path, nb_path, json_path)
+
+
+def check_run(name: str, target: str = "demo", params: dict[str, Any] | None = None, *, config: Config,
+              fail_on: str | None = None):
+    """Validate one run before anything starts: (notebook path, parameter values, Target, injected parameters).
+
+    Raises a UsageError (exit 2) for an unknown runbook, target or parameter, a wrong type, a bad --fail-on."""
     path = runbook_path(name)
     values = _validated_params(path, params or {})
     tgt = config.target(target)
@@ -108,36 +164,7 @@ def run_runbook(name: str, target: str = "demo", params: dict[str, Any] | None =
         raise UsageError(f"--fail-on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")
     declared = {p.name for p in paramspec.describe(path)}
     injected = {**({"target": target} if "target" in declared else {}), **values}
-
-    root = Path(output_dir or config.reports_dir).absolute()
-    started = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    stem = reserve_stem(root, name, target, started)
-    nb_path, html_path, json_path = (stem.with_name(stem.name + s) for s in (".ipynb", ".html", ".json"))
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="opsbook-run-") as tmp:
-        record_file = Path(tmp) / "record.jsonl"
-        kernel_env = {"OPSBOOK_RUN_RECORD": str(record_file), "OPSBOOK_REPORT_STEM": str(stem),
-                      "OPSBOOK_CONFIG": str(_config_file(config, Path(tmp))),
-                      # the kernel runs in runbooks/; relative paths in parameters mean the caller's folder
-                      CALLER_CWD_ENV: os.getcwd()}
-        with _RUN_LOCK, _environ(kernel_env), _quiet_papermill():
-            nb, error = _execute(path, nb_path, injected, kernel_log=Path(tmp) / "kernel.log")
-        from . import runrecord  # noqa: PLC0415
-
-        record = runrecord.read(record_file)
-    sidecar = {"runbook": name, "target": target, "status": "failed" if error else "ok",
-               "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-               "duration_s": round(time.perf_counter() - t0, 2),
-               "server_version_num": record["meta"].get("server_version_num"),
-               "parameters": values, "findings": record["findings"], "metrics": record["metrics"],
-               "error": _error_line(error)}
-    json_path.write_text(json.dumps(sidecar, indent=2, default=str) + "\n", encoding="utf-8")
-    _export(nb, html_path, sidecar, record, tgt.display(), error, root, with_code, self_contained)
-    sidecar = json.loads(scrub_files(known_secrets(config), json_path, nb_path, html_path)[json_path])
-    from .report_index import write_index  # noqa: PLC0415
-
-    write_index(root)
-    return RunResult(_exit_code(sidecar, fail_on), sidecar, html_path, nb_path, json_path)
+    return path, values, tgt, injected
 
 
 def run_all(target: str = "demo", *, config: Config | None = None, output_dir: Path | None = None,
@@ -218,6 +245,7 @@ def demo(*, config: Config | None = None, output_dir: Path | None = None,
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+SIGNAL_NUMBERS = {"SIGINT": 2, "SIGTERM": 15}  # exit code 128 + number, as a shell reports a signalled process
 LIVE_INCIDENT_AGE_S = 5  # the demo's live faults age this long before incident-triage looks at them
 
 
@@ -265,34 +293,21 @@ def _validate_config_thresholds(config: Config, target) -> None:
             known[check_id].resolve_thresholds(layer)
 
 
-def _execute(path: Path, out: Path, parameters: dict[str, Any], kernel_log: Path):
-    """Run the notebook; returns (executed NotebookNode, error dict or None). Never raises for a failing cell.
+def _execute(path: Path, parameters: dict[str, Any], pool, kernel_env: dict[str, str]):
+    """Run the notebook on a kernel from `pool`; returns (executed notebook, error dict or None, signal name).
 
-    The kernel process's own stdout/stderr (its "running over TCP" warning, shutdown noise, a crash message) go
-    to `kernel_log`, so the CLI's output stays clean and `--json` stays parseable; a dead kernel's tail is kept.
+    Never raises for a failing cell. The kernel's own stdout/stderr go to its log file (the CLI output stays clean,
+    `--json` stays parseable); a dead kernel's last lines are kept in the error.
     """
-    import nbformat  # noqa: PLC0415
-    import papermill as pm  # noqa: PLC0415
+    from .kernels.execute import run_notebook  # noqa: PLC0415
 
-    error = None
-    with open(kernel_log, "wb") as log:
-        try:
-            nb = pm.execute_notebook(str(path), str(out), parameters=parameters, progress_bar=False,
-                                     log_output=False, cwd=str(path.parent), kernel_name="python3",
-                                     kernel_manager_class=_kernel_manager_class(log))
-            return nb, None
-        except pm.PapermillExecutionError as e:
-            error = {"ename": e.ename, "evalue": e.evalue, "source": e.source, "traceback": e.traceback,
-                     "anchor": True}
-        except Exception as e:  # noqa: BLE001 - a dead kernel, a start-up timeout: the run failed, report it
-            tail = kernel_log.read_text(errors="replace").strip().splitlines()[-20:]
-            error = {"ename": type(e).__name__, "evalue": " ".join(str(e).split())[:500], "source": None,
-                     "traceback": ["kernel output (last lines):", *tail] if tail else []}
+    kernel = pool.take()
     try:
-        nb = nbformat.read(str(out), as_version=4)
-    except Exception:  # noqa: BLE001 - nothing was written: report on the input notebook
-        nb = nbformat.read(str(path), as_version=4)
-        nbformat.write(nb, str(out))
+        nb, error, stopped_by = run_notebook(path, parameters, kernel, env=kernel_env, cwd=path.parent)
+    finally:
+        kernel.shutdown()
+    if error is None:
+        return nb, None, None
     index, cell = _failed_cell(nb)
     error["cell_index"] = index
     if cell is not None:
@@ -301,20 +316,20 @@ def _execute(path: Path, out: Path, parameters: dict[str, Any], kernel_log: Path
     if error["ename"] == "DeadKernelError":
         error["evalue"] = "the kernel died while running this cell (out of memory, or a crash in native code)"
     error["where"] = where_failed(error)
-    return nb, error
+    return nb, error, stopped_by
 
 
-def _kernel_manager_class(log):
-    """A kernel manager that starts the kernel with its stdout/stderr sent to `log` (Popen keywords)."""
-    from jupyter_client.manager import AsyncKernelManager  # noqa: PLC0415
+def _write_notebook(nb, path: Path) -> None:
+    """The executed notebook, written once, after the run (papermill's per-cell saves are off)."""
+    import nbformat  # noqa: PLC0415
 
-    class LoggedKernelManager(AsyncKernelManager):
-        async def start_kernel(self, **kw):  # noqa: D102 - AsyncKernelManager.start_kernel passes kw to Popen
-            kw.setdefault("stdout", log)
-            kw.setdefault("stderr", log)
-            return await super().start_kernel(**kw)
+    _write_atomic(path, nbformat.writes(nb))
 
-    return LoggedKernelManager
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _failed_cell(nb):
@@ -357,14 +372,15 @@ def where_failed(error: dict[str, Any]) -> str:
     return where + (f", section {error['section']!r}" if error.get("section") else "")
 
 
-def _export(nb, html_path, sidecar, record, target_display, error, root, with_code, self_contained) -> None:
-    from .report_html import Header, export  # noqa: PLC0415
+def _render(nb, html_path, sidecar, record, target_display, error, root, with_code, self_contained) -> str:
+    from .report_html import Header, render  # noqa: PLC0415
 
     header = Header(runbook=sidecar["runbook"], target=sidecar["target"], target_display=target_display,
                     status=sidecar["status"], started_at=sidecar["started_at"], duration_s=sidecar["duration_s"],
                     parameters=sidecar["parameters"], counts=_counts(sidecar["findings"]),
-                    server_version=record["meta"].get("server_version"), error=error)
-    export(nb, html_path, header, reports_root=root, with_code=with_code, self_contained=self_contained)
+                    server_version=record["meta"].get("server_version"), error=error,
+                    findings=sidecar["findings"])
+    return render(nb, html_path, header, reports_root=root, with_code=with_code, self_contained=self_contained)
 
 
 def _counts(findings: list[dict[str, Any]]) -> dict[str, int]:
@@ -397,21 +413,6 @@ def _config_file(config: Config, tmp: Path) -> Path:
     path = tmp / "opsbook.toml"
     path.write_text(dumps(raw))
     return path
-
-
-@contextlib.contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    """Set variables for the kernel we start (it inherits os.environ), and restore them afterwards."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @contextlib.contextmanager

@@ -1,0 +1,176 @@
+"""Kernels started ahead of the run that needs them, opsbook's heavy imports done, each used for one run only."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from pathlib import Path
+
+KERNEL_NAME = "python3"
+START_TIMEOUT_S = 60
+# No IPython history database: a run's cells are not history, and sqlite on disk is slow and would keep query texts.
+KERNEL_ARGUMENTS = ["--HistoryManager.enabled=False"]
+# What every runbook's first cell imports; importing it here, before the run, is the whole point of a warm kernel.
+# Only imports: nothing that reads the configuration, the environment or a database.
+WARM_UP = """\
+import opsbook, opsbook.context, opsbook.display, opsbook.triage, opsbook.remediate
+import opsbook.charts, opsbook.charts.incident, opsbook.charts.capacity, opsbook.checks
+import pandas, plotly.graph_objects, plotly.io, psycopg, sqlalchemy
+opsbook.checks.load_all()
+del opsbook
+"""
+
+
+class KernelError(RuntimeError):
+    """A kernel did not start, or did not take its per-run set-up."""
+
+
+def _manager_class():
+    from jupyter_client.manager import KernelManager  # noqa: PLC0415
+
+    class OneRunKernelManager(KernelManager):
+        """A synchronous manager (usable from any thread) whose clients are asynchronous, as nbclient needs."""
+
+        client_class = "jupyter_client.asynchronous.AsyncKernelClient"
+
+    return OneRunKernelManager
+
+
+class WarmKernel:
+    """One kernel process: started and warmed by `start()`, prepared for one run, then shut down for good."""
+
+    def __init__(self, cwd: Path):
+        self.cwd = Path(cwd)
+        self.folder = Path(tempfile.mkdtemp(prefix="opsbook-kernel-"))
+        self.log_path = self.folder / "kernel.log"
+        self.km = None
+        self.used = False
+        self.error: BaseException | None = None
+
+    def start(self) -> "WarmKernel":
+        """Launch the kernel (its output to `log_path`) and run the warm-up imports; errors kept in `error`."""
+        try:
+            km = _manager_class()(kernel_name=KERNEL_NAME)
+            km.connection_file = str(self.folder / "connection.json")
+            with open(self.log_path, "ab") as log:
+                km.start_kernel(extra_arguments=KERNEL_ARGUMENTS, cwd=str(self.cwd), stdout=log, stderr=log)
+            self.km = km
+            self.execute(WARM_UP)
+        except BaseException as e:  # noqa: BLE001 - reported when the run takes this kernel
+            self.error = e
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        return getattr(process, "pid", None)
+
+    def execute(self, code: str, timeout: float = START_TIMEOUT_S) -> None:
+        """Run `code` silently in the kernel through a short-lived client; KernelError if it raised."""
+        kc = self.km.blocking_client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=timeout)
+            reply = kc.execute_interactive(code, silent=True, store_history=False, timeout=timeout,
+                                           output_hook=lambda msg: None)
+        finally:
+            kc.stop_channels()  # a client left connected would take replies meant for a later kernel's client
+        content = reply.get("content", {})
+        if content.get("status") != "ok":
+            raise KernelError(f"kernel set-up failed: {content.get('ename')}: {content.get('evalue')}")
+
+    def prepare(self, env: dict[str, str], cwd: Path) -> None:
+        """Set the run's environment and working directory inside the kernel (it was started without them)."""
+        if self.error is not None:
+            raise KernelError(f"the kernel did not start: {type(self.error).__name__}: {self.error}")
+        if self.used:
+            raise KernelError("a kernel runs one runbook only")  # no state may leak between runs or targets
+        self.used = True
+        self.execute(f"import os as _os\n_os.environ.update({dict(env)!r})\n_os.chdir({str(cwd)!r})\ndel _os\n")
+
+    def interrupt(self) -> None:
+        """SIGINT to the kernel: the running cell raises KeyboardInterrupt, its finally-blocks run."""
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
+    def shutdown_now(self) -> None:
+        """SIGKILL, safe inside a signal handler: the client sees a dead kernel and the run ends."""
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def log_tail(self, lines: int = 20) -> list[str]:
+        try:
+            return self.log_path.read_text(errors="replace").strip().splitlines()[-lines:]
+        except OSError:
+            return []
+
+    def shutdown(self) -> None:
+        """Kill the kernel at once (its work is done or abandoned) and remove its files."""
+        try:
+            if self.km is not None and self.km.has_kernel:
+                self.km.shutdown_kernel(now=True)
+            if self.km is not None:
+                self.km.cleanup_resources()
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class KernelPool:
+    """Keeps `size` kernels starting or ready; `take()` hands one out and starts its replacement at once.
+
+    `opsbook run` uses a pool of one without a replacement; a worker of `run_many` keeps one spare, so the next
+    kernel warms up while the current run executes.
+    """
+
+    def __init__(self, size: int = 1, *, cwd: Path | None = None, refill: bool = True):
+        from ..runner import runbooks_dir  # noqa: PLC0415
+
+        self.size, self.refill = size, refill
+        self.cwd = Path(cwd or runbooks_dir())
+        self._lock = threading.Lock()
+        self._starting: list[tuple[WarmKernel, threading.Thread]] = []
+        self._closed = False
+        for _ in range(size):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        kernel = WarmKernel(self.cwd)
+        thread = threading.Thread(target=kernel.start, name="opsbook-kernel-start", daemon=True)
+        thread.start()
+        self._starting.append((kernel, thread))
+
+    def take(self) -> WarmKernel:
+        """The oldest kernel, waited for until warm; a replacement starts right away when `refill`."""
+        with self._lock:
+            if self._closed:
+                raise KernelError("the kernel pool is closed")
+            if not self._starting:
+                self._spawn()
+            kernel, thread = self._starting.pop(0)
+            if self.refill:
+                self._spawn()
+        thread.join(START_TIMEOUT_S * 2)
+        return kernel
+
+    def close(self) -> None:
+        """Shut down every kernel not handed out."""
+        with self._lock:
+            self._closed = True
+            pending, self._starting = self._starting, []
+        for kernel, thread in pending:
+            thread.join(START_TIMEOUT_S * 2)
+            kernel.shutdown()
+
+    def __enter__(self) -> "KernelPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
