@@ -92,21 +92,25 @@ def test_targets_all_and_tags(fixture_runbooks):
 
 
 # ------------------------------------------------------------------------------------------ real runs
-def test_run_due_runs_once_per_slot(fixture_runbooks, tmp_path, db):
-    config = from_dict(_raw(tmp_path, db.conninfo))
+def test_run_due_runs_once_per_slot_on_every_target(fixture_runbooks, tmp_path, db):
+    raw = _raw(tmp_path, db.conninfo, targets=["all"])
+    raw["targets"]["second"] = {"dsn": db.conninfo}
+    config = from_dict(raw)
     now = dt.datetime.now(UTC).replace(second=0, microsecond=0)
-    first = run_due(config, now=now)
-    assert [(o.target, o.status, o.attempt) for o in first] == [("test", "ok", 1)]
+    first = run_due(config, now=now)  # both targets, side by side as a fleet
+    assert sorted((o.target, o.status, o.attempt) for o in first) == [("second", "ok", 1), ("test", "ok", 1)]
     sidecar = json.loads(Path(first[0].report).read_text())
     assert sidecar["status"] == "ok" and sidecar["runbook"] == "connect"
     assert run_due(config, now=now + dt.timedelta(seconds=20)) == []  # same minute: nothing more
-    assert len(_reports(tmp_path)) == 1
+    assert len(_reports(tmp_path)) == 2
     store = JobStore(config.history_url)
     try:
-        (row,) = store.rows()
+        rows = store.rows()
     finally:
         store.close()
-    assert row["status"] == "ok" and row["report"] == first[0].report and row["slot"] == now.timestamp()
+    assert sorted(r["target"] for r in rows) == ["second", "test"]
+    assert all(r["status"] == "ok" and r["slot"] == now.timestamp() for r in rows)
+    assert {r["report"] for r in rows} == {o.report for o in first}
 
 
 def test_two_concurrent_invocations_make_one_report(fixture_runbooks, tmp_path, db):

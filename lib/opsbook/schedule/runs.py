@@ -63,10 +63,7 @@ def run_due(config, *, now: dt.datetime | None = None, progress: Callable[[str],
                 c = store.claim_slot(s.name, target, slot.timestamp(), now.timestamp())
                 if c is not None:
                     claims.append(c)
-            for c in claims:
-                outcome = _attempt(config, store, s, c, output_dir, clock=now.timestamp())
-                progress(outcome.line())
-                out.append(outcome)
+            out += _run_claims(config, store, s, claims, output_dir, progress, clock=now.timestamp())
     finally:
         store.close()
     return out
@@ -88,37 +85,61 @@ def run_now(config, name: str, *, progress: Callable[[str], None] = lambda s: No
             while c is None:  # a manual run's slot is its own start time, unique to the microsecond
                 c = store.claim_slot(s.name, target, now, now)
                 now += 1e-6
-            outcome = _attempt(config, store, s, c, output_dir)
-            progress(outcome.line())
-            out.append(outcome)
+            out += _run_claims(config, store, s, [c], output_dir, progress)
     finally:
         store.close()
     return out
 
 
+def _run_claims(config, store: JobStore, s: Schedule, claims: list[Claim], output_dir: Path | None,
+                progress: Callable[[str], None], clock: float | None = None) -> list[JobOutcome]:
+    """A schedule's claimed jobs run as a fleet: up to the number of cores at once, each in its own process."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    if not claims:
+        return []
+    out: list[JobOutcome] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(len(claims), os.cpu_count() or 2))) as pool:
+        for outcome in pool.map(lambda c: _attempt(config, store, s, c, output_dir, clock=clock), claims):
+            progress(outcome.line())
+            out.append(outcome)
+    return out
+
+
+def _cli_value(v: Any) -> str:
+    """A TOML parameter value as `-p NAME=VALUE` text (lists and tables as JSON, as the CLI reads them)."""
+    if isinstance(v, str):
+        return v
+    return json.dumps(v)
+
+
 def _attempt(config, store: JobStore, s: Schedule, c: Claim, output_dir: Path | None,
              clock: float | None = None) -> JobOutcome:
-    """One attempt; `clock` is the invocation's time (backoffs are counted in it, from when the attempt ended)."""
-    from ..runner import run_runbook  # noqa: PLC0415
+    """One attempt, in its own `opsbook run` process (a crash or a hung kernel cannot take run-due down);
+    `clock` is the invocation's time (backoffs are counted in it, from when the attempt ended)."""
+    from ..fleet.run import config_text  # noqa: PLC0415
+    from ..fleet.task import run_target  # noqa: PLC0415
 
     t0 = time.time()
-
     slot = dt.datetime.fromtimestamp(c.slot, dt.timezone.utc)
     outcome = JobOutcome(s.name, c.target, slot, c.attempt, "failed")
     retry = True
-    try:
-        result = run_runbook(s.runbook, c.target, dict(s.parameters), config=config, output_dir=output_dir)
-        sidecar = result.sidecar
-        outcome.report = str(result.sidecar_path)
-        outcome.worst = _worst(sidecar.get("findings") or [])
-        if sidecar.get("status") == "ok":
+    cfg = Path(config.path).absolute() if config.path is not None and Path(config.path).is_file() else None
+    root = Path(output_dir or config.reports_dir).absolute()
+    raw = run_target(s.runbook, c.target, {k: _cli_value(v) for k, v in s.parameters.items()},
+                     config_path=str(cfg) if cfg else None, config_text=None if cfg else config_text(config),
+                     timeout_s=s.timeout_s, output_dir=str(root))
+    result = raw.get("result")
+    if result is not None:
+        outcome.report = result.get("sidecar")
+        outcome.worst = _worst(result.get("findings") or [])
+        if result.get("status") == "ok":
             outcome.status = "ok"
         else:
-            outcome.error = sidecar.get("error") or "the runbook failed"
-    except UsageError as e:  # a parameter or target that cannot work: trying again will not help
-        outcome.error, retry = " ".join(str(e).split()), False
-    except Exception as e:  # noqa: BLE001 - a scheduled run must never take the runner down with it
-        outcome.error = " ".join(f"{type(e).__name__}: {e}".split())[:500]
+            outcome.error = result.get("error") or "the runbook failed"
+    else:
+        outcome.error = raw.get("error") or "the run produced no report"
+        retry = raw.get("exit_code") != 2  # a parameter or target that cannot work: trying again will not help
     now = (clock if clock is not None else t0) + (time.time() - t0)
     if outcome.status != "ok" and retry and c.attempt < s.max_attempts:
         outcome.status = "retrying"

@@ -9,12 +9,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..errors import ConfigError
 
 KEYS = {"name", "runbook", "targets", "cron", "timezone", "parameters", "notify", "fail_on", "max_attempts",
-        "retry_backoff_s", "description"}
+        "retry_backoff_s", "timeout_s", "description"}
 FAIL_ON = ("warning", "critical")
 # A failed run is tried again this many times in all (the first try included), `retry_backoff_s` x 2^(n-1) apart,
 # then recorded as failed and left alone until the schedule's next slot (Superset's alerts do the same).
 MAX_ATTEMPTS = 3
 RETRY_BACKOFF_S = 60
+TIMEOUT_S = 3600  # one run on one target; then it is killed (with its kernel) and counts as a failed attempt
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Schedule:
     fail_on: str = "critical"
     max_attempts: int = MAX_ATTEMPTS
     retry_backoff_s: float = RETRY_BACKOFF_S
+    timeout_s: float = TIMEOUT_S
     description: str = ""
 
     @property
@@ -120,9 +122,13 @@ def _one(entry: Any, i: int, config, check_runbooks: bool) -> Schedule:
         raise ConfigError(f"{where}: max_attempts must be an integer from 1 to 10")
     if not isinstance(backoff, (int, float)) or isinstance(backoff, bool) or not 0 <= backoff <= 86400:
         raise ConfigError(f"{where}: retry_backoff_s must be a number of seconds from 0 to 86400")
+    timeout = entry.get("timeout_s", TIMEOUT_S)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 1 <= timeout <= 86400:
+        raise ConfigError(f"{where}: timeout_s must be a number of seconds from 1 to 86400")
     s = Schedule(name=name, runbook=entry["runbook"], targets=tuple(targets), cron=entry["cron"].strip(),
                  timezone=entry.get("timezone", "UTC"), parameters=params, notify=tuple(notify), fail_on=fail_on,
-                 max_attempts=attempts, retry_backoff_s=float(backoff), description=str(entry.get("description", "")))
+                 max_attempts=attempts, retry_backoff_s=float(backoff), timeout_s=float(timeout),
+                 description=str(entry.get("description", "")))
     _check_cron(s, where)
     _check_timezone(s, where)
     for t in s.targets:
