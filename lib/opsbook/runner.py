@@ -172,11 +172,12 @@ def run_all(target: str = "demo", *, config: Config | None = None, output_dir: P
             params_for: Callable[[str], dict[str, Any]] = lambda name: {},
             around: Callable[[str], contextlib.AbstractContextManager] = lambda name: contextlib.nullcontext(),
             **kw: Any) -> list[RunResult]:
-    """Every runbook against one target, in name order, one line of progress per runbook.
+    """Every runbook against one target, in name order (those whose metadata says `after_others`, such as
+    monthly-health, which reads the others' sidecars, last), one line of progress per runbook.
 
     `params_for(name)` gives a runbook's parameters; `around(name)` a context its run happens inside."""
     config = config or load()
-    names = runbook_names()
+    names = sorted(runbook_names(), key=lambda n: bool(runbook_meta(n).get("after_others")))
     results = []
     for i, name in enumerate(names, 1):
         params = params_for(name)
