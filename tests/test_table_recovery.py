@@ -134,3 +134,40 @@ def test_filter_limits_the_comparison_and_a_missing_table_is_told(src, tmp_path)
     assert finding(rb, "recovery.key").severity.value == "critical" and count(src, "leads") == 2998
     rb, _ = recover(src, table="no_such_table", backup=str(backup))
     assert "does not exist" in finding(rb, "recovery.key").title
+
+
+def test_live_read_failures_are_not_restore_failures_and_bad_input_is_named(src, pg, tmp_path):
+    """Issue 10: a lock timeout while reading live, a bad key, a bad filter and an unreachable database each say
+    what they are; none is 'restore failed', none claims the scratch was not dropped, none says 'no primary key'
+    or 'does not exist'."""
+    backup = take(src, tmp_path, "custom")
+    src.execute("DELETE FROM leads WHERE id <= 5")
+    holder = src.connect(autocommit=False)
+    holder.execute("LOCK TABLE leads IN ACCESS EXCLUSIVE MODE")  # live rows cannot be read: lock_timeout
+    try:
+        rb, r = recover(src, table="leads", backup=str(backup))
+    finally:
+        holder.rollback()
+    restore_findings = [f for f in rb.findings if f.check == "backup.restore"]
+    assert restore_findings and not [f for f in restore_findings if f.title.startswith("restore failed")]
+    assert not [f for f in restore_findings if "NOT dropped" in (f.detail or "")]
+    missing = finding(rb, "recovery.missing_rows")
+    assert missing.skipped and "comparing the backup's rows with live failed" in missing.title
+    assert "lock" in missing.title.lower()
+    assert not [n for n in scratch_databases(pg) if n.startswith("opsbook_recover_")]
+
+    rb, _ = recover(src, table="leads", backup=str(backup), key="nope")
+    key = finding(rb, "recovery.key")
+    assert key.severity.value == "critical" and "no primary key" not in key.title and "nope" in key.title
+    rb, _ = recover(src, table="leads", backup=str(backup), filter="no_such_column > 1")
+    key = finding(rb, "recovery.key")
+    assert "filter does not fit" in key.title and "no_such_column" in key.title
+
+    config = src.config()
+    config.targets["test"] = type(config.targets["test"])("test", dsn="host=127.0.0.1 port=1 user=x dbname=x")
+    rb = Runbook("table-recovery", "test", config=config)
+    rb.connect()
+    TableRecovery(rb, table="leads", backup=str(backup)).run()
+    rb.close()
+    key = finding(rb, "recovery.key")
+    assert "could not be reached" in key.title and "does not exist" not in key.title
