@@ -437,3 +437,26 @@ def test_the_demo_deletes_known_rows_after_the_dump_and_puts_them_back_before_th
     assert r.diff.missing == demo_rows.COUNT and sorted(r.missing_sample["id"]) == ids
     demo_rows.around("backup-verification", db.conninfo)  # the next demo, before its dump
     assert checksums(db) == before and not stash.exists()
+
+
+def test_on_a_scratch_server_a_held_database_is_never_an_orphan_and_only_old_unheld_ones_are_dropped(pg):
+    """Each run holds an advisory lock on its own opsbook_verify_* database: a run beside it never reports it as
+    left by a killed run; one nobody holds is dropped once older than a day, and said."""
+    from opsbook.config import from_dict
+    from opsbook.recovery.scratch import open_scratch
+
+    config = from_dict({"targets": {"spare": {"dsn": pg.conninfo(), "scratch": True}}})
+    old, young = "opsbook_verify_20200101_000000_abcd", f"opsbook_verify_{time.strftime('%Y%m%d_%H%M%S')}_beef"
+    with psycopg.connect(pg.conninfo(), autocommit=True) as c:
+        for name in (old, young):
+            c.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with open_scratch(config, "spare", None, "verify") as first:
+            with open_scratch(config, "spare", None, "verify") as second:
+                assert first.name not in second.leftovers and young in second.leftovers
+                assert first.name in databases(pg) and second.name in databases(pg)
+            assert [o["name"] for o in first.dropped_orphans] == [old]
+        assert second.dropped and first.dropped and {first.name, second.name, old}.isdisjoint(databases(pg))
+    finally:
+        with psycopg.connect(pg.conninfo(), autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{young}"')
