@@ -250,7 +250,9 @@ class BackupVerification:
             return (p / name if p.is_dir() and not (p / "toc.dat").exists() else p), 0
         folder = backups_folder(self.rb.target)
         if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
+            dump.private_folder(folder)
+            if self.rb.target.embedded:
+                folder.chmod(0o700)  # the demo's folder is opsbook's own: private even if an older opsbook made it
             return folder / name, DEMO_BACKUPS_KEEP if self.rb.target.embedded else 0
         self._tmp = Path(tempfile.mkdtemp(prefix="opsbook-dump-"))
         return self._tmp / name, 0
