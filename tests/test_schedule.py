@@ -167,18 +167,23 @@ def test_run_now_and_list(fixture_runbooks, tmp_path, db):
 # ------------------------------------------------------------------------------------------ timers
 def test_install_cron_dry_run_and_systemd_units(fixture_runbooks, tmp_path):
     cfg = tmp_path / "opsbook.toml"
-    cfg.write_text('[[schedules]]\nname = "m"\nrunbook = "connect"\ntargets = ["demo"]\ncron = "0 6 1 * *"\n')
+    # a target nobody listens for: the first run-due runs the newest past slot, and it must be quick
+    cfg.write_text('[targets.x]\ndsn = "host=127.0.0.1 port=1 dbname=x connect_timeout=1"\n'
+                   '[[schedules]]\nname = "m"\nrunbook = "connect"\ntargets = ["x"]\ncron = "0 6 1 * *"\n')
     env = {**os.environ, "OPSBOOK_RUNBOOKS": str(FIXTURES), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
     out = subprocess.run([str(OPSBOOK), "--config", str(cfg), "schedule", "install", "--cron", "--dry-run"],
                          capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     line = out.stdout.strip()
-    assert line.startswith("* * * * * HOME=") and f"{OPSBOOK} --config {cfg} schedule run-due" in line
-    assert "# opsbook schedule run-due" in line
-    # the line works: cron runs it through sh; run its command part the same way
-    command = line.split(" ", 5)[5].split(" >> ")[0]
-    ran = subprocess.run(["sh", "-c", command], capture_output=True, text=True, env=env)
-    assert ran.returncode == 0, ran.stderr
+    assert line.startswith("* * * * * mkdir -p ") and f"{OPSBOOK} --config {cfg} schedule run-due" in line
+    assert line.endswith("remove with `opsbook schedule uninstall`)") and "# opsbook schedule run-due" in line
+    # the line works on a fresh machine: cron hands everything after the five fields to sh, in a bare environment,
+    # before any reports folder exists; the run's output goes to the log
+    assert not (tmp_path / "reports").exists()
+    ran = subprocess.run(["sh", "-c", line.split(" ", 5)[5]], capture_output=True, text=True,
+                         env={"OPSBOOK_RUNBOOKS": str(FIXTURES), "OPSBOOK_HOME": str(tmp_path / "home")}, cwd="/")
+    assert ran.returncode == 0 and ran.stderr == "", ran.stderr
+    assert (tmp_path / "reports" / "schedule.log").is_file()
     out = subprocess.run([str(OPSBOOK), "--config", str(cfg), "schedule", "install", "--systemd", "--user"],
                          capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr

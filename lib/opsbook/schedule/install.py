@@ -35,10 +35,14 @@ def log_file(config) -> Path:
 
 
 def crontab_line(config, config_file: Path | None) -> str:
-    # cron's environment is bare: HOME and PATH matter for ~/.pgpass and the client tools
+    """`* * * * * mkdir -p LOGDIR && HOME=.. PATH=.. opsbook ... schedule run-due >> LOG 2>&1 # marker`: cron hands
+    the command to /bin/sh with a bare environment (HOME and PATH matter for ~/.pgpass and the client tools), the
+    log's folder may not exist yet on a fresh machine, and `%` would be a newline to cron."""
+    log = log_file(config)
     env = f"HOME={_quote([str(Path.home())])} PATH={_quote([os.environ.get('PATH', '/usr/bin:/bin')])}"
-    return (f"* * * * * {env} {_quote(opsbook_command(config_file))} >> {_quote([str(log_file(config))])} 2>&1 "
-            f"{MARKER}")
+    command = (f"mkdir -p {_quote([str(log.parent)])} && {env} {_quote(opsbook_command(config_file))} "
+               f">> {_quote([str(log)])} 2>&1")
+    return f"* * * * * {command.replace('%', chr(92) + '%')} {MARKER}"
 
 
 @dataclass
