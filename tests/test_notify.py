@@ -128,3 +128,20 @@ def test_bad_notifier_config_names_the_notifier(tmp_path, notifier, message):
     with pytest.raises(ConfigError, match="notifier 'n'") as e:
         load_notifiers(_config(tmp_path, n=notifier))
     assert message in str(e.value) and e.value.exit_code == 2
+
+
+def test_notify_test_command_sends_a_real_message(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    with http_recorder() as hook:
+        (tmp_path / "opsbook.toml").write_text('[notify.hook]\nkind = "webhook"\nurl_env = "OPSBOOK_TEST_HOOK"\n')
+        env = {**__import__("os").environ, "OPSBOOK_TEST_HOOK": hook.url}
+        opsbook = str(__import__("pathlib").Path(sys.executable).parent / "opsbook")
+        out = subprocess.run([opsbook, "--config", str(tmp_path / "opsbook.toml"), "notify", "test", "hook"],
+                             capture_output=True, text=True, env=env)
+        bad = subprocess.run([opsbook, "--config", str(tmp_path / "opsbook.toml"), "notify", "test", "nope"],
+                             capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "hook: sent (1 attempt(s))"
+    assert hook.posts[0]["body"]["text"].startswith("[opsbook test] notifications from opsbook reach you here")
+    assert bad.returncode == 2 and "notifier 'nope' not found; known: hook" in bad.stderr

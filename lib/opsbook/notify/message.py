@@ -60,12 +60,18 @@ class Message:
         return url_prefix.rstrip("/") + "/" + rel
 
     def subject(self) -> str:
+        if self.test:
+            return "[opsbook test] notifications from opsbook reach you here"
         what = {"failed": "FAILED", "critical": "needs attention", "done": "report ready"}[self.event]
         tally = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n and s in ("critical", "warning"))
         prefix = "[opsbook test] " if self.test else "[opsbook] "
         return f"{prefix}{self.runbook} on {self.target}: {what}" + (f" ({tally})" if tally else "")
 
     def text(self, config, url_prefix: str | None) -> str:
+        if self.test:
+            return (f"{self.subject()}\n\nThis is a test sent by `opsbook notify test`. Scheduled runs will tell "
+                    "you here when a report is ready, when it finds something serious, and when a run failed, as "
+                    "this notifier's `on` list says.")
         lines = [self.subject(), ""]
         lines.append(f"runbook {self.runbook}, target {self.target}"
                      + (f", schedule {self.schedule}" if self.schedule else "")
