@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from ..db import NEXT_STEPS, connect
+from ..db import NEXT_STEPS, connect, ensure_demo_server
 from ..errors import ConnectError
 from ..findings import TIMED_OUT, Finding, Severity
 from .registry import Check, Threshold, register
@@ -12,11 +12,16 @@ from .registry import Check, Threshold, register
 def attempt(target, *, connect_timeout_s: int = 5, statement_timeout_ms: int = 30_000):
     """Try to connect: (session or None, ConnectError or None, one-row DataFrame describing the attempt)."""
     import pandas as pd  # noqa: PLC0415
+    import psycopg  # noqa: F401, PLC0415 - imported before the clock starts: a cold kernel's import time
+    import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401, PLC0415 - is not the network's latency
 
+    if target.embedded:
+        ensure_demo_server()  # starting the embedded server (or building the demo) is not connecting either
     t0 = time.perf_counter()
     session, error = None, None
     try:
-        session = connect(target, connect_timeout_s=connect_timeout_s, statement_timeout_ms=statement_timeout_ms)
+        session = connect(target, connect_timeout_s=connect_timeout_s, statement_timeout_ms=statement_timeout_ms,
+                          start_embedded=False)
     except ConnectError as e:
         error = e
     row = {"target": target.name, "where": target.display(), "connected": session is not None,
