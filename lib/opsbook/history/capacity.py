@@ -8,6 +8,7 @@ from .. import limits
 
 DEFAULT_WINDOW_DAYS = 90
 DEFAULT_HORIZON_DAYS = 90
+PLOT_POINTS = 400  # snapshots per plotted table series: what a chart can show; the whole window still counts
 SCALING_TRIGGER_PCT = 80  # source guides 000 and 002: scale / upgrade when a resource passes 80% of its limit
 
 
@@ -172,4 +173,5 @@ def table_trends(ctx, top: int = 8) -> tuple[pd.DataFrame, pd.DataFrame]:
         return pd.DataFrame(columns=["ts", "schema_name", "table_name", "total_bytes"]), pd.DataFrame(
             columns=["schema_name", "table_name", "growth_bytes", "growth_per_day_bytes"])
     start = _window_start(store, ctx.target.name, time.time() - params(ctx)["window_days"] * 86400)
-    return store.table_sizes(ctx.target.name, start=start), store.table_growth(ctx.target.name, start=start, top=top)
+    sizes = store.table_sizes(ctx.target.name, start=start, max_points=PLOT_POINTS)  # read once, for both
+    return sizes, store.table_growth(ctx.target.name, start=start, top=top, sizes=sizes)

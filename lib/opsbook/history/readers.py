@@ -35,6 +35,7 @@ class HistoryStore:
         self.url = url
         self.engine = st.make_engine(url)
         self.version = st.migrate(self.engine)
+        self._snapshot_cache: dict[str, tuple[tuple, pd.DataFrame]] = {}
 
     def __repr__(self) -> str:
         return f"HistoryStore({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -44,18 +45,26 @@ class HistoryStore:
 
     # ------------------------------------------------------------------ snapshots
     def snapshots(self, target: str, start=None, end=None) -> pd.DataFrame:
-        """The target's snapshots in [start, end], oldest first, with `ts` as a UTC datetime."""
+        """The target's snapshots in [start, end], oldest first, with `ts` as a UTC datetime.
+
+        The target's snapshots are read once per store object and reused while their count and newest id stay
+        the same (one cheap aggregate per call): a report asks for them a dozen times."""
         s = st.snapshots
-        q = select(s).where(s.c.target == target)
-        if start is not None:
-            q = q.where(s.c.ts >= to_epoch(start))
-        if end is not None:
-            q = q.where(s.c.ts <= to_epoch(end))
         with self.engine.connect() as conn:
-            df = pd.read_sql(q.order_by(s.c.ts, s.c.id), conn)
-        df["epoch"] = df["ts"].astype(float)
-        df["ts"] = _ts(df["epoch"])
-        return df
+            key = tuple(conn.execute(select(func.count(), func.max(s.c.id)).where(s.c.target == target)).one())
+            cached = self._snapshot_cache.get(target)
+            if cached is None or cached[0] != key:
+                df = pd.read_sql(select(s).where(s.c.target == target).order_by(s.c.ts, s.c.id), conn)
+                df["epoch"] = df["ts"].astype(float)
+                df["ts"] = _ts(df["epoch"])
+                self._snapshot_cache[target] = cached = (key, df)
+        df = cached[1]
+        keep = np.ones(len(df), dtype=bool)
+        if start is not None:
+            keep &= (df["epoch"] >= to_epoch(start)).to_numpy()
+        if end is not None:
+            keep &= (df["epoch"] <= to_epoch(end)).to_numpy()
+        return df[keep].reset_index(drop=True).copy()
 
     def has_history(self, target: str) -> bool:
         """True when the target has at least two snapshots: enough for a trend."""
@@ -168,9 +177,12 @@ class HistoryStore:
         df = self.state(target, kind, start, end, columns)
         return df.drop(columns=["info", "entity_id", "key"])
 
-    def table_sizes(self, target: str, start=None, end=None) -> pd.DataFrame:
-        """DataFrame[ts, schema_name, table_name, table_bytes, indexes_bytes, total_bytes], oldest first."""
-        snaps = self.snapshots(target, start, end)
+    def table_sizes(self, target: str, start=None, end=None, max_points: int | None = None) -> pd.DataFrame:
+        """DataFrame[ts, schema_name, table_name, table_bytes, indexes_bytes, total_bytes], oldest first.
+
+        `max_points`: at most that many snapshots, evenly spread over the window, first and last kept (a chart
+        shows hundreds of points, not 6,000; the long frame is tables x snapshots)."""
+        snaps = thinned(self.snapshots(target, start, end), max_points)
         tables = self.state(target, "table", columns=["size_bytes", "rows_est"], snaps=snaps)
         idx = self.state(target, "index", columns=["size_bytes"], snaps=snaps)
         cols = ["ts", "schema_name", "table_name", "table_bytes", "indexes_bytes", "total_bytes", "rows_est"]
@@ -185,9 +197,11 @@ class HistoryStore:
         out = out.rename(columns={"name": "table_name"})
         return out[cols].sort_values(["ts", "schema_name", "table_name"]).reset_index(drop=True)
 
-    def table_growth(self, target: str, start=None, end=None, top: int = 10) -> pd.DataFrame:
-        """Tables by growth of total bytes between the first and last snapshot of the window, biggest first."""
-        sizes = self.table_sizes(target, start, end)
+    def table_growth(self, target: str, start=None, end=None, top: int = 10, *,
+                     sizes: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Tables by growth of total bytes between the first and last snapshot of the window, biggest first.
+        `sizes`: a table_sizes frame already read for the window (not read again)."""
+        sizes = self.table_sizes(target, start, end) if sizes is None else sizes
         if sizes.empty:
             return pd.DataFrame(columns=["schema_name", "table_name", "first_bytes", "last_bytes", "growth_bytes",
                                          "growth_per_day_bytes"])
@@ -236,6 +250,7 @@ class HistoryStore:
         from .prune import parse_duration, prune  # noqa: PLC0415
 
         seconds = parse_duration(older_than) if isinstance(older_than, str) else float(older_than)
+        self._snapshot_cache.clear()
         return prune(self, seconds, keep_daily=keep_daily, target=target, now=now)
 
     def delete_target(self, target: str) -> int:
@@ -243,12 +258,23 @@ class HistoryStore:
         from sqlalchemy import delete  # noqa: PLC0415
 
         e, s = st.entities, st.snapshots
+        self._snapshot_cache.pop(target, None)
         with self.engine.begin() as conn:
             ids = select(e.c.id).where(e.c.target == target)
             for fact in (st.relation_stats, st.statement_stats, st.points):
                 conn.execute(delete(fact).where(fact.c.entity_id.in_(ids)))
             conn.execute(delete(e).where(e.c.target == target))
             return conn.execute(delete(s).where(s.c.target == target)).rowcount or 0
+
+
+def thinned(snaps: pd.DataFrame, max_points: int | None) -> pd.DataFrame:
+    """At most `max_points` snapshots, the nearest to evenly spaced times, first and last always kept."""
+    if not max_points or len(snaps) <= max_points:
+        return snaps
+    epoch = snaps["epoch"].to_numpy()
+    wanted = np.linspace(epoch[0], epoch[-1], max_points)
+    pos = np.unique(np.clip(np.searchsorted(epoch, wanted), 0, len(snaps) - 1))
+    return snaps.iloc[pos].reset_index(drop=True)
 
 
 def counter_deltas(epoch, values, stats_reset, ts) -> pd.DataFrame:
