@@ -1,8 +1,10 @@
-"""Runner benchmarks, measured as ratios in one run: the floor (an empty notebook), runbooks, report sizes.
+"""The speed targets of issue 12, as ratios measured in one run against the plain toolchain's empty notebook.
 
-    .venv/bin/python benchmarks/run.py [--repeat 3] [--runbook incident-triage ...] [--target demo]
+    .venv/bin/python benchmarks/run.py [--repeat 3] [--many 20] [--snapshots 6000] [--skip-capacity]
 
-Writes benchmarks/results/<UTC date>.json (ignored by git) and prints a table.
+The floor is what a user would otherwise script: `papermill` of a one-cell notebook, then `jupyter nbconvert
+--to html`, with this venv's pinned versions, in the same run. Each target is printed with its ratio, its goal
+and the number issue 12 measured before the work. Writes benchmarks/results/<UTC date>.json (not tracked).
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -21,49 +25,105 @@ from pathlib import Path
 import nbformat
 
 HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+# issue 12, measured before this work on the same 2-core machine
+OLD = {"cli_triage": "1.34x (5.8-6.2 s against 4.3 s)", "triage_html": "341 kB",
+       "capacity": "2.1x (13.5 s at 6,000 against 6.3 s at 60)", "capacity_html": "3.4 MB",
+       "many": "about 1.0x (119 s for 20, one at a time)", "interactive": "not built"}
 
 
-def empty_runbook(folder: Path) -> None:
-    """The floor: a parameters cell and nothing else, so a run costs a kernel start and an HTML export."""
+def one_cell_notebook(path: Path) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nb.metadata.opsbook = {"purpose": "benchmark floor"}
-    cell = nbformat.v4.new_code_cell('target: str = "demo"  # target name')
-    cell.metadata.tags = ["parameters"]
-    nb.cells = [cell]
-    nbformat.write(nb, folder / "empty.ipynb")
+    nb.cells = [nbformat.v4.new_code_cell("x = 1")]
+    nbformat.write(nb, path)
+    return path
 
 
-def timed_runs(name: str, target: str, repeat: int, out: Path, runbooks: Path | None) -> dict:
-    from opsbook.runner import run_runbook, runbook_meta
-
-    saved = os.environ.get("OPSBOOK_RUNBOOKS")
-    if runbooks:
-        os.environ["OPSBOOK_RUNBOOKS"] = str(runbooks)
-    try:
-        # on the demo, each runbook runs as `opsbook demo` runs it (backup-verification takes its dump first)
-        params = runbook_meta(name).get("demo_parameters", {}) if target == "demo" and not runbooks else {}
-        walls, last = [], None
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            last = run_runbook(name, target, params, output_dir=out)
-            walls.append(time.perf_counter() - t0)
-    finally:
-        if saved is None:
-            os.environ.pop("OPSBOOK_RUNBOOKS", None)
-        else:
-            os.environ["OPSBOOK_RUNBOOKS"] = saved
-    counts: dict[str, int] = {}
-    for f in last.sidecar["findings"]:
-        counts[f["severity"]] = counts.get(f["severity"], 0) + 1
-    return {"runbook": name, "target": target, "status": last.sidecar["status"], "runs_s": [round(w, 3) for w in walls],
-            "median_s": round(statistics.median(walls), 3), "findings": counts,
-            "sizes_bytes": {p.suffix[1:]: p.stat().st_size
-                            for p in (last.html_path, last.notebook_path, last.sidecar_path)}}
+def timed(cmd: list[str], **kw) -> tuple[float, subprocess.CompletedProcess]:
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    wall = time.perf_counter() - t0
+    if out.returncode not in (0, 3):
+        raise SystemExit(f"{' '.join(map(str, cmd))} failed ({out.returncode}): {out.stderr[-800:]}")
+    return wall, out
 
 
-def import_time_ms(module: str, repeat: int) -> float:
-    """Median wall time of a fresh interpreter importing `module`, less a bare interpreter start."""
+def plain_toolchain(tmp: Path, repeat: int) -> list[float]:
+    """papermill + jupyter nbconvert --to html of a one-cell notebook: what opsbook must beat."""
+    src = one_cell_notebook(tmp / "one-cell.ipynb")
+    walls = []
+    for i in range(repeat):
+        out = tmp / f"plain-{i}.ipynb"
+        a, _ = timed([str(BIN / "papermill"), "--no-progress-bar", str(src), str(out)])
+        b, _ = timed([str(BIN / "jupyter"), "nbconvert", "--to", "html", str(out)])
+        walls.append(a + b)
+    return walls
+
+
+def cli_runs(runbook: str, repeat: int, out: Path, config: Path | None = None) -> tuple[list[float], dict]:
+    """Whole `opsbook run RUNBOOK --target demo --json` processes; (walls, last --json object)."""
+    cmd = [str(BIN / "opsbook"), *(["--config", str(config)] if config else []), "run", runbook, "--target", "demo",
+           "--output-dir", str(out), "--json"]
+    walls, last = [], {}
+    for _ in range(repeat):
+        wall, proc = timed(cmd)
+        walls.append(wall)
+        last = json.loads(proc.stdout)
+    return walls, last
+
+
+def many_runs(count: int, workers: int, out: Path) -> tuple[float, list]:
+    from opsbook.kernels.many import Job, run_many
+
+    t0 = time.perf_counter()
+    results = run_many([Job("incident-triage", "demo") for _ in range(count)], workers=workers, output_dir=out)
+    return time.perf_counter() - t0, results
+
+
+def densified_store(source: Path, dest: Path, per_gap: int) -> int:
+    """A copy of the demo's history with `per_gap` unchanged snapshots between each stored day (as a snapshot
+    every few minutes stores: facts only where values changed); returns the demo target's snapshot count."""
+    shutil.copyfile(source, dest)
+    with sqlite3.connect(dest) as c:
+        cols = [r[1] for r in c.execute("PRAGMA table_info(opsbook_snapshots)") if r[1] != "id"]
+        rows = c.execute(f"SELECT {', '.join(cols)} FROM opsbook_snapshots WHERE target = 'demo' ORDER BY ts").fetchall()
+        i_ts, i_cap = cols.index("ts"), cols.index("captured_at")
+        extra = []
+        for a, b in zip(rows, rows[1:]):
+            step = (b[i_ts] - a[i_ts]) / (per_gap + 1)
+            for k in range(1, per_gap + 1):
+                r = list(a)
+                r[i_ts], r[i_cap] = a[i_ts] + k * step, a[i_cap] + k * step
+                extra.append(r)
+        c.executemany(f"INSERT INTO opsbook_snapshots ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                      extra)
+        return c.execute("SELECT count(*) FROM opsbook_snapshots WHERE target = 'demo'").fetchone()[0]
+
+
+def capacity(tmp: Path, snapshots: int, repeat: int) -> dict:
+    from opsbook.config import load
+
+    source = Path(load().history_url.removeprefix("sqlite:///"))
+    if not source.is_file():
+        return {"skipped": f"no demo history store at {source} (run `opsbook demo` first)"}
+    out = {}
+    with sqlite3.connect(source) as c:
+        base = c.execute("SELECT count(*) FROM opsbook_snapshots WHERE target = 'demo'").fetchone()[0]
+    for label, per_gap in (("small", 0), ("large", max(0, round((snapshots - base) / max(base - 1, 1))))):
+        store = tmp / f"history-{label}.sqlite"
+        count = densified_store(source, store, per_gap)
+        config = tmp / f"opsbook-{label}.toml"
+        config.write_text(f'[history]\nurl = "sqlite:///{store}"\n')
+        walls, last = cli_runs("capacity-planning", repeat, tmp / f"reports-{label}", config)
+        out[label] = {"snapshots": count, "median_s": round(statistics.median(walls), 2),
+                      "html_bytes": Path(last["report_html"]).stat().st_size,
+                      "ipynb_bytes": Path(last["notebook"]).stat().st_size, "status": last["status"]}
+    out["ratio"] = round(out["large"]["median_s"] / out["small"]["median_s"], 2)
+    return out
+
+
+def import_ms(module: str, repeat: int) -> float:
     def once(code: str) -> float:
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True)
@@ -73,59 +133,78 @@ def import_time_ms(module: str, repeat: int) -> float:
     return round((statistics.median(once(f"import {module}") for _ in range(repeat)) - bare) * 1000, 1)
 
 
-def ensure_demo(target: str) -> str:
-    if target != "demo":
-        return "not needed"
-    try:
-        from opsbook.demo import ensure_demo_database
-    except ImportError:
-        return "opsbook.demo missing: runbooks ran against an empty server"
+def ensure_demo() -> None:
+    from opsbook.demo import ensure_demo_database
+
     ensure_demo_database(progress=lambda line: print(f"  {line}", file=sys.stderr))
-    return "built or present"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=3, help="runs per notebook; the median is reported")
-    ap.add_argument("--runbook", action="append", help="runbook to measure (repeatable; default incident-triage)")
-    ap.add_argument("--target", default="demo")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per measure; the median is reported")
+    ap.add_argument("--many", type=int, default=20, help="runs through run_many (workers=2)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--snapshots", type=int, default=6000, help="history size for the capacity-planning target")
+    ap.add_argument("--skip-capacity", action="store_true")
     args = ap.parse_args()
-    runbooks = args.runbook or ["incident-triage"]
-
-    demo = ensure_demo(args.target)
+    ensure_demo()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="opsbook-bench-") as tmp:
         tmp = Path(tmp)
-        (tmp / "floor").mkdir()
-        empty_runbook(tmp / "floor")
-        out = tmp / "reports"
-        timed_runs("empty", "demo", 1, out, tmp / "floor")  # warm-up: imports, plotly copy, disk caches
-        floor = timed_runs("empty", "demo", args.repeat, out, tmp / "floor")
-        measured = [timed_runs(name, args.target, args.repeat, out, None) for name in runbooks]
-        plotly = sorted(out.glob("plotly-*.min.js"))
-        shared = {p.name: p.stat().st_size for p in plotly}
-    for m in measured:
-        m["ratio_to_floor"] = round(m["median_s"] / floor["median_s"], 2)
-    result = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-              "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                          "load_1m": round(os.getloadavg()[0], 2)},
-              "demo_database": demo, "repeat": args.repeat, "floor": floor, "runbooks": measured,
-              "shared_plotly_bytes": shared,
-              "import_ms": {m: import_time_ms(m, args.repeat) for m in ("opsbook", "opsbook.cli")}}
+        cli_runs("incident-triage", 1, tmp / "warm-up")  # disk caches, the shared plotly.js copy
+        plain = plain_toolchain(tmp, args.repeat)
+        cli, triage = cli_runs("incident-triage", args.repeat, tmp / "reports")
+        many_wall, results = many_runs(args.many, args.workers, tmp / "many")
+        cap = {"skipped": "--skip-capacity"} if args.skip_capacity else capacity(tmp, args.snapshots, 1)
+        html_bytes = Path(triage["report_html"]).stat().st_size
+        nb_bytes = Path(triage["notebook"]).stat().st_size
+        shared = sum(p.stat().st_size for p in (tmp / "reports").glob("plotly-*.min.js"))
+    plain_s, cli_s = statistics.median(plain), statistics.median(cli)
+    workers = {}
+    for r in results:
+        w = r.worker or {}
+        workers[w.get("pid")] = max(workers.get(w.get("pid"), (0, 0)), (w.get("max_rss_mb", 0),
+                                                                         w.get("kernel_max_rss_mb", 0)))
+    result = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                    "load_1m_before": round(load_before, 2), "load_1m_after": round(os.getloadavg()[0], 2)},
+        "plain_toolchain_s": [round(w, 3) for w in plain], "cli_incident_triage_s": [round(w, 3) for w in cli],
+        "cli_ratio": round(cli_s / plain_s, 2), "triage_html_bytes": html_bytes, "triage_ipynb_bytes": nb_bytes,
+        "triage_status": triage["status"], "shared_plotly_bytes": shared,
+        "many": {"runs": args.many, "workers": args.workers, "wall_s": round(many_wall, 2),
+                 "ratio_to_single_cli_runs": round(many_wall / (args.many * cli_s), 2),
+                 "failed": sum(r.exit_code == 1 for r in results),
+                 "memory_mb": [{"worker_max_rss": a, "kernel_max_rss": b} for a, b in workers.values()]},
+        "capacity": cap,
+        "import_ms": {m: import_ms(m, args.repeat) for m in ("opsbook", "opsbook.cli")},
+    }
     (HERE / "results").mkdir(exist_ok=True)
     path = HERE / "results" / f"{result['date'][:10]}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
 
-    print(f"{'runbook':<22}{'median s':>10}{'x floor':>9}{'html kB':>10}{'ipynb kB':>10}{'json kB':>9}  findings")
-    for m in [floor, *measured]:
-        s = m["sizes_bytes"]
-        ratio = f"{m.get('ratio_to_floor', 1.0):.2f}"
-        tally = ", ".join(f"{n} {k}" for k, n in m["findings"].items()) or "-"
-        print(f"{m['runbook']:<22}{m['median_s']:>10.2f}{ratio:>9}{s['html'] / 1024:>10.1f}{s['ipynb'] / 1024:>10.1f}"
-              f"{s['json'] / 1024:>9.1f}  {tally} ({m['status']})")
-    for name, size in shared.items():
-        print(f"shared {name}: {size / 1024:,.0f} kB, once per reports folder")
+    rows = [("opsbook run incident-triage (CLI) / plain empty notebook", f"{cli_s:.2f} s / {plain_s:.2f} s",
+             f"{result['cli_ratio']:.2f}x", "<= 0.5x", OLD["cli_triage"]),
+            ("incident-triage HTML", f"{html_bytes / 1024:.0f} kB", "", "<= 150 kB", OLD["triage_html"]),
+            (f"{args.many} runs via run_many(workers={args.workers}) / {args.many} single CLI runs",
+             f"{many_wall:.1f} s / {args.many * cli_s:.1f} s", f"{result['many']['ratio_to_single_cli_runs']:.2f}x",
+             "<= 0.3x", OLD["many"])]
+    if "ratio" in cap:
+        rows += [(f"capacity-planning {cap['large']['snapshots']:,} / {cap['small']['snapshots']} snapshots",
+                  f"{cap['large']['median_s']:.2f} s / {cap['small']['median_s']:.2f} s", f"{cap['ratio']:.2f}x",
+                  "<= 1.3x", OLD["capacity"]),
+                 (f"capacity-planning HTML at {cap['large']['snapshots']:,}",
+                  f"{cap['large']['html_bytes'] / 1024:.0f} kB", "", "< 1 MB", OLD["capacity_html"])]
+    rows.append(("interactive mode (long-lived warm kernel)", "not built", "", "<= 0.2x", "see benchmarks/README.md"))
+    print(f"{'target':<66}{'measured':>24}{'ratio':>8}  {'goal':<10} before (issue 12)")
+    for name, measured, ratio, goal, old in rows:
+        print(f"{name:<66}{measured:>24}{ratio:>8}  {goal:<10} {old}")
+    mem = ", ".join(f"worker {m['worker_max_rss']:.0f} MB + kernel {m['kernel_max_rss']:.0f} MB"
+                    for m in result["many"]["memory_mb"])
+    print(f"memory per worker (peak RSS): {mem}")
     print("import: " + ", ".join(f"{k} {v:.0f} ms" for k, v in result["import_ms"].items()))
-    print(f"load {result['machine']['load_1m']} on {result['machine']['cpus']} cpus; demo database: {demo}")
+    print(f"load average {load_before:.2f} before, {result['machine']['load_1m_after']:.2f} after, "
+          f"on {os.cpu_count()} cpus; 1,000 blocked sessions: benchmarks/many_waiters.py")
     print(f"results: {path}")
     return 0
 
