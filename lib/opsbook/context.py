@@ -125,8 +125,8 @@ class Runbook:
             display.show_html(f'<p class="ob-muted">{display.esc(check_id)}: not run: {why}.</p>')
             return
         markup = display.findings_html(r.findings)
-        if r.data is not None and hasattr(r.data, "columns"):
-            markup += display.table_html(r.data, max_rows=max_rows, columns=columns)
+        if r.data is not None and hasattr(r.data, "columns") and (len(r.data) or not r.findings):
+            markup += display.table_html(r.data, max_rows=max_rows, columns=columns)  # no rows: the findings say
         display.show_html(markup)
 
     def close(self) -> None:

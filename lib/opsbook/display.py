@@ -1,24 +1,29 @@
 """What a notebook cell shows: findings tables, data tables formatted by their units, escaped text."""
 from __future__ import annotations
 
+import datetime as _dt
 import html
+import math
 from typing import Any, Iterable
 
 from .findings import Finding, Severity, by_severity, counts, worst
 
+# one meaning per colour in every report, chart and index: severity (charts/__init__.SEVERITY_COLORS is this)
 COLORS = {"critical": "#b42318", "warning": "#b54708", "info": "#175cd3", "ok": "#067647"}
 STYLE = """<style>
 .ob-badge{display:inline-block;padding:1px 8px;border-radius:9px;color:#fff;font-size:.85em;font-weight:600}
 .ob-table{border-collapse:collapse;font-size:.9em;margin:.4em 0}
 .ob-table th,.ob-table td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 .ob-table th{background:#f4f4f5}
-.ob-table td.num{text-align:right;font-variant-numeric:tabular-nums}
+.ob-table td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .jp-RenderedHTMLCommon table.ob-table td,.jp-RenderedHTMLCommon table.ob-table th{text-align:left}
 .jp-RenderedHTMLCommon table.ob-table td.num{text-align:right}
 .ob-verdict{border-left:6px solid;padding:.5em 1em;margin:.5em 0;background:#fafafa}
 .ob-muted{color:#667085}
 .ob-code{font-family:monospace;white-space:pre-wrap;font-size:.85em}
+@media print{.ob-verdict,.ob-table tr,.js-plotly-plot{break-inside:avoid}}
 </style>"""
+EMPTY = "Nothing to show: the check returned no rows."
 
 
 def esc(value: Any) -> str:
@@ -26,36 +31,55 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
+def plot_text(value: Any) -> str:
+    """A label for plotly: plotly.js reads `<`, `>` and `&` as its own markup, so escape those and only those
+    (escaping quotes too shows `&quot;` in the chart: it is not HTML and does not decode them)."""
+    text = "" if value is None else str(value)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def badge(severity: Severity | str) -> str:
     s = Severity.parse(severity).value
     return f'<span class="ob-badge" style="background:{COLORS[s]}">{s}</span>'
 
 
-def human_value(column: str, value: Any) -> str:
-    """Format a value for people, by the unit its column name carries (size_bytes, duration_s, pct_used...)."""
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
+# ------------------------------------------------------------------ numbers for people, by unit
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
     try:
-        if column.endswith("_bytes"):
-            return human_bytes(float(value))
-        if column.endswith("_s") or column.endswith("_seconds"):
-            return human_seconds(float(value))
-        if column.endswith("_ms"):
-            return f"{float(value):,.1f} ms"
-        if column.startswith("pct") or column.endswith("_pct"):
-            return f"{float(value):.1f}%"
-        if column.endswith("_ratio"):
-            return f"{float(value):.4f}"
+        return bool(value != value)  # NaN, NaT, pd.NA
     except (TypeError, ValueError):
-        pass
-    if isinstance(value, float):
-        return f"{value:,.2f}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value)
+        return False
+
+
+def human_count(n: Any) -> str:
+    """A count: an integer with thousands separators (exact for bigint values: never through float)."""
+    if isinstance(n, float):
+        if not math.isfinite(n):
+            return str(n)
+        return f"{round(n):,}"
+    return f"{int(n):,}"
+
+
+def human_number(x: Any) -> str:
+    """A plain quantity: integral values as counts, others to two decimals at most (1,234 / 12.5 / 0.25)."""
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int) or float(x).is_integer():
+        return human_count(x)
+    x = float(x)
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    for digits in (2, 3, 4):
+        text = f"{x:,.{digits}f}".rstrip("0").rstrip(".")
+        if text not in ("0", "-0"):
+            return text
+    return f"{x:.2g}"
 
 
 def human_bytes(n: float) -> str:
+    n = float(n)
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if abs(n) < 1024 or unit == "TB":
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
@@ -64,31 +88,180 @@ def human_bytes(n: float) -> str:
 
 
 def human_seconds(s: float) -> str:
-    if s < 60:
+    """A duration in s, min, h or d; never "-0.0 s" (a clock skew of microseconds is zero)."""
+    s = float(s)
+    if round(s, 1) == 0:
+        return "0 s"
+    if abs(s) < 60:
         return f"{s:,.1f} s"
-    if s < 3600:
+    if abs(s) < 3600:
         return f"{s / 60:,.1f} min"
-    if s < 86400 * 2:
+    if abs(s) < 86400 * 2:
         return f"{s / 3600:,.1f} h"
     return f"{s / 86400:,.1f} d"
 
 
-def table_html(df, max_rows: int = 50, columns: list[str] | None = None) -> str:
-    """An escaped HTML table; numbers formatted by unit; long tables cut with a note."""
+def human_ms(ms: float) -> str:
+    ms = float(ms)
+    return f"{ms:,.1f} ms" if abs(ms) < 1000 else human_seconds(ms / 1000)
+
+
+def human_pct(p: float) -> str:
+    """A percentage with the digits that keep it honest: 99.98% never reads 100.0%, 0.04% never 0.0%."""
+    p = float(p)
+    if p == 0:
+        return "0%"
+    for digits in (1, 2, 3):
+        shown = round(p, digits)
+        if not ((shown == 100 and p != 100) or shown == 0):
+            break
+    else:
+        return "<0.001%" if 0 < p < 1 else f"{p:,.3f}%"
+    return f"{p:,.{digits}f}%"
+
+
+def human_money(x: float, currency: str = "USD", *, signed: bool = False) -> str:
+    return f"{float(x):{'+' if signed else ''},.2f} {currency}"
+
+
+def human_days(d: float) -> str:
+    d = float(d)
+    if abs(d) < 1:
+        return f"{d:.1f} days" if round(d, 1) else "0 days"
+    return f"{d:,.0f} days"
+
+
+def human_when(t: Any) -> str:
+    """A timestamp to the second, "UTC" when it is."""
+    if isinstance(t, _dt.datetime):
+        t = t.replace(microsecond=0)
+        if t.utcoffset() == _dt.timedelta(0):
+            return t.replace(tzinfo=None).isoformat(sep=" ") + " UTC"
+        return t.isoformat(sep=" ")
+    return str(t)
+
+
+ID_COLUMNS = ("pid", "oid", "port", "year")
+UNIT_VALUE_COLUMNS = ("value", "limit_value", "used", "quota", "included", "over", "quantity")
+UNITS = {"bytes": human_bytes, "b": human_bytes, "s": human_seconds, "seconds": human_seconds, "ms": human_ms,
+         "%": human_pct, "pct": human_pct, "percent": human_pct, "usd": human_money, "days": human_days}
+
+
+def with_unit(value: Any, unit: str | None) -> str:
+    """A value in the unit a sibling `unit` column names: 7.6 GB, 100,000 users, 60 connections."""
+    if _missing(value):
+        return ""
+    fn = UNITS.get(str(unit or "").strip().lower())
+    if fn is not None:
+        return fn(float(value))
+    return f"{human_number(value)} {unit}".strip() if unit else human_number(value)
+
+
+def human_value(column: str, value: Any, unit: str | None = None) -> str:
+    """Format a value for people, by the unit its column name carries (size_bytes, duration_s, pct_used...),
+    or by the row's `unit` column for the value columns that have one."""
+    if _missing(value):
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    if isinstance(value, _dt.datetime):
+        return human_when(value)
+    if not _is_number(value):
+        return str(value)
+    c = column.lower()
+    try:
+        if unit is not None and c in UNIT_VALUE_COLUMNS:
+            return with_unit(value, unit)
+        if c in ID_COLUMNS or c.endswith("_pid") or c.endswith("_id") or c.endswith("_oid"):
+            return str(int(value))
+        if c.endswith("_bytes") or c in ("bytes", "size"):
+            return human_bytes(value)
+        if c.endswith("_ms"):
+            return human_ms(value)
+        if c.endswith("_s") or c.endswith("_seconds"):
+            return human_seconds(value)
+        if c.startswith("pct") or c.endswith("_pct") or c.endswith("_percent"):
+            return human_pct(value)
+        if c.endswith("_usd") or c.startswith("usd_"):
+            return human_money(value, signed=c.startswith("delta"))
+        if c.endswith("_h") or c.endswith("_hours"):
+            return human_seconds(float(value) * 3600)
+        if c.startswith("days_") or c.endswith("_days") or c == "days":
+            return human_days(value)
+        if c.endswith("_ratio"):
+            return f"{float(value):.4f}"
+        if c.endswith("_gb"):
+            return f"{human_number(value)} GB"
+    except (TypeError, ValueError, OverflowError):
+        return str(value)
+    return human_number(value)
+
+
+def _is_number(value: Any) -> bool:
+    import numbers  # noqa: PLC0415
+
+    return isinstance(value, numbers.Number) and not isinstance(value, bool)
+
+
+# ------------------------------------------------------------------ tables and findings
+def table_html(df, max_rows: int = 50, columns: list[str] | None = None, *, empty: str = EMPTY) -> str:
+    """An escaped HTML table; numbers formatted by unit; long tables cut with a note.
+
+    A `unit` column formats the value columns beside it (limit_value 8160437862 with unit bytes reads 7.6 GB) and
+    is then not shown; a column empty in every shown row is left out and named in one line; no rows: one sentence.
+    """
     if df is None or len(df) == 0:
-        return '<p class="ob-muted">(no rows)</p>'
-    cols = columns or list(df.columns)
-    head = "".join(f"<th>{esc(c)}</th>" for c in cols)
+        return f'<p class="ob-muted">{esc(empty)}</p>'
+    cols = [c for c in (columns or list(df.columns)) if c in df.columns]
+    part = df.head(max_rows)
+    records = part.to_dict("records")
+    has_unit = "unit" in df.columns and any(c in UNIT_VALUE_COLUMNS for c in cols)
+    if has_unit:
+        cols = [c for c in cols if c != "unit"]
+    blank = [c for c in cols if all(_missing(r.get(c)) or r.get(c) == "" for r in records)]
+    shown = [c for c in cols if c not in blank] or cols
+    head = "".join(f"<th>{esc(c)}</th>" for c in shown)
     rows = []
-    for rec in df[cols].head(max_rows).to_dict("records"):
+    for rec in records:
+        unit = rec.get("unit") if has_unit else None
         cells = []
-        for c in cols:
-            v = rec[c]
-            num = isinstance(v, (int, float)) and not isinstance(v, bool)
-            cells.append(f'<td class="{"num" if num else ""}">{esc(human_value(c, v))}</td>')
+        for c in shown:
+            v = rec.get(c)
+            cls = ' class="num"' if _is_number(v) and not _missing(v) else ""
+            cells.append(f"<td{cls}>{esc(human_value(c, v, unit))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    more = f'<p class="ob-muted">{len(df) - max_rows} more rows not shown</p>' if len(df) > max_rows else ""
+    notes = []
+    if len(df) > max_rows:
+        notes.append(f"{len(df) - max_rows:,} more rows not shown.")
+    if blank and len(shown) < len(cols):
+        notes.append(f"No value in any row for {', '.join(blank)}.")
+    more = "".join(f'<p class="ob-muted">{esc(n)}</p>' for n in notes)
     return f'<table class="ob-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>{more}'
+
+
+def metrics_html(metrics: dict[str, Any]) -> str:
+    """The numbers a run recorded (name, value formatted by the unit in its name), or one sentence."""
+    import pandas as pd  # noqa: PLC0415
+
+    if not metrics:
+        return '<p class="ob-muted">No numbers were recorded by this run (the database could not be reached).</p>'
+    rows = [{"metric": k, "value": human_value(_metric_column(k), v) if not _missing(v) else
+             "not within the forecast" if k.startswith("days_") else "not measured"} for k, v in metrics.items()]
+    return table_html(pd.DataFrame(rows))
+
+
+def _metric_column(name: str) -> str:
+    """days_until_disk_full is in days; connections_max is a count: name the unit the way columns do."""
+    for unit in ("_bytes", "_usd", "_pct", "_s", "_ms", "_gb"):
+        if name.endswith(unit):
+            return name
+    return "days" if name.startswith("days_") else name
+
+
+def show_metrics(metrics: dict[str, Any]) -> None:
+    show_html(metrics_html(metrics))
 
 
 def findings_html(findings: Iterable[Finding], *, show_ok: bool = True) -> str:

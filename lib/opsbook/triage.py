@@ -122,9 +122,10 @@ def show_applied(applied) -> None:
 
 
 def show_metrics(metrics: dict) -> None:
-    import pandas as pd  # noqa: PLC0415
+    """The numbers recorded for trends, each in its unit."""
+    from .display import show_metrics as show  # noqa: PLC0415
 
-    show_html(table_html(pd.DataFrame({"metric": list(metrics), "value": [str(v) for v in metrics.values()]})))
+    show(metrics)
 
 
 def record_metrics(rb) -> dict:

@@ -33,14 +33,14 @@ def judge_sequences(df, *, warning: float = 75, critical: float = 90) -> list[Fi
         seq = f"{r.schema_name}.{r.sequence_name}"
         col = f"{r.table_schema}.{r.table_name}.{r.column_name}" if r.table_name else None
         narrower = col and r.column_max < r.sequence_max
-        limit = (f"column {col} is {r.column_type} (max {r.column_max:,.0f}) though the sequence allows "
-                 f"{r.sequence_max:,.0f}" if narrower else f"sequence max {r.usable_max:,.0f}")
+        limit = (f"column {col} is {r.column_type} (max {r.column_max:,}) though the sequence allows "
+                 f"{r.sequence_max:,}" if narrower else f"sequence max {r.usable_max:,}")
         left = "" if r.days_left is None or r.days_left != r.days_left else f" At the current rate, exhausted in about {r.days_left:,.0f} days."
         fix = (f"ALTER TABLE {r.table_schema}.{r.table_name} ALTER COLUMN {r.column_name} TYPE bigint;  -- rewrites "
                f"the table under an exclusive lock: plan it (or add a bigint column and backfill)"
                if narrower else f"ALTER SEQUENCE {seq} AS bigint MAXVALUE 9223372036854775807;")
         out.append(Finding("sequences.exhaustion", sev, f"{seq} at {_pct(r.pct_used)} of its limit "
-                                                        f"({r.last_value:,.0f} of {r.usable_max:,.0f})",
+                                                        f"({r.last_value:,.0f} of {r.usable_max:,})",
                            detail=f"{limit}.{left}", objects=[x for x in (seq, col) if x], value=r.pct_used,
                            threshold=critical if sev is Severity.CRITICAL else warning, remediation=fix))
     if not out:

@@ -175,3 +175,24 @@ def table_trends(ctx, top: int = 8) -> tuple[pd.DataFrame, pd.DataFrame]:
     start = _window_start(store, ctx.target.name, time.time() - params(ctx)["window_days"] * 86400)
     sizes = store.table_sizes(ctx.target.name, start=start, max_points=PLOT_POINTS)  # read once, for both
     return sizes, store.table_growth(ctx.target.name, start=start, top=top, sizes=sizes)
+
+
+def headline(rb) -> str:
+    """The verdict's first line: the size now and when the tightest limit reaches 80% and 100% (the forecast is
+    an ok finding until it is near, but it is the number a capacity report is read for)."""
+    from ..display import human_bytes  # noqa: PLC0415
+
+    size = rb.data("storage.database_size")
+    growth = rb.data("storage.growth_forecast")
+    now = size.attrs.get("size_bytes") if size is not None else None
+    text = f"Database size {human_bytes(now)}" if now is not None else "Database size not measured"
+    fc = growth.attrs.get("forecast") if growth is not None else None
+    if growth is None or not len(growth) or fc is None or not fc.ok:
+        return text + "; no forecast yet (not enough history)."
+    tight = growth.sort_values("limit_value").iloc[0]
+    return (f"{text}; {tight['limit']}: 80% {days_text(_days(tight['days_to_trigger']))}, "
+            f"100% {days_text(_days(tight['days_to_full']))} ({fc.model} fit).")
+
+
+def _days(value) -> float | None:
+    return None if value is None or value != value else float(value)

@@ -1,6 +1,7 @@
 -- Every sequence with its last value, the column it feeds and that column's type limit; PostgreSQL 13+.
 -- The usable maximum is the smaller of the sequence's max_value and the owning column's type (int4 PK with a
 -- bigint sequence fails at 2^31-1). Columns found through ownership (serial, identity) or a nextval() default.
+-- The limits stay bigint: as float8 the bigint maximum 9223372036854775807 would read ...808.
 WITH feeds AS (
     SELECT DISTINCT ON (d.objid) d.objid AS seqid, d.refobjid AS relid, d.refobjsubid AS attnum
     FROM pg_depend d
@@ -19,17 +20,17 @@ SELECT s.schemaname AS schema_name,
        s.data_type::text AS sequence_type,
        s.last_value::float8 AS last_value,
        s.increment_by::float8 AS increment_by,
-       s.max_value::float8 AS sequence_max,
+       s.max_value AS sequence_max,
        s.cycle,
        tn.nspname AS table_schema,
        t.relname AS table_name,
        a.attname AS column_name,
        format_type(a.atttypid, a.atttypmod) AS column_type,
        (CASE a.atttypid WHEN 'int2'::regtype THEN 32767 WHEN 'int4'::regtype THEN 2147483647
-                        ELSE 9223372036854775807 END)::float8 AS column_max,
-       least(s.max_value::float8, CASE a.atttypid WHEN 'int2'::regtype THEN 32767
-                                                   WHEN 'int4'::regtype THEN 2147483647
-                                                   ELSE 9223372036854775807 END)::float8 AS usable_max,
+                        ELSE 9223372036854775807 END)::bigint AS column_max,
+       least(s.max_value, CASE a.atttypid WHEN 'int2'::regtype THEN 32767
+                                           WHEN 'int4'::regtype THEN 2147483647
+                                           ELSE 9223372036854775807 END)::bigint AS usable_max,
        round((100.0 * coalesce(s.last_value, s.start_value)::float8
               / least(s.max_value::float8, CASE a.atttypid WHEN 'int2'::regtype THEN 32767
                                                             WHEN 'int4'::regtype THEN 2147483647
