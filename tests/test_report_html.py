@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from opsbook import report_html, report_index, runner
+from opsbook import report_html, runner
 from opsbook.config import from_dict
 from report_checks import assert_offline, assert_report_files, fetched_urls, rendered_dom
 from report_checks import offline_sweep  # noqa: F401 - autouse: checks every page this module writes
@@ -161,31 +161,3 @@ def test_shared_plotly_is_copied_once(tmp_path):
     assert first.name == f"plotly-{report_html.plotly_version()}.min.js" and not list(tmp_path.glob(".plotly-*"))
 
 
-def write_sidecar(root: Path, day: str, stem: str, **fields) -> None:
-    (root / day).mkdir(parents=True, exist_ok=True)
-    (root / day / f"{stem}.json").write_text(json.dumps(fields))
-
-
-def test_index_lists_runs_newest_first_by_month_escaped_and_skips_junk(tmp_path):
-    write_sidecar(tmp_path, "2026-10-31", "capacity--prod--235959Z", runbook="capacity", target="prod", status="ok",
-                  started_at="2026-10-31T23:59:59Z", duration_s=3.2,
-                  findings=[{"severity": "warning"}, {"severity": "warning"}, {"severity": "ok"}])
-    write_sidecar(tmp_path, "2026-11-21", "incident-triage--p-r-o-d--224812Z", runbook="incident-triage",
-                  target="<script>x</script>", status="failed", started_at="2026-11-21T22:48:12Z",
-                  error="ZeroDivisionError: <boom>", findings=[{"severity": "critical"}])
-    write_sidecar(tmp_path, "2026-11-21", "incident-triage--prod--224813Z-2", runbook="incident-triage",
-                  target="prod", status="ok", started_at="2026-11-21T22:48:13Z", findings=[])
-    (tmp_path / "2026-11-21" / "incident-triage--prod--224813Z-2.missing.json").write_text("{}")
-    (tmp_path / "2026-11-21" / "broken--prod--000000Z.json").write_text("{not json")
-    (tmp_path / "notadate").mkdir()
-    (tmp_path / "notadate" / "x--y--000000Z.json").write_text(json.dumps({"runbook": "x"}))
-    path = report_index.write_index(tmp_path)
-    html = path.read_text()
-    assert_offline(path)
-    assert [m for m in re.findall(r"<h2>([^<]+)</h2>", html)] == ["2026-11", "2026-10"]
-    order = [html.index(s) for s in ("224813Z-2.html", "224812Z.html", "235959Z.html")]
-    assert order == sorted(order), "newest first"
-    assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
-    assert "ZeroDivisionError: &lt;boom&gt;" in html and "3 runs" in html
-    capacity_row = html[html.index("capacity--prod"):]
-    assert re.search(r'>warning</span> 2</td>', capacity_row)
