@@ -10,7 +10,9 @@ from typing import Any
 
 RENDERER = "opsbook"
 TEMPLATE = "plotly_white"
-SEVERITY_COLORS = {"critical": "#b42318", "warning": "#b54708", "info": "#175cd3", "ok": "#067647"}
+SEVERITY_COLORS = {"critical": "#b42318", "warning": "#b54708", "info": "#175cd3", "ok": "#067647"}  # = display
+MAX_POINTS = 400  # a line over a 1,400 px chart shows no more than a few hundred points
+FLOOR_PX, CAP_PX = 260, 1200  # a chart's height: from its rows, within these bounds
 
 
 def setup() -> None:
@@ -41,6 +43,29 @@ def setup() -> None:
 
 
 def show(fig) -> None:
-    """Display a figure through the offline renderer."""
+    """Display a figure through the offline renderer; None (a builder with nothing to draw) shows nothing."""
+    if fig is None:
+        return
     setup()
     fig.show(renderer=RENDERER)
+
+
+def height_for(rows: int, *, per_row: int = 28, chrome: int = 150) -> int:
+    """Height in px for a chart of `rows` rows (bars, tree nodes): room per row, within the floor and the cap."""
+    return max(FLOOR_PX, min(CAP_PX, chrome + per_row * max(rows, 1)))
+
+
+def thin(df, n: int = MAX_POINTS):
+    """At most about n rows of a time series, evenly spaced, keeping the first and the last (what the eye sees)."""
+    if df is None or len(df) <= n:
+        return df
+    step = -(-len(df) // n)
+    keep = list(range(0, len(df), step))
+    if keep[-1] != len(df) - 1:
+        keep.append(len(df) - 1)
+    return df.iloc[keep]
+
+
+def rounded(values, digits: int = 3) -> list:
+    """Plotted numbers to a precision the eye can see: smaller reports, no 0.30000000000000004 in hovers."""
+    return [None if v is None or v != v else round(float(v), digits) for v in values]

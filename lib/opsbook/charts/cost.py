@@ -1,6 +1,9 @@
 """Figures for the cost analysis: the bill's composition, the levers, the months past and ahead."""
 from __future__ import annotations
 
+from ..display import plot_text
+from . import height_for
+
 SAVE, SPEND, TOTAL = "#067647", "#b42318", "#175cd3"
 
 
@@ -39,17 +42,33 @@ def _short(label: str, width: int = 16) -> str:
 
 
 def levers_bar(whatifs):
-    """Horizontal bars: each lever's monthly change, savings to the left in green."""
+    """Horizontal bars: what each lever that lowers the bill (or leaves it unchanged) would save a month, biggest
+    saving at the top; grey when the usage would not fit. Levers that raise the bill stay in the table above.
+    None when no lever lowers it."""
     import plotly.graph_objects as go  # noqa: PLC0415
 
-    ws = list(reversed(whatifs))  # most saved at the top
+    lower = sorted((w for w in whatifs if w.delta_usd <= 0), key=lambda w: (w.delta_usd, not w.fits))
+    if not lower:
+        return None
+    raise_n = len(whatifs) - len(lower)
+    ws = list(reversed(lower))  # plotly draws the first category at the bottom: most saved at the top
+    labels = [plot_text(_short(w.title, 34).replace("<br>", " ")) for w in ws]
+    deltas = [w.delta_usd for w in ws]
     fig = go.Figure(go.Bar(
-        x=[w.delta_usd for w in ws], y=[w.title for w in ws], orientation="h",
-        marker={"color": ["#98a2b3" if not w.fits or not w.delta_usd else SAVE if w.delta_usd < 0 else SPEND
-                          for w in ws]},
-        text=[f"{w.delta_usd:+,.2f}" + ("" if w.fits else " (does not fit)") for w in ws], textposition="auto"))
-    fig.update_layout(title="Monthly change in USD if we…", xaxis_title="USD a month (negative saves money)",
-                      height=120 + 32 * len(ws), margin={"l": 260})
+        x=deltas, y=labels, orientation="h", cliponaxis=False, hoverinfo="skip", showlegend=False,
+        marker={"color": [SAVE if w.fits and w.delta_usd < 0 else "#98a2b3" for w in ws]}))
+    # the amounts beside each bar's end, on its own text trace: never over the bar or the category labels
+    fig.add_scatter(x=deltas, y=labels, mode="text", showlegend=False, hoverinfo="skip", textposition="middle left",
+                    text=[("no change" if not w.delta_usd else f"saves {-w.delta_usd:,.2f} USD")
+                          + ("" if w.fits else " (usage does not fit)") for w in ws])
+    low = min(deltas)
+    pad = max(abs(low) * 0.9, 1.0)
+    fig.update_xaxes(range=[low - pad, pad * 0.15], zeroline=True, zerolinecolor="#667085")
+    title = "What would lower the bill: each lever's monthly saving"
+    if raise_n:
+        title += f"<br><sup>{raise_n} more levers raise it (see the table above)</sup>"
+    fig.update_layout(title=title, xaxis_title="USD a month (to the left saves money)", yaxis_title="",
+                      height=height_for(len(ws), per_row=34, chrome=160), margin={"t": 80})
     return fig
 
 

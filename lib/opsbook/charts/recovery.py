@@ -1,7 +1,8 @@
 """Figures for backup verification and table recovery."""
 from __future__ import annotations
 
-from ..display import esc
+from ..display import plot_text
+from . import height_for
 
 PHASE_COLORS = {"pre-data": "#98a2b3", "data": "#175cd3", "post-data": "#b54708"}
 TOP_TABLES = 30
@@ -12,14 +13,14 @@ def row_counts(tables, top: int = TOP_TABLES):
     import plotly.graph_objects as go  # noqa: PLC0415
 
     df = tables.copy()
-    df["label"] = (df["schema"] + "." + df["table"]).map(esc)  # plotly renders HTML in tick labels
+    df["label"] = (df["schema"] + "." + df["table"]).map(plot_text)  # plotly reads <, > and & as markup
     df["largest"] = df[["live_rows", "restored_rows"]].max(axis=1).fillna(0)
     df = df.sort_values("largest", ascending=False).head(top).iloc[::-1]
     fig = go.Figure()
     fig.add_bar(y=df["label"], x=df["live_rows"], name="live", orientation="h", marker_color="#667085")
     fig.add_bar(y=df["label"], x=df["restored_rows"], name="restored", orientation="h", marker_color="#175cd3")
     shown = f"the {top} largest of {len(tables)} tables" if len(tables) > top else f"{len(tables)} tables"
-    fig.update_layout(barmode="group", height=max(300, 26 * len(df) + 140),
+    fig.update_layout(barmode="group", height=height_for(len(df), per_row=26, chrome=150),
                       title=f"Rows per table: restored vs live ({shown})", xaxis_title="rows (log scale)",
                       xaxis_type="log", yaxis_title="", legend={"orientation": "h", "yanchor": "bottom", "y": 1.0,
                                                                 "x": 0}, margin={"t": 90})
@@ -33,7 +34,7 @@ def restore_timeline(events, top: int = 60):
     import plotly.graph_objects as go  # noqa: PLC0415
 
     df = events.copy()
-    df["label"] = (df["kind"].str.lower() + " " + df["name"]).map(esc)
+    df["label"] = (df["kind"].str.lower() + " " + df["name"]).map(plot_text)
     keep = df.nlargest(top, "duration_s").index
     rest = df.drop(keep)
     shown = df.loc[keep].sort_values("start_s")
@@ -52,7 +53,7 @@ def restore_timeline(events, top: int = 60):
             fig.add_bar(y=part["label"], x=part["duration_s"], base=part["start_s"], orientation="h", name=phase,
                         marker_color=color, hovertemplate="%{y}<br>%{base:.3f} s + %{x:.3f} s<extra></extra>")
     total = float(df["end_s"].max()) if len(df) else 0.0
-    fig.update_layout(height=max(300, 18 * len(shown) + 160), title=f"Restore timeline ({total:.2f} s)",
+    fig.update_layout(height=height_for(len(shown), per_row=18, chrome=170), title=f"Restore timeline ({total:.2f} s)",
                       xaxis_title="seconds since the restore started", yaxis={"autorange": "reversed"},
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0}, bargap=0.15,
                       margin={"t": 90})

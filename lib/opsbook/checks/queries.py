@@ -34,8 +34,26 @@ def statements(ctx: CheckContext, top_n: int | None = None):
     text = sqlfiles.load("queries/statements", version).replace("{{pgss}}", f"{row['schema_ident']}.pg_stat_statements")
     top_n = int(top_n or ctx.params.get("top_statements") or 20)
     df = ctx.db.query(text, _name="queries/statements", top_n=top_n)
-    df.attrs.update(schema=row["schema_name"], extversion=row["extversion"])
+    mine = opsbook_own(df)
+    df = df[~mine].reset_index(drop=True)
+    df.attrs.update(schema=row["schema_name"], extversion=row["extversion"], own_excluded=int(mine.sum()))
     return df
+
+
+def opsbook_own(df):
+    """Rows that are opsbook's own work, not the application's: its catalog queries (each starts with the header
+    line of one of its SQL files) and pg_dump's `COPY ... TO stdout` (a backup, taken by opsbook or anyone)."""
+    import re  # noqa: PLC0415
+
+    headers = _own_headers()
+    first = df["query"].fillna("").str.split("\n", n=1).str[0].str.strip()
+    dump = df["query"].fillna("").str.contains(r"^\s*COPY\s.+\sTO\s+stdout", flags=re.I | re.S, regex=True)
+    return first.isin(headers) | dump
+
+
+def _own_headers() -> set[str]:
+    return {p.read_text(encoding="utf-8").split("\n", 1)[0].strip()
+            for versions in sqlfiles.catalogue().values() for p in versions.values()}
 
 
 def judge_slow(df, *, warning: float = 100, critical: float = 1000, min_calls: float = 100,

@@ -33,10 +33,21 @@ def headline_html(a) -> str:
     if bill.uncapped_usd != bill.total_usd:
         extra = (f"<div>Without the spend cap it would be <b>{usd(bill.uncapped_usd)} USD</b>; with it, the usage "
                  "past quota is restricted instead of billed.</div>")
+    missing = unmeasured(bill)
+    if missing:
+        extra += (f"<div><b>Not measured, counted as 0:</b> {esc(', '.join(missing))}. SQL cannot see them: pass "
+                  "them as parameters (e.g. <code>egress_gb</code>) or a dashboard usage CSV "
+                  "(<code>usage_csv</code>) for a bill that includes them.</div>")
     return (f'<div class="ob-verdict" style="border-color:#175cd3"><div style="font-size:1.3em">Estimated monthly '
-            f"bill: <b>{usd(bill.total_usd)} USD</b></div><div>{esc(plan)} plan, {esc(size)} compute, {esc(cap)}; "
+            f"bill: <b>{usd(bill.total_usd)} USD</b>{' (measured lines only)' if missing else ''}</div>"
+            f"<div>{esc(plan)} plan, {esc(size)} compute, {esc(cap)}; "
             f"add-ons: {esc(s.addons_text())}.</div>{extra}<div class=\"ob-muted\">Prices: {esc(a.prices.title)}. "
             "Details and sources at the end of the report.</div></div>")
+
+
+def unmeasured(bill: Bill) -> list[str]:
+    """The usage lines of the bill with no measured quantity (priced as 0): what the headline does not include."""
+    return [line.item.split(" (")[0] for line in bill.lines if line.kind == "usage" and line.quantity is None]
 
 
 def bill_html(bill: Bill) -> str:
