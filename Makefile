@@ -29,3 +29,9 @@ clean-reports:
 
 docs: $(STAMP)
 	$(BIN)/python -m opsbook.docs
+
+# 1,400 px screenshots of the newest report of each runbook and of the index (runs the demo when there is none)
+.PHONY: screenshots
+screenshots: $(STAMP)
+	test -f reports/index.html || $(BIN)/opsbook demo
+	$(BIN)/python tests/report_browser.py reports reports/screenshots

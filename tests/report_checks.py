@@ -72,12 +72,17 @@ def assert_report_files(stem_path: Path) -> dict:
     return sidecar
 
 
-def rendered_dom(html_path: Path) -> str:
-    """The DOM after scripts ran, from headless chromium (skips when chromium is not installed)."""
+def require_chromium() -> None:
+    """Skip without chromium on a developer's machine; in CI (which installs it) its absence fails."""
     if not CHROMIUM:
         if os.environ.get("CI"):  # .ci/run installs it: in CI a missing browser is a failure, not a skip
             pytest.fail("chromium is not installed in CI (.ci/run installs Debian's chromium)")
         pytest.skip("chromium not installed (apt-get install -y chromium)")
+
+
+def rendered_dom(html_path: Path) -> str:
+    """The DOM after scripts ran, from headless chromium (skips when chromium is not installed)."""
+    require_chromium()
     with tempfile.TemporaryDirectory() as profile:
         out = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
                               "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -100,3 +105,82 @@ def offline_sweep(tmp_path_factory):
     produced = sorted(set(base.rglob("*.html")) - before)
     for page in produced:
         assert_offline(page)
+
+
+# ------------------------------------------------------------------ what a reader sees, measured in the browser
+DOUBLE_ESCAPED = re.compile(r"&(quot|#x27|#39|amp|lt|gt|#34);")
+PLACEHOLDERS = {"new text", "click to enter", "undefined", "null"}
+MISSING_CELL = {"nan", "NaN", "None", "NaT", "<NA>", "null"}
+COUNT_WITH_CENTS = re.compile(r"^-?\d{1,3}(,\d{3})*\.00$")
+BARE_INTEGER = re.compile(r"^-?\d[\d,]*$")
+PAGE_NEVER = ("(no rows)", "-0.0 s", "new text", "Traceback (most recent call last)")
+
+
+def _overlap(a: dict, b: dict) -> float:
+    """The share of the smaller box covered by the other."""
+    w = min(a["x"] + a["w"], b["x"] + b["w"]) - max(a["x"], b["x"])
+    h = min(a["y"] + a["h"], b["y"] + b["h"]) - max(a["y"], b["y"])
+    if w <= 0 or h <= 0:
+        return 0.0
+    return w * h / max(min(a["w"] * a["h"], b["w"] * b["h"]), 1.0)
+
+
+def figure_problems(fig: dict) -> list[str]:
+    """What is wrong with one drawn figure (report_browser.MEASURE's facts about it); [] when it reads well."""
+    from report_browser import CAP_PX, FLOOR_PX, PX_PER_ROW_MIN  # noqa: PLC0415
+
+    name = repr(fig["title"][:60])
+    out = []
+    if not (fig["width"] > 0 and fig["height"] > 0):
+        out.append(f"{name}: not drawn")
+        return out
+    if not fig["areas"]:
+        out.append(f"{name}: no plot area of positive size")
+    if not fig["marks"] or not fig["marksInside"]:
+        out.append(f"{name}: no marks inside its plot area")
+    for a in fig["annotations"]:
+        if not a["text"].strip() or a["text"].strip().lower() in PLACEHOLDERS:
+            out.append(f"{name}: annotation with empty or placeholder text {a['text']!r}")
+    for text in [fig["title"], *fig["texts"]]:
+        if DOUBLE_ESCAPED.search(text or ""):
+            out.append(f"{name}: text escaped twice: {text[:80]!r}")
+    if not FLOOR_PX * 0.9 <= fig["height"] <= CAP_PX + 10:
+        out.append(f"{name}: height {fig['height']:.0f} px outside {FLOOR_PX}-{CAP_PX} px")
+    if fig["rows"] and fig["areas"]:
+        per_row = max(a["h"] for a in fig["areas"]) / fig["rows"]
+        if per_row < PX_PER_ROW_MIN:
+            out.append(f"{name}: {per_row:.0f} px per row for {fig['rows']} rows: labels overlap")
+    labels = [t for t in fig["labels"] + fig["ticks"] if t["text"].strip() and t["w"] > 0]
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            if _overlap(a, b) > 0.3:
+                out.append(f"{name}: labels overlap: {a['text'][:40]!r} and {b['text'][:40]!r}")
+    legend, svg = fig["legend"], fig["svg"]
+    if legend and svg and legend["w"] > 0 and (legend["y"] + legend["h"] > svg["y"] + svg["h"] + 2
+                                               or legend["x"] + legend["w"] > svg["x"] + svg["w"] + 2):
+        out.append(f"{name}: legend cut off")
+    return out
+
+
+def page_problems(facts: dict) -> list[str]:
+    """What is wrong with a whole page: raw values in tables, empty sections, placeholder text; [] when fine."""
+    out = []
+    for fig in facts["figures"]:
+        out += figure_problems(fig)
+    for cell in facts["cells"]:
+        head, text = cell["head"].lower(), cell["text"]
+        if text in MISSING_CELL:
+            out.append(f"table cell {text!r} under {cell['head']!r}")
+        elif COUNT_WITH_CENTS.match(text) and "usd" not in head and "$" not in head:
+            out.append(f"count with cents {text!r} under {cell['head']!r}")
+        elif "bytes" in head and BARE_INTEGER.match(text) and abs(int(text.replace(",", ""))) >= 1024:
+            out.append(f"raw byte count {text!r} under {cell['head']!r}")
+    for s in facts["sections"]:
+        if s["level"] >= 2 and not s["outputs"]:
+            out.append(f"section {s['heading']!r} shows nothing (only its prose)")
+    for never in PAGE_NEVER:
+        if never in facts["text"]:
+            out.append(f"page says {never!r}")
+    if facts["width"] > 1400 + 20:
+        out.append(f"page is {facts['width']} px wide at 1,400 px: it scrolls sideways")
+    return out

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from report_checks import STEM, assert_report_files
+from report_checks import STEM, assert_report_files, page_problems
 
 pytestmark = pytest.mark.slow
 OPSBOOK = [sys.executable, "-m", "opsbook.cli"]
@@ -56,6 +56,20 @@ def test_every_demo_report_is_offline_small_and_shares_one_plotly(fresh_demo):
         assert_report_files(stem)
         assert stem.with_suffix(".html").stat().st_size < 1_000_000
     assert len(list((work / "reports").glob("plotly-*.min.js"))) == 1
+
+
+def test_every_demo_report_reads_well_in_a_browser(fresh_demo):
+    """Each report and the index as Chromium draws them: charts with marks in a plot area and a height for their
+    rows, no placeholder or twice-escaped text, no nan/None/.00 counts/raw bytes in tables, no empty section."""
+    from report_browser import browser, measure, newest_reports
+    from report_checks import require_chromium
+
+    require_chromium()
+    pages = newest_reports(fresh_demo["work"] / "reports")
+    assert len(pages) == 6
+    with browser() as ctx:
+        problems = {p.name: page_problems(measure(ctx, p)) for p in pages}
+    assert not any(problems.values()), json.dumps({k: v for k, v in problems.items() if v}, indent=1)
 
 
 def test_each_demo_report_finds_what_the_demo_was_built_to_show(fresh_demo):

@@ -305,4 +305,4 @@ def show(obj: Any, **kw: Any) -> None:
     elif hasattr(obj, "to_dict") and hasattr(obj, "columns"):
         show_html(table_html(obj, **kw))
     else:
-        show_html(f"<p>{esc(obj)}</p>")
+        show_html(f'<p class="ob-text">{esc(obj)}</p>')

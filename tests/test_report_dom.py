@@ -1,0 +1,94 @@
+"""The page checks themselves, in the real browser: they pass a page that reads well and catch each defect that
+issue 11 saw in the reports (run on every demo report by test_make_demo.py::test_every_demo_report_reads_well).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from opsbook import report_html, report_index
+from report_browser import MEASURE, browser, measure
+from report_checks import offline_sweep  # noqa: F401 - autouse: checks every page this module writes
+from report_checks import page_problems, require_chromium
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    require_chromium()
+    with browser() as ctx:
+        yield ctx
+
+
+def page(folder: Path, body: str, figures: list[dict]) -> Path:
+    """A page like a report: plotly.js from a local copy, each figure drawn by Plotly.newPlot."""
+    shutil.copy(report_html.plotly_source(), folder / "plotly.min.js")
+    divs = "".join(f'<div id="f{i}" class="plotly-graph-div"></div>' for i in range(len(figures)))
+    calls = "".join(f"Plotly.newPlot('f{i}', {json.dumps(f['data'])}, {json.dumps(f['layout'])});"
+                    for i, f in enumerate(figures))
+    path = folder / "page.html"
+    path.write_text(f'<!DOCTYPE html><html><head><meta charset="utf-8"><script src="plotly.min.js"></script></head>'
+                    f"<body>{body}{divs}<script>{calls}</script></body></html>")
+    return path
+
+
+def bars(labels: list[str], height: int, **layout) -> dict:
+    return {"data": [{"type": "bar", "orientation": "h", "y": labels, "x": list(range(1, len(labels) + 1))}],
+            "layout": {"height": height, "width": 900, **layout}}
+
+
+GOOD_TABLE = ('<h2>Sequences</h2><div class="ob-x"><table><thead><tr><th>usable_max</th><th>size_bytes</th>'
+              "<th>amount_usd</th></tr></thead><tbody><tr><td>9,223,372,036,854,775,807</td><td>7.6 GB</td>"
+              "<td>25.00</td></tr></tbody></table></div>")
+
+
+def test_a_page_that_reads_well_passes(chromium, tmp_path):
+    path = page(tmp_path, GOOD_TABLE, [bars(["public.a", "public.b", "public.c"], 300, title={"text": "ok"})])
+    assert page_problems(measure(chromium, path)) == []
+
+
+def test_each_defect_of_the_issue_is_caught(chromium, tmp_path):
+    many = [f"pid {i}" for i in range(30)]
+    figures = [
+        bars(many, 192, title={"text": "Blocking tree"}),  # 192 px for 30 rows: labels overlap
+        bars(["public.&quot;Mixed&quot;", "it&amp;#x27;s"], 300, title={"text": "escaped twice"}),
+        {"data": [{"type": "scatter", "x": [1, 2], "y": [1, 2]}],
+         "layout": {"height": 300, "width": 900, "title": {"text": "placeholder"},
+                    "annotations": [{"text": "new text", "x": 1, "y": 1}]}},
+        {"data": [{"type": "bar", "x": ["a"], "y": [None]}], "layout": {"height": 6924, "width": 900,
+                                                                       "title": {"text": "too tall, no marks"}}},
+    ]
+    body = ('<h2>Numbers recorded for trends</h2><p>Database size goes to the sidecar.</p>'
+            "<h2>Limits</h2><table><thead><tr><th>limit_value</th><th>size_bytes</th><th>days_left</th></tr></thead>"
+            "<tbody><tr><td>100,000.00</td><td>8160437862</td><td>nan</td></tr></tbody></table>"
+            '<p class="ob-muted">(no rows)</p><p>-0.0 s</p>')
+    problems = "\n".join(page_problems(measure(chromium, page(tmp_path, body, figures))))
+    for expected in ("'Blocking tree': ", "labels overlap", "text escaped twice", "placeholder text 'new text'",
+                     "'too tall, no marks': height 6924 px", "no marks inside its plot area",
+                     "section 'Numbers recorded for trends' shows nothing", "count with cents '100,000.00'",
+                     "raw byte count '8160437862'", "table cell 'nan'", "page says '(no rows)'",
+                     "page says '-0.0 s'"):
+        assert expected in problems, f"{expected!r} not caught in:\n{problems}"
+
+
+def test_the_index_filters_rows_in_the_page_itself(chromium, tmp_path):
+    for i, (rb, target) in enumerate([("capacity", "prod"), ("capacity", "staging"), ("incident-triage", "prod")]):
+        (tmp_path / "2026-11-21").mkdir(exist_ok=True)
+        (tmp_path / "2026-11-21" / f"{rb}--{target}--22481{i}Z.json").write_text(json.dumps(
+            {"runbook": rb, "target": target, "status": "ok", "started_at": f"2026-11-21T22:48:1{i}Z",
+             "findings": [{"severity": "critical"}]}))
+    index = report_index.write_index(tmp_path)
+    p = chromium.new_page()
+    try:
+        p.goto(index.as_uri())
+        visible = "() => [...document.querySelectorAll('tr[data-runbook]')].filter(r => !r.hidden).length"
+        assert p.evaluate(visible) == 6  # the newest table and the month's table, 3 runs each
+        p.select_option("#f-target", "prod")
+        assert p.evaluate(visible) == 4
+        p.select_option("#f-runbook", "capacity")
+        assert p.evaluate(visible) == 2
+        assert page_problems(p.evaluate(MEASURE)) == []
+    finally:
+        p.close()
