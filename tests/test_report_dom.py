@@ -44,9 +44,26 @@ GOOD_TABLE = ('<h2>Sequences</h2><div class="ob-x"><table><thead><tr><th>usable_
               "<td>25.00</td></tr></tbody></table></div>")
 
 
-def test_a_page_that_reads_well_passes(chromium, tmp_path):
-    path = page(tmp_path, GOOD_TABLE, [bars(["public.a", "public.b", "public.c"], 300, title={"text": "ok"})])
-    assert page_problems(measure(chromium, path)) == []
+def builder(fig) -> dict:
+    fig = json.loads(fig.to_json())
+    return {"data": fig["data"], "layout": fig["layout"]}
+
+
+@pytest.fixture(scope="module")
+def good(chromium, tmp_path_factory):
+    """One page (one plotly.js load) with what reads well: formatted cells, a small bar chart, and the real
+    chart builders on the data issue 11 saw: a blocking tree of 2 and of 200 waiters, a few connections."""
+    from opsbook.charts import incident
+
+    conns = connections()
+    figures = [bars(["public.a", "public.b", "public.c"], 300, title={"text": "ok"}),
+               builder(incident.blocking_tree(waiters(2))), builder(incident.blocking_tree(waiters(200))),
+               builder(incident.connections_by_state(conns))]
+    return measure(chromium, page(tmp_path_factory.mktemp("good"), GOOD_TABLE, figures))
+
+
+def test_a_page_that_reads_well_passes(good):
+    assert page_problems(good) == []
 
 
 def test_each_defect_of_the_issue_is_caught(chromium, tmp_path):
@@ -92,3 +109,44 @@ def test_the_index_filters_rows_in_the_page_itself(chromium, tmp_path):
         assert page_problems(p.evaluate(MEASURE)) == []
     finally:
         p.close()
+
+
+def waiters(n: int):
+    """A blocking tree in tree order: one idle-in-transaction root, five sessions waiting on it, n more on those."""
+    import pandas as pd
+
+    rows = [{"pid": 100, "parent_pid": None, "depth": 0, "state": "idle in transaction", "blocked_count": n,
+             "wait_s": None, "lock_type": "transactionid", "lock_target": None, "lock_mode": None,
+             "query": "UPDATE leads SET status = 'won' -- \"quoted\" & <tagged>"}]
+    for first in range(5):
+        rows.append({"pid": 101 + first, "parent_pid": 100, "depth": 1, "state": "active", "blocked_count": 0,
+                     "wait_s": 20.2, "lock_type": "relation", "lock_target": 'public."Leads"',
+                     "lock_mode": "RowExclusiveLock", "query": "UPDATE leads SET x = 1"})
+        for i in range(n // 5):
+            rows.append({"pid": 1000 + first * 1000 + i, "parent_pid": 101 + first, "depth": 2, "state": "active",
+                         "blocked_count": 0, "wait_s": 3.0, "lock_type": "tuple", "lock_target": "public.leads (0,1)",
+                         "lock_mode": "ExclusiveLock", "query": "SELECT 1"})
+    return pd.DataFrame(rows)
+
+
+def connections():
+    import pandas as pd
+
+    df = pd.DataFrame({"application_name": ["app", "app", "opsbook", "worker"],
+                       "client_addr": ["10.0.0.1", "10.0.0.1", None, "10.0.0.2"],
+                       "state": ["active", "idle", "active", "idle in transaction"], "connections": [1, 2, 1, 1]})
+    df.attrs.update(max_connections=100, reserved_connections=3)
+    return df
+
+
+def test_the_blocking_tree_is_sized_to_its_rows_and_folds_a_crowd(good):
+    small, crowd = good["figures"][1], good["figures"][2]
+    assert 260 <= small["height"] <= 500 and small["rows"] == 6
+    assert crowd["height"] <= 1200 and "of 201 sessions drawn" in crowd["title"]
+    assert "more waiting behind pid" in good["text"]
+
+
+def test_the_connections_axis_fits_a_few_clients_far_below_the_limit(good):
+    fig = good["figures"][3]
+    assert "usable limit 97, far above" in fig["title"]
+    assert not fig["shapes"], "no limit line 30 times beyond the bars"

@@ -63,12 +63,13 @@ def size_forecast(series, fc, limit_rows, horizon_days: float, *, simulated: boo
 
 def top_growing_tables(sizes, growth, top: int = 8):
     """Total size (table + indexes) over time of the `top` tables that grew most."""
+    import pandas as pd  # noqa: PLC0415
     import plotly.express as px  # noqa: PLC0415
 
     names = list(growth.head(top)["table_name"])
     data = sizes[sizes["table_name"].isin(names)].copy()
     data["table"] = (data["schema_name"] + "." + data["table_name"]).map(plot_text)  # plotly reads <, > and &
-    data = data.groupby("table", group_keys=False).apply(thin)
+    data = pd.concat([thin(part) for _, part in data.groupby("table", sort=False)]) if len(data) else data
     data["total_mb"] = rounded(data["total_bytes"] / MB, 2)
     data["ts"] = _iso(data["ts"])
     fig = px.line(data, x="ts", y="total_mb", color="table", title=f"Top {len(names)} growing tables",
