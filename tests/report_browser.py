@@ -45,7 +45,7 @@ MEASURE = r"""() => {
             width: svg ? box(svg).w : 0, svg: svg ? box(svg) : null, areas, marks: marks.length,
             marksInside: marks.filter(m => areas.some(a => m.x + m.w >= a.x - 1 && m.x <= a.x + a.w + 1 &&
                                                       m.y + m.h >= a.y - 1 && m.y <= a.y + a.h + 1)).length,
-            annotations: texts('.annotation-text'), labels: texts('.textpoint text, .textpoint, text.bartext'),
+            annotations: texts('.annotation-text'), labels: texts('.textpoint text, text.bartext'),
             ticks: texts('.ytick text'), legend: div.querySelector('.legend') ? box(div.querySelector('.legend')) : null,
             texts: texts('text').map(t => t.text), rows,
             yrange: yaxis.range || null, shapes: (layout.shapes || []).length};
