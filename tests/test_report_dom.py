@@ -142,7 +142,7 @@ def connections():
 def test_the_blocking_tree_is_sized_to_its_rows_and_folds_a_crowd(good):
     small, crowd = good["figures"][1], good["figures"][2]
     assert 260 <= small["height"] <= 500 and small["rows"] == 6
-    assert crowd["height"] <= 1200 and "of 201 sessions drawn" in crowd["title"]
+    assert crowd["height"] <= 1200 and "30 of 206 sessions drawn" in crowd["title"]
     assert "more waiting behind pid" in good["text"]
 
 

@@ -43,6 +43,7 @@ def connections_by_state(df):
             fig.update_xaxes(range=[0, max(peak, usable) * 1.08])
         else:
             title += f" (busiest client {peak:,.0f}; usable limit {usable:,}, far above)"
+    fig.update_xaxes(tickformat=",d", **({"dtick": 1} if peak <= 10 else {}))  # connections are whole numbers
     fig.update_layout(title=title, height=height_for(len(order), per_row=26, chrome=170),
                       yaxis_title="", xaxis_title="connections", legend={"orientation": "h", "y": 1.0,
                                                                          "yanchor": "bottom", "x": 0},

@@ -72,7 +72,7 @@ def whatifs_html(whatifs) -> str:
         rows.append([esc(w.title), esc(change), esc(usd(w.new_total_usd)), esc(w.detail), esc(w.caveat)])
     if not rows:
         return '<p class="ob-muted">No levers to weigh.</p>'
-    return _table(["if we…", "USD a month", "new monthly total", "why", "mind that"], rows, numeric={1, 2})
+    return _table(["if we…", "USD a month", "new monthly total USD", "why", "mind that"], rows, numeric={1, 2})
 
 
 def settings_html(a) -> str:
