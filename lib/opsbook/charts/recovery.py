@@ -61,13 +61,21 @@ def restore_timeline(events, top: int = 60):
 
 
 def recovery_summary(counts: dict[str, int]):
-    """Rows of the table by what the comparison found: same, missing live, changed, newer live."""
+    """Rows of the table by what the comparison found: same, missing live, changed, newer live. A log axis from
+    1 row, so a handful of missing rows shows beside thousands of same ones; a zero is written, not left blank."""
+    import math  # noqa: PLC0415
+
     import plotly.graph_objects as go  # noqa: PLC0415
 
     colors = {"same": "#067647", "missing live": "#b42318", "changed": "#b54708", "newer live": "#667085"}
     labels = [k for k in colors if k in counts]
-    fig = go.Figure(go.Bar(x=labels, y=[counts[k] for k in labels], marker_color=[colors[k] for k in labels],
-                           text=[f"{counts[k]:,}" for k in labels], textposition="outside", cliponaxis=False))
+    values = [counts[k] for k in labels]
+    fig = go.Figure(go.Bar(x=labels, y=[v if v > 0 else None for v in values],
+                           marker_color=[colors[k] for k in labels], hoverinfo="x+y"))
+    fig.add_scatter(x=labels, y=[max(v, 1) for v in values], mode="text", text=[f"{v:,}" for v in values],
+                    textposition="top center", showlegend=False, hoverinfo="skip", cliponaxis=False)
+    top = max(values, default=1)
     fig.update_layout(height=340, title="Backup rows compared with live, by key", yaxis_title="rows (log scale)",
-                      yaxis_type="log", margin={"t": 70})
+                      yaxis={"type": "log", "range": [-0.05, math.log10(max(top, 1)) + 0.6], "dtick": 1},
+                      margin={"t": 70}, showlegend=False)
     return fig
