@@ -58,24 +58,24 @@ TEMPLATES = [
 WEIGHTS = [8, 30, 3, 2, 2, 1, 1, 8, 1, 1, 3]
 
 
-def _records(n_bytes: int):
-    """(ts, pid, severity, message, attached) until about n_bytes of stderr text were produced."""
+def _records():
+    """(ts, pid, severity, message, attached), without end; the writers stop at their size."""
     seq = [i for i, w in enumerate(WEIGHTS) for _ in range(w)]
-    produced, i = 0, 0
-    while produced < n_bytes:
+    i = 0
+    while True:
         sev, msg, att = TEMPLATES[seq[i % len(seq)]]
         pid, n = 10000 + i % 5000, 700 + i
         ts = START + dt.timedelta(milliseconds=i * 7)
         fill = {"pid": pid, "n": n, "ms": f"{(i % 900) + 100.5:.3f}"}
-        rec = (ts, pid, sev, msg.format(**fill), [(s, t.format(**fill)) for s, t in att])
-        produced += 120 + len(rec[3]) + sum(60 + len(t) for _, t in rec[4])
         i += 1
-        yield rec
+        yield ts, pid, sev, msg.format(**fill), [(s, t.format(**fill)) for s, t in att]
 
 
 def write_stderr(path: Path, n_bytes: int) -> None:
     with open(path, "w", buffering=1 << 20) as f:
-        for ts, pid, sev, msg, att in _records(n_bytes):
+        for ts, pid, sev, msg, att in _records():
+            if f.tell() >= n_bytes:
+                break
             head = f"{ts:%Y-%m-%d %H:%M:%S}.{ts.microsecond // 1000:03d} UTC [{pid}] app@shop app=checkout_api "
             f.write(f"{head}{sev}:  {msg}\n")
             for s, t in att:
@@ -85,7 +85,9 @@ def write_stderr(path: Path, n_bytes: int) -> None:
 def write_csv(path: Path, n_bytes: int) -> None:
     with open(path, "w", newline="", buffering=1 << 20) as f:
         w = csv.writer(f)
-        for i, (ts, pid, sev, msg, att) in enumerate(_records(n_bytes)):
+        for i, (ts, pid, sev, msg, att) in enumerate(_records()):
+            if i % 1000 == 0 and f.tell() >= n_bytes:
+                break
             a = dict(att)
             state = {"ERROR": "57014" if "timeout" in msg else "XX000", "FATAL": "53300"}.get(sev, "00000")
             if msg.startswith("deadlock"):

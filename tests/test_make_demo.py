@@ -42,7 +42,7 @@ def test_demo_ends_with_the_index_listing_every_runbook(fresh_demo):
     assert index == work / "reports" / "index.html" and index.is_file()
     runs = sidecars(work)
     assert set(runs) == {"backup-verification", "capacity-planning", "cost-analysis", "incident-triage",
-                         "table-recovery", "security-audit"}
+                         "table-recovery", "security-audit", "post-mortem"}
     assert all(s["status"] == "ok" and s["target"] == "demo" for s in runs.values())
     html = index.read_text()
     assert all(f"{name}--demo--" in html for name in runs)

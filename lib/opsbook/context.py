@@ -5,7 +5,7 @@ import time
 from typing import Any, Iterable
 
 from . import checks as checkreg
-from . import display, runrecord
+from . import display, interactive, runrecord
 from .checks.registry import lost_finding
 from .config import Config, load
 from .errors import ConnectError
@@ -45,6 +45,7 @@ class Runbook:
         self.results: dict[str, checkreg.CheckResult] = {}
         self.findings: list[Finding] = []
         self.started = time.time()
+        interactive.attach(self)  # a run stepped through in JupyterLab leaves a sidecar at kernel exit
 
     # ------------------------------------------------------------------ doing
     def connect(self):

@@ -1,10 +1,13 @@
 """postmortem.*: what an incident window shows, judged from activity samples, snapshots and the server log."""
 from __future__ import annotations
 
+import re
+
 from ..findings import Finding, Severity, grade
 from .registry import Check, Threshold, register
 
 RUNBOOKS = ("post-mortem",)
+_ROLE = re.compile(r'too many connections for role "([^"]+)"')
 
 
 def judge_root_cause(data, *, min_score: float = 1) -> list[Finding]:
@@ -89,16 +92,24 @@ def judge_connections(data, *, warning_pct: float = 80, critical_refused: float 
         return [Finding("postmortem.connections", Severity.INFO, "not judged: neither samples nor a log",
                         skipped="no activity samples and no server log for the window")]
     pct = 100 * peak["connections"] / peak["max_connections"] if peak and peak.get("max_connections") else None
+    who: dict[str, int] = {}  # the roles refused: the event's user, else the role the message names
+    for e in ev.log.events:
+        if e.kind == "too_many_connections" and ev.window.inside(e.ts):
+            m = _ROLE.search(e.message)
+            name = e.user or (m.group(1) if m else None)
+            if name:
+                who[name] = who.get(name, 0) + 1
     sev = Severity.CRITICAL if refused and refused >= critical_refused else \
         Severity.WARNING if pct is not None and pct >= warning_pct else Severity.OK
     bits = []
     if refused is not None:
-        bits.append(f"{refused} connection(s) refused")
+        bits.append(f"{refused} connection(s) refused" + (" (" + ", ".join(
+            f"role {k}: {v}" for k, v in sorted(who.items(), key=lambda kv: -kv[1])) + ")" if who else ""))
     if pct is not None:
         bits.append(f"peak {peak['connections']} of {peak['max_connections']} ({pct:.0f}%)")
     return [Finding("postmortem.connections", sev, "; ".join(bits), value=refused if refused else pct,
                     threshold=critical_refused if sev is Severity.CRITICAL else warning_pct,
-                    objects=["max_connections"],
+                    objects=[*sorted(who), "max_connections"],
                     remediation="" if sev is Severity.OK else "A pooler (Supavisor in transaction mode) and per-"
                                                               "application pool limits.")]
 

@@ -66,6 +66,17 @@ FRESHNESS: dict[str, dict] = {
     "public.automation_jobs": {"column": "created_at", "max_age_hours": 1},
 }
 
+# The incident the post-mortem runbook records on the demo (opsbook.demo.incident.ensure_recorded: activity samples
+# into the history, the server's own log): its known cause, and what else the window shows.
+RECORDED_PROBLEMS: tuple[Problem, ...] = (
+    Problem("postmortem.root_cause", ("report_job", "public.pm_branches"),
+            "application report_job updates a pm_branches row and stays idle in transaction; four checkout_api "
+            "sessions queue behind it and eight of their updates are cancelled by a 700 ms statement_timeout"),
+    Problem("postmortem.timeouts", ("checkout_api",), "the eight cancelled checkout_api updates"),
+    Problem("postmortem.connections", ("burst_worker",),
+            "a burst of six connections as burst_worker against its CONNECTION LIMIT of 3: three refused"),
+)
+
 # What live_faults() adds while it runs (the incident-triage demo).
 LIVE_PROBLEMS: tuple[Problem, ...] = (
     Problem("locks.blocking", ("public.leads",), "a demo-worker session blocks two demo-api sessions"),
@@ -80,7 +91,7 @@ LIVE_THRESHOLDS: dict[str, dict] = {
     "activity.long_running": {"warning": 2},
 }
 
-__all__ = ["PROBLEMS", "LIVE_PROBLEMS", "LIVE_THRESHOLDS", "FRESHNESS", "Problem", "ensure_demo_database", "live_faults"]
+__all__ = ["PROBLEMS", "LIVE_PROBLEMS", "RECORDED_PROBLEMS", "LIVE_THRESHOLDS", "FRESHNESS", "Problem", "ensure_demo_database", "live_faults"]
 
 
 def __getattr__(name: str):

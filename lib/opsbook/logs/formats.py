@@ -104,6 +104,9 @@ def read_stderr(f: TextIO, source: str, problems: Problems, prefix: str | None) 
     before them."""
     rx = compile_prefix(prefix) if prefix is not None else GENERIC
     match = rx.match
+    names = set(rx.groupindex)
+    ts_group = "ts" if "ts" in names else "epoch"
+    has_pid = "pid" in names
     pending: Event | None = None
     field: str | None = None  # the attribute the last line wrote to, for its continuation lines
     parts: list[str] = []
@@ -130,16 +133,18 @@ def read_stderr(f: TextIO, source: str, problems: Problems, prefix: str | None) 
             continue
         if pending is not None:
             yield pending
-        g = m.groupdict()
         try:
-            ts = parse_ts(g["ts"]) if g.get("ts") else parse_ts(g["epoch"])
-        except (BadTimestamp, KeyError, TypeError) as e:
+            ts = parse_ts(m.group(ts_group))
+        except (BadTimestamp, IndexError, TypeError) as e:
             problems.add(source, f"bad timestamp: {e}", n)
             pending = None
             continue
-        pid = g.get("pid")
-        pending = Event(ts, sev, "", sqlstate=g.get("sqlstate"), user=g.get("user"), database=g.get("database"),
-                        application=g.get("application"), client=g.get("client"), pid=int(pid) if pid else None,
+        pid = m.group("pid") if has_pid else None
+        pending = Event(ts, sev, "", sqlstate=m.group("sqlstate") if "sqlstate" in names else None,
+                        user=m.group("user") if "user" in names else None,
+                        database=m.group("database") if "database" in names else None,
+                        application=m.group("application") if "application" in names else None,
+                        client=m.group("client") if "client" in names else None, pid=int(pid) if pid else None,
                         source=source, line=n)
         field, parts = "message", [text]
     if pending is not None:

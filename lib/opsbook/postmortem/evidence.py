@@ -166,5 +166,13 @@ def gather(config, target: str, window: Window, *, log_path: str | None = None, 
     else:
         ev.missing.append("no server log given (log_path): errors, timeouts, deadlocks and refused connections "
                           "come from it (Supabase: Logs Explorer > export)")
+    for s in ev.ok_samples:  # who the waiting sessions were, for logs whose prefix has no %a
+        detail = s.get("detail") or {}
+        for pid, app in detail.get("waiters", []):
+            if app and app != "(none)":
+                ev.log.apps.setdefault(pid, app)
+        for r in detail.get("roots", []):
+            if r.get("application"):
+                ev.log.apps.setdefault(r["pid"], r["application"])
     ev.sidecars = read_sidecars(Path(reports_dir or config.reports_dir), target, window)
     return ev

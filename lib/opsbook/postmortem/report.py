@@ -33,10 +33,13 @@ class PostMortem:
                  severity: str = "P2", padding_minutes: float = 30, baseline_days: float = 7,
                  log_line_prefix: str = ""):
         self.rb = rb
-        self.window = make_window(incident_start, incident_end, padding_minutes)
+        self._when = (incident_start, incident_end, padding_minutes)
+        self.window = make_window(*self._when)  # bad times fail here, before anything is read
         self.severity = check_severity(severity)
         self.title = title or f"{rb.target.name} incident of {self.window.start:%Y-%m-%d %H:%M} UTC"
-        self.log_path = log_path or default_log_path(rb.target)
+        from ..paths import user_path  # noqa: PLC0415 - relative to where `opsbook run` was typed
+
+        self.log_path = str(user_path(log_path)) if log_path else default_log_path(rb.target)
         self.prefix = log_line_prefix or None
         self.baseline_days = baseline_days
         self.ev: Evidence | None = None
@@ -44,6 +47,7 @@ class PostMortem:
     def gather(self) -> Evidence:
         """Read the history store, the log and the sidecars of the window (once)."""
         rb = self.rb
+        self.window = make_window(*self._when)  # `now` is now: the demo may have just recorded its incident
         prefix = self.prefix
         if prefix is None and self.log_path and rb.db is not None:
             from ..logs import show_prefix  # noqa: PLC0415

@@ -10,6 +10,7 @@ from ..logs.redaction import redact_text
 MAX_APPS = 10  # applications listed per sample (the busiest); the rest are counted in connections only
 MAX_QUERY = 300  # characters of a root's statement kept
 MAX_ROOTS = 5  # blocking roots kept per sample (the biggest trees)
+MAX_WAITERS = 50  # waiting sessions listed (pid, application) per sample
 
 
 def take_sample(db) -> dict[str, Any]:
@@ -35,6 +36,7 @@ def take_sample(db) -> dict[str, Any]:
         "temp_bytes": _f(r["temp_bytes"]), "wal_bytes": _f(r["wal_bytes"]),
         "detail": {"by_state": by_state, "by_wait": r["by_wait"] or {}, "by_app": r["by_app"] or {},
                    "roots": roots[:MAX_ROOTS],
+                   "waiters": [[w[0], w[5] if len(w) > 5 else None] for w in (r["waits"] or [])][:MAX_WAITERS],
                    "longest": {"pid": longest[0], "application": longest[1], "state": longest[2],
                                "xact_age_s": round(float(longest[3]), 3) if longest[3] is not None else None}
                    if longest else None},

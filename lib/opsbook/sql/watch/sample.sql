@@ -32,8 +32,8 @@ SELECT
     (SELECT json_object_agg(app, n) FROM (SELECT app, count(*) AS n FROM a WHERE backend_type = 'client backend'
         GROUP BY app ORDER BY n DESC, app LIMIT :max_apps) s) AS by_app,
     (SELECT json_agg(json_build_array(w.pid, w.blocked_by, x.locktype, x.mode,
-                                      coalesce(x.relation::regclass::text, '')) ORDER BY w.pid)
-       FROM waiting w LEFT JOIN wanted x ON x.pid = w.pid) AS waits,
+                                      coalesce(x.relation::regclass::text, ''), a.app) ORDER BY w.pid)
+       FROM waiting w LEFT JOIN wanted x ON x.pid = w.pid LEFT JOIN a ON a.pid = w.pid) AS waits,
     (SELECT json_agg(json_build_array(b.pid, a.app, a.usename, a.state,
                                       extract(epoch FROM now() - a.xact_start), left(a.query, :max_query),
                                       coalesce(h.relation::regclass::text, '')) ORDER BY b.pid)

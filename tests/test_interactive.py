@@ -1,0 +1,46 @@
+"""A runbook stepped through in JupyterLab (no runner) leaves a sidecar in the reports folder at kernel exit."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+
+SCRIPT = textwrap.dedent("""
+    from opsbook.config import from_dict
+    from opsbook.context import Runbook
+    config = from_dict({"targets": {"test": {"dsn": %r}}, "reports": {"dir": %r}})
+    rb = Runbook("incident-triage", "test", config=config, params={"window_minutes": 5})
+    rb.connect()
+    rb.run(["connections.saturation"])
+    rb.record("connections_used", 3)
+""")
+
+
+def run_kernel_like(db, tmp_path, **env):
+    code = SCRIPT % (db.conninfo, str(tmp_path / "reports"))
+    full = {k: v for k, v in os.environ.items() if k not in ("JPY_SESSION_NAME", "OPSBOOK_RUN_RECORD")}
+    out = subprocess.run([sys.executable, "-c", code], env={**full, **env}, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    return sorted((tmp_path / "reports").glob("*/*.json"))
+
+
+def test_lab_kernel_writes_its_sidecar_and_the_index_at_exit(db, tmp_path):
+    (path,) = run_kernel_like(db, tmp_path, JPY_SESSION_NAME="/work/runbooks/incident-triage.ipynb")
+    sidecar = json.loads(path.read_text())
+    assert sidecar["interactive"] is True and sidecar["runbook"] == "incident-triage"
+    assert sidecar["target"] == "test" and sidecar["parameters"] == {"window_minutes": 5}
+    assert sidecar["metrics"]["connections_used"] == 3
+    assert {f["check"] for f in sidecar["findings"]} >= {"connectivity.unreachable", "connections.saturation"}
+    assert sidecar["notebook"] == "/work/runbooks/incident-triage.ipynb"
+    assert (tmp_path / "reports" / "index.html").exists()
+
+
+def test_plain_python_and_the_runner_leave_nothing_extra(db, tmp_path):
+    assert run_kernel_like(db, tmp_path) == []
+    record = tmp_path / "record.jsonl"
+    assert run_kernel_like(db, tmp_path, JPY_SESSION_NAME="x.ipynb", OPSBOOK_RUN_RECORD=str(record)) == []
+    assert record.exists()  # the runner's own record file got the findings instead
