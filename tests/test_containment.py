@@ -349,14 +349,16 @@ def test_kill_9_of_the_owner_leaves_an_orphan_the_next_run_drops_and_reports(db,
 
 
 def test_two_verifications_at_once_both_pass_and_leave_each_other_alone(db, tmp_path):
+    """The second starts while the first restores (its sweep meets the first's live cluster) and ends before it."""
     db.execute(TINY)
-    slow = tmp_path / "slow"
-    slow.mkdir()
-    path = _hostile(slow, "SELECT pg_sleep(4);\n")
-    first = _child(db, path)
+    (tmp_path / "slow").mkdir()
+    (tmp_path / "quick").mkdir()
+    first = _child(db, _hostile(tmp_path / "slow", "SELECT pg_sleep(20);\n"))
     _wait_for_restore(first)
-    second = _child(db, path)
-    outs = [p.communicate(timeout=120) for p in (first, second)]
+    second = _child(db, _hostile(tmp_path / "quick", "SELECT 1;\n"))
+    outs = [second.communicate(timeout=120)]
+    assert first.poll() is None, "the first run ended before the second: they did not overlap"
+    outs.insert(0, first.communicate(timeout=120))
     for p, (out, err) in zip((first, second), outs):
         assert p.returncode == 0, err
         findings = json.loads(out.strip().splitlines()[-1])
