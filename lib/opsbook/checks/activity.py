@@ -4,9 +4,9 @@ from __future__ import annotations
 from ..display import human_seconds
 from ..findings import Finding, Severity, grade
 from .registry import Check, CheckContext, Threshold, register
+from .visibility import STATS_GRANT, partial
 
-HIDDEN_HOW = ("GRANT pg_read_all_stats TO <this role> (on Supabase the postgres role has it), or run opsbook as a "
-              "role that has it")
+HIDDEN_HOW = STATS_GRANT  # the grant that shows other roles' sessions (replication.lag names it too)
 
 
 def visible(df):
@@ -15,13 +15,10 @@ def visible(df):
 
 
 def hidden_finding(check_id: str, df, what: str) -> list[Finding]:
-    """An info finding when some rows were hidden from this role (no pg_read_all_stats); else nothing."""
+    """A partial-visibility info finding when some sessions were hidden from this role; else nothing."""
     n = len(df) - len(visible(df))
-    if not n:
-        return []
-    reason = f"{n} sessions of other roles are hidden from this role (no pg_read_all_stats)"
-    return [Finding(check_id, Severity.INFO, f"partly skipped: {reason}",
-                    detail=f"Their {what} could not be judged.", value=n, remediation=HIDDEN_HOW, skipped=reason)]
+    return partial(check_id, n, "sessions of other roles are hidden from this role (no pg_read_all_stats)",
+                   f"Their {what} could not be judged.")
 
 
 def subject(row) -> list[str]:
@@ -89,7 +86,8 @@ def idle_in_transaction(ctx: CheckContext):
 
 def judge_idle_in_transaction(df, *, warning: float = 300, critical: float = 1800) -> list[Finding]:
     out = []
-    for row in df.itertuples():
+    seen = visible(df)
+    for row in seen.itertuples():
         sev = grade(row.idle_s, warning, critical)
         if sev is Severity.OK:
             continue
@@ -117,8 +115,23 @@ def judge_idle_in_transaction(df, *, warning: float = 300, critical: float = 180
     if not out:
         out.append(Finding("activity.idle_in_transaction", Severity.OK,
                            f"no session idle in a transaction longer than {human_seconds(warning)} "
-                           f"({len(df)} idle in transaction now)", threshold=warning))
-    return out
+                           f"({len(seen)} idle in transaction now)", threshold=warning))
+    return out + _hidden_transactions(df)
+
+
+def _hidden_transactions(df) -> list[Finding]:
+    """Other roles' sessions: how many pg_locks shows inside a transaction, and how many of those block others."""
+    hidden = df[df["hidden"].astype(bool)] if "hidden" in df.columns and len(df) else df.iloc[0:0]
+    if hidden.empty:
+        return []
+    in_tx = hidden[hidden["in_transaction"].astype(bool)] if "in_transaction" in hidden else hidden.iloc[0:0]
+    blocking = in_tx[in_tx["sessions_blocked"].fillna(0) > 0] if len(in_tx) else in_tx
+    pids = ", ".join(str(p) for p in blocking["pid"].head(20))
+    return partial("activity.idle_in_transaction", len(hidden),
+                   f"sessions of other roles are hidden from this role (no pg_read_all_stats): {len(in_tx):,} of "
+                   f"them inside a transaction, {len(blocking):,} blocking others",
+                   "Whether they are idle in their transaction, and for how long, cannot be seen"
+                   + (f"; the ones blocking others (pids {pids}) are in locks.blocking." if len(blocking) else "."))
 
 
 IDLE_IN_TRANSACTION = register(Check(

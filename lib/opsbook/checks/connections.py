@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..display import human_seconds
 from ..findings import Finding, Severity, grade
 from .registry import Check, CheckContext, Threshold, register
+from .visibility import partial
 
 
 def limits(ctx: CheckContext) -> dict[str, int]:
@@ -66,11 +67,16 @@ def idle_sessions(ctx: CheckContext):
 
 
 def judge_idle(df, *, idle_s: float = 3600, warning: float = 20, critical: float = 50) -> list[Finding]:
+    hidden = df["hidden"].fillna(False).astype(bool) if "hidden" in df.columns else df["pid"].map(lambda _: False)
+    unseen = partial("connections.idle", int(hidden.sum()), "sessions of other roles are hidden from this role (no "
+                     "pg_read_all_stats)", "Whether they are idle, and for how long, cannot be seen.")
+    attrs, df = df.attrs, df[~hidden]
+    df.attrs = attrs
     old = df[df["idle_s"] >= idle_s]
     if old.empty:
         return [Finding("connections.idle", Severity.OK,
                         f"no session idle longer than {human_seconds(idle_s)} ({len(df)} idle now)",
-                        value=0, threshold=idle_s)]
+                        value=0, threshold=idle_s)] + unseen
     pct = 100.0 * len(old) / usable(df.attrs)
     sev = grade(pct, warning, critical)
     if sev is Severity.OK:
@@ -86,7 +92,7 @@ def judge_idle(df, *, idle_s: float = 3600, warning: float = 20, critical: float
         threshold=critical if sev is Severity.CRITICAL else warning,
         remediation=f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN ({pids}) "
                     f"AND state = 'idle';  -- guide 001; then give the pool an idle timeout "
-                    f"(or ALTER ROLE ... SET idle_session_timeout) so they do not come back")]
+                    f"(or ALTER ROLE ... SET idle_session_timeout) so they do not come back")] + unseen
 
 
 IDLE = register(Check(

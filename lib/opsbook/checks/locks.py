@@ -8,6 +8,7 @@ from pathlib import Path
 from ..display import human_seconds
 from ..findings import Finding, Severity, grade
 from .registry import Check, CheckContext, Threshold, register
+from .visibility import partial
 
 def _num(x, default: float = 0.0) -> float:
     """A number from a row, NULL/NaN as `default`."""
@@ -72,66 +73,108 @@ def build_tree(df):
 
     A waiter with several blockers is drawn under the first one reached from a root (breadth first), so depth
     is the shortest distance from a root. A cycle with no root (a deadlock the server has not broken yet) is
-    rooted at its oldest transaction.
+    rooted at its oldest transaction. Linear in sessions and edges (a queue of N waiters on one lock has ~N²/2
+    edges, since each waiter is also blocked by those queued before it): every edge is read once to build the
+    tree and once to count descendants.
     """
     import pandas as pd  # noqa: PLC0415
 
     cols = ["root_pid", "parent_pid", "depth", "blocked_count", "tree"]
     if df.empty:
         return df.assign(**{c: pd.Series(dtype="int64" if c != "tree" else "object") for c in cols})
-    rows = {int(r["pid"]): r for r in df.to_dict("records")}
-    blockers = {pid: [int(b) for b in (r["blocked_by"] or []) if int(b) in rows] for pid, r in rows.items()}
-    children: dict[int, list[int]] = {pid: [] for pid in rows}
-    for pid, bs in blockers.items():
-        for b in bs:
-            children[b].append(pid)
-    for kids in children.values():
-        kids.sort(key=lambda p: (-_num(rows[p]["wait_s"]), p))
-    place: dict[int, tuple[int, int | None, int]] = {}  # pid -> (root, parent, depth)
+    pids = [int(p) for p in df["pid"]]
+    at = {pid: i for i, pid in enumerate(pids)}
+    wait = pd.to_numeric(df["wait_s"], errors="coerce").fillna(0.0).tolist()
+    xact = pd.to_numeric(df["xact_age_s"], errors="coerce").fillna(0.0).tolist()
+    blockers = [{at[b] for b in (bs if bs is not None else ()) if b in at} - {i}
+                for i, bs in enumerate(df["blocked_by"])]
+    # children in drawing order (longest wait first) by adding waiters in that order: no sort per blocker
+    children: list[list[int]] = [[] for _ in pids]
+    for i in sorted(range(len(pids)), key=lambda i: (-wait[i], pids[i])):
+        for b in blockers[i]:
+            children[b].append(i)
+    blocked = _descendant_counts(blockers, children)
+    root_of, parent, depth = [-1] * len(pids), [-1] * len(pids), [0] * len(pids)
+    kids: list[list[int]] = [[] for _ in pids]  # the tree drawn: each waiter under one parent
 
     def walk(root: int) -> None:
-        place[root] = (root, None, 0)
+        root_of[root] = root
         queue = deque([root])
         while queue:
             p = queue.popleft()
-            for kid in children[p]:
-                if kid not in place:
-                    place[kid] = (root, p, place[p][2] + 1)
-                    queue.append(kid)
+            for k in children[p]:
+                if root_of[k] < 0:
+                    root_of[k], parent[k], depth[k] = root, p, depth[p] + 1
+                    kids[p].append(k)
+                    queue.append(k)
 
-    def descendants(pid: int) -> set[int]:
-        seen, stack = set(), list(children[pid])
-        while stack:
-            p = stack.pop()
-            if p not in seen and p != pid:
-                seen.add(p)
-                stack.extend(children[p])
-        return seen
-
-    blocked = {p: len(descendants(p)) for p in rows}
-    roots = sorted((p for p in rows if not blockers[p]), key=lambda p: (-blocked[p], -_num(rows[p]["xact_age_s"]), p))
+    roots = sorted((i for i in range(len(pids)) if not blockers[i]), key=lambda i: (-blocked[i], -xact[i], pids[i]))
     for r in roots:
         walk(r)
-    while len(place) < len(rows):  # a cycle: start from its oldest transaction
-        walk(max((p for p in rows if p not in place), key=lambda p: (_num(rows[p]["xact_age_s"]), -p)))
-
+    for i in sorted(range(len(pids)), key=lambda i: (-xact[i], pids[i])):  # a cycle: from its oldest transaction
+        if root_of[i] < 0:
+            roots.append(i)
+            walk(i)
     order: list[int] = []
+    for r in roots:
+        stack = [r]  # preorder without recursion: a chain of 1,000 waiters is 1,000 levels deep
+        while stack:
+            i = stack.pop()
+            order.append(i)
+            stack.extend(reversed(kids[i]))
+    tree = df.iloc[order].reset_index(drop=True)
+    pad = "\u00a0\u00a0\u00a0"
+    tree = tree.assign(
+        root_pid=[pids[root_of[i]] for i in order],
+        parent_pid=pd.array([pids[parent[i]] if parent[i] >= 0 else None for i in order], dtype="Int64"),
+        depth=[depth[i] for i in order], blocked_count=[blocked[i] for i in order],
+        tree=[pad * max(depth[i] - 1, 0) + ("└─\u00a0" if depth[i] else "") + str(pids[i]) for i in order])
+    return tree.astype({"root_pid": "int64", "depth": "int64", "blocked_count": "int64"})
 
-    def preorder(pid: int) -> None:
-        order.append(pid)
-        for kid in children[pid]:
-            if place[kid][1] == pid:
-                preorder(kid)
 
-    for r in [p for p in place if place[p][1] is None]:
-        preorder(r)
-    out = []
-    for pid in order:
-        root, parent, depth = place[pid]
-        out.append({**rows[pid], "root_pid": root, "parent_pid": parent, "depth": depth,
-                    "blocked_count": blocked[pid], "tree": "\u00a0\u00a0\u00a0" * max(depth - 1, 0) + ("└─\u00a0" if depth else "") + str(pid)})
-    tree = pd.DataFrame(out, columns=list(df.columns) + cols)
-    return tree.astype({"root_pid": "int64", "parent_pid": "Int64", "depth": "int64", "blocked_count": "int64"})
+def _descendant_counts(blockers: list[set[int]], children: list[list[int]]) -> list[int]:
+    """How many distinct sessions wait, directly or not, behind each one (by index).
+
+    One bitset row per session (numpy, 64 sessions a word), merged leaves first: one OR per edge. Sessions in or
+    above a cycle, which that order never reaches, are searched once each.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    n = len(children)
+    words = (n + 63) // 64
+    own = np.zeros((n, words), dtype=np.uint64)
+    own[np.arange(n), np.arange(n) // 64] = np.left_shift(np.uint64(1), (np.arange(n) % 64).astype(np.uint64))
+    below = np.zeros((n, words), dtype=np.uint64)
+    done = [False] * n
+    pending = [len(k) for k in children]
+    ready = [i for i in range(n) if not pending[i]]
+    while ready:
+        i = ready.pop()
+        if children[i]:
+            k = np.fromiter(children[i], dtype=np.intp, count=len(children[i]))
+            below[i] = np.bitwise_or.reduce(below[k] | own[k], axis=0)
+        done[i] = True
+        for b in blockers[i]:
+            pending[b] -= 1
+            if not pending[b]:
+                ready.append(b)
+    for i in range(n):
+        if done[i]:
+            continue
+        seen, stack = {i}, list(children[i])
+        acc = np.zeros(words, dtype=np.uint64)
+        while stack:
+            j = stack.pop()
+            if j in seen:
+                continue
+            seen.add(j)
+            acc |= own[j]
+            if done[j]:
+                acc |= below[j]
+            else:
+                stack.extend(children[j])
+        below[i] = acc & ~own[i]
+    return np.bitwise_count(below).sum(axis=1).astype(int).tolist()
 
 
 def _remedy(root) -> str:
@@ -139,6 +182,9 @@ def _remedy(root) -> str:
     if pid == 0:
         return ("A prepared transaction holds the lock: SELECT gid, prepared, owner FROM pg_prepared_xacts; then "
                 "COMMIT PREPARED or ROLLBACK PREPARED that gid.")
+    if state == "hidden":
+        return (f"SELECT pg_cancel_backend({pid});  -- this role cannot see what the root is doing (another role's "
+                f"session; see the partial-visibility finding); if it does not let go: SELECT pg_terminate_backend({pid});")
     if state.startswith("idle in transaction") or state == "idle":
         return (f"SELECT pg_terminate_backend({pid});  -- the root is {state}: nothing to cancel, ending the "
                 "session releases its locks (its transaction rolls back)")
@@ -166,15 +212,16 @@ def judge_blocking(df, *, min_wait_s: float = 1, warning: float = 1, critical: f
         keys = sorted(set(waiters.loc[waiters["lock_type"].eq("advisory"), "lock_target"].dropna()))
         targets = relations + keys  # what the sessions queue for; transaction ids mean nothing to a reader
         state = root["state"] or "unknown"
-        age = f" for {human_seconds(_num(root['state_s']))}" if root["pid"] and root["state_s"] is not None else ""
+        age = f" for {human_seconds(_num(root['state_s']))}" if root["pid"] and _num(root["state_s"], -1) >= 0 else ""
         out.append(Finding(
             "locks.blocking", sev,
             f"pid {int(root_pid)} ({state}{age}) blocks {n} session{'s' * (n != 1)}, "
             f"{deepest} level{'s' * (deepest != 1)} deep",
             detail=f"Root: role {root['role'] or '-'}, application {root['application_name'] or '-'}, "
-                   + (f"transaction open {human_seconds(_num(root['xact_age_s']))}"
+                   + ("its transaction and query are hidden from this role" if state == "hidden" else
+                      f"transaction open {human_seconds(_num(root['xact_age_s']))}"
                       if _num(root["xact_age_s"], -1) >= 0 else "no transaction open (a session-level lock)")
-                   + f", last query: {(root['query'] or '')[:200]}. "
+                   + ("" if state == "hidden" else f", last query: {(root['query'] or '')[:200]}") + ". "
                    f"Waiting on: {waits_on}; longest wait {human_seconds(longest)}.",
             objects=[f"pid {int(root_pid)}"] + targets[:10], value=n,
             threshold=critical if sev is Severity.CRITICAL else warning, remediation=_remedy(root)))
@@ -183,7 +230,11 @@ def judge_blocking(df, *, min_wait_s: float = 1, warning: float = 1, critical: f
         out.append(Finding("locks.blocking", Severity.OK,
                            f"no session blocked for {human_seconds(min_wait_s)} or more ({waiting} waiting briefly)",
                            value=0, threshold=warning))
-    return out
+    hidden = int(df["hidden"].fillna(False).astype(bool).sum()) if len(df) and "hidden" in df else 0
+    return out + partial("locks.blocking", hidden, "sessions in blocking trees belong to other roles whose state and "
+                         "query this role cannot see",
+                         "The trees themselves are complete (from pg_locks, readable by every role); what the "
+                         "hidden sessions are doing (idle in transaction or running what) is not.")
 
 
 BLOCKING = register(Check(

@@ -1,24 +1,22 @@
--- Every session in a blocking tree: one row per pid with the pids blocking it, its ungranted lock and how long it has waited; PostgreSQL 14+ (waits timed by pg_locks.waitstart).
-WITH waiting AS (
-    SELECT pid, pg_blocking_pids(pid) AS blocked_by
-    FROM pg_stat_activity
-    WHERE wait_event_type = 'Lock'
-), edges AS (
-    SELECT w.pid, b.blocker
-    FROM waiting w CROSS JOIN LATERAL unnest(w.blocked_by) AS b(blocker)
-), involved AS (
-    SELECT pid FROM edges UNION SELECT blocker FROM edges
-), wanted AS (
+-- Every session in a blocking tree: one row per pid with the pids blocking it, its ungranted lock and how long it has waited, also for sessions of other roles this role may not inspect (state 'hidden'); PostgreSQL 14+ (waits timed by pg_locks.waitstart). Waiters come from pg_locks and each pg_blocking_pids() is called once: linear in waiters.
+WITH waiting AS MATERIALIZED (  -- from pg_locks, readable by every role (pg_stat_activity.wait_event is not)
     SELECT DISTINCT ON (l.pid) l.pid, l.locktype, l.mode, l.database, l.relation, l.page, l.tuple, l.transactionid,
-           l.classid, l.objid, l.objsubid, l.waitstart
+           l.classid, l.objid, l.objsubid, l.waitstart AS waitstart
     FROM pg_locks l
-    WHERE NOT l.granted AND l.pid IN (SELECT pid FROM edges)
+    WHERE NOT l.granted AND l.pid IS NOT NULL
     ORDER BY l.pid
+), edged AS MATERIALIZED (  -- pg_blocking_pids once per waiter: every edge, fetched once (may repeat a pid)
+    SELECT * FROM (SELECT w.*, pg_blocking_pids(w.pid) AS blocked_by FROM waiting w) b WHERE cardinality(blocked_by) > 0
+), involved AS (
+    SELECT pid FROM edged UNION SELECT unnest(blocked_by) FROM edged
 )
 SELECT i.pid,
-       coalesce((SELECT array_agg(e.blocker ORDER BY e.blocker) FROM edges e WHERE e.pid = i.pid), '{}')
-         AS blocked_by,
-       CASE WHEN i.pid = 0 THEN 'prepared transaction' ELSE coalesce(a.state, 'hidden') END AS state,
+       coalesce(w.blocked_by, '{}') AS blocked_by,
+       CASE WHEN i.pid = 0 THEN 'prepared transaction'
+            WHEN a.pid IS NULL THEN 'gone'
+            WHEN a.backend_type IS NULL THEN 'hidden'
+            ELSE coalesce(a.state, 'unknown') END AS state,
+       (a.pid IS NOT NULL AND a.backend_type IS NULL) AS hidden,
        a.usename AS role,
        a.application_name,
        a.client_addr::text AS client_addr,
@@ -41,8 +39,8 @@ SELECT i.pid,
        EXTRACT(EPOCH FROM now() - a.state_change)::float8 AS state_s,
        left(a.query, 2000) AS query
 FROM involved i
+LEFT JOIN edged w ON w.pid = i.pid
 LEFT JOIN pg_stat_activity a ON a.pid = i.pid
-LEFT JOIN wanted w ON w.pid = i.pid
 LEFT JOIN LATERAL (  -- schema-qualified, and only for relations of this database (oids repeat across databases)
     SELECT n.nspname || '.' || c.relname AS relation
     FROM pg_class c
