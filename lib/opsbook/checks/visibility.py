@@ -1,9 +1,9 @@
 """Partial visibility: what a check's role could not see, said as an info finding and never read as healthy."""
 from __future__ import annotations
 
-from ..findings import Finding, Severity
+from ..findings import PARTIAL, Finding, Severity
 
-PREFIX = "partial visibility: "  # the verdict says "incomplete" when a finding's `skipped` starts with it
+PREFIX = f"{PARTIAL}: "  # the verdict says "incomplete" when a finding's `skipped` starts with it
 
 STATS_GRANT = ("GRANT pg_monitor TO <this role>;  -- or at least pg_read_all_stats: the state, query and timings of "
                "other roles' sessions (on Supabase the postgres role has it)")
