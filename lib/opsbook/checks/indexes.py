@@ -22,6 +22,32 @@ def unused(ctx: CheckContext) -> pd.DataFrame:
     candidates = [x for x in (since_reset, since_start if int(w["server_version_num"]) < 150000 or missing(since_reset)
                               else None) if not missing(x)]
     df.attrs["stats_age_s"] = min(candidates) if candidates else None
+    return with_definitions(ctx, df, candidates_for_drop(df, **_configured(ctx)))
+
+
+def _configured(ctx: CheckContext) -> dict:
+    """indexes.unused's max_scans and min_size_bytes as the config file and target set them (a runbook's own
+    override is only known to the judge: its extra candidates then go without a definition)."""
+    layers = [ctx.config.thresholds_for("indexes.unused", ctx.target)] if getattr(ctx, "config", None) else []
+    t = UNUSED.resolve_thresholds(*layers)
+    return {"max_scans": t["max_scans"], "min_size_bytes": t["min_size_bytes"]}
+
+
+def candidates_for_drop(df, *, max_scans: float, min_size_bytes: float):
+    """Rows scanned at most max_scans times, of min_size_bytes or more, that enforce nothing and are valid."""
+    return df[(df["idx_scan"] <= max_scans) & (df["size_bytes"] >= min_size_bytes) & ~df["is_unique"]
+              & ~df["backs_constraint"] & df["is_valid"]]
+
+
+def with_definitions(ctx: CheckContext, df, rows):
+    """df with a `definition` column: pg_get_indexdef() for `rows` only (deparsing every index is most of the
+    query's cost on a large catalog), NULL for the others."""
+    oids = [int(o) for o in rows["index_oid"]] if len(rows) else []
+    defs = ctx.db.fetch("indexes/definitions", oids=oids) if oids else None
+    by_oid = dict(zip(defs["index_oid"], defs["definition"])) if defs is not None else {}
+    attrs = df.attrs
+    df = df.assign(definition=[by_oid.get(int(o)) for o in df["index_oid"]])
+    df.attrs = attrs
     return df
 
 
@@ -29,11 +55,22 @@ def judge_unused(df, *, max_scans: float = 20, min_size_bytes: float = 1 * MB,
                  min_stats_age_days: float = 7) -> list[Finding]:
     age = df.attrs.get("stats_age_s")
     young = age is not None and age < min_stats_age_days * 86400
-    cand = df[(df["idx_scan"] <= max_scans) & (df["size_bytes"] >= min_size_bytes) & ~df["is_unique"]
-              & ~df["backs_constraint"] & df["is_valid"]]
+    cand = candidates_for_drop(df, max_scans=max_scans, min_size_bytes=min_size_bytes)
     out = []
     for r in cand.itertuples():
         name = f"{r.schema_name}.{r.index_name}"
+        definition = r.definition if isinstance(getattr(r, "definition", None), str) else \
+            f"Its definition: SELECT pg_get_indexdef('{name}'::regclass);"
+        fk = getattr(r, "needed_by_fk", None)
+        if isinstance(fk, str) and fk:
+            out.append(Finding("indexes.unused", Severity.INFO,
+                               f"{name}: unused by reads but needed by the foreign key {fk}",
+                               detail=f"{r.idx_scan:,.0f} scans, {_mb(r.size_bytes)} on {r.schema_name}.{r.table_name}. "
+                                      f"It is the only index covering {fk}: without it each update or delete of a "
+                                      f"referenced row scans the whole table to check references. {definition}",
+                               objects=[name], value=r.size_bytes, threshold=max_scans,
+                               remediation="Keep it (indexes.unindexed_fk would report the foreign key at once)."))
+            continue
         unread = r.table_reads == 0
         soft = young or unread
         why = (f"statistics only {age / 86400:,.1f} days old (reset or restart): every index looks unused after "
@@ -43,7 +80,7 @@ def judge_unused(df, *, max_scans: float = 20, min_size_bytes: float = 1 * MB,
         out.append(Finding("indexes.unused", Severity.INFO if soft else Severity.WARNING,
                            f"{name}: {r.idx_scan:,.0f} scans, {_mb(r.size_bytes)}",
                            detail=f"On {r.schema_name}.{r.table_name} ({r.table_writes:,.0f} row writes it must "
-                                  f"maintain); {why}. {r.definition}",
+                                  f"maintain); {why}. {definition}",
                            objects=[name], value=r.size_bytes, threshold=max_scans,
                            remediation=("Wait for a full business cycle of statistics before deciding. " if soft else "")
                            + f"Check replicas too (scans there do not count here), then: DROP INDEX CONCURRENTLY {name};"))
@@ -57,13 +94,14 @@ def judge_unused(df, *, max_scans: float = 20, min_size_bytes: float = 1 * MB,
 UNUSED = register(Check(
     id="indexes.unused",
     description="Indexes scanned at most a few times since statistics began, with their size; softened to info "
-                "when statistics are younger than a week (a reset or restore makes every index look unused).",
+                "when statistics are younger than a week (a reset or restore makes every index look unused); the "
+                "only index covering a foreign key is said to be needed, never to be dropped.",
     data=unused, judge=judge_unused,
     thresholds=(Threshold("max_scans", 20, "index scans", "ruby pg-extras diagnose: unused index < 20 scans"),
                 Threshold("min_size_bytes", 1 * MB, "bytes", "ruby pg-extras diagnose: >= 1 MB"),
                 Threshold("min_stats_age_days", 7, "days of statistics",
                           "opsbook default: a week covers weekly jobs (pghero #104/#140: noise after restore)")),
-    queries=("indexes/usage", "indexes/stats_window"), runbooks=("capacity-planning",)))
+    queries=("indexes/usage", "indexes/stats_window", "indexes/definitions"), runbooks=("capacity-planning",)))
 
 
 # ---------------------------------------------------------------- indexes.duplicate
@@ -79,7 +117,9 @@ def judge_duplicates(df, *, min_size_bytes: float = 0) -> list[Finding]:
         out.append(Finding("indexes.duplicate", Severity.WARNING, f"{name} ({_mb(r.size_bytes)}) {how} "
                                                                    f"{r.schema_name}.{r.covered_by}",
                            detail=f"{r.definition}  is covered by  {r.covered_by_definition}. Every write maintains "
-                                  "both; queries can use the other one.",
+                                  "both; queries can use the other one."
+                                  + (f" Scans since statistics began: {r.scans:,.0f} here, {r.covered_by_scans:,.0f} on "
+                                     f"{r.covered_by} (the one kept)." if hasattr(r, "scans") else ""),
                            objects=[name], value=r.size_bytes,
                            remediation=f"DROP INDEX CONCURRENTLY {name};"))
     if not out:
@@ -89,8 +129,8 @@ def judge_duplicates(df, *, min_size_bytes: float = 0) -> list[Finding]:
 
 DUPLICATE = register(Check(
     id="indexes.duplicate",
-    description="Indexes made redundant by another on the same table: identical ones, and btree indexes whose "
-                "columns lead another's (unique and constraint indexes are kept).",
+    description="Indexes made redundant by another on the same table: identical ones (the more scanned twin is "
+                "kept), and btree indexes whose columns lead another's (unique and constraint indexes are kept).",
     data=duplicates, judge=judge_duplicates,
     thresholds=(Threshold("min_size_bytes", 0, "bytes", "splinter 0009 duplicate_index: every duplicate counts"),),
     queries=("indexes/duplicates",), runbooks=("capacity-planning",)))

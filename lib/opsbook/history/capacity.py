@@ -161,7 +161,8 @@ def never_scanned(usage: pd.DataFrame | None) -> pd.DataFrame | None:
     """Indexes from indexes.unused's data never scanned and enforcing no constraint: what dropping them saves."""
     if usage is None:
         return None
-    return usage[(usage["idx_scan"] == 0) & ~usage["is_unique"] & ~usage["backs_constraint"]]
+    fk = usage["needed_by_fk"].notna() if "needed_by_fk" in usage else False  # the only index of a foreign key
+    return usage[(usage["idx_scan"] == 0) & ~usage["is_unique"] & ~usage["backs_constraint"] & ~fk]
 
 
 def table_trends(ctx, top: int = 8) -> tuple[pd.DataFrame, pd.DataFrame]:
