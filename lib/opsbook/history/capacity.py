@@ -161,8 +161,10 @@ def never_scanned(usage: pd.DataFrame | None) -> pd.DataFrame | None:
     """Indexes from indexes.unused's data never scanned and enforcing no constraint: what dropping them saves."""
     if usage is None:
         return None
-    fk = usage["needed_by_fk"].notna() if "needed_by_fk" in usage else False  # the only index of a foreign key
-    return usage[(usage["idx_scan"] == 0) & ~usage["is_unique"] & ~usage["backs_constraint"] & ~fk]
+    keep = (usage["idx_scan"] == 0) & ~usage["is_unique"] & ~usage["backs_constraint"]
+    if "needed_by_fk" in usage:
+        keep &= usage["needed_by_fk"].isna()  # the only index of a foreign key is needed, not unused
+    return usage[keep]
 
 
 def table_trends(ctx, top: int = 8) -> tuple[pd.DataFrame, pd.DataFrame]:
