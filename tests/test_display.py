@@ -88,3 +88,26 @@ def test_metrics_are_shown_in_their_units_and_an_empty_run_says_so():
 
 def test_plot_labels_are_escaped_once_for_plotly():
     assert plot_text('a<b> & "c" \'d\'') == "a&lt;b&gt; &amp; \"c\" 'd'"
+
+
+def test_the_slow_statement_list_leaves_out_opsbooks_own_work():
+    """pg_stat_statements keeps a statement from its first keyword, constants and parameters as $n: opsbook's
+    own catalog queries are recognised by the start of their SQL file, pg_dump by its COPY ... TO stdout."""
+    import re
+
+    from opsbook import sql as sqlfiles
+    from opsbook.checks.queries import opsbook_own
+
+    def as_pgss_shows(path) -> str:
+        body = re.sub(r"--[^\n]*", " ", path.read_text())
+        n = iter(range(1, 1000))
+        return re.sub(r"'[^']*'|(?<!:):[a-z_]+|\b\d+\b", lambda m: f"${next(n)}", body)
+
+    files = [p for versions in sqlfiles.catalogue().values() for p in versions.values()]
+    buckets = next(p for p in files if p.name == "buckets.sql" and p.parent.name == "storage")
+    mau = next(p for p in files if p.name == "mau.sql")
+    df = pd.DataFrame({"query": [as_pgss_shows(buckets), as_pgss_shows(mau),
+                                 "COPY public.messages (id, conversation_id, content) TO stdout",
+                                 "SELECT id, workflow_id FROM automation_jobs WHERE status = $1 ORDER BY id",
+                                 "COPY public.messages (id) FROM stdin", None]})
+    assert opsbook_own(df).tolist() == [True, True, True, False, False, False]

@@ -143,7 +143,11 @@ def top_statements(df, n: int = 10):
         text=[f"{human_ms(m)} × {c:,}" for m, c in zip(top["mean_exec_ms"], top["calls"])],
         textposition="auto", hovertext=[plot_text((q or "")[:400]) for q in top["query"]],
         hoverinfo="text+x"))
-    fig.update_layout(title="Top statements by total execution time (label: mean × calls)",
+    own = df.attrs.get("own_excluded") or 0
+    title = "Top statements by total execution time (label: mean × calls)"
+    if own:
+        title += f"<br><sup>{own:,} statements of opsbook itself (its own queries, pg_dump) left out</sup>"
+    fig.update_layout(title=title,
                       height=height_for(len(top), per_row=30, chrome=150),
                       xaxis_title="total execution time (s)", yaxis={"automargin": True}, margin={"l": 10})
     return fig

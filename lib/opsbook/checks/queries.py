@@ -41,19 +41,38 @@ def statements(ctx: CheckContext, top_n: int | None = None):
 
 
 def opsbook_own(df):
-    """Rows that are opsbook's own work, not the application's: its catalog queries (each starts with the header
-    line of one of its SQL files) and pg_dump's `COPY ... TO stdout` (a backup, taken by opsbook or anyone)."""
+    """Rows that are opsbook's own work, not the application's: its catalog queries (pg_stat_statements keeps
+    their text from the first keyword, parameters as $n: matched by the start of each of opsbook's SQL files)
+    and pg_dump's `COPY ... TO stdout` (a backup, taken by opsbook or anyone)."""
     import re  # noqa: PLC0415
 
-    headers = _own_headers()
-    first = df["query"].fillna("").str.split("\n", n=1).str[0].str.strip()
-    dump = df["query"].fillna("").str.contains(r"^\s*COPY\s.+\sTO\s+stdout", flags=re.I | re.S, regex=True)
-    return first.isin(headers) | dump
+    prefixes = _own_prefixes()
+    texts = df["query"].fillna("").map(lambda q: " ".join(q.split()))
+    own = texts.map(lambda q: any(q.startswith(p) for p in prefixes))
+    dump = texts.str.contains(r"^COPY\s.+\sTO\s+stdout", flags=re.I, regex=True)
+    return own | dump
 
 
-def _own_headers() -> set[str]:
-    return {p.read_text(encoding="utf-8").split("\n", 1)[0].strip()
-            for versions in sqlfiles.catalogue().values() for p in versions.values()}
+_PREFIXES: list[str] = []
+MIN_PREFIX = 24  # shorter beginnings ("SELECT 1") could be anyone's
+
+
+def _own_prefixes() -> list[str]:
+    """The start of every opsbook SQL file as pg_stat_statements shows it: comments gone, whitespace collapsed,
+    cut before the first parameter, placeholder or constant (those read $1, $2 there)."""
+    import re  # noqa: PLC0415
+
+    if not _PREFIXES:
+        for versions in sqlfiles.catalogue().values():
+            for path in versions.values():
+                body = re.sub(r"--[^\n]*", " ", path.read_text(encoding="utf-8"))
+                body = " ".join(body.split())
+                cut = re.search(r"(?<!:):[a-z_]|\{\{|%\(|'|\b\d", body)  # where pg_stat_statements puts $n
+                head = body[:cut.start()] if cut else body
+                head = head[:80].rstrip()
+                if len(head) >= MIN_PREFIX:
+                    _PREFIXES.append(head)
+    return _PREFIXES
 
 
 def judge_slow(df, *, warning: float = 100, critical: float = 1000, min_calls: float = 100,
