@@ -150,3 +150,30 @@ def test_the_connections_axis_fits_a_few_clients_far_below_the_limit(good):
     fig = good["figures"][3]
     assert "usable limit 97, far above" in fig["title"]
     assert not fig["shapes"], "no limit line 30 times beyond the bars"
+
+
+def test_charts_fit_the_paper_when_printed(chromium, tmp_path):
+    """The browser's print fires beforeprint: every chart is laid out again at the paper's width, and back after."""
+    import plotly.io as pio
+
+    from opsbook import charts
+    from opsbook.charts import incident
+
+    charts.setup()
+    fragment = pio.renderers[charts.RENDERER].to_mimebundle(incident.blocking_tree(waiters(2)).to_dict())["text/html"]
+    shutil.copy(report_html.plotly_source(), tmp_path / "plotly.min.js")
+    path = tmp_path / "print.html"
+    path.write_text(f'<!DOCTYPE html><html><head><script src="plotly.min.js"></script></head><body>{fragment}'
+                    "</body></html>")
+    p = chromium.new_page()
+    try:
+        p.goto(path.as_uri())
+        p.wait_for_selector("svg.main-svg")
+        width = "() => +document.querySelector('svg.main-svg').getAttribute('width')"
+        assert p.evaluate(width) > 1000  # the 1,400 px window
+        p.evaluate("() => window.dispatchEvent(new Event('beforeprint'))")
+        p.wait_for_function(f"() => ({width})() <= {charts.PRINT_WIDTH_PX}", timeout=5000)
+        p.evaluate("() => window.dispatchEvent(new Event('afterprint'))")
+        p.wait_for_function(f"() => ({width})() > 1000", timeout=5000)
+    finally:
+        p.close()

@@ -13,6 +13,16 @@ TEMPLATE = "plotly_white"
 SEVERITY_COLORS = {"critical": "#b42318", "warning": "#b54708", "info": "#175cd3", "ok": "#067647"}  # = display
 MAX_POINTS = 400  # a line over a 1,400 px chart shows no more than a few hundred points
 FLOOR_PX, CAP_PX = 260, 1200  # a chart's height: from its rows, within these bounds
+PRINT_WIDTH_PX = 680  # A4 portrait at the browser's default margins, in CSS px
+
+
+# Printing (the browser's print to PDF) lays the page out at the paper's width, but a drawn chart keeps the width
+# of the window: without this a 1,400 px chart is cut at the page's edge. Once per page, whatever the figures.
+PRINT_FIT = """<script>(function(){if(window.obPrintFit)return;window.obPrintFit=1;
+function each(f){document.querySelectorAll('.js-plotly-plot').forEach(function(g){if(window.Plotly)f(g);});}
+window.addEventListener('beforeprint',function(){each(function(g){Plotly.relayout(g,{width:%d});});});
+window.addEventListener('afterprint',function(){each(function(g){Plotly.relayout(g,{width:null,autosize:true});});});
+})();</script>""" % PRINT_WIDTH_PX
 
 
 def setup() -> None:
@@ -33,6 +43,7 @@ def setup() -> None:
 
                 fragment = pio_.to_html(fig_dict, include_plotlyjs=False, full_html=False,
                                         config={"displaylogo": False, "responsive": True}, validate=False)
+                fragment += PRINT_FIT
                 return {"application/vnd.plotly.v1+json": {"data": fig_dict.get("data", []),
                                                            "layout": fig_dict.get("layout", {})},
                         "text/html": fragment}
