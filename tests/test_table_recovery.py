@@ -171,3 +171,15 @@ def test_live_read_failures_are_not_restore_failures_and_bad_input_is_named(src,
     rb.close()
     key = finding(rb, "recovery.key")
     assert "could not be reached" in key.title and "does not exist" not in key.title
+
+
+def test_a_hostile_plain_backup_is_refused_before_anything_of_it_runs(src, tmp_path):
+    marker = tmp_path / "ran"
+    path = take(src, tmp_path, "plain")
+    text = path.read_text().replace("-- PostgreSQL database dump complete",
+                                    f"\\! touch {marker}\n-- PostgreSQL database dump complete")
+    path.write_text(text)
+    rb, r = recover(src, table="leads", backup=str(path))
+    refused = finding(rb, "backup.restore")
+    assert refused.severity.value == "critical" and "refused" in refused.title and "\\!" in refused.detail
+    assert r.result is None and not marker.exists()

@@ -118,7 +118,13 @@ class TableRecovery:
         from ..db import raw_connect  # noqa: PLC0415
         from .verify import restore_attrs  # noqa: PLC0415
 
-        extensions = script.scan(self.backup).extensions if not self.backup.is_archive else []
+        scan = script.scan(self.backup) if not self.backup.is_archive else None
+        if scan is not None and scan.refusal is not None:  # nothing of a hostile script runs, not even its start
+            judge(self.rb, "backup.restore", _frame(refused=str(scan.refusal), path=str(self.backup.path)))
+            done.add("backup.restore")
+            self.failure = f"the backup was refused: {scan.refusal}"
+            return
+        extensions = scan.extensions if scan is not None else []
         with scratch_mod.open_scratch(self.rb.config, self.restore_target, self.rb.target, "recover") as scratch:
             client = self.clients.for_restore(scratch.admin_conninfo, self.backup)
             if client is None:
