@@ -206,4 +206,4 @@ def demo_database(demo_server):
             "wall_s": time.perf_counter() - t0}
 
 
-from incident import incident_log  # noqa: E402,F401 - the recorded-incident server (tests/incident.py)
+from incident import incident_log, incident_log_15  # noqa: E402,F401 - the recorded-incident server (tests/incident.py)

@@ -56,11 +56,28 @@ def log_marker(conninfo: str, marker: str) -> None:
 @pytest.fixture(scope="session")
 def incident_log():
     """One incident on its own logging server (max_connections 20), played once per test run."""
+    yield from _incident_log(None)
+
+
+@pytest.fixture(scope="session")
+def incident_log_15():
+    """The same incident on Debian's PostgreSQL 15 (its jsonlog is the first), when the machine has it."""
+    from conftest import PG15_BIN  # noqa: PLC0415
+
+    if not (PG15_BIN / "pg_ctl").exists():
+        pytest.skip("PostgreSQL 15 binaries not present at /usr/lib/postgresql/15/bin (optional second version)")
+    yield from _incident_log(PG15_BIN)
+
+
+def _incident_log(bindir):
     from conftest import TEST_SETTINGS, free_port  # noqa: PLC0415
 
     home = Path(os.environ["OPSBOOK_HOME"])
-    server = EmbeddedServer(Path(tempfile.mkdtemp(prefix="incident-", dir=home)) / "data", port=free_port(),
-                            settings={**TEST_SETTINGS, **LOG_SETTINGS})
+    settings = {**TEST_SETTINGS, **LOG_SETTINGS}
+    if bindir is not None:
+        settings["shared_preload_libraries"] = "''"  # Debian's 15 has no pg_stat_statements loaded here
+    server = EmbeddedServer(Path(tempfile.mkdtemp(prefix="incident-", dir=home)) / "data", bindir=bindir,
+                            port=free_port(), settings=settings)
     server.start()
     try:
         with psycopg.connect(server.conninfo(), autocommit=True) as c:

@@ -36,6 +36,24 @@ def test_three_formats_agree_with_each_other_and_with_what_was_done(incident_log
     assert len(dl.statements) == 2 and all("pm_branches" in s for s in dl.statements)
 
 
+def test_three_formats_agree_on_postgresql_15(incident_log_15):
+    inc = incident_log_15.incident
+    _, csv_kinds = kinds(incident_log_15.file("csv"))
+    _, json_kinds = kinds(incident_log_15.file("json"))
+    _, stderr_kinds = kinds(incident_log_15.file("log"), prefix=incident_log_15.prefix)
+    assert csv_kinds == json_kinds == stderr_kinds
+    assert (csv_kinds["statement_timeout"], csv_kinds["deadlock"], csv_kinds["too_many_connections"]) == \
+        (inc.timeouts, 1, inc.refused)
+    from opsbook.history import open_store
+    from opsbook.watch import read_samples
+
+    store = open_store(incident_log_15.config)  # the sampler ran through it on 15 too
+    rows = read_samples(store.engine, "shop", 0, incident_log_15.end + 1)
+    store.close()
+    assert len(rows) >= 4 and {r["status"] for r in rows} == {"ok"}
+    assert any(r["detail"]["roots"] and r["detail"]["roots"][0]["pid"] == inc.holder_pid for r in rows)
+
+
 def test_prefix_read_from_the_server(incident_log):
     import psycopg
 
