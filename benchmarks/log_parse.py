@@ -122,7 +122,7 @@ def run_ours(path: Path, prefix: str) -> dict:
 def run_pgbadger(path: Path, fmt_args: list[str], out_dir: Path) -> dict:
     if shutil.which("pgbadger") is None or not Path("/usr/bin/time").exists():
         return {"skipped": "pgbadger or /usr/bin/time not installed (apt-get install pgbadger time)"}
-    cmd = ["/usr/bin/time", "-f", "%M", "pgbadger", "-q", "-j", "1", *fmt_args, "-x", "json",
+    cmd = ["/usr/bin/time", "-f", "%M", "pgbadger", "-q", "-j", "1", "--pid-dir", str(out_dir), *fmt_args, "-x", "json",
            "-o", str(out_dir / f"{path.name}.json"), str(path)]
     t0 = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True)

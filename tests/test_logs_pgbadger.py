@@ -63,7 +63,9 @@ def test_prefix_read_from_the_server(incident_log):
 
 def pgbadger_counts(path, *args) -> dict:
     out = path.parent / f"pgbadger-{path.suffix[1:]}.json"
-    subprocess.run(["pgbadger", "-q", *args, "-x", "json", "-o", str(out), str(path)], check=True, timeout=60)
+    # its own pid folder: pgbadger refuses to start while another instance's pid file is in /tmp
+    subprocess.run(["pgbadger", "-q", "--pid-dir", str(path.parent), *args, "-x", "json", "-o", str(out),
+                    str(path)], check=True, timeout=60)
     d = json.loads(out.read_text())
     errors = d["error_info"].get("postgres", {})
 
