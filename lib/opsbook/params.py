@@ -1,4 +1,8 @@
-"""A runbook's parameters: read from its `parameters`-tagged cell, and `-p NAME=VALUE` checked against them."""
+"""A runbook's parameters: read from its `parameters`-tagged cell, and `-p NAME=VALUE` checked against them.
+
+Each line is `name: type = default  # help`, the help optionally declaring a bound (see opsbook.bounds):
+`[1, 3650]`, `(0, inf]`, `{free, pro}` or `<file>`.
+"""
 from __future__ import annotations
 
 import ast
@@ -10,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .bounds import Bound
+from .bounds import parse as parse_bound
 from .errors import OpsbookError, ParameterError
 
-TYPES = ("str", "int", "float", "bool", "list", "dict", "str | None", "int | None", "float | None",
+TYPES = ("str", "int", "float", "bool", "list", "dict", "str | None", "int | None", "float | None", "bool | None",
          "list[int]", "list[str]")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -21,15 +27,22 @@ _NONE = {"none", "null"}
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter: `name: type = default  # help`."""
+    """One parameter: `name: type = default  # help [bound]`."""
 
     name: str
     type: str
     default: Any
     help: str = ""
+    bound: Bound | None = None
+
+    @property
+    def allowed(self) -> str:
+        """The declared bound as written, e.g. `[1, 3650]`, or "" when the type is the only rule."""
+        return self.bound.text if self.bound else ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "default": self.default, "help": self.help}
+        return {"name": self.name, "type": self.type, "default": self.default, "help": self.help,
+                "allowed": self.bound.to_dict() if self.bound else None}
 
 
 def read_notebook(path: str | Path) -> dict[str, Any]:
@@ -84,15 +97,19 @@ def parse(source: str, where: str = "runbook") -> list[Param]:
             raise ParameterError(f"{where}: default of parameter {name!r} must be a literal") from None
         kind = kind or _infer(default)
         text = comments.get(node.lineno) or comments.get(node.end_lineno or node.lineno, "")
-        out.append(Param(name, kind, default, text))
+        bound = parse_bound(text, kind, f"{where}: parameter {name!r}")
+        if bound is not None and bound.kind is None and default is not None:
+            bound.check(f"{where}: the default of {name}", default)  # a runbook that breaks its own rule
+        out.append(Param(name, kind, default, text, bound))
     return out
 
 
-def coerce(spec: list[Param], raw: dict[str, Any]) -> dict[str, Any]:
-    """Validate and convert values (CLI strings or Python objects) by the declared types.
+def coerce(spec: list[Param], raw: dict[str, Any], context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Validate and convert values (CLI strings or Python objects) by the declared types and bounds.
 
-    Unknown names and wrong types raise ParameterError with one line that names the parameter, the expected
-    type and the known parameters.
+    Unknown names, wrong types and values outside a declared bound raise ParameterError with one line that names
+    the parameter and what it expects. `context` ({"config", "target"}) serves bounds that depend on them, such
+    as `<plan>` (the target's price list).
     """
     by_name = {p.name: p for p in spec}
     known = ", ".join(by_name) or "none"
@@ -107,6 +124,8 @@ def coerce(spec: list[Param], raw: dict[str, Any]) -> dict[str, Any]:
             shown = value if isinstance(value, str) else repr(value)
             raise ParameterError(f"parameter {name!r} expects {p.type}, got {_short(shown)!r}; "
                                  f"known: {known}") from None
+        if p.bound is not None:
+            p.bound.check(f"parameter {name!r}", out[name], context)
     return out
 
 
@@ -135,7 +154,7 @@ def _comments(source: str) -> dict[int, str]:
 
 def _normalise(annotation: str) -> str:
     s = " ".join(annotation.replace("|", " | ").split())
-    for inner in ("str", "int", "float"):
+    for inner in ("str", "int", "float", "bool"):
         if s in (f"Optional[{inner}]", f"None | {inner}"):
             return f"{inner} | None"
     return s.replace("List[", "list[")
@@ -183,7 +202,7 @@ def _check(kind: str, value: Any) -> Any:
     ok = {
         "str": isinstance(value, str),
         "int": isinstance(value, int) and not isinstance(value, bool),
-        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
         "bool": isinstance(value, bool),
         "list": isinstance(value, list),
         "dict": isinstance(value, dict),

@@ -71,6 +71,9 @@ class Check:
                     if isinstance(value, bool) or not isinstance(value, (int, float)):
                         raise ParameterError(f"threshold {self.id}.{key} must be a number, got {value!r}")
                 out[key] = value
+        from ..bounds import check_thresholds  # noqa: PLC0415 - finite, not negative, warning before critical
+
+        check_thresholds(self.id, self.defaults(), out)
         return out
 
 
