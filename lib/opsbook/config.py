@@ -74,6 +74,20 @@ class Config:
     reports_dir: Path
     thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    base: Path | None = None  # the folder relative paths were resolved against
+
+    def portable_raw(self) -> dict[str, Any]:
+        """`raw` with every path made absolute, so a copy written elsewhere (for a kernel) means the same."""
+        from .config_schema import resolve_paths  # noqa: PLC0415
+
+        raw = {**self.raw, "reports": {**self.raw.get("reports", {}), "dir": str(Path(self.reports_dir).absolute())}}
+        if self.raw.get("history", {}).get("url"):  # else the default, beside the (now absolute) reports folder
+            raw["history"] = {**self.raw["history"], "url": self.history_url}
+        if self.base is not None and isinstance(raw.get("targets"), dict):
+            raw["targets"] = {n: _pricing_file(resolve_paths(t, self.base), self.base)
+                              for n, t in raw["targets"].items()}
+        return _pricing_file(raw, self.base) if self.base is not None else raw
+
 
     def target(self, name: str) -> Target:
         try:
@@ -90,13 +104,18 @@ class Config:
 
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path | None:
-    """--config, else $OPSBOOK_CONFIG, else ./opsbook.toml when present, else None (built-in)."""
+    """--config, else $OPSBOOK_CONFIG, else ./opsbook.toml, else the project checkout's opsbook.toml (so a kernel
+    in runbooks/ finds the same file as `opsbook` run from the checkout), else None (built-in)."""
     if explicit:
         return Path(explicit)
     if os.environ.get("OPSBOOK_CONFIG"):
         return Path(os.environ["OPSBOOK_CONFIG"])
-    local = Path("opsbook.toml")
-    return local if local.exists() else None
+    from .paths import project_checkout  # noqa: PLC0415
+
+    for folder in (Path.cwd(), project_checkout()):
+        if folder is not None and (folder / "opsbook.toml").is_file():
+            return folder / "opsbook.toml"
+    return None
 
 
 def load(path: str | os.PathLike | None = None) -> Config:
@@ -116,11 +135,16 @@ def load(path: str | os.PathLike | None = None) -> Config:
 
 
 def from_dict(raw: dict[str, Any], path: Path | None = None) -> Config:
+    """A validated Config. Relative paths resolve against the file's folder; without a file, against
+    `paths.builtin_home()` (the project checkout or $OPSBOOK_HOME), never the current folder."""
+    from . import config_schema as schema  # noqa: PLC0415
+    from .paths import builtin_home  # noqa: PLC0415
+
     where = str(path) if path else "built-in configuration"
-    base = path.parent if path else Path.cwd()
+    path = Path(path).absolute() if path else None
+    base = path.parent if path else builtin_home()
+    schema.check_top(raw, where)
     targets_raw = raw.get("targets", {})
-    if not isinstance(targets_raw, dict):
-        raise ConfigError(f"{where}: [targets] must be a table of named targets")
     from .demo import FRESHNESS  # noqa: PLC0415 - plain data; the builders load lazily
 
     targets = {DEMO_TARGET: Target(DEMO_TARGET, plan="pro", compute="micro", freshness=dict(FRESHNESS),
@@ -129,30 +153,77 @@ def from_dict(raw: dict[str, Any], path: Path | None = None) -> Config:
         if not TARGET_NAME.fullmatch(name) or "--" in name:
             raise ConfigError(f"{where}: target name {name!r} must be letters, digits, _ and single - "
                               "(it becomes part of report file names)")
-        if not isinstance(t, dict):
-            raise ConfigError(f"{where}: [targets.{name}] must be a table")
-        targets[name] = _target(name, t, where, targets.get(name))
-    reports = raw.get("reports", {}).get("dir", "reports")
-    reports_dir = (base / reports) if not Path(reports).is_absolute() else Path(reports)
-    history = raw.get("history", {})
-    if not isinstance(history, dict):
-        raise ConfigError(f"{where}: [history] must be a table with a url")
-    url = history.get("url") or f"sqlite:///{reports_dir / 'history.sqlite'}"
-    if "://" not in str(url):
-        raise ConfigError(f"{where}: [history] url {url!r} is not an SQLAlchemy URL")
-    if urlsplit(str(url)).password:
-        raise ConfigError(f"{where}: [history] url has a password; leave it out and let libpq find it "
-                          "(~/.pgpass, PGPASSWORD)")
+        schema.check_target(name, t, where)
+        targets[name] = _target(name, schema.resolve_paths(t, base), where, targets.get(name))
+    reports = Path(raw.get("reports", {}).get("dir", "reports")).expanduser()
+    reports_dir = reports if reports.is_absolute() else base / reports
+    url = history_url(raw.get("history", {}).get("url"), reports_dir, base, where)
     thresholds = raw.get("thresholds", {})
     _check_thresholds(thresholds, where, "thresholds")
-    return Config(path=path, targets=targets, history_url=str(url), reports_dir=reports_dir,
-                  thresholds=thresholds, raw=raw)
+    config = Config(path=path, targets=targets, history_url=url, reports_dir=reports_dir, thresholds=thresholds,
+                    raw=raw, base=base)
+    for t in targets.values():
+        _check_plan(config, t, where)
+    return config
+
+
+def history_url(url: Any, reports_dir: Path, base: Path, where: str) -> str:
+    """The store's SQLAlchemy URL: the default beside the reports, or [history] url with a relative SQLite path
+    made absolute against `base`; its folder must exist and its driver must be installed."""
+    if not url:
+        return f"sqlite:///{reports_dir / 'history.sqlite'}"
+    url = str(url)
+    if "://" not in url:
+        raise ConfigError(f"{where}: [history] url {url!r} is not an SQLAlchemy URL (e.g. sqlite:///history.sqlite)")
+    if urlsplit(url).password:
+        raise ConfigError(f"{where}: [history] url has a password; leave it out and let libpq find it "
+                          "(~/.pgpass, PGPASSWORD)")
+    scheme, rest = url.split("://", 1)
+    dialect = scheme.split("+", 1)[0]
+    if dialect == "sqlite":
+        file, q, query = rest.removeprefix("/").partition("?")
+        if file and file != ":memory:":
+            p = Path(file).expanduser()
+            p = p if p.is_absolute() else base / p
+            if not p.parent.is_dir():
+                raise ConfigError(f"{where}: [history] url: folder {p.parent} does not exist; create it first "
+                                  "(opsbook does not create the folders a configuration names)")
+            url = f"{scheme}:///{p}{q}{query}"
+        if scheme not in ("sqlite", "sqlite+pysqlite"):
+            _check_driver(url, where)
+    elif scheme != "postgresql+psycopg":
+        _check_driver(url, where)
+    return url
+
+
+def _check_driver(url: str, where: str) -> None:
+    """The URL's SQLAlchemy dialect and its database driver can be imported here."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - only for URLs other than the two built in
+
+    try:
+        make_url(url).get_dialect().import_dbapi()
+    except Exception as e:  # noqa: BLE001 - NoSuchModuleError, ImportError, ArgumentError: all one answer
+        scheme = url.split("://", 1)[0]
+        raise ConfigError(f"{where}: [history] url uses {scheme}://, whose driver is not installed here "
+                          f"({type(e).__name__}); use sqlite:///PATH or postgresql+psycopg://...") from None
+
+
+def _check_plan(config: Config, t: Target, where: str) -> None:
+    """A configured plan and compute size are ones the target's price list knows."""
+    if not (t.plan or t.compute) or (t.name == DEMO_TARGET and not config.raw.get("targets", {}).get(t.name)):
+        return
+    from .cost.pricing import load as load_prices  # noqa: PLC0415 - only when a target names a plan
+
+    prices = load_prices(config, t)
+    if t.plan and t.plan not in prices.plans():
+        raise ConfigError(f"{where}: targets.{t.name}.plan {t.plan!r} is not a plan of the price list; known: "
+                          f"{', '.join(prices.plans())}")
+    if t.compute and t.compute not in prices.sizes():
+        raise ConfigError(f"{where}: targets.{t.name}.compute {t.compute!r} is not a compute size of the price "
+                          f"list; known: {', '.join(prices.sizes())}")
 
 
 def _target(name: str, t: dict[str, Any], where: str, base: Target | None) -> Target:
-    for key in ("dsn", "dsn_env", "service", "plan", "compute", "description"):
-        if key in t and not isinstance(t[key], str):
-            raise ConfigError(f"{where}: targets.{name}.{key} must be a string")
     sources = [k for k in ("dsn", "dsn_env", "service") if t.get(k)]
     if len(sources) > 1:
         raise ConfigError(f"{where}: target {name!r} sets {' and '.join(sources)}; give exactly one")
@@ -163,10 +234,6 @@ def _target(name: str, t: dict[str, Any], where: str, base: Target | None) -> Ta
             raise ConfigError(f"{where}: target {name!r} has a password in its dsn; use ~/.pgpass, PGPASSWORD "
                               "or dsn_env instead")
         refuse_transaction_pooler(t["dsn"], f"{where}: target {name!r}")
-    _check_thresholds(t.get("thresholds", {}), where, f"targets.{name}.thresholds")
-    fresh = t.get("freshness", {})
-    if not isinstance(fresh, dict):
-        raise ConfigError(f"{where}: targets.{name}.freshness must be a table keyed by table name")
     known = {k: t[k] for k in TARGET_KEYS if k in t}
     extra = {k: v for k, v in t.items() if k not in TARGET_KEYS}
     if base is not None:  # [targets.demo] adjusts the built-in demo target
@@ -204,7 +271,8 @@ TRANSACTION_POOLER_PORT = "6543"
 
 def refuse_transaction_pooler(dsn: str, what: str) -> None:
     parts = parse_dsn(dsn, what)
-    if str(parts.get("port", "")) == TRANSACTION_POOLER_PORT:
+    ports = [p.strip() for p in str(parts.get("port", "")).split(",")]  # a multi-host DSN has one port per host
+    if TRANSACTION_POOLER_PORT in ports:
         raise ConfigError(f"{what} points at a transaction-mode pooler (port 6543): opsbook needs a session of its "
                           "own for its read-only settings; use the direct connection (port 5432) or the session "
                           "pooler")
@@ -232,3 +300,12 @@ def redact(dsn: str) -> str:
         return f"postgresql://{user}{pw}{'@' if user else ''}{host}{port}/{parts.get('dbname', '')}{q}"
     # key=value form: replace the value in place so the string keeps the shape its author wrote
     return re.sub(r"(\w*password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", dsn)
+
+
+def _pricing_file(table: dict[str, Any], base: Path) -> dict[str, Any]:
+    """`pricing.file` of a section made absolute (opsbook.cost.pricing reads it relative to the config)."""
+    pricing = table.get("pricing")
+    if isinstance(pricing, dict) and isinstance(pricing.get("file"), str) and pricing["file"]:
+        p = Path(pricing["file"]).expanduser()
+        return {**table, "pricing": {**pricing, "file": str(p if p.is_absolute() else base / p)}}
+    return table

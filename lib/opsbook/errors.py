@@ -38,6 +38,10 @@ class ParameterError(UsageError):
     """A runbook parameter that is unknown or of the wrong type."""
 
 
+class StoreError(UsageError):
+    """The history store cannot be opened or written: locked, full, unwritable, or its driver missing (exit 2)."""
+
+
 class EmbeddedServerError(OpsbookError):
     """The embedded PostgreSQL server could not be initialised, started or stopped."""
 

@@ -1,10 +1,14 @@
-"""Paths that users give as parameters, resolved where they typed them (the kernel runs in runbooks/)."""
+"""Where things live: the built-in configuration's home, user-given paths, and folders opsbook must write to."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
+from .errors import UsageError
+
 CALLER_CWD_ENV = "OPSBOOK_CALLER_CWD"  # set by the runner to the folder `opsbook run` was called from
+HOME_ENV = "OPSBOOK_HOME"
 
 
 def caller_cwd() -> Path:
@@ -15,3 +19,36 @@ def user_path(spec: str | Path) -> Path:
     """A path parameter as the user meant it: ~ expanded, relative to where they ran opsbook."""
     p = Path(str(spec)).expanduser()
     return p if p.is_absolute() else caller_cwd() / p
+
+
+def project_checkout() -> Path | None:
+    """The source checkout opsbook runs from (the folder with runbooks/ and pyproject.toml), if it is one."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "runbooks").is_dir() and (root / "pyproject.toml").is_file() else None
+
+
+def builtin_home() -> Path:
+    """Where the built-in configuration keeps reports/ and its history store, whatever the current folder:
+    $OPSBOOK_HOME, else the project checkout, else the per-user data folder of the embedded server."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser().absolute()
+    checkout = project_checkout()
+    if checkout is not None:
+        return checkout
+    from .embedded import default_home  # noqa: PLC0415
+
+    return default_home()
+
+
+def writable_dir(path: str | Path, what: str) -> Path:
+    """`path` as an absolute folder that exists (created if need be) and accepts a new file; else a UsageError of
+    one line naming `what` (e.g. "--output-dir") and why."""
+    p = Path(path).expanduser().absolute()
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=p, prefix=".opsbook-write-test-"):
+            pass
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise UsageError(f"{what} {p} is not a writable folder ({reason})") from None
+    return p

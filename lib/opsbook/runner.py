@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 from . import params as paramspec
 from .config import DEMO_TARGET, Config, load
 from .errors import OpsbookError, ParameterError, UnknownRunbook, UsageError
-from .paths import CALLER_CWD_ENV
+from .paths import CALLER_CWD_ENV, writable_dir
 from .redact import known_secrets, scrub_files
 
 RUNBOOKS_ENV = "OPSBOOK_RUNBOOKS"
@@ -105,7 +105,7 @@ def run_runbook(name: str, target: str = "demo", params: dict[str, Any] | None =
     config = config or load()
     path, values, tgt, injected = check_run(name, target, params, config=config, fail_on=fail_on)
 
-    root = Path(output_dir or config.reports_dir).absolute()
+    root = writable_dir(output_dir or config.reports_dir, "--output-dir" if output_dir else "the reports folder")
     started = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     stem = reserve_stem(root, name, target, started)
     nb_path, html_path, json_path = (stem.with_name(stem.name + s) for s in (".ipynb", ".html", ".json"))
@@ -155,8 +155,8 @@ def check_run(name: str, target: str = "demo", params: dict[str, Any] | None = N
 
     Raises a UsageError (exit 2) for an unknown runbook, target or parameter, a wrong type, a bad --fail-on."""
     path = runbook_path(name)
-    values = _validated_params(path, params or {})
     tgt = config.target(target)
+    values = _validated_params(path, params or {}, {"config": config, "target": tgt})
     if not tgt.embedded:
         tgt.conninfo()  # an unset dsn_env variable is a usage error, not a failed run
     _validate_config_thresholds(config, tgt)
@@ -265,10 +265,10 @@ def reserve_stem(root: Path, runbook: str, target: str, started: dt.datetime) ->
     raise OpsbookError(f"too many runs of {runbook} on {target} in one second in {folder}")  # pragma: no cover
 
 
-def _validated_params(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
+def _validated_params(path: Path, raw: dict[str, Any], context: dict[str, Any] | None = None) -> dict[str, Any]:
     if "target" in raw:
         raise ParameterError("the target is not a parameter here: use --target NAME (or target=...)")
-    values = paramspec.coerce(paramspec.describe(path), raw)
+    values = paramspec.coerce(paramspec.describe(path), raw, context)
     overrides = values.get("thresholds")
     if overrides:
         from . import checks  # noqa: PLC0415
@@ -409,10 +409,8 @@ def _config_file(config: Config, tmp: Path) -> Path:
         return Path(config.path).absolute()
     from .tomlw import dumps  # noqa: PLC0415
 
-    raw = dict(config.raw)
-    raw["reports"] = {**raw.get("reports", {}), "dir": str(Path(config.reports_dir).absolute())}
     path = tmp / "opsbook.toml"
-    path.write_text(dumps(raw))
+    path.write_text(dumps(config.portable_raw()))
     return path
 
 

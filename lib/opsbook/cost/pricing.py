@@ -233,7 +233,7 @@ def _merge(prices: PriceList, node: dict[str, Any], layer: dict[str, Any], prefi
 def load(config: Any = None, target: Any = None) -> PriceList:
     """The price list for `target`: the built-in (or [pricing] file), then [pricing], then [targets.X.pricing]."""
     raw = getattr(config, "raw", None) or {}
-    base = Path(config.path).parent if config is not None and getattr(config, "path", None) else Path.cwd()
+    base = getattr(config, "base", None) or (Path(config.path).parent if getattr(config, "path", None) else Path.cwd())
     layers: list[tuple[dict[str, Any], str]] = []
     glob = raw.get("pricing", {})
     if not isinstance(glob, dict):

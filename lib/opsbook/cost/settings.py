@@ -79,6 +79,20 @@ def _target_settings(target: Any) -> dict[str, tuple[Any, str]]:
     return out
 
 
+def check_addons(addons: dict[str, Any], what: str) -> None:
+    """[targets.X.addons] as opsbook.toml gives it: known add-ons, each of its type and within its bound."""
+    for key, value in addons.items():
+        if key not in ADDON_KEYS:
+            raise ConfigError(f"{what}: unknown add-on {key!r}; known: {', '.join(ADDON_KEYS)}")
+        _typed(value, ADDON_KEYS[key], key, ConfigError, what)
+    if addons.get("pitr_days", 0) not in PITR_CHOICES:
+        raise ConfigError(f"{what}.pitr_days must be one of {', '.join(map(str, PITR_CHOICES))} (0 = no PITR), "
+                          f"got {addons['pitr_days']}")
+    for key in ("read_replicas", "log_drains", "disk_iops", "disk_throughput_mbps"):
+        if addons.get(key, 0) < 0:
+            raise ConfigError(f"{what}.{key} must be 0 or more, got {addons[key]}")
+
+
 _TRUE, _FALSE = {"true", "on", "yes", "1"}, {"false", "off", "no", "0"}
 
 
