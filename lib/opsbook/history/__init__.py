@@ -12,14 +12,56 @@ HOW_TO_START = ("run `opsbook snapshot --target {target}` from cron (every 5 min
                 "once two snapshots a day apart exist")
 
 
+RETRIES = 3  # attempts at a write that meets a locked SQLite store, each waiting store.BUSY_TIMEOUT_MS
+RETRY_PAUSE_S = 0.5
+
+
 def open_store(config, *, create: bool = True) -> HistoryStore | None:
     """The history store named by the configuration's [history] url (SQLite by default). With `create=False`
-    (a report looking for history) a store that does not exist yet is not created: the answer is None."""
+    (a report looking for history) a store that does not exist yet is not created: the answer is None.
+    A store that cannot be opened (locked, full, unwritable) is a StoreError of one line."""
     from .readers import HistoryStore  # noqa: PLC0415 - pandas and SQLAlchemy only when history is used
 
     if not create and not store_exists(config.history_url):
         return None
-    return HistoryStore(config.history_url)
+    return with_retries(lambda: HistoryStore(config.history_url), config.history_url, "open")
+
+
+def with_retries(action, url: str, doing: str):
+    """`action()`, again after a pause while the SQLite store is locked by another process (each attempt already
+    waits the busy timeout); every store failure ends as one StoreError line that names the store, no password."""
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError  # noqa: PLC0415
+
+    from ..errors import StoreError  # noqa: PLC0415
+    from . import store as st  # noqa: PLC0415
+
+    where = st.sqlite_path(url) or _shown_url(url)
+    for attempt in range(1, RETRIES + 1):
+        try:
+            return action()
+        except OperationalError as e:
+            text = " ".join(str(e.orig).split())
+            if ("locked" in text or "busy" in text) and attempt < RETRIES:
+                time.sleep(RETRY_PAUSE_S * attempt)
+                continue
+            if "locked" in text or "busy" in text:
+                waited = RETRIES * st.BUSY_TIMEOUT_MS / 1000
+                raise StoreError(f"history store {where} is locked by another process (waited {waited:g} s over "
+                                 f"{RETRIES} attempts); try again when it is done") from None
+            raise StoreError(f"history store {where}: cannot {doing} it: {text[:200]}") from None
+        except SQLAlchemyError as e:
+            raise StoreError(f"history store {where}: cannot {doing} it: {type(e).__name__}: "
+                             f"{' '.join(str(getattr(e, 'orig', e)).split())[:200]}") from None
+        except OSError as e:
+            raise StoreError(f"history store {where}: cannot {doing} it: {e.strerror or type(e).__name__}") \
+                from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _shown_url(url: str) -> str:
+    from ..config import redact  # noqa: PLC0415
+
+    return redact(url) if "password" in url.lower() else url.split("?", 1)[0]
 
 
 def __getattr__(name: str):
@@ -91,9 +133,10 @@ def take_snapshot(config, target: str, *, store: HistoryStore | None = None, db=
 
             db = connect(config.target(target), lock_timeout_ms=500)
         if heavy is None:
-            heavy = _heavy_due(store, target, snap.HEAVY_EVERY_S)
+            heavy = with_retries(lambda: _heavy_due(store, target, snap.HEAVY_EVERY_S), store.url, "read")
+        known = with_retries(lambda: _known_queryids(store, target), store.url, "read")
         cap = snap.capture(db, as_of=as_of, budget_ms=budget_ms or snap.DEFAULT_BUDGET_MS, heavy=heavy,
-                           known_queryids=_known_queryids(store, target))
+                           known_queryids=known)
         before = store.stored_bytes()
         meta = {"target": target, "ts": cap.ts, "captured_at": time.time(), "simulated": simulated,
                 "server_version_num": cap.server_version_num, "stats_reset": cap.stats_reset,
@@ -102,11 +145,16 @@ def take_snapshot(config, target: str, *, store: HistoryStore | None = None, db=
         groups = {"metric": cap.metrics, "statement": cap.statements,
                   "table": [r for r in cap.relations if r["_kind"] == "table"] if "relations" in cap.parts else None,
                   "index": [r for r in cap.relations if r["_kind"] == "index"] if "relations" in cap.parts else None}
-        written = st.write_snapshot(store.engine, meta, groups, cap.metric_scope())
+        written = with_retries(lambda: st.write_snapshot(store.engine, meta, groups, cap.metric_scope()),
+                               store.url, "write to")
         client_ms = (time.perf_counter() - t0) * 1000
-        with store.engine.begin() as conn:
-            conn.execute(st.snapshots.update().where(st.snapshots.c.id == written.snapshot_id)
-                         .values(client_ms=client_ms))
+
+        def stamp() -> None:
+            with store.engine.begin() as conn:
+                conn.execute(st.snapshots.update().where(st.snapshots.c.id == written.snapshot_id)
+                             .values(client_ms=client_ms))
+
+        with_retries(stamp, store.url, "write to")
         after = store.stored_bytes()
         grown = None if before is None or after is None else max(after - before, 0)
         return SnapshotResult(target, written.snapshot_id, cap.ts, cap.server_ms, client_ms, written.rows_written,

@@ -83,25 +83,55 @@ points = _fact("points", POINT_COLUMNS)
 FACTS = {"table": relation_stats, "index": relation_stats, "statement": statement_stats, "metric": points}
 
 
+BUSY_TIMEOUT_MS = 10_000  # how long one SQLite statement waits for another process's write lock
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")  # first: the next pragma may wait for a lock
     cur.execute("PRAGMA journal_mode=WAL")  # a reader (a runbook) never blocks the cron writer
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
 
 
-def make_engine(url: str):
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
-            from pathlib import Path  # noqa: PLC0415
+def sqlite_path(url: str) -> str | None:
+    """The file of an SQLite URL (None for other databases and for :memory:)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
+    return path if path and path != ":memory:" else None
 
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+def make_engine(url: str):
+    """An engine for the store. A new SQLite store is created private: the file 0600 (its -wal and -shm files
+    follow the file's mode), in a folder made 0700 when opsbook creates it; an existing folder is left as is."""
+    path = sqlite_path(url)
+    if path:
+        _create_private(path)
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("sqlite"):
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _create_private(path: str) -> None:
+    import os  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    p = Path(path)
+    if p.exists():
+        return
+    missing = [d for d in [p.parent, *p.parent.parents] if not d.exists()]
+    for d in reversed(missing):
+        d.mkdir(mode=0o700, exist_ok=True)
+    try:  # an empty file is a valid new SQLite database; O_EXCL: never change a file someone else just made
+        os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _redact_stored_texts(conn) -> None:
