@@ -102,7 +102,8 @@ def checks(as_json):
 
 @main.command()
 @click.argument("runbook")
-@click.option("--target", "-t", default="demo", show_default=True, help="Target name from opsbook.toml.")
+@click.option("--target", "-t", "targets", multiple=True, metavar="NAME",
+              help="Target name from opsbook.toml (default: demo); one per run.")
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Set a runbook parameter (repeatable); `opsbook describe RUNBOOK` lists them.")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -113,10 +114,16 @@ def checks(as_json):
               help="Exit 3 when a finding of this severity or worse exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as one JSON object instead of the path.")
 @pass_state
-def run(state, runbook, target, params, output_dir, with_code, self_contained, fail_on, as_json):
+def run(state, runbook, targets, params, output_dir, with_code, self_contained, fail_on, as_json):
     """Run RUNBOOK against a target and write its report; prints the HTML report's path."""
+    from .errors import UsageError  # noqa: PLC0415
     from .params import parse_assignments  # noqa: PLC0415
     from .runner import run_runbook  # noqa: PLC0415
+
+    if len(set(targets)) > 1:
+        raise UsageError(f"--target given {len(targets)} times ({', '.join(targets)}); `opsbook run` runs one "
+                         "target: give it once, and run once per target")
+    target = targets[0] if targets else "demo"
 
     result = run_runbook(runbook, target, parse_assignments(params), config=state.config(), output_dir=output_dir,
                          with_code=with_code, self_contained=self_contained, fail_on=fail_on)

@@ -7,23 +7,28 @@ from ..errors import UsageError
 
 
 @click.command()
-@click.option("--target", "target", metavar="NAME", help="Target to snapshot (default: demo).")
-@click.option("--all", "all_targets", is_flag=True, help="Snapshot every configured target.")
+@click.option("--target", "targets", metavar="NAME", multiple=True,
+              help="Target to snapshot (repeatable; default: demo).")
+@click.option("--all", "all_targets", is_flag=True,
+              help="Snapshot every target of the configuration (demo only when it is configured or alone).")
 @click.option("--budget-ms", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="Time budget of one capture; over it, nothing is stored and the command fails.")
-def snapshot(target, all_targets, budget_ms):
+def snapshot(targets, all_targets, budget_ms):
     """Capture one read-only snapshot of a target's statistics into the history store ([history] url).
 
     Safe to run every minute from cron: one read-only transaction, one query per catalog view, only changed
-    values stored. Prints server time and bytes stored per target.
+    values stored. Prints server time and bytes stored per target. With several targets, one that fails (an
+    unset dsn_env, an unreachable server) is reported on stderr and the others are still taken; the exit code
+    is then 1. A store that is locked or full stops the command with one line (exit 2).
     """
     from ..commands import current_config  # noqa: PLC0415
+    from ..errors import StoreError  # noqa: PLC0415
     from ..history import open_store, take_snapshot  # noqa: PLC0415
 
-    if target and all_targets:
+    if targets and all_targets:
         raise UsageError("give --target NAME or --all, not both")
     config = current_config()
-    names = sorted(config.targets) if all_targets else [target or "demo"]
+    names = configured_targets(config) if all_targets else list(dict.fromkeys(targets)) or ["demo"]
     for name in names:
         config.target(name)  # unknown target: exit 2 before anything runs
     store = open_store(config)
@@ -32,17 +37,26 @@ def snapshot(target, all_targets, budget_ms):
         for name in names:
             try:
                 click.echo(take_snapshot(config, name, store=store, budget_ms=budget_ms).line())
-            except UsageError:
-                raise
-            except Exception as e:  # noqa: BLE001 - with --all, one unreachable target must not stop the rest
-                if not all_targets:
+            except StoreError:
+                raise  # the store is everyone's: no point trying the next target
+            except Exception as e:  # noqa: BLE001 - one target's problem must not stop the others
+                if len(names) == 1:
                     raise
                 failed += 1
-                click.echo(f"{name}: snapshot failed: {' '.join(str(e).split())}", err=True)
+                click.echo(f"opsbook: {name}: snapshot failed: {' '.join(str(e).split())[:300]}", err=True)
     finally:
         store.close()
     if failed:
         raise SystemExit(1)
+
+
+def configured_targets(config) -> list[str]:
+    """What `--all` means: the targets the configuration file names; the built-in demo only when the file names
+    it too or names no other target (the built-in configuration)."""
+    from ..config import DEMO_TARGET  # noqa: PLC0415
+
+    named = [n for n in (config.raw.get("targets") or {}) if n in config.targets]
+    return sorted(named) if named else [DEMO_TARGET]
 
 
 @click.group()
