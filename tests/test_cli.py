@@ -40,7 +40,8 @@ def test_list_and_describe(fixtures_dir):
     described = invoke("describe", "chart").output.splitlines()
     assert described[2].split()[:3] == ["window_minutes", "int", "60"] and "look-back window" in described[2]
     as_json = json.loads(invoke("describe", "failing", "--json").output)
-    assert as_json[1] == {"name": "mode", "type": "str", "default": "raise", "help": "raise | die | pass"}
+    assert as_json[1] == {"name": "mode", "type": "str", "default": "raise", "help": "raise | die | pass",
+                          "allowed": None}
 
 
 def test_checks_catalogue_documents_every_threshold():
@@ -209,3 +210,23 @@ def test_bad_thresholds_in_the_config_file_are_usage_errors(tmp_path):
         cfg.write_text(body)
         result = CliRunner().invoke(main, ["--config", str(cfg), "run", "incident-triage"])
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_snapshot_all_means_the_configured_targets_and_one_error_skips_none(db, tmp_path, monkeypatch):
+    """`--all` is the file's targets (not the built-in demo, which would build a 500 MB database), and a target
+    whose dsn_env is unset is reported while the ones after it are still taken."""
+    from opsbook.history.readers import HistoryStore
+
+    monkeypatch.delenv("OPSBOOK_TEST_UNSET_DSN", raising=False)
+    store = tmp_path / "h.sqlite"
+    (tmp_path / "opsbook.toml").write_text(f'[targets.a_unset]\ndsn_env = "OPSBOOK_TEST_UNSET_DSN"\n'
+                                           f'[targets.b]\ndsn = "{db.conninfo}"\n'
+                                           f'[history]\nurl = "sqlite:///{store}"\n')
+    result = CliRunner().invoke(cli.main, ["snapshot", "--all"])
+    assert result.exit_code == 1, result.output
+    assert result.stdout.startswith("b: snapshot 1") and "demo" not in result.output
+    assert result.stderr.strip() == ("opsbook: a_unset: snapshot failed: target 'a_unset': environment variable "
+                                     "OPSBOOK_TEST_UNSET_DSN is not set")
+    s = HistoryStore(f"sqlite:///{store}")
+    assert s.targets() == ["b"]
+    s.close()

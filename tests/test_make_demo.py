@@ -27,7 +27,8 @@ def fresh_demo(tmp_path_factory):
     env = {**os.environ, "OPSBOOK_HOME": str(home)}
     env.pop("OPSBOOK_CONFIG", None)
     out = subprocess.run([*OPSBOOK, "demo"], cwd=work, env=env, capture_output=True, text=True, timeout=900)
-    yield {"out": out, "work": work, "env": env}
+    assert not (work / "reports").exists()  # the built-in configuration writes under OPSBOOK_HOME, not the cwd
+    yield {"out": out, "work": home, "env": env}
     subprocess.run([*OPSBOOK, "db", "stop"], cwd=work, env=env, capture_output=True, timeout=120)
 
 
