@@ -160,6 +160,13 @@ def _freshness(name: str, value: Any, _ctx: dict[str, Any]) -> None:
     check_freshness(value, name)
 
 
+def _month(name: str, value: Any, _ctx: dict[str, Any]) -> None:
+    """YYYY-MM (a real month), or empty for the default."""
+    text = str(value)
+    if text and not (re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text)):
+        raise ParameterError(f"{name} must be a month as YYYY-MM (e.g. 2026-11), or empty, got {_shown(value)}")
+
+
 def _plan(name: str, value: Any, ctx: dict[str, Any]) -> None:
     known = list(_prices(ctx).plans())
     if value not in known:
@@ -181,7 +188,7 @@ def _prices(ctx: dict[str, Any]):
 
 KINDS: dict[str, Callable[[str, Any, dict[str, Any]], None]] = {
     "file": _file, "dir": _dir, "existing": _existing, "table": _table, "columns": _columns,
-    "freshness": _freshness, "plan": _plan, "compute": _compute,
+    "freshness": _freshness, "plan": _plan, "compute": _compute, "month": _month,
 }
 
 

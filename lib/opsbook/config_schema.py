@@ -95,7 +95,7 @@ SECTIONS: dict[str, dict[str, Key] | str] = {
     "reports": {"dir": Key("str", path=True, help="where reports are written")},
     "thresholds": "tables",
     "pricing": "table",  # checked by opsbook.cost.pricing when a price list is loaded
-    "schedules": "tables[]",  # checked by the scheduler
+    "schedules": "tables|tables[]",  # [[schedules]] or [schedules.NAME]: checked by the scheduler
     "notify": "table",  # checked by the notifiers
     "backups": "table",  # checked by `opsbook backups`
 }
@@ -152,7 +152,8 @@ def resolve_paths(t: dict[str, Any], base: Path) -> dict[str, Any]:
 def _type(value: Any, kind: str, what: str, where: str) -> None:
     if not _ok(value, kind):
         words = {"str": "a string", "bool": "true or false", "number": "a number", "list[str]": "a list of strings",
-                 "table": "a table", "tables": "a table of tables", "tables[]": "an array of tables ([[...]])"}
+                 "table": "a table", "tables": "a table of tables", "tables[]": "an array of tables ([[...]])",
+                 "tables|tables[]": "an array of tables ([[...]]) or a table of tables"}
         raise ConfigError(f"{where}: {what} must be {words[kind]}, got {_shown(value)}")
 
 
@@ -165,6 +166,7 @@ def _ok(value: Any, kind: str) -> bool:
         "table": lambda v: isinstance(v, dict),
         "tables": lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()),
         "tables[]": lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
+        "tables|tables[]": lambda v: _ok(v, "tables") or _ok(v, "tables[]"),
     }[kind](value)
 
 
