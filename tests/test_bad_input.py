@@ -334,3 +334,15 @@ def test_a_full_disk_under_the_store_is_one_line(db, tmp_path, tiny_disk):
     os.truncate(filler, max(filler.stat().st_size - 40 * 1024, 0))
     result = run_cli("snapshot", "--target", "test")
     assert_one_line_exit_2(result, "history store", "full")
+
+
+@pytest.mark.slow
+def test_a_full_disk_under_the_reports_is_one_line_and_leaves_no_tmp(tmp_path, tiny_disk):
+    """The shared plotly.js (4.7 MB) cannot fit on 1 MB: one line, exit 2, and no .tmp file keeps the disk full."""
+    env = {**os.environ, "OPSBOOK_RUNBOOKS": str(EMPTY)}
+    env.pop("OPSBOOK_CONFIG", None)
+    p = subprocess.run([sys.executable, "-m", "opsbook.cli", "run", "chart", "--output-dir", str(tiny_disk)],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert "Traceback" not in p.stderr and "No space left on device" in p.stderr, p.stderr
+    assert not [f for f in tiny_disk.rglob("*") if f.name.endswith(".tmp")]

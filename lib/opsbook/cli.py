@@ -1,6 +1,7 @@
 """The `opsbook` command line: each command parses, calls one library function, and prints."""
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from .commands import State, discover
 from .errors import OpsbookError
 
 pass_state = click.make_pass_decorator(State, ensure=True)
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EFBIG}
 
 
 class OpsbookGroup(click.Group):
@@ -44,6 +46,11 @@ class OpsbookGroup(click.Group):
             _fail(e.format_message(), e.exit_code)
         except (click.Abort, KeyboardInterrupt):
             _fail("interrupted", 130)
+        except OSError as e:  # a full disk, a read-only or vanished folder: what the user must fix, in one line
+            if e.errno not in WRITE_ERRORS:
+                raise
+            where = f" {e.filename}" if e.filename else ""
+            _fail(f"cannot write{where}: {e.strerror}", 2)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 

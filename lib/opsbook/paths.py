@@ -52,3 +52,32 @@ def writable_dir(path: str | Path, what: str) -> Path:
         reason = e.strerror or type(e).__name__
         raise UsageError(f"{what} {p} is not a writable folder ({reason})") from None
     return p
+
+
+def atomic_write_text(path: str | Path, text: str, *, tmp_name: str | None = None) -> None:
+    """Write `text` to `path` through a temporary file beside it, replaced in one step; on any failure (a full
+    disk) the temporary file is removed, so a failed write never leaves a .tmp that keeps the disk full."""
+    path = Path(path)
+    tmp = path.with_name(tmp_name or f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_copy(source: str | Path, target: str | Path, mode: int = 0o644) -> None:
+    """Copy `source` to `target` atomically, with the same cleanup as atomic_write_text."""
+    import shutil  # noqa: PLC0415
+
+    target = Path(target)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}-", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

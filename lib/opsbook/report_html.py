@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,11 +127,9 @@ def ensure_shared_plotly(reports_root: Path) -> Path:
     target = Path(reports_root) / f"plotly-{plotly_version(source)}.min.js"
     if not target.exists() or target.stat().st_size != source.stat().st_size:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".plotly-", suffix=".tmp")
-        os.close(fd)
-        shutil.copyfile(source, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        from .paths import atomic_copy  # noqa: PLC0415 - no .tmp left behind on a full disk
+
+        atomic_copy(source, target)
     return target
 
 
@@ -200,6 +196,6 @@ def _short_repr(value: Any, limit: int = 120) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    from .paths import atomic_write_text  # noqa: PLC0415 - no .tmp left behind on a full disk
+
+    atomic_write_text(path, text, tmp_name=f".{path.name}.tmp")

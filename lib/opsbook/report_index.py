@@ -211,9 +211,9 @@ def write_index(root: Path) -> Path:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    from .paths import atomic_write_text  # noqa: PLC0415 - no .tmp left behind on a full disk
+
+    atomic_write_text(path, text)
 
 
 # ------------------------------------------------------------------ rendering
