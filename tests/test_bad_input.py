@@ -136,6 +136,8 @@ BAD_CONFIG = [
     ('[targets.prod]\ndsn = "host=h"\nscratch = "yes"\n', "targets.prod.scratch must be true or false"),
     ('[targets.prod]\ndsn = "host=h"\ntags = "a"\n', "targets.prod.tags must be a list of strings"),
     ('[targets.prod]\ndsn = "host=h"\ndisk_gb = -8\n', "targets.prod.disk_gb must be a positive number"),
+    ('[targets.prod]\ndsn = "host=h"\n[targets.prod.limits]\nmax_connection = 9\n', "unknown limit 'max_connection'"),
+    ('[targets.prod]\ndsn = "host=h"\n[targets.prod.limits]\nmau = 0\n', "limits.mau must be a positive number"),
     ('[targets.prod]\ndsn = "host=h"\n[targets.prod.addons]\npitr_days = 3\n', "pitr_days must be one of 0, 7"),
     ('[targets.prod]\ndsn = "host=h"\n[targets.prod.addons]\nread_replicas = -1\n', "must be 0 or more"),
     ('[targets.prod]\ndsn_env = "MY DSN"\n', "must name an environment variable"),
@@ -202,6 +204,9 @@ disk_gb = 16
 [targets.prod.addons]
 pitr_days = 7
 ipv4 = true
+[targets.prod.limits]
+database_size_bytes = 8e9
+max_connections = 90
 [targets.prod.pricing.compute.large]
 usd_hour = 0.15
 [targets.prod.freshness."public.events"]

@@ -62,6 +62,23 @@ def _addons(value: dict, what: str) -> None:
     check_addons(value, what)
 
 
+LIMIT_KEYS = ("database_size_bytes", "disk_bytes", "storage_bytes", "mau", "max_connections", "pooler_max_clients")
+
+
+def _limits(value: dict, what: str) -> None:
+    """Plan-limit overrides (opsbook.limits): known names, positive numbers; spend_cap true or false."""
+    for key, v in value.items():
+        if key == "spend_cap":
+            if not isinstance(v, bool):
+                raise ConfigError(f"{what}.spend_cap must be true or false, got {v!r}")
+            continue
+        if key not in LIMIT_KEYS:
+            raise ConfigError(f"{what}: unknown limit {key!r}; known: {', '.join(LIMIT_KEYS)}, spend_cap")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"{what}.{key} must be a number, got {v!r}")
+        _positive(v, f"{what}.{key}")
+
+
 def _thresholds(value: dict, what: str) -> None:
     for check_id, layer in value.items():
         if not isinstance(layer, dict):
@@ -87,6 +104,7 @@ TARGET: dict[str, Key] = {
     "disk_gb": Key("number", _positive, help="provisioned disk in GB"),
     "addons": Key("table", _addons, help="Supabase add-ons: pitr_days, ipv4, custom_domain, ..."),
     "pricing": Key("table", help="price-list overrides for this target (checked by the price list)"),
+    "limits": Key("table", _limits, help="plan-limit overrides: database_size_bytes, max_connections, ..."),
 }
 
 SECTIONS: dict[str, dict[str, Key] | str] = {
