@@ -75,6 +75,12 @@ BAD_PARAMS = [
     ("backup-verification", "rpo_hours=-1", "parameter 'rpo_hours' must be in (0, 8760]"),
     ("backup-verification", "dump_format=zip", "parameter 'dump_format' must be one of custom, directory, plain, tar"),
     ("table-recovery", "max_rows_shown=-1", "parameter 'max_rows_shown' must be in [0, 100000]"),
+    ("post-mortem", "incident_start=yesterday", "parameter 'incident_start' 'yesterday' is not a time"),
+    ("post-mortem", "incident_end=2026-11-21T22:40:00", "has no time zone"),
+    ("post-mortem", "severity=P5", "parameter 'severity' must be one of P0, P1, P2, P3, got 'P5'"),
+    ("post-mortem", "padding_minutes=-30", "parameter 'padding_minutes' must be in [0, 1440]"),
+    ("monthly-health", "month=2026-13", "parameter 'month' must be a month as YYYY-MM"),
+    ("security-audit", "window_hours=0", "parameter 'window_hours' must be in (0, 8760]"),
     ("incident-triage", 'thresholds={"activity.long_running": {"warning": -1}}', "must not be negative"),
     ("incident-triage", 'thresholds={"activity.long_running": {"warning": NaN}}', "must be a finite number"),
     ("incident-triage", 'thresholds={"activity.long_running": {"warning": 5000}}',
@@ -231,7 +237,7 @@ kind = "webhook"
 def test_two_targets_for_one_run_is_refused(tmp_path):
     (tmp_path / "opsbook.toml").write_text('[targets.a]\ndsn = "host=a"\n[targets.b]\ndsn = "host=b"\n')
     result = run_cli("run", "incident-triage", "--target", "a", "--target", "b")
-    assert_one_line_exit_2(result, "--target given 2 times (a, b)", "run once per target")
+    assert_one_line_exit_2(result, "--target given 2 times (a, b)", "opsbook fleet RUNBOOK --targets a,b")
 
 
 # ---------------------------------------------------------------------------------------------- folders

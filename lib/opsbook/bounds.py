@@ -167,6 +167,13 @@ def _month(name: str, value: Any, _ctx: dict[str, Any]) -> None:
         raise ParameterError(f"{name} must be a month as YYYY-MM (e.g. 2026-11), or empty, got {_shown(value)}")
 
 
+def _time(name: str, value: Any, _ctx: dict[str, Any]) -> None:
+    """`now`, `now-2h` or ISO 8601 with a zone, read by the post-mortem's own parser."""
+    from .postmortem.window import parse_when  # noqa: PLC0415
+
+    parse_when(str(value), name=name)
+
+
 def _plan(name: str, value: Any, ctx: dict[str, Any]) -> None:
     known = list(_prices(ctx).plans())
     if value not in known:
@@ -189,6 +196,7 @@ def _prices(ctx: dict[str, Any]):
 KINDS: dict[str, Callable[[str, Any, dict[str, Any]], None]] = {
     "file": _file, "dir": _dir, "existing": _existing, "table": _table, "columns": _columns,
     "freshness": _freshness, "plan": _plan, "compute": _compute, "month": _month,
+    "time": _time,
 }
 
 

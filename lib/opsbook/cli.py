@@ -110,7 +110,7 @@ def checks(as_json):
 @main.command()
 @click.argument("runbook")
 @click.option("--target", "-t", "targets", multiple=True, metavar="NAME",
-              help="Target name from opsbook.toml (default: demo); one per run.")
+              help="Target name from opsbook.toml (default: demo); once: `opsbook fleet` runs several.")
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Set a runbook parameter (repeatable); `opsbook describe RUNBOOK` lists them.")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -129,7 +129,7 @@ def run(state, runbook, targets, params, output_dir, with_code, self_contained, 
 
     if len(set(targets)) > 1:
         raise UsageError(f"--target given {len(targets)} times ({', '.join(targets)}); `opsbook run` runs one "
-                         "target: give it once, and run once per target")
+                         "target: give it once, or use `opsbook fleet RUNBOOK --targets a,b`")
     target = targets[0] if targets else "demo"
 
     result = run_runbook(runbook, target, parse_assignments(params), config=state.config(), output_dir=output_dir,

@@ -96,7 +96,7 @@ TARGET: dict[str, Key] = {
     "freshness": Key("tables", _freshness, help="freshness rules keyed by table name"),
     "scratch": Key("bool", help="a restore server opsbook may create scratch databases on"),
     "api_schemas": Key("list[str]", _schemas, help="schemas the Data API exposes"),
-    "tags": Key("list[str]", _words(TAG, "tag"), help="labels for grouping targets"),
+    "tags": Key("list[str]", _words(TAG, "tag"), help="labels for `opsbook fleet --tag`"),
     "backups": Key("str", path=True, help="folder (or file) of this target's dumps"),
     "log_path": Key("str", path=True, help="the server log file or folder"),
     "usage_csv": Key("str", path=True, help="a usage CSV exported from the Supabase dashboard"),
