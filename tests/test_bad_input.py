@@ -357,3 +357,20 @@ def test_a_full_disk_under_the_reports_is_one_line_and_leaves_no_tmp(tmp_path, t
     assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
     assert "Traceback" not in p.stderr and "No space left on device" in p.stderr, p.stderr
     assert not [f for f in tiny_disk.rglob("*") if f.name.endswith(".tmp")]
+
+
+def test_two_processes_creating_the_store_at_once_both_succeed(tmp_path):
+    """The store file exists (private) before its schema: a second opener racing the first must not fail with
+    "table already exists"; open_store tries again and finds the schema made."""
+    from opsbook.config import from_dict
+    from opsbook.history import open_store
+
+    config = from_dict({"history": {"url": f"sqlite:///{tmp_path / 'h.sqlite'}"}})
+    code = ("import sys; from opsbook.config import from_dict; from opsbook.history import open_store; "
+            f"open_store(from_dict({{'history': {{'url': 'sqlite:///{tmp_path / 'h.sqlite'}'}}}})).close()")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    store = open_store(config)
+    assert store.version >= 1
+    store.close()

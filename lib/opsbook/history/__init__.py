@@ -41,6 +41,8 @@ def with_retries(action, url: str, doing: str):
             return action()
         except OperationalError as e:
             text = " ".join(str(e.orig).split())
+            if "already exists" in text and attempt < RETRIES:  # another process created the schema meanwhile
+                continue
             if ("locked" in text or "busy" in text) and attempt < RETRIES:
                 time.sleep(RETRY_PAUSE_S * attempt)
                 continue
