@@ -15,7 +15,7 @@ from opsbook.checks.security.roles import judge_ssl
 from opsbook.config import from_dict
 from opsbook.context import Runbook
 from opsbook.demo import LIVE_PROBLEMS, PROBLEMS
-from opsbook.findings import Severity
+from opsbook.findings import PARTIAL, Severity, gaps
 
 API_ROLES = ("anon", "authenticated", "service_role")
 
@@ -390,7 +390,8 @@ def test_connect_only_role_on_plain_postgres_completes_and_says_why(db):
         assert "no auth.audit_log_entries" in by["security.failed_logins"][0].skipped
         assert "log_path" in by["security.failed_logins"][0].remediation
         hidden = [f for f in by["security.ssl"] if "could not be checked" in f.title]
-        assert hidden and hidden[0].value >= 1
+        assert hidden and hidden[0].value >= 1 and hidden[0].skipped.startswith(PARTIAL)
+        assert any("security.ssl" in gap for gap in gaps(rb.findings))  # the verdict says it is incomplete
         for check in ("security.superusers", "security.public_schema_create", "security.default_privileges",
                       "security.rls_initplan", "security.function_search_path"):
             assert not any(f.skipped for f in by[check]), check

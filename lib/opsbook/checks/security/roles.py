@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 from ...errors import SkipCheck
-from ...findings import Finding, Severity
+from ...findings import PARTIAL, Finding, Severity
 from ..registry import Check, CheckContext, register
 
 RUNBOOKS = ("security-audit",)
@@ -196,6 +196,7 @@ def judge_ssl(df) -> list[Finding]:
     if hidden:
         out.append(Finding("security.ssl", Severity.INFO, f"{hidden} session(s) could not be checked for SSL",
                            detail=note.strip(), value=hidden,
+                           skipped=f"{PARTIAL}: {hidden} session(s) of other roles hidden from this role",
                            remediation="GRANT pg_read_all_stats TO <monitoring role>;"))
     if not any(f.severity.rank >= 1 for f in out):
         out.append(Finding("security.ssl", Severity.OK, f"ssl is {ssl}; every visible non-local connection uses it",
