@@ -103,3 +103,53 @@ def test_of_two_identical_indexes_the_used_one_is_kept(any_db):
     [f] = of(rb, "indexes.duplicate")
     assert f.objects == [f"public.{unused}"] and f"DROP INDEX CONCURRENTLY public.{unused}" in f.remediation
     assert f"{scans[used]:,} on {used} (the one kept)" in f.detail
+
+
+AUTH_USERS = """
+CREATE SCHEMA auth;
+CREATE TABLE auth.users (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), last_sign_in_at timestamptz);
+INSERT INTO auth.users (last_sign_in_at)
+  SELECT now() - make_interval(days => CASE WHEN g <= 45 THEN 1 ELSE 45 END) FROM generate_series(1, 90) g;
+"""
+AUDIT_LOG = """
+CREATE TABLE auth.audit_log_entries (id uuid DEFAULT gen_random_uuid(), payload json, created_at timestamptz);
+-- 10 users who signed in long ago but refreshed a token this week: active for Supabase's bill
+INSERT INTO auth.audit_log_entries (payload, created_at)
+  SELECT json_build_object('actor_id', id::text, 'action', 'token_refreshed'), now() - interval '2 days'
+  FROM (SELECT id FROM auth.users WHERE last_sign_in_at < now() - interval '31 days' ORDER BY id LIMIT 10) u;
+"""
+
+
+def measured_mau(db) -> tuple[float, float | None, list[str]]:
+    """(auth.mau's count in capacity-planning, cost-analysis's MAU quantity, cost-analysis's notes)."""
+    from opsbook.cost.usage import from_database
+    from opsbook.db import connect
+
+    [f] = of(run(db, "auth.mau"), "auth.mau")
+    with connect(db.config().target("test")) as session:
+        q, _, notes = from_database(session)
+    return f.value if f.skipped is None else None, q["mau"].value if "mau" in q else None, notes
+
+
+def test_mau_is_one_definition_used_by_capacity_and_cost(any_db):
+    any_db.execute(AUTH_USERS)
+    capacity, cost, notes = measured_mau(any_db)  # no audit log: sign-ins still count (cost said 0, "not measured")
+    assert (capacity, cost) == (45, 45) and not [n for n in notes if "active users" in n]
+    any_db.execute(AUDIT_LOG)
+    capacity, cost, _ = measured_mau(any_db)
+    assert (capacity, cost) == (55, 55)  # the token refreshers count in both, seconds apart
+
+
+def test_plain_postgres_is_told_apart_from_an_error(any_db):
+    from opsbook.cost.usage import from_database
+    from opsbook.db import connect
+
+    rb = run(any_db, "auth.mau", "storage.objects")
+    skips = {f.check: f.skipped for f in rb.findings if f.skipped}
+    assert skips == {"auth.mau": "no Supabase Auth schema here (plain PostgreSQL?)",
+                     "storage.objects": "no Supabase Storage schema here (plain PostgreSQL?)"}
+    with connect(any_db.config().target("test")) as session:
+        _, _, notes = from_database(session)
+    assert notes == ["file storage not measured: no Supabase Storage schema here (plain PostgreSQL?)",
+                     "monthly active users not measured: no Supabase Auth schema here (plain PostgreSQL?)"]
+    assert not any("LINE" in n or "version" in n for n in notes + list(skips.values()))

@@ -1,16 +1,16 @@
 """Auth usage: monthly active users against the plan's quota."""
 from __future__ import annotations
 
-import datetime as dt
-
 from ..findings import Finding, Severity, grade
 from ..history import capacity as cap
 from .registry import Check, CheckContext, Threshold, register
+from .supabase import MAU_WINDOW_DAYS, monthly_active_users
 
 
 def mau(ctx: CheckContext) -> pd.DataFrame:
-    """Users signed in within the last 30 days (auth.users.last_sign_in_at), all users, and the MAU history."""
-    df = ctx.db.fetch("auth/mau", as_of=dt.datetime.now(dt.timezone.utc))
+    """Monthly active users (supabase.monthly_active_users: the definition cost-analysis uses too), all users,
+    and the MAU history."""
+    df = monthly_active_users(ctx.db)
     lim = cap.limits_for(ctx)
     series = cap.history_series(ctx, "mau")
     fc = cap.fit(series)
@@ -23,8 +23,9 @@ def judge_mau(df, *, warning: float = 80, critical: float = 100) -> list[Finding
     users, total, quota, fc = float(df["mau"].iloc[0]), float(df["users_total"].iloc[0]), df.attrs["quota"], \
         df.attrs["forecast"]
     trend = f" Trend: {fc.growth_per_day:+,.1f} MAU/day ({fc.describe()})." if fc.ok else ""
-    base = (f"{users:,.0f} users signed in during the last 30 days, of {total:,.0f}. Supabase counts a user active "
-            f"when they sign in or refresh a token in the billing cycle; last_sign_in_at approximates it.")
+    base = (f"{users:,.0f} users active in the last {MAU_WINDOW_DAYS} days, of {total:,.0f}, from "
+            f"{df.attrs.get('source', 'auth.users')}. Supabase counts a user active when they sign in or refresh a "
+            "token in the billing cycle.")
     if quota is None:
         return [Finding("auth.mau", Severity.INFO, f"{users:,.0f} monthly active users", detail=base + trend,
                         value=users)]
@@ -43,9 +44,10 @@ def judge_mau(df, *, warning: float = 80, critical: float = 100) -> list[Finding
 
 MAU = register(Check(
     id="auth.mau",
-    description="Supabase Auth monthly active users (auth.users signed in within 30 days) against the plan's "
+    description="Supabase Auth monthly active users (signed in, or refreshed a token where auth.audit_log_entries "
+                "exists, within 30 days; the definition cost-analysis uses) against the plan's "
                 "quota (Free 50,000; Pro/Team 100,000), with the trend from history.",
     data=mau, judge=judge_mau,
     thresholds=(Threshold("warning", 80, "% of the MAU quota", "source guide 000: scaling triggers at 80%"),
                 Threshold("critical", 100, "% of the MAU quota", "supabase-pricing-2026.md: overage past the quota")),
-    queries=("auth/mau",), runbooks=("capacity-planning",)))
+    queries=("auth/sources", "auth/mau", "auth/mau_audit"), runbooks=("capacity-planning",)))

@@ -82,7 +82,7 @@ OVER_QUOTA = register(Check(
     judge=judge_over_quota,
     thresholds=(Threshold("critical", 100, "USD/month of overage on one item",
                           "opsbook default: an overage this large calls for a plan, architecture or budget decision"),),
-    queries=("cost/database_sizes", "cost/storage_buckets", "cost/active_users"),
+    queries=("cost/database_sizes", "cost/storage_buckets", "auth/sources", "auth/mau", "auth/mau_audit"),
     runbooks=RUNBOOKS,
 ))
 

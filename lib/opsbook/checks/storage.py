@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..findings import Finding, Severity, grade
 from ..history import HOW_TO_START
 from ..history import capacity as cap
+from . import supabase
 from .registry import Check, CheckContext, Threshold, register
 
 GROWTH_METRIC = "database_size_bytes"
@@ -121,7 +122,7 @@ GROWTH_FORECAST = register(Check(
 # ---------------------------------------------------------------- storage.objects
 def storage_objects(ctx: CheckContext) -> pd.DataFrame:
     """Objects and bytes per bucket, with growth per day from history when there is some."""
-    df = ctx.db.fetch("storage/buckets")
+    df = supabase.fetch(ctx.db, "storage/buckets", "storage")
     lim = cap.limits_for(ctx)
     series = cap.history_series(ctx, "storage_objects_bytes")
     fc = cap.fit(series)

@@ -182,8 +182,10 @@ def from_database(db) -> tuple[dict[str, Quantity], dict[str, Any], list[str]]:
     facts["database_gb"] = total / GB
     q["database"] = Quantity("database", total / GB, "database",
                              f"sum of pg_database_size over {len(dbs)} database{'s' * (len(dbs) != 1)}")
+    from ..checks import supabase  # noqa: PLC0415
+
     try:
-        buckets = db.fetch("cost/storage_buckets")
+        buckets = supabase.fetch(db, "cost/storage_buckets", "storage")
         facts["buckets"] = buckets
         q["storage"] = Quantity("storage", float(buckets["size_bytes"].sum()) / GB, "database",
                                 f"storage.objects: {int(buckets['objects'].sum()):,} objects in {len(buckets)} "
@@ -194,11 +196,14 @@ def from_database(db) -> tuple[dict[str, Quantity], dict[str, Any], list[str]]:
             raise
         notes.append(f"file storage not measured: {why[0]}")
     try:
-        mau = db.fetch("cost/active_users", days=MAU_WINDOW_DAYS).iloc[0]
-        q["mau"] = Quantity("mau", float(mau["active_users"]), "database",
-                            f"distinct users who signed in (auth.users.last_sign_in_at: {int(mau['signed_in']):,}) "
-                            f"or logged in / refreshed a token (auth.audit_log_entries: {int(mau['audit_actors']):,}) "
-                            f"in the last {MAU_WINDOW_DAYS} days; {int(mau['users_total']):,} users in all")
+        users = supabase.monthly_active_users(db, days=MAU_WINDOW_DAYS)
+        mau = users.iloc[0]
+        audit = "" if mau["audit_actors"] is None or mau["audit_actors"] != mau["audit_actors"] else \
+            f", logged in / refreshed a token (auth.audit_log_entries): {int(mau['audit_actors']):,}"
+        q["mau"] = Quantity("mau", float(mau["mau"]), "database",
+                            f"distinct active users from {users.attrs['source']}: signed in "
+                            f"(auth.users.last_sign_in_at): {int(mau['signed_in']):,}{audit}; "
+                            f"{int(mau['users_total']):,} users in all")
     except Exception as e:  # noqa: BLE001
         why = skip_reason(e)
         if why is None:

@@ -1,6 +1,11 @@
--- Supabase Auth: users signed in within the 30 days before :as_of (monthly active users) and all users; Supabase auth schema.
-SELECT count(*) FILTER (WHERE last_sign_in_at > CAST(:as_of AS timestamptz) - interval '30 days'
-                          AND last_sign_in_at <= CAST(:as_of AS timestamptz))::float8 AS mau,
-       count(*)::float8 AS users_total
-FROM auth.users
+-- Supabase Auth monthly active users from auth.users alone (no readable auth.audit_log_entries): users who signed in within the :days days up to :as_of (NULL: now); Supabase auth schema.
+WITH w AS (SELECT coalesce(CAST(:as_of AS timestamptz), now()) AS until)
+SELECT count(*) FILTER (WHERE u.last_sign_in_at > w.until - make_interval(days => :days)
+                          AND u.last_sign_in_at <= w.until)::float8 AS mau,
+       count(*)::float8 AS users_total,
+       count(*) FILTER (WHERE u.last_sign_in_at > w.until - make_interval(days => :days)
+                          AND u.last_sign_in_at <= w.until)::float8 AS signed_in,
+       NULL::float8 AS audit_actors
+FROM auth.users u, w
+GROUP BY w.until
 ORDER BY 1
