@@ -1,7 +1,6 @@
 """Keep import-time work nobody uses out of opsbook's processes: the IRI grammar jsonschema builds on import."""
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
@@ -25,7 +24,7 @@ def __getattr__(name):
 '''
 
 
-class _ShimLoader(importlib.abc.Loader):
+class _ShimLoader:  # a loader by protocol: importlib.abc would import importlib.resources (~15 ms)
     def create_module(self, spec):
         return None
 
@@ -33,7 +32,7 @@ class _ShimLoader(importlib.abc.Loader):
         exec(compile(_SHIM, module.__spec__.origin or GRAMMAR_PACKAGE, "exec"), module.__dict__)  # noqa: S102
 
 
-class _ShimFinder(importlib.abc.MetaPathFinder):
+class _ShimFinder:  # a meta path finder by protocol
     def find_spec(self, name, path=None, target=None):
         if name != GRAMMAR_PACKAGE:
             return None
