@@ -160,6 +160,13 @@ class KernelPool:
         thread.join(START_TIMEOUT_S * 2)
         return kernel
 
+    def wait_ready(self) -> None:
+        """Block until every kernel in the pool has started and warmed up (a long-lived caller's idle time)."""
+        with self._lock:
+            threads = [t for _, t in self._starting]
+        for thread in threads:
+            thread.join(START_TIMEOUT_S * 2)
+
     def close(self) -> None:
         """Shut down every kernel not handed out."""
         with self._lock:
