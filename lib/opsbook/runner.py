@@ -328,9 +328,9 @@ def _write_notebook(nb, path: Path) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    from .paths import atomic_write_text  # noqa: PLC0415 - no .tmp left behind on a full disk
+
+    atomic_write_text(path, text, tmp_name=f".{path.name}.tmp")
 
 
 def _failed_cell(nb):
