@@ -16,6 +16,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run"]
 WIDTH = 1400
+LOAD_TIMEOUT_MS = 180_000  # a page loads plotly.js (4.7 MB): on a busy 2-core machine that takes a while
 
 # Figure bounds: the height a chart may take for its number of rows (categories or tree nodes).
 FLOOR_PX, CAP_PX = 220, 1400
@@ -88,10 +89,11 @@ def browser() -> Iterator[object]:
 
 def open_page(ctx, html_path: Path):
     page = ctx.new_page()
+    page.set_default_timeout(LOAD_TIMEOUT_MS)
     page.goto(Path(html_path).absolute().as_uri(), wait_until="load")
     with contextlib.suppress(Exception):  # a page without figures has nothing to wait for
         page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')]"
-                               ".every(d => d.querySelector('svg.main-svg'))", timeout=15_000)
+                               ".every(d => d.querySelector('svg.main-svg'))", timeout=LOAD_TIMEOUT_MS)
     return page
 
 
