@@ -45,6 +45,9 @@ BAD_PARAMS = [
     ("capacity-planning", "compute=Micro", "parameter 'compute' must be one of"),
     ("cost-analysis", "pitr_days=3", "parameter 'pitr_days' must be one of 0, 7, 14, 28, got 3"),
     ("cost-analysis", "spend_cap=maybe", "parameter 'spend_cap' expects bool | None, got 'maybe'"),
+    ("cost-analysis", "plan=free&spend_cap=on", "spend_cap: the Free plan has no spend cap"),
+    ("cost-analysis", "plan=free&pitr_days=7", "the Free plan has no add-ons, but pitr_days is set"),
+    ("cost-analysis", "plan=free&compute=large", "the Free plan runs on the free compute size only"),
     ("cost-analysis", "egress_gb=-1", "parameter 'egress_gb' must be in [0, inf] (at least 0), got -1.0"),
     ("cost-analysis", "egress_gb=nan", "parameter 'egress_gb' expects float | None"),
     ("cost-analysis", "archive_days=-1", "parameter 'archive_days' must be in [1, 36500], got -1"),
@@ -91,7 +94,8 @@ BAD_PARAMS = [
 
 @pytest.mark.parametrize("runbook, assignment, message", BAD_PARAMS, ids=[f"{r}:{a}" for r, a, _ in BAD_PARAMS])
 def test_out_of_bounds_parameters_are_refused_before_anything_runs(tmp_path, runbook, assignment, message):
-    result = run_cli("run", runbook, "-p", assignment, "--output-dir", str(tmp_path / "out"))
+    pairs = [x for a in assignment.split("&") for x in ("-p", a)] if "&" in assignment else ["-p", assignment]
+    result = run_cli("run", runbook, *pairs, "--output-dir", str(tmp_path / "out"))
     assert_one_line_exit_2(result, message)
     assert not (tmp_path / "out").exists()
 
@@ -117,6 +121,9 @@ def test_values_inside_the_bounds_pass_validation(tmp_path):
     for name, raw in cases.items():
         values = params.coerce(runner.describe(name), raw, context)
         assert set(values) == set(raw), name
+    for name in runner.runbook_names():  # every runbook's defaults pass its own pre-run checks on the demo
+        runner.check_run(name, "demo", {}, config=config)
+    runner.check_run("cost-analysis", "demo", {"plan": "team", "pitr_days": "7", "spend_cap": "off"}, config=config)
 
 
 def test_every_runbook_default_is_inside_its_own_bound():

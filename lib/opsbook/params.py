@@ -129,6 +129,18 @@ def coerce(spec: list[Param], raw: dict[str, Any], context: dict[str, Any] | Non
     return out
 
 
+def preflight(nb: dict[str, Any], values: dict[str, Any], context: dict[str, Any]) -> None:
+    """The runbook's own check of its parameters taken together (`metadata.opsbook.check_parameters`, a
+    "module:function" called with (values, config, target)), before anything runs; it raises UsageError."""
+    spec = nb.get("metadata", {}).get("opsbook", {}).get("check_parameters")
+    if not spec:
+        return
+    import importlib  # noqa: PLC0415
+
+    module, _, func = str(spec).partition(":")
+    getattr(importlib.import_module(module), func)(values, context.get("config"), context.get("target"))
+
+
 def parse_assignments(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
     """`NAME=VALUE` strings from the command line into a dict; the value may itself contain '='."""
     out = {}

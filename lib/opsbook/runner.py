@@ -157,6 +157,7 @@ def check_run(name: str, target: str = "demo", params: dict[str, Any] | None = N
     path = runbook_path(name)
     tgt = config.target(target)
     values = _validated_params(path, params or {}, {"config": config, "target": tgt})
+    paramspec.preflight(paramspec.read_notebook(path), values, {"config": config, "target": tgt})
     if not tgt.embedded:
         tgt.conninfo()  # an unset dsn_env variable is a usage error, not a failed run
     _validate_config_thresholds(config, tgt)

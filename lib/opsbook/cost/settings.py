@@ -167,3 +167,12 @@ def _validate(prices: PriceList, v: dict[str, Any], sources: dict[str, str], err
             raise err(f"the {label} plan runs on the free compute size only, not {v['compute']!r}")
     if v["disk_gb"] is not None and v["disk_gb"] <= 0:
         raise ParameterError(f"disk_gb must be positive, got {v['disk_gb']}")
+
+
+def check_parameters(values: dict[str, Any], config: Any, target: Any) -> None:
+    """cost-analysis's parameters as one bill configuration, before the run: a spend cap on a plan without one,
+    add-ons on the Free plan, a paid compute size on Free are refused (exit 2) instead of failing in the kernel."""
+    from .pricing import load  # noqa: PLC0415
+
+    resolve(load(config, target), target, values)
+
