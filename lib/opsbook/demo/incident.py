@@ -99,6 +99,11 @@ def run_incident(conninfo: str, *, waiters: int = 4, rounds: int = 2, statement_
     holder.close()
     with psycopg.connect(conninfo, autocommit=True) as c:
         c.execute("CHECKPOINT")
+        # leave nothing behind: the samples and the log keep the incident; the demo database stays as built
+        # (a public table without RLS or a login role would be findings of other runbooks)
+        c.execute("DROP TABLE IF EXISTS pm_branches")
+        if storm_role:
+            c.execute(f'DROP ROLE IF EXISTS "{storm_role}"')
     inc.end = time.time()
     return inc
 
