@@ -33,7 +33,7 @@ def fresh_demo(tmp_path_factory):
 
 
 def sidecars(work: Path) -> dict[str, dict]:
-    return {p.stem.split("--")[0]: json.loads(p.read_text()) for p in sorted((work / "reports").glob("*/*.json"))}
+    return {p.stem.split("--")[0]: json.loads(p.read_text()) for p in sorted((work / "reports").glob("20*/*.json"))}
 
 
 def test_demo_ends_with_the_index_listing_every_runbook(fresh_demo):
@@ -51,7 +51,7 @@ def test_demo_ends_with_the_index_listing_every_runbook(fresh_demo):
 
 def test_every_demo_report_is_offline_small_and_shares_one_plotly(fresh_demo):
     work = fresh_demo["work"]
-    stems = sorted(p.with_suffix("") for p in (work / "reports").glob("*/*.json"))
+    stems = sorted(p.with_suffix("") for p in (work / "reports").glob("20*/*.json"))
     assert len(stems) == len(list((Path(__file__).resolve().parents[1] / "runbooks").glob("*.ipynb")))
     for stem in stems:
         assert_report_files(stem)
