@@ -96,11 +96,20 @@ def test_run_many_runs_each_job_in_a_fresh_kernel_on_worker_processes(tmp_path, 
     assert len({r.sidecar["metrics"]["kernel_pid"] for r in results}) == 4, "never a kernel for a second run"
     workers = {r.worker["pid"] for r in results}
     assert len(workers) == 2 and os.getpid() not in workers, "two worker processes did the runs"
+    kernels = {r.sidecar["metrics"]["kernel_pid"] for r in results}
+    assert not [p for p in kernels if _is_kernel(p)], "every kernel is gone once its run is done"
     assert all(r.worker["max_rss_mb"] > 10 and r.worker["kernel_max_rss_mb"] > 10 for r in results)
     for r in results:
         assert_report_files(r.html_path.with_suffix(""))
     index = (tmp_path / "out" / "index.html").read_text()
     assert all(r.html_path.name in index for r in results), "the index is refreshed once, with every run"
+
+
+def _is_kernel(pid: int) -> bool:
+    try:
+        return "ipykernel" in Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return False
 
 
 def test_run_many_refuses_a_bad_job_before_anything_runs(tmp_path, monkeypatch):

@@ -43,12 +43,13 @@ def run_many(jobs: list[Job], *, workers: int = 2, config=None, output_dir: Path
     root = Path(output_dir or config.reports_dir).absolute()
     ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited threads, loops or sockets
     todo, done = ctx.Queue(), ctx.Queue()
+    undispatched = ctx.Value("i", len(jobs))  # a worker warms a next kernel only while jobs remain
     for i, job in enumerate(jobs):
         todo.put((i, job))
     count = max(1, min(workers, len(jobs)))
     for _ in range(count):
         todo.put(STOP)
-    procs = [ctx.Process(target=_worker, args=(todo, done, config, root), name=f"opsbook-worker-{n}", daemon=False)
+    procs = [ctx.Process(target=_worker, args=(todo, done, undispatched, config, root), name=f"opsbook-worker-{n}", daemon=False)
              for n in range(count)]
     for p in procs:
         p.start()
@@ -83,8 +84,9 @@ def _next(done, procs):
                 raise RuntimeError("every worker process exited before the runs were done") from None
 
 
-def _worker(todo, done, config, root: Path) -> None:
-    """One worker process: a pool of one warm kernel (refilled at each take), runs until told to stop."""
+def _worker(todo, done, undispatched, config, root: Path) -> None:
+    """One worker process: a pool of one warm kernel, refilled at each take while jobs remain, runs until told
+    to stop (a spare kernel warming after the last job would only cost CPU and delay the worker's exit)."""
     from ..kernels import KernelPool  # noqa: PLC0415
     from ..runner import run_runbook  # noqa: PLC0415
 
@@ -95,6 +97,9 @@ def _worker(todo, done, config, root: Path) -> None:
             if item is STOP:
                 break
             i, job = item
+            with undispatched.get_lock():
+                undispatched.value -= 1
+                pool.refill = undispatched.value > 0
             try:
                 result = run_runbook(job.runbook, job.target, job.params, config=config, output_dir=root,
                                      with_code=job.with_code, self_contained=job.self_contained,
