@@ -151,3 +151,18 @@ def test_a_lost_connection_is_told_from_other_errors():
     assert connection_lost(psycopg.OperationalError("server closed the connection unexpectedly"))
     assert connection_lost(psycopg.errors.DivisionByZero("division by zero")) is None
     assert connection_lost(KeyError("x")) is None
+
+
+def test_a_failing_check_never_quotes_a_password(db, monkeypatch):
+    """An error whose message carries a query text (as a KeyError of a row would) is redacted like the text."""
+    monkeypatch.delenv(STRICT_ENV)
+
+    def judge(df, **thresholds):
+        raise KeyError("ALTER ROLE app PASSWORD 'in-an-error-4711'")
+
+    monkeypatch.setitem(REGISTRY, "cache.hit_ratio", dataclasses.replace(get("cache.hit_ratio"), judge=judge))
+    rb = _runbook(db)
+    rb.run(["cache.hit_ratio"])
+    rb.close()
+    [f] = rb.results["cache.hit_ratio"].findings
+    assert "in-an-error-4711" not in repr(f.to_dict()) and "PASSWORD '***'" in f.title

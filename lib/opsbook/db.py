@@ -9,7 +9,7 @@ from typing import Any
 from . import sql as sqlfiles
 from .config import Target
 from .errors import ConnectError
-from .redact import redact_frame
+from .redact import redact_frame, redact_sql
 
 # Schemas managed by PostgreSQL or by Supabase itself: one list, bound as :excluded_schemas (STYLE 7).
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
@@ -178,7 +178,7 @@ NEXT_STEPS = {
 def classify_connect_error(exc: Exception) -> tuple[str, str]:
     """(kind, one-line message) for a connection failure, with any password scrubbed."""
     text = " ".join(str(exc).split())
-    text = re.sub(r"password=\S+", "password=***", text)
+    text = redact_sql(re.sub(r"password=\S+", "password=***", text))
     for kind, pattern in _CONNECT_ERRORS:
         if re.search(pattern, text, re.I):
             return kind, text

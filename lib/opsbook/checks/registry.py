@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from ..errors import ParameterError, SkipCheck
 from ..findings import CONNECTION_LOST, NOT_JUDGED, Finding, Severity, skipped
+from ..redact import redact_sql
 
 # Tests set OPSBOOK_STRICT=1 (tests/conftest.py; kernels inherit it): an unexpected error in a check re-raises
 # there, so bugs stay loud; in production it becomes a finding of that check and the other checks run.
@@ -144,7 +145,7 @@ def connection_lost(exc: BaseException) -> str | None:
         pass  # libpq's own errors carry no SQLSTATE: "server closed the connection unexpectedly", "consuming input"
     else:
         return None
-    return " ".join(str(orig).split())[:200] or type(orig).__name__
+    return (redact_sql(" ".join(str(orig).split())) or "")[:200] or type(orig).__name__
 
 
 def lost_finding(check_id: str, how: str, *, cut_off: bool = False) -> Finding:
@@ -157,7 +158,7 @@ def lost_finding(check_id: str, how: str, *, cut_off: bool = False) -> Finding:
 
 def failed_finding(check_id: str, exc: BaseException) -> Finding:
     """An unexpected error in a check, as a finding of that check; the traceback goes in the detail."""
-    error = f"{type(exc).__name__}: " + " ".join(str(exc).split())[:300]
+    error = f"{type(exc).__name__}: " + (redact_sql(" ".join(str(exc).split())) or "")[:300]
     frames = traceback.extract_tb(exc.__traceback__)[-4:]
     where = " <- ".join(f"{os.path.basename(f.filename)}:{f.lineno} in {f.name}" for f in reversed(frames))
     return Finding(check_id, Severity.WARNING,
