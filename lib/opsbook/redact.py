@@ -104,9 +104,10 @@ def _forms(secret: str) -> set[str]:
     return {secret, json.dumps(secret)[1:-1], html.escape(secret, quote=True)}
 
 
-# A whole token: not part of a word, an identifier (tables.bloat, ob-table, $x) or a JSON key ("severity":).
+# A whole token: not part of a word, an identifier (tables.bloat, ob-table, $x), a tag name (<table>) or a JSON
+# key ("severity":).
 def _token(form: str) -> re.Pattern:
-    return re.compile(r"(?<![\w$.\-])" + re.escape(form) + r"(?![\w$\-])(?!\.\w)(?!\\?\"\s*:)")
+    return re.compile(r"(?<![\w$.\-<])(?<!</)" + re.escape(form) + r"(?![\w$\-])(?!\.\w)(?!\\?\"\s*:)")
 
 
 # Where a password stands when it leaked: after password= / PASSWORD ' / in URL user info.
@@ -139,8 +140,9 @@ def scrub_report(text: str, secrets: Iterable[str]) -> tuple[str, int, int]:
     for secret in secrets:
         for form in _forms(secret):
             if len(secret) >= MIN_REPLACE_LEN:
-                clean, n = _replace_in_text(_token(form), clean)
-                replaced += n
+                n = len(_token(form).findall(clean))  # inside a tag too: found and said, but left alone
+                clean, k = _replace_in_text(_token(form), clean)
+                replaced += k
             else:
                 n = len(_in_context(form).findall(clean))
             found += n
