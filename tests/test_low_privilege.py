@@ -12,7 +12,7 @@ from opsbook.severity import incident_priority
 
 INCIDENT = ["locks.blocking", "activity.idle_in_transaction", "activity.long_running", "connections.idle",
             "connections.saturation"]
-CAPACITY = ["sequences.exhaustion"]
+CAPACITY = ["sequences.exhaustion", "tables.bloat"]
 LOWERED = {"activity.idle_in_transaction": {"warning": 1, "critical": 600}, "locks.blocking": {"min_wait_s": 0}}
 
 
@@ -83,9 +83,11 @@ def test_connect_only_role_still_finds_every_blocking_tree_and_says_what_it_cann
     assert all(str(c['root']) in idle.detail for c in faulty["chains"])
 
 
-def test_connect_only_role_is_told_it_cannot_read_the_sequence(faulty):
+def test_connect_only_role_is_told_it_cannot_read_the_sequence_or_the_tables(faulty):
     rb = run_as(faulty, "ob_connect", CAPACITY)
     [ok, hidden] = [f for f in rb.findings if f.check == "sequences.exhaustion"]
+    tables = partial(rb)["tables.bloat"]  # the fault tables have rows this role may not read: no statistics
+    assert tables.value == 6 and "public.t1_a" in tables.detail and "pg_read_all_data" in tables.remediation
     assert "highest 0.00%" not in ok.title or "this role can read" in ok.title
     assert hidden.skipped.startswith("partial visibility: 1 sequences") and hidden.value == 1
     assert faulty["sequence"] in hidden.detail and "pg_read_all_data" in hidden.remediation
@@ -102,7 +104,7 @@ def test_pg_monitor_sees_what_a_superuser_sees(faulty):
         f"pid {c['root']}" for c in faulty["chains"]}
     # sequence values need a data grant that pg_monitor does not carry: it says so, and with it all is equal
     seq = run_as(faulty, "ob_monitor", CAPACITY)
-    assert set(partial(seq)) == {"sequences.exhaustion"}
+    assert set(partial(seq)) == {"sequences.exhaustion", "tables.bloat"}
     full = run_as(faulty, "ob_monitor_data", INCIDENT + CAPACITY)
     assert judged(full) == judged(superuser) and not partial(full)
 

@@ -153,3 +153,20 @@ def test_plain_postgres_is_told_apart_from_an_error(any_db):
     assert notes == ["file storage not measured: no Supabase Storage schema here (plain PostgreSQL?)",
                      "monthly active users not measured: no Supabase Auth schema here (plain PostgreSQL?)"]
     assert not any("LINE" in n or "version" in n for n in notes + list(skips.values()))
+
+
+def test_a_table_without_statistics_is_not_silently_left_out_of_bloat(any_db):
+    any_db.execute("""
+        CREATE TABLE never_analyzed (id int, pad text) WITH (autovacuum_enabled = false);
+        INSERT INTO never_analyzed SELECT g, repeat('x', 100) FROM generate_series(1, 60000) g;
+        DELETE FROM never_analyzed WHERE id % 10 < 7;  -- 70% of the rows dead, nothing analyzed or vacuumed
+    """)
+    lowered = {"tables.bloat": {"min_bytes": 1024 ** 2}}
+    [unknown] = [f for f in of(run(any_db, "tables.bloat", **lowered), "tables.bloat") if f.severity.value != "ok"]
+    assert unknown.severity.value == "info" and "could not be estimated: no planner statistics" in unknown.title
+    assert unknown.objects == ["public.never_analyzed"] and "ANALYZE public.never_analyzed" in unknown.remediation
+    any_db.execute("CREATE EXTENSION pgstattuple")  # measured instead, where installed
+    rb = run(any_db, "tables.bloat", **lowered)
+    [f] = [f for f in of(rb, "tables.bloat") if f.severity.value != "ok"]
+    assert f.severity.value == "warning" and f.objects == ["public.never_analyzed"] and "pgstattuple_approx" in f.detail
+    assert 60 <= f.value <= 80  # 70% of the rows: dead tuples and the free space around them

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..findings import Finding, Severity
 from .registry import Check, CheckContext, Threshold, register
+from .visibility import DATA_GRANT, partial
 
 METHOD = ("statistical estimate from planner statistics (pg_stats average widths and null fractions, reltuples): "
           "the ioguix/pgexperts method with 8-byte alignment, as postgres-checkup. Error: on a table bloated by mass "
@@ -25,7 +26,37 @@ def bloat(ctx: CheckContext) -> pd.DataFrame:
     import pandas as pd  # noqa: PLC0415 - keep `opsbook checks` fast
 
     df = pd.concat([t[cols], i[cols]], ignore_index=True) if len(i) else t[cols]
-    return df.sort_values(["bloat_bytes", "table_name"], ascending=[False, True], ignore_index=True)
+    df = df.assign(method="estimate")
+    unseen = ctx.db.fetch("tables/unestimated")
+    measured = _measure(ctx, unseen)
+    if len(measured):
+        df = pd.concat([df, measured[cols + ["method"]]], ignore_index=True)
+        unseen = unseen[~unseen["table_oid"].isin(measured["table_oid"])]
+    df = df.sort_values(["bloat_bytes", "table_name"], ascending=[False, True], ignore_index=True)
+    df.attrs["unestimated"] = unseen.reset_index(drop=True)
+    return df
+
+
+MEASURE_AT_MOST = 10  # tables measured with pgstattuple_approx per run: it reads every page not all-visible
+MEASURE_MIN_BYTES = 1024 ** 2  # smaller tables cannot hold the 20 MB of waste the check reports
+
+
+def _measure(ctx: CheckContext, unseen):
+    """pgstattuple_approx for the largest tables the estimate cannot see, where this role may run it."""
+    import pandas as pd  # noqa: PLC0415
+
+    can = unseen[unseen["pgstattuple_schema"].notna() & (unseen["heap_bytes"].fillna(0) >= MEASURE_MIN_BYTES)]
+    can = can.head(MEASURE_AT_MOST)
+    if can.empty:
+        return pd.DataFrame(columns=["table_oid"])
+    from .. import sql as sqlfiles  # noqa: PLC0415
+
+    text = sqlfiles.load("tables/approx", ctx.db.server_version_num).replace(
+        "{{pgstattuple}}", can["pgstattuple_schema"].iloc[0])
+    got = ctx.db.query(text, _name="tables/approx", oids=[int(o) for o in can["table_oid"]])
+    got = got.merge(can[["table_oid", "schema_name", "table_name"]], on="table_oid")
+    return got.assign(kind="table", index_name=None, expected_bytes=got["size_bytes"] - got["bloat_bytes"],
+                      method="pgstattuple_approx")
 
 
 def judge_bloat(df, *, warning: float = 40, critical: float = 90, min_bytes: float = 20 * 1024 ** 2) -> list[Finding]:
@@ -38,10 +69,14 @@ def judge_bloat(df, *, warning: float = 40, critical: float = 90, min_bytes: flo
         fix = (f"REINDEX INDEX CONCURRENTLY {name};" if r.kind == "index" else
                f"VACUUM (ANALYZE) {r.schema_name}.{r.table_name};  -- makes the space reusable; to return it to the "
                f"disk: pg_repack, or VACUUM FULL (takes an ACCESS EXCLUSIVE lock)")
+        measured = getattr(r, "method", "estimate") == "pgstattuple_approx"
+        how = (f"Measured with pgstattuple_approx (the table has no planner statistics this role can read): "
+               f"{r.bloat_bytes / 1024 ** 2:,.1f} MB dead or free for about {r.rows_est:,.0f} live rows."
+               if measured else f"Expected {r.expected_bytes / 1024 ** 2:,.1f} MB for {r.rows_est:,.0f} rows. "
+                                f"Estimate: {METHOD}")
         out.append(Finding("tables.bloat", sev, f"{r.kind} {name}: about {r.bloat_pct:.0f}% bloat "
                                                 f"({r.bloat_bytes / 1024 ** 2:,.1f} MB of {r.size_bytes / 1024 ** 2:,.1f} MB)",
-                           detail=f"Expected {r.expected_bytes / 1024 ** 2:,.1f} MB for {r.rows_est:,.0f} rows. "
-                                  f"Estimate: {METHOD}",
+                           detail=how,
                            objects=[name], value=r.bloat_pct, threshold=critical if sev is Severity.CRITICAL else warning,
                            remediation=fix))
     if not out:
@@ -50,16 +85,46 @@ def judge_bloat(df, *, warning: float = 40, critical: float = 90, min_bytes: flo
                            f"no table or index above {warning:g}% estimated bloat and {min_bytes / 1024 ** 2:,.0f} MB",
                            detail=f"{len(df)} relations estimated, {total / 1024 ** 2:,.1f} MB estimated bloat in all. "
                                   f"Estimate: {METHOD}", threshold=warning))
-    return out
+    return out + _unestimated(df.attrs.get("unestimated"), min_bytes)
+
+
+def _unestimated(unseen, min_bytes: float) -> list[Finding]:
+    """What the estimate could not see: never-analyzed tables (as big as the check reports), unreadable ones."""
+    if unseen is None or not len(unseen):
+        return []
+    out = []
+    size = unseen["heap_bytes"]
+    never = unseen[(unseen["reason"] == "never analyzed") & (size.isna() | (size >= min_bytes))]  # NaN: locked
+    if len(never):
+        names = [f"{r.schema_name}.{r.table_name}" for r in never.itertuples()]
+        out.append(Finding(
+            "tables.bloat", Severity.INFO,
+            f"{len(never)} table{'s' * (len(never) != 1)} of {min_bytes / 1024 ** 2:,.0f} MB or more could not be "
+            f"estimated: no planner statistics (never analyzed)",
+            detail=f"{', '.join(names[:10])}{', ...' if len(names) > 10 else ''}: "
+                   f"{never['heap_bytes'].sum() / 1024 ** 2:,.1f} MB whose bloat is unknown, not zero"
+                   + (f" ({never['heap_bytes'].isna().sum()} of unknown size: an ACCESS EXCLUSIVE lock is held or "
+                      "queued on them)." if never["heap_bytes"].isna().any() else "."),
+            objects=names[:20], value=len(never),
+            remediation=f"ANALYZE {', '.join(names[:10])};  -- or CREATE EXTENSION pgstattuple; to have them measured"))
+    hidden = unseen[unseen["reason"] == "not readable"]
+    names = ", ".join(f"{r.schema_name}.{r.table_name}" for r in hidden.head(10).itertuples())
+    return out + partial("tables.bloat", len(hidden), "tables with data this role may not read (pg_stats shows "
+                         "it no statistics for them)",
+                         f"Their bloat could not be estimated: {names}{', ...' if len(hidden) > 10 else ''}.",
+                         DATA_GRANT + "; or CREATE EXTENSION pgstattuple and GRANT pg_stat_scan_tables (in pg_monitor) "
+                         "to have them measured")
 
 
 BLOAT = register(Check(
     id="tables.bloat",
     description="Estimated table and btree index bloat (statistical estimate from pg_stats, ioguix method) and the "
-                "space a rewrite would return.",
+                "space a rewrite would return; tables without statistics are measured with pgstattuple_approx where "
+                "installed, else said to be unknown.",
     data=bloat, judge=judge_bloat,
     thresholds=(Threshold("warning", 40, "% of the relation's size", "postgres-checkup F004: warning at 40% heap bloat"),
                 Threshold("critical", 90, "% of the relation's size", "postgres-checkup F004: critical at 90%"),
                 Threshold("min_bytes", 20 * 1024 ** 2, "bytes of estimated bloat",
                           "splinter 0020 table_bloat: ignore less than 20 MiB of waste")),
-    queries=("tables/bloat", "tables/index_bloat"), runbooks=("capacity-planning",)))
+    queries=("tables/bloat", "tables/index_bloat", "tables/unestimated", "tables/approx"),
+    runbooks=("capacity-planning",)))
