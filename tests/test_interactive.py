@@ -25,11 +25,13 @@ def run_kernel_like(db, tmp_path, **env):
     out = subprocess.run([sys.executable, "-c", code], env={**full, **env}, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
-    return sorted((tmp_path / "reports").glob("*/*.json"))
+    return sorted((tmp_path / "reports").glob("*/*--*.json"))  # sidecars, not the index cache
 
 
 def test_lab_kernel_writes_its_sidecar_and_the_index_at_exit(db, tmp_path):
-    (path,) = run_kernel_like(db, tmp_path, JPY_SESSION_NAME="/work/runbooks/incident-triage.ipynb")
+    paths = run_kernel_like(db, tmp_path, JPY_SESSION_NAME="/work/runbooks/incident-triage.ipynb")
+    assert len(paths) == 1, paths
+    (path,) = paths
     sidecar = json.loads(path.read_text())
     assert sidecar["interactive"] is True and sidecar["runbook"] == "incident-triage"
     assert sidecar["target"] == "test" and sidecar["parameters"] == {"window_minutes": 5}

@@ -84,7 +84,7 @@ def test_gap_recorded_when_the_target_goes_away_and_sampling_goes_on(db, tmp_pat
     assert w.tick("test")["status"] == "ok"
     rows = read_samples(store.engine, "test", 0, time.time() + 1)
     assert [r["status"] for r in rows] == ["ok", "unreachable", "ok"]
-    assert "does not exist" in rows[1]["detail"]["error"]
+    assert db.name in rows[1]["detail"]["error"] and "does not exist" in rows[1]["detail"]["error"]
     assert any("unreachable" in x for x in lines) and any("back after" in x for x in lines)
     assert w.counts == {"samples": 2, "gaps": 1}
     store.close()

@@ -85,7 +85,7 @@ class Watcher:
                 pass
 
     def _lost(self, name: str, e: Exception) -> None:
-        msg = " ".join(str(getattr(e, "orig", e)).split())[:300]
+        msg = " ".join(str(getattr(e, "orig", e)).split())[:600]
         if name not in self.down:
             self.down[name] = time.strftime("%H:%M:%SZ", time.gmtime())
             self.counts["gaps"] += 1
