@@ -96,6 +96,8 @@ def test_each_demo_report_finds_what_the_demo_was_built_to_show(fresh_demo):
     assert backup["parameters"] == {"take_backup": True}
     assert worst("backup-verification", "backup.restore") == "ok"
     assert backup["metrics"]["rows_verified"] > 1_000_000
+    # the demo's accident (recovery.demo_rows): 25 known leads deleted after that dump, found by table-recovery
+    assert runs["table-recovery"]["metrics"]["recovery_missing_rows"] == 25
     assert runs["cost-analysis"]["metrics"]["monthly_cost_usd"] == 25.0
 
 
