@@ -299,17 +299,20 @@ def become_account(death_signal: int | None = None):
     matters: a change of user clears the parent-death signal, so it is set after.)"""
     account = server_account()
     pw = pwd.getpwnam(account) if account else None
+    prctl = None
+    if death_signal is not None:  # looked up here, not in the child: a forked child must not import or load
+        import ctypes  # noqa: PLC0415 - Linux only; elsewhere the orphan sweep is the fallback
+
+        with contextlib.suppress(OSError, AttributeError):
+            prctl = ctypes.CDLL(None, use_errno=True).prctl
 
     def preexec() -> None:
         if pw is not None:
             os.setgroups([])
             os.setgid(pw.pw_gid)
             os.setuid(pw.pw_uid)
-        if death_signal is not None:
-            import ctypes  # noqa: PLC0415 - Linux only; elsewhere the orphan sweep is the fallback
-
-            with contextlib.suppress(OSError, AttributeError):
-                ctypes.CDLL(None, use_errno=True).prctl(1, int(death_signal), 0, 0, 0)  # PR_SET_PDEATHSIG
+        if prctl is not None:
+            prctl(1, int(death_signal), 0, 0, 0)  # PR_SET_PDEATHSIG
 
     return preexec
 
