@@ -462,3 +462,35 @@ def test_on_a_scratch_server_a_held_database_is_never_an_orphan_and_only_old_unh
     finally:
         with psycopg.connect(pg.conninfo(), autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{young}"')
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the suite runs as a normal user here: every cluster test covers it")
+def test_a_normal_user_gets_a_throwaway_cluster_run_as_themselves(tmp_path):
+    import pwd
+
+    user = "opsbook-tester"
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                        "--shell", "/usr/sbin/nologin", user], check=True)
+    pw = pwd.getpwnam(user)
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chown(home, pw.pw_uid, pw.pw_gid)
+    for path in (home, Path(sys.executable).resolve(), ROOT):
+        for parent in path.parents:
+            parent.chmod(parent.stat().st_mode | 0o001)
+    code = ("import sys, os, psycopg; sys.path.insert(0, %r)\n"
+            "from opsbook.sandbox import throwaway_cluster\n"
+            "with throwaway_cluster('opsbook_verify_20261201_000000_beef') as c:\n"
+            "    c.make_database('opsbook_verify_20261201_000000_beef')\n"
+            "    q = 'SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user'\n"
+            "    with psycopg.connect(c.conninfo('opsbook_verify_20261201_000000_beef', 'opsbook_restore')) as x:\n"
+            "        print(*x.execute(q).fetchone(), os.stat(f'/proc/{c.server.pid}').st_uid)\n"
+            "print(sorted(p for p in os.listdir(c.root) if not p.startswith('.')))\n" % str(ROOT / "lib"))
+    out = subprocess.run([sys.executable, "-c", code], user=user, group=user, extra_groups=[], capture_output=True,
+                         text=True, env={"PATH": os.environ["PATH"], "HOME": str(home), "OPSBOOK_HOME": str(home)},
+                         cwd=home, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == [f"opsbook_restore False {pw.pw_uid}", "[]"]
