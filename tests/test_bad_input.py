@@ -381,3 +381,18 @@ def test_two_processes_creating_the_store_at_once_both_succeed(tmp_path):
     store = open_store(config)
     assert store.version >= 1
     store.close()
+
+
+def test_a_post_mortem_window_that_ends_before_it_starts_is_exit_2(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([str(Path(sys.executable).parent / "opsbook"), "run", "post-mortem",
+                          "-p", "incident_start=2026-12-01T10:00:00Z", "-p", "incident_end=2026-12-01T09:00:00Z"],
+                         capture_output=True, text=True, cwd=tmp_path, env={**__import__("os").environ,
+                                                                             "OPSBOOK_HOME": str(tmp_path)})
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == ("opsbook: error: incident_end (2026-12-01 09:00:00Z) must be after incident_start "
+                                  "(2026-12-01 10:00:00Z)")
+    assert not (tmp_path / "reports").exists()  # nothing ran, no failed report

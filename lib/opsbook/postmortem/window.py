@@ -80,3 +80,13 @@ def check_severity(severity: str) -> str:
     if s not in SEVERITIES:
         raise ParameterError(f"severity {severity!r} must be one of {', '.join(SEVERITIES)}")
     return s
+
+
+def check_parameters(values: dict, config=None, target=None) -> None:
+    """post-mortem's window taken as a whole, before the run (notebook metadata `check_parameters`): an end before
+    its start is a usage error, exit 2, like each time on its own."""
+    make_window(values.get("incident_start", DEFAULT_START), values.get("incident_end", DEFAULT_END),
+                values.get("padding_minutes", 30))
+
+
+DEFAULT_START, DEFAULT_END = "now-2h", "now"  # the parameters cell's defaults
