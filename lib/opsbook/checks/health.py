@@ -6,15 +6,9 @@ from .registry import Check, Threshold, register
 
 
 def _shown(unit: str, v: float) -> str:
-    from ..display import human_bytes  # noqa: PLC0415
+    from ..health.report import fmt  # noqa: PLC0415 - the report's own formatting, so finding and table agree
 
-    if unit == "bytes":
-        return human_bytes(v)
-    if unit == "pct":
-        return f"{v:.2f}%"
-    if unit == "usd":
-        return f"{v:,.2f} USD"
-    return f"{v:,.0f}"
+    return fmt(unit, v)
 
 
 def judge_trend(df, *, warning_pct: float = 25, critical_pct: float = 100) -> list[Finding]:
