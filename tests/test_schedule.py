@@ -36,7 +36,8 @@ def _raw(tmp_path, dsn, **schedule):
 
 
 def _reports(tmp_path) -> list[Path]:
-    return sorted((tmp_path / "reports").glob("*/*.json"))
+    """The run sidecars: reports/YYYY-MM-DD/*.json (not the index's own cache under reports/.index/)."""
+    return sorted((tmp_path / "reports").glob("[0-9]*-[0-9]*-[0-9]*/*.json"))
 
 
 # ------------------------------------------------------------------------------------------ slots
