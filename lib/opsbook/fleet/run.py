@@ -7,7 +7,6 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -93,26 +92,28 @@ def run_fleet(runbook: str, targets: list[str], params: dict[str, str], *, confi
 
 
 def _run_local(runbook, targets, params, *, config, workers, timeout_s, fail_on, root, say) -> list[dict]:
-    """Threads that each drive one `opsbook run` process at a time: papermill runs cannot share a process."""
-    from .task import run_target  # noqa: PLC0415
+    """`workers` processes, each keeping a warm kernel ahead of its next target (opsbook.kernels.run_jobs): one
+    run per kernel, a run past the timeout killed with its worker, a failure one row that never stops the rest."""
+    import socket  # noqa: PLC0415
 
-    # the file itself when there is one (its relative paths mean its own folder), else the built-in one written out
-    path = Path(config.path).absolute() if config.path is not None and Path(config.path).is_file() else None
-    text = None if path else config_text(config)
+    from ..kernels.many import Job, run_jobs  # noqa: PLC0415
+
+    host = socket.gethostname()
     rows = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(run_target, runbook, t, params, config_text=text,
-                               config_path=str(path) if path else None, timeout_s=timeout_s,
-                               output_dir=str(root), fail_on=fail_on): t for t in targets}
-        for f in as_completed(futures):
-            try:
-                raw = f.result()
-            except Exception as e:  # noqa: BLE001 - a broken task is one failed row, never a lost fleet
-                raw = {"target": futures[f], "exit_code": 1, "result": None, "files": {}, "worker": "?",
-                       "error": f"{type(e).__name__}: {e}", "duration_s": 0}
-            row = _land(raw, root)
-            say(_line(row))
-            rows.append(row)
+    jobs = [Job(runbook, t, dict(params), fail_on=fail_on) for t in targets]
+    for i, result, failure in run_jobs(jobs, workers=workers, config=config, output_dir=root, timeout_s=timeout_s):
+        if result is not None:
+            obj = result.to_json()
+            mem = getattr(result, "worker", None) or {}
+            raw = {"target": targets[i], "exit_code": result.exit_code, "result": obj, "files": {},
+                   "worker": f"{host}:{mem.get('pid', '?')}", "error": obj.get("error"),
+                   "duration_s": result.sidecar.get("duration_s", 0), "memory": mem}
+        else:
+            raw = {"target": targets[i], "exit_code": 1, "result": None, "files": {}, "worker": f"{host}",
+                   "error": failure, "duration_s": timeout_s if failure and "timed out" in failure else 0}
+        row = _land(raw, root)
+        say(_line(row))
+        rows.append(row)
     return rows
 
 

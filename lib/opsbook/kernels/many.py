@@ -6,8 +6,9 @@ import os
 import queue
 import resource
 from dataclasses import dataclass, field
+import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 STOP = None
 INTERRUPTED = (130, 143)  # a worker whose run was stopped by a signal takes no further job
@@ -33,7 +34,23 @@ def run_many(jobs: list[Job], *, workers: int = 2, config=None, output_dir: Path
     runs cannot share a process. Each worker starts its next kernel while the current run executes, so a run
     rarely waits for a kernel. The index is refreshed once, at the end. Each result's `worker` says which
     process ran it and its memory: {"pid", "max_rss_mb" (the worker), "kernel_max_rss_mb" (its largest kernel)}.
+    A job that failed in its worker raises RuntimeError; `run_jobs` reports it instead.
     """
+    results: list = [None] * len(jobs)
+    for n, (i, result, failure) in enumerate(run_jobs(jobs, workers=workers, config=config, output_dir=output_dir)):
+        if failure:
+            raise RuntimeError(f"run of {jobs[i].runbook} on {jobs[i].target} failed in its worker: {failure}")
+        results[i] = result
+        progress(f"[{n + 1}/{len(jobs)}] {jobs[i].runbook} on {jobs[i].target}: {result.sidecar['status']} in "
+                 f"{result.sidecar['duration_s']:.1f} s -> {result.html_path}")
+    return results
+
+
+def run_jobs(jobs: list[Job], *, workers: int = 2, config=None, output_dir: Path | None = None,
+             timeout_s: float | None = None) -> Iterator[tuple[int, Any, str | None]]:
+    """Like run_many, but yields (job index, RunResult or None, failure or None) as runs finish, and never stops
+    for one job: a run that raised in its worker, whose worker died, or that ran past `timeout_s` (its worker is
+    killed; its kernel follows, ipykernel watches its parent) is a failure line, and a new worker takes over."""
     from ..config import load  # noqa: PLC0415
     from ..runner import check_run  # noqa: PLC0415
 
@@ -49,39 +66,62 @@ def run_many(jobs: list[Job], *, workers: int = 2, config=None, output_dir: Path
     count = max(1, min(workers, len(jobs)))
     for _ in range(count):
         todo.put(STOP)
-    procs = [ctx.Process(target=_worker, args=(todo, done, undispatched, config, root), name=f"opsbook-worker-{n}", daemon=False)
-             for n in range(count)]
-    for p in procs:
+
+    def spawn():
+        p = ctx.Process(target=_worker, args=(todo, done, undispatched, config, root), name="opsbook-worker",
+                        daemon=False)
         p.start()
-    results: list = [None] * len(jobs)
+        return p
+
+    procs = {p.pid: p for p in (spawn() for _ in range(count))}
+    running: dict[int, tuple[int, float]] = {}  # worker pid -> (job index, started)
+    finished: set[int] = set()
     try:
-        for n in range(len(jobs)):
-            i, result, failure = _next(done, procs)
-            if failure:
-                raise RuntimeError(f"run of {jobs[i].runbook} on {jobs[i].target} failed in its worker: {failure}")
-            results[i] = result
-            progress(f"[{n + 1}/{len(jobs)}] {jobs[i].runbook} on {jobs[i].target}: {result.sidecar['status']} in "
-                     f"{result.sidecar['duration_s']:.1f} s -> {result.html_path}")
+        while len(finished) < len(jobs):
+            try:
+                msg = done.get(timeout=0.5)
+            except queue.Empty:
+                msg = None
+            if msg is not None and msg[0] == "start":
+                running[msg[2]] = (msg[1], time.monotonic())
+                continue
+            if msg is not None:
+                i, result, failure = msg
+                running = {pid: v for pid, v in running.items() if v[0] != i}
+                if i not in finished:
+                    finished.add(i)
+                    yield i, result, failure
+                continue
+            now = time.monotonic()
+            for pid, (i, started) in list(running.items()):
+                p = procs[pid]
+                late = timeout_s is not None and now - started > timeout_s
+                if not late and not p.is_alive():
+                    p.join(timeout=1)  # its last words (the result) may still be on their way
+                    if not done.empty():
+                        break
+                if late or not p.is_alive():
+                    if p.is_alive():
+                        p.kill()
+                        p.join(timeout=10)
+                    del running[pid]
+                    finished.add(i)
+                    todo.put(STOP)  # the dead worker's stop token is still queued; its stand-in needs one too
+                    new = spawn()
+                    procs[new.pid] = new
+                    yield i, None, (f"timed out after {timeout_s:g} s (killed)" if late else
+                                    f"its worker process died (exit {p.exitcode})")
+            if not any(p.is_alive() for p in procs.values()) and len(finished) < len(jobs) and done.empty():
+                raise RuntimeError("every worker process exited before the runs were done")
     finally:
-        for p in procs:
+        for p in procs.values():
             p.join(timeout=30)
             if p.is_alive():  # pragma: no cover - a stuck worker
                 p.terminate()
                 p.join(timeout=5)
-    from ..report_index import write_index  # noqa: PLC0415
+        from ..report_index import write_index  # noqa: PLC0415
 
-    write_index(root)
-    return results
-
-
-def _next(done, procs):
-    """The next finished run; an error if every worker died without reporting."""
-    while True:
-        try:
-            return done.get(timeout=1)
-        except queue.Empty:
-            if not any(p.is_alive() for p in procs):
-                raise RuntimeError("every worker process exited before the runs were done") from None
+        write_index(root)
 
 
 def _worker(todo, done, undispatched, config, root: Path) -> None:
@@ -97,6 +137,7 @@ def _worker(todo, done, undispatched, config, root: Path) -> None:
             if item is STOP:
                 break
             i, job = item
+            done.put(("start", i, os.getpid()))  # the parent times the run from here
             with undispatched.get_lock():
                 undispatched.value -= 1
                 pool.refill = undispatched.value > 0
