@@ -119,3 +119,26 @@ def test_a_new_run_reads_one_sidecar_not_all_of_them(tmp_path):
 def test_an_empty_reports_folder_says_how_to_start(tmp_path):
     html = report_index.write_index(tmp_path).read_text()
     assert "No runs yet" in html and "<table" not in html
+
+
+def test_links_only_to_files_a_run_has(tmp_path):
+    """A JupyterLab session leaves only its sidecar, a fleet summary no notebook: the index links what exists."""
+    import json
+
+    from opsbook.report_index import write_index
+
+    day = tmp_path / "2026-12-01"
+    day.mkdir()
+    for stem, extra in (("incident-triage--prod--010000Z", {"interactive": True}),
+                        ("fleet--connect--020000Z", {"kind": "fleet"}),
+                        ("capacity-planning--prod--030000Z", {})):
+        (day / f"{stem}.json").write_text(json.dumps({"runbook": stem.split("--")[0], "target": "prod",
+                                                      "status": "ok", "started_at": "2026-12-01T01:00:00Z",
+                                                      "findings": [], **extra}))
+    html = write_index(tmp_path).read_text()
+    assert 'href="2026-12-01/incident-triage--prod--010000Z.html"' not in html
+    assert 'href="2026-12-01/incident-triage--prod--010000Z.json">incident-triage' in html
+    assert "stepped through in JupyterLab" in html
+    assert 'href="2026-12-01/fleet--connect--020000Z.ipynb"' not in html
+    assert 'href="2026-12-01/fleet--connect--020000Z.html"' in html
+    assert 'href="2026-12-01/capacity-planning--prod--030000Z.ipynb"' in html

@@ -62,7 +62,18 @@ def summarize(data: dict[str, Any], stem: str) -> dict[str, Any]:
     return {"stem": stem, "runbook": str(data["runbook"]), "target": str(data["target"]),
             "status": str(data.get("status")), "started_at": str(data.get("started_at") or ""),
             "duration_s": duration if isinstance(duration, (int, float)) else None, "counts": counts,
-            "worst": worst, "error": None if not data.get("error") else str(data["error"])}
+            "worst": worst, "error": None if not data.get("error") else str(data["error"]),
+            "files": _files(data)}
+
+
+def _files(data: dict[str, Any]) -> list[str]:
+    """Which of the run's files exist to link: a JupyterLab session leaves only its sidecar, a fleet summary has
+    no notebook."""
+    if data.get("interactive"):
+        return ["json"]
+    if data.get("kind") == "fleet":
+        return ["html", "json"]
+    return ["html", "ipynb", "json"]
 
 
 def failure_reason(error: str | None) -> tuple[str, str]:
@@ -303,9 +314,12 @@ def _row(r: dict[str, Any]) -> str:
     duration = r.get("duration_s")
     dur = f"{duration:,.1f} s" if isinstance(duration, (int, float)) else ""
     started = (r.get("started_at") or "").replace("T", " ").rstrip("Z")
+    files = r.get("files") or ["html", "ipynb", "json"]
+    if files == ["json"]:
+        status += '<br><span class="muted">stepped through in JupyterLab</span>'
+    links = " · ".join(f'<a href="{esc(href)}.{f}">{f}</a>' for f in files)
     return (f'<tr data-runbook="{esc(r["runbook"])}" data-target="{esc(r["target"])}">'
-            f'<td class="nowrap">{esc(started)}</td><td><a href="{esc(href)}.html">{esc(r["runbook"])}</a></td>'
+            f'<td class="nowrap">{esc(started)}</td><td><a href="{esc(href)}.{files[0]}">{esc(r["runbook"])}</a></td>'
             f'<td>{esc(r["target"])}</td><td>{worst}</td><td>{status}</td>{tally}<td class="num">{esc(dur)}</td>'
-            f'<td class="nowrap"><a href="{esc(href)}.html">html</a> · <a href="{esc(href)}.ipynb">ipynb</a> · '
-            f'<a href="{esc(href)}.json">json</a></td></tr>')
+            f'<td class="nowrap">{links}</td></tr>')
 
