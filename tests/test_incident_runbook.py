@@ -90,6 +90,10 @@ def _standby(primary: EmbeddedServer, root) -> EmbeddedServer:
     subprocess.run([str(primary.bindir / "pg_basebackup"), "-D", str(data), "-R", "-X", "stream", "-c", "fast",
                     "-h", str(primary.data_dir), "-p", str(primary.configured_port()), "-U", "postgres"],
                    check=True, capture_output=True)
+    # the copy carries the primary's opsbook.conf, port included: a server keeps the port it was given, so the
+    # standby is given its own
+    conf = data / "opsbook.conf"
+    conf.write_text("".join(line for line in conf.read_text().splitlines(True) if not line.startswith("port ")))
     if os.geteuid() == 0:
         shutil.chown(data, "opsbook-pg", "opsbook-pg")
         for dirpath, dirs, files in os.walk(data):
@@ -116,7 +120,8 @@ def test_saturation_cold_cache_standby_lag_and_no_pg_stat_statements(small_db):
             small_db.execute("CREATE TABLE lag_me AS SELECT g, md5(g::text) FROM generate_series(1, 50000) g")
             idle_sessions(f, 14)  # with the runbook's own session: 15 of 17 usable (20 - 3 reserved) = 88%
             sidecar = run(small_db, {"thresholds": {"cache.hit_ratio": {"min_blocks": 1000},
-                                                    "replication.lag": {"warning": 600, "warning_bytes": 1e6}}})
+                                                    "replication.lag": {"warning": 600, "critical": 1200,
+                                                                        "warning_bytes": 1e6}}})
     finally:
         standby.destroy()
     sat = about(sidecar, "connections.saturation")[0]
