@@ -115,8 +115,12 @@ class Database:
             return cur.fetchall() if cur.description else None
 
     def config(self, **target):
-        """An opsbook Config whose target `test` points here."""
-        return from_dict({"targets": {"test": {"dsn": self.conninfo, **target}}})
+        """An opsbook Config whose target `test` points here, with a history store of its own: the built-in one
+        lives under the suite's OPSBOOK_HOME, where another test's snapshots of its own `test` would become this
+        database's history (and, say, its deadlock count over the run's window)."""
+        history = Path(tempfile.mkdtemp(prefix=f"history-{self.name}-", dir=os.environ["OPSBOOK_HOME"]))
+        return from_dict({"targets": {"test": {"dsn": self.conninfo, **target}},
+                          "history": {"url": f"sqlite:///{history / 'history.sqlite'}"}})
 
     def close(self) -> None:
         for c in self._conns:
