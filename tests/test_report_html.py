@@ -111,7 +111,7 @@ def test_code_and_parameters_are_hidden_and_everything_is_escaped(chart):
     assert HOSTILE not in html and "&lt;img src=x onerror=" in html, "parameter values are escaped in the header"
     assert "<script>alert(" not in html and "&lt;script&gt;alert(&quot;from the database&quot;)" in html
     top = html[html.index('<header class="ob-report">'):html.index("</header>")]
-    assert "chart" in top and ">ok<" in top and "window_minutes=30" in top and ">warning</span> 1" in top
+    assert "chart" in top and ">ran · worst warning<" in top and "window_minutes=30" in top and ">warning</span> 1" in top
     assert '<a href="../index.html">' in top
 
 

@@ -134,7 +134,13 @@ def ensure_shared_plotly(reports_root: Path) -> Path:
 
 
 def header_html(h: Header, html_path: Path, reports_root: Path) -> str:
-    status_color = COLORS["ok"] if h.status == "ok" else COLORS["critical"]
+    # as the index does: the badge is the run's worst finding, and whether it ran to the end is said in words
+    if h.status != "ok":
+        status_label, status_color = h.status, COLORS["critical"]
+    else:
+        worst = next((s for s in ("critical", "warning", "info", "ok") if h.counts.get(s)), None)
+        status_label = f"ran · worst {worst}" if worst else "ran"
+        status_color = COLORS[worst or "ok"]
     params = ", ".join(f"<code>{esc(k)}={esc(_short_repr(v))}</code>" for k, v in h.parameters.items())
     tally = " ".join(f"{badge(s)} {n}" for s, n in h.counts.items() if n) or "none recorded"
     index = os.path.relpath(Path(reports_root) / "index.html", Path(html_path).parent).replace(os.sep, "/")
@@ -146,7 +152,7 @@ def header_html(h: Header, html_path: Path, reports_root: Path) -> str:
         facts.insert(2, ("server", f"PostgreSQL {esc(h.server_version)}"))
     dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     return (f'<header class="ob-report"><h1>{esc(h.runbook)} '
-            f'<span class="ob-status" style="background:{status_color}">{esc(h.status)}</span></h1>'
+            f'<span class="ob-status" style="background:{status_color}">{esc(status_label)}</span></h1>'
             f'<dl class="ob-facts">{dl}</dl><p><a href="{esc(index)}">all reports</a></p></header>'
             + failure_html(h.error, h.findings if h.error else None))
 
