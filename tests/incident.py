@@ -3,6 +3,7 @@ stderr at once, and one real incident played on it (opsbook.demo.incident)."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -34,6 +35,26 @@ class IncidentLog:
 
     def file(self, ext: str) -> Path:
         return self.log_dir / f"postgresql.{ext}"
+
+
+def freeze_logs(server: EmbeddedServer, into: Path) -> Path:
+    """A copy of the three log files as they stand once the incident is over. A stop makes every backend write its
+    last lines (a disconnection is logged when a backend exits, after its client has gone) and the collector flush
+    them all; the copy is then final, whatever later tests do on the restarted server."""
+    logs = [server.data_dir / "log" / f"postgresql.{ext}" for ext in ("log", "csv", "json")]
+    shut = "database system is shut down"
+    before = [f.read_text(errors="replace").count(shut) for f in logs]
+    server.stop()
+    # the logger outlives the postmaster by a moment: wait for the shutdown line in every format
+    deadline = time.monotonic() + 20
+    while not all(f.read_text(errors="replace").count(shut) > n for f, n in zip(logs, before, strict=True)):
+        assert time.monotonic() < deadline, f"the shutdown never reached every log in {logs[0].parent}"
+        time.sleep(0.05)
+    into.mkdir()
+    for ext in ("log", "csv", "json"):
+        shutil.copy2(server.data_dir / "log" / f"postgresql.{ext}", into / f"postgresql.{ext}")
+    server.start()
+    return into
 
 
 def wait_logged(log_dir: Path, marker: str, timeout: float = 20) -> None:
@@ -99,9 +120,9 @@ def _incident_log(bindir):
         for s in watcher.sessions.values():
             s.close()
         store.close()
-        log_dir = server.data_dir / "log"
         log_marker(server.conninfo(dbname="shop"), MARKER)
-        wait_logged(log_dir, MARKER)
+        wait_logged(server.data_dir / "log", MARKER)
+        log_dir = freeze_logs(server, folder / "recorded-logs")
         yield IncidentLog(server, "shop", incident, log_dir, LOG_SETTINGS["log_line_prefix"].strip("'"), config,
                           start, time.time())
     finally:
