@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator
 
-from .warm import KERNEL_NAME, START_TIMEOUT_S, WarmKernel
+from .warm import KERNEL_NAME, START_TIMEOUT_S, KernelError, WarmKernel
 
 LOG = logging.getLogger("opsbook.kernels")
 SIGNALS = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
@@ -46,8 +46,14 @@ def _client_class():
         """papermill's cell loop, which also stops before the next cell once a signal arrived."""
 
         stopped: dict[str, Any] = {}
+        prelude: str = ""
 
         def papermill_execute_cells(self):
+            if self.prelude:  # the run's environment and folder, through this client (no second client to wait for)
+                reply = self.wait_for_reply(self.kc.execute(self.prelude, silent=True, store_history=False))
+                content = (reply or {}).get("content", {})
+                if content.get("status") != "ok":
+                    raise KernelError(f"kernel set-up failed: {content.get('ename')}: {content.get('evalue')}")
             for index, cell in enumerate(self.nb.cells):
                 if self.stopped.get("signal"):
                     break
@@ -64,11 +70,12 @@ def _client_class():
 
 
 def run_notebook(path: Path, parameters: dict[str, Any], kernel: WarmKernel, *, env: dict[str, str],
-                 cwd: Path) -> tuple[Any, dict[str, Any] | None, str | None]:
+                 cwd: Path, replace_env: bool = False) -> tuple[Any, dict[str, Any] | None, str | None]:
     """Run `path` with `parameters` injected on `kernel`; returns (executed notebook, error or None, signal name).
 
     papermill's cell bookkeeping (start/end times, the error cell markers) is kept; its per-cell saves are not:
-    the caller writes the notebook once. Never raises for a failing cell or a dead kernel.
+    the caller writes the notebook once. Never raises for a failing cell or a dead kernel. With `replace_env`,
+    `env` is the kernel's whole environment for the run, else it is added to the one the kernel started with.
     """
     from papermill.engines import NotebookExecutionManager  # noqa: PLC0415
     from papermill.exceptions import PapermillExecutionError  # noqa: PLC0415
@@ -85,11 +92,11 @@ def run_notebook(path: Path, parameters: dict[str, Any], kernel: WarmKernel, *, 
     error = None
     with interruptible(kernel) as stopped:
         try:
-            kernel.prepare(env, cwd)
+            prelude = kernel.setup_code(env, cwd, replace=replace_env)
             manager.notebook_start()
             client = _client_class()(manager, km=kernel.km, kernel_name=KERNEL_NAME, log=LOG,
                                      log_output=False, startup_timeout=START_TIMEOUT_S)
-            client.stopped = stopped
+            client.stopped, client.prelude = stopped, prelude
             try:
                 client.execute(cleanup_kc=False)
             finally:

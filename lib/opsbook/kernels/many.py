@@ -145,7 +145,7 @@ def _worker(todo, done, undispatched, config, root: Path) -> None:
                 result = run_runbook(job.runbook, job.target, job.params, config=config, output_dir=root,
                                      with_code=job.with_code, self_contained=job.self_contained,
                                      fail_on=job.fail_on, pool=pool, refresh_index=False)
-                result.worker = memory()
+                result.worker = memory(pool)
                 done.put((i, result, None))
             except Exception as e:  # noqa: BLE001 - reported by the parent, with the job named
                 done.put((i, None, f"{type(e).__name__}: {e}"))
@@ -156,9 +156,11 @@ def _worker(todo, done, undispatched, config, root: Path) -> None:
         pool.close()
 
 
-def memory() -> dict[str, Any]:
-    """This process's peak resident memory and its largest finished child's (the kernels), in MB."""
+def memory(pool=None) -> dict[str, Any]:
+    """This process's peak resident memory and its largest kernel's (finished children, and the kernels the
+    pool retired, which may still be on their way out), in MB."""
     to_mb = 1 / 1024  # ru_maxrss is in kB on Linux
+    kernels_kb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, getattr(pool, "kernel_peak_kb", 0))
     return {"pid": os.getpid(),
             "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * to_mb, 1),
-            "kernel_max_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * to_mb, 1)}
+            "kernel_max_rss_mb": round(kernels_kb * to_mb, 1)}

@@ -17,8 +17,9 @@ KERNEL_ARGUMENTS = ["--HistoryManager.enabled=False"]
 WARM_UP = """\
 import opsbook, opsbook.context, opsbook.display, opsbook.triage, opsbook.remediate
 import opsbook.charts, opsbook.charts.incident, opsbook.charts.capacity, opsbook.checks
-import pandas, plotly.graph_objects, plotly.io, psycopg, sqlalchemy
+import pandas, plotly.graph_objects, plotly.io, psycopg, sqlalchemy, sqlalchemy.dialects.postgresql.psycopg
 opsbook.checks.load_all()
+opsbook.charts.setup()  # the renderer and plotly's template: a third of a second on a run's first figure
 del opsbook
 """
 
@@ -81,14 +82,23 @@ class WarmKernel:
         if content.get("status") != "ok":
             raise KernelError(f"kernel set-up failed: {content.get('ename')}: {content.get('evalue')}")
 
-    def prepare(self, env: dict[str, str], cwd: Path) -> None:
-        """Set the run's environment and working directory inside the kernel (it was started without them)."""
+    def prepare(self, env: dict[str, str], cwd: Path, *, replace: bool = False) -> None:
+        """Set the run's environment and working directory inside the kernel (it was started without them).
+
+        With `replace`, `env` becomes the kernel's whole environment (the service runs a caller's request with
+        the caller's environment, not the one the service was started with)."""
+        self.execute(self.setup_code(env, cwd, replace=replace))
+
+    def setup_code(self, env: dict[str, str], cwd: Path, *, replace: bool = False) -> str:
+        """The code `prepare` runs, for a caller that runs it through its own client (one client per run saves
+        the second client's wait for a quiet kernel); marks the kernel used."""
         if self.error is not None:
             raise KernelError(f"the kernel did not start: {type(self.error).__name__}: {self.error}")
         if self.used:
             raise KernelError("a kernel runs one runbook only")  # no state may leak between runs or targets
         self.used = True
-        self.execute(f"import os as _os\n_os.environ.update({dict(env)!r})\n_os.chdir({str(cwd)!r})\ndel _os\n")
+        clear = "_os.environ.clear()\n" if replace else ""
+        return f"import os as _os\n{clear}_os.environ.update({dict(env)!r})\n_os.chdir({str(cwd)!r})\ndel _os\n"
 
     def interrupt(self) -> None:
         """SIGINT to the kernel: the running cell raises KeyboardInterrupt, its finally-blocks run."""
@@ -105,6 +115,14 @@ class WarmKernel:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+    def peak_rss_kb(self) -> int:
+        """The kernel's peak resident memory so far (VmHWM), 0 when it is gone or unknown."""
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                return next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")), 0)
+        except (OSError, ValueError, TypeError):
+            return 0
 
     def log_tail(self, lines: int = 20) -> list[str]:
         try:
@@ -137,6 +155,8 @@ class KernelPool:
         self.cwd = Path(cwd or runbooks_dir())
         self._lock = threading.Lock()
         self._starting: list[tuple[WarmKernel, threading.Thread]] = []
+        self._retiring: list[threading.Thread] = []
+        self.kernel_peak_kb = 0  # the largest peak RSS of the kernels retired (read before they are killed)
         self._closed = False
         for _ in range(size):
             self._spawn()
@@ -160,6 +180,26 @@ class KernelPool:
         thread.join(START_TIMEOUT_S * 2)
         return kernel
 
+    def retire(self, kernel: WarmKernel) -> None:
+        """Shut a used kernel down in the background (the report renders meanwhile); `close()` waits for it."""
+        self.kernel_peak_kb = max(self.kernel_peak_kb, kernel.peak_rss_kb())
+        thread = threading.Thread(target=kernel.shutdown, name="opsbook-kernel-stop", daemon=True)
+        thread.start()
+        with self._lock:
+            self._retiring = [t for t in self._retiring if t.is_alive()] + [thread]
+
+    def top_up(self) -> None:
+        """Start kernels until `size` are starting or ready (a service refills between requests, not during one,
+        so a new kernel never inherits a caller's environment)."""
+        with self._lock:
+            while not self._closed and len(self._starting) < self.size:
+                self._spawn()
+
+    def ready(self) -> bool:
+        """Whether a kernel is warm and waiting, so that `take()` returns at once."""
+        with self._lock:
+            return any(not t.is_alive() for _, t in self._starting)
+
     def wait_ready(self) -> None:
         """Block until every kernel in the pool has started and warmed up (a long-lived caller's idle time)."""
         with self._lock:
@@ -168,13 +208,16 @@ class KernelPool:
             thread.join(START_TIMEOUT_S * 2)
 
     def close(self) -> None:
-        """Shut down every kernel not handed out."""
+        """Shut down every kernel not handed out, and wait for the retired ones to be gone."""
         with self._lock:
             self._closed = True
             pending, self._starting = self._starting, []
+            retiring, self._retiring = self._retiring, []
         for kernel, thread in pending:
             thread.join(START_TIMEOUT_S * 2)
             kernel.shutdown()
+        for thread in retiring:
+            thread.join(START_TIMEOUT_S)
 
     def __enter__(self) -> "KernelPool":
         return self
