@@ -120,26 +120,46 @@ def checks(as_json):
 @click.option("--fail-on", type=click.Choice(["warning", "critical"]),
               help="Exit 3 when a finding of this severity or worse exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as one JSON object instead of the path.")
+@click.option("--local", is_flag=True, help="Run in this process even when an `opsbook serve` service runs.")
 @pass_state
-def run(state, runbook, targets, params, output_dir, with_code, self_contained, fail_on, as_json):
-    """Run RUNBOOK against a target and write its report; prints the HTML report's path."""
+def run(state, runbook, targets, params, output_dir, with_code, self_contained, fail_on, as_json, local):
+    """Run RUNBOOK against a target and write its report; prints the HTML report's path.
+
+    When this user's service runs (`opsbook serve start`), it does the run in its warm kernel, with this
+    command's environment, folder and configuration; else, or with --local, the run happens here."""
     from .errors import UsageError  # noqa: PLC0415
     from .params import parse_assignments  # noqa: PLC0415
-    from .runner import run_runbook  # noqa: PLC0415
 
     if len(set(targets)) > 1:
         raise UsageError(f"--target given {len(targets)} times ({', '.join(targets)}); `opsbook run` runs one "
                          "target: give it once, or use `opsbook fleet RUNBOOK --targets a,b`")
     target = targets[0] if targets else "demo"
+    values = parse_assignments(params)
+    answer = None
+    if not local:
+        from .serve.client import run_via_service  # noqa: PLC0415
 
-    result = run_runbook(runbook, target, parse_assignments(params), config=state.config(), output_dir=output_dir,
-                         with_code=with_code, self_contained=self_contained, fail_on=fail_on)
-    click.echo(json.dumps(result.to_json(), indent=2, default=str) if as_json else str(result.html_path))
-    if result.exit_code == 1:
-        click.echo(f"opsbook: the runbook failed: {result.sidecar['error']}", err=True)
-    elif result.exit_code == 3:
+        answer = run_via_service(runbook=runbook, target=target, params=values, output_dir=output_dir,
+                                 with_code=with_code, self_contained=self_contained, fail_on=fail_on,
+                                 config_path=state.config_path)
+    if answer is not None and "result" not in answer:
+        error = OpsbookError(answer.get("error") or "the service gave no answer")
+        error.exit_code = int(answer.get("exit_code", 1))
+        raise error
+    if answer is not None:
+        outcome, code = answer["result"], int(answer["exit_code"])
+    else:
+        from .runner import run_runbook  # noqa: PLC0415
+
+        result = run_runbook(runbook, target, values, config=state.config(), output_dir=output_dir,
+                             with_code=with_code, self_contained=self_contained, fail_on=fail_on)
+        outcome, code = result.to_json(), result.exit_code
+    click.echo(json.dumps(outcome, indent=2, default=str) if as_json else outcome["report_html"])
+    if code == 1:
+        click.echo(f"opsbook: the runbook failed: {outcome['error']}", err=True)
+    elif code == 3:
         click.echo(f"opsbook: findings at or above {fail_on} (--fail-on)", err=True)
-    return result.exit_code
+    return code
 
 
 @main.command()

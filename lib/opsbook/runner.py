@@ -93,11 +93,13 @@ def describe(name: str) -> list[paramspec.Param]:
 def run_runbook(name: str, target: str = "demo", params: dict[str, Any] | None = None, *,
                 config: Config | None = None, output_dir: Path | None = None, with_code: bool = False,
                 self_contained: bool = False, fail_on: str | None = None, pool=None,
-                refresh_index: bool = True) -> RunResult:
+                refresh_index: bool = True, environ: dict[str, str] | None = None) -> RunResult:
     """Execute one runbook against one target and write its three report files; refresh the index.
 
     The run takes a fresh kernel from `pool` (a `kernels.KernelPool`), or starts its own. SIGINT/SIGTERM during
     the run interrupt the kernel; the report is still written (status failed) and the exit code is 130/143.
+    `environ` replaces the kernel's environment for the run (the service runs a caller's request with the
+    caller's environment); by default the kernel keeps the one it started with.
 
     Bad input (unknown runbook, target or parameter, wrong type, bad --fail-on) raises a UsageError before
     anything runs. A runbook that fails while executing still gets its report, with status "failed".
@@ -123,7 +125,7 @@ def run_runbook(name: str, target: str = "demo", params: dict[str, Any] | None =
                           # the kernel runs in runbooks/; relative paths in parameters mean the caller's folder
                           CALLER_CWD_ENV: os.getcwd()}
             with _RUN_LOCK, _quiet_papermill():
-                nb, error, stopped_by = _execute(path, injected, pool, kernel_env)
+                nb, error, stopped_by = _execute(path, injected, pool, kernel_env, environ)
             from . import runrecord  # noqa: PLC0415
 
             record = runrecord.read(record_file)
@@ -295,7 +297,8 @@ def _validate_config_thresholds(config: Config, target) -> None:
             known[check_id].resolve_thresholds(layer)
 
 
-def _execute(path: Path, parameters: dict[str, Any], pool, kernel_env: dict[str, str]):
+def _execute(path: Path, parameters: dict[str, Any], pool, kernel_env: dict[str, str],
+             environ: dict[str, str] | None = None):
     """Run the notebook on a kernel from `pool`; returns (executed notebook, error dict or None, signal name).
 
     Never raises for a failing cell. The kernel's own stdout/stderr go to its log file (the CLI output stays clean,
@@ -305,9 +308,11 @@ def _execute(path: Path, parameters: dict[str, Any], pool, kernel_env: dict[str,
 
     kernel = pool.take()
     try:
-        nb, error, stopped_by = run_notebook(path, parameters, kernel, env=kernel_env, cwd=path.parent)
+        env = kernel_env if environ is None else {**environ, **kernel_env}
+        nb, error, stopped_by = run_notebook(path, parameters, kernel, env=env, cwd=path.parent,
+                                             replace_env=environ is not None)
     finally:
-        kernel.shutdown()
+        pool.retire(kernel)
     if error is None:
         return nb, None, None
     index, cell = _failed_cell(nb)

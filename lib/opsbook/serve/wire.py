@@ -1,0 +1,89 @@
+"""The service's socket and its messages: one JSON object per line, a size limit, the peer's uid checked.
+
+The socket lives in a folder of mode 0700 owned by the user (`$OPSBOOK_HOME/run/`, or a short folder under the
+temporary directory when that path is too long for a Unix socket); the socket itself is 0600. On top of the file
+modes the service asks the kernel who connected (SO_PEERCRED) and serves its own uid only.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+MAX_MESSAGE = 4 * 1024 * 1024  # a request carries parameters and an environment: kilobytes, not megabytes
+SOCKET_NAME = "opsbook.sock"
+MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux
+
+
+class WireError(Exception):
+    """A message that could not be read: closed early, too long, not one JSON object."""
+
+
+def supported() -> bool:
+    return hasattr(socket, "AF_UNIX") and hasattr(socket, "SO_PEERCRED")
+
+
+def home() -> Path:
+    from ..embedded import default_home  # noqa: PLC0415
+
+    return default_home().absolute()
+
+
+def socket_path(base: Path | None = None) -> Path:
+    """Where the service of this user and this opsbook home listens."""
+    folder = (base or home()) / "run"
+    if len(str(folder / SOCKET_NAME)) > MAX_SOCKET_PATH:
+        digest = hashlib.sha256(str(folder).encode()).hexdigest()[:12]
+        folder = Path(tempfile.gettempdir()) / f"opsbook-{os.getuid()}-{digest}"
+    return folder / SOCKET_NAME
+
+
+def private_folder(folder: Path) -> Path:
+    """`folder`, created 0700 if absent; refused when another user owns it or others may enter it."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = folder.lstat()
+    if not folder.is_dir() or folder.is_symlink() or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise PermissionError(f"{folder} must be a folder of mode 0700 owned by uid {os.getuid()}")
+    return folder
+
+
+def peer_uid(conn: socket.socket) -> int:
+    fmt = "3i"  # struct ucred: pid, uid, gid
+    _pid, uid, _gid = struct.unpack(fmt, conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize(fmt)))
+    return uid
+
+
+def send(conn: socket.socket, message: dict[str, Any]) -> None:
+    data = json.dumps(message, default=str).encode() + b"\n"
+    if len(data) > MAX_MESSAGE:
+        raise WireError(f"message of {len(data)} bytes is over the {MAX_MESSAGE}-byte limit")
+    conn.sendall(data)
+
+
+class Reader:
+    """Reads one JSON object per line from a socket, keeping what follows a line for the next read."""
+
+    def __init__(self, conn: socket.socket):
+        self.conn, self.buffer = conn, b""
+
+    def read(self) -> dict[str, Any]:
+        while b"\n" not in self.buffer:
+            if len(self.buffer) > MAX_MESSAGE:
+                raise WireError(f"message over the {MAX_MESSAGE}-byte limit")
+            chunk = self.conn.recv(65536)
+            if not chunk:
+                raise WireError("connection closed before a whole message")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        try:
+            message = json.loads(line)
+        except ValueError:
+            raise WireError("not a JSON message") from None
+        if not isinstance(message, dict):
+            raise WireError("a message must be a JSON object")
+        return message
