@@ -73,6 +73,35 @@ def cli_runs(runbook: str, repeat: int, out: Path, config: Path | None = None) -
     return walls, last
 
 
+def interactive_runs(repeat: int, out: Path) -> tuple[list[float], dict]:
+    """Whole `opsbook run` processes answered by the service (`opsbook serve start`), each after its next kernel
+    is warm again (as for an engineer re-running triage every minute); the service is stopped afterwards unless
+    it ran before."""
+    from opsbook.serve import control
+
+    env = {k: v for k, v in os.environ.items() if k != "OPSBOOK_NO_SERVICE"}
+    before = control.status()
+    if before is None:
+        subprocess.run([str(BIN / "opsbook"), "serve", "start"], check=True, capture_output=True, env=env)
+    cmd = [str(BIN / "opsbook"), "run", "incident-triage", "--target", "demo", "--output-dir", str(out), "--json"]
+    walls, last = [], {}
+    try:
+        for _ in range(repeat):
+            deadline = time.monotonic() + 60
+            while not (control.status() or {}).get("kernel_ready") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            requests = (control.status() or {}).get("requests", 0)
+            wall, proc = timed(cmd, env=env)
+            if (control.status() or {}).get("requests", 0) != requests + 1:
+                raise SystemExit("the interactive measure ran locally: the service did not take the request")
+            walls.append(wall)
+            last = json.loads(proc.stdout)
+    finally:
+        if before is None:
+            control.stop()
+    return walls, last
+
+
 def many_runs(count: int, workers: int, out: Path) -> tuple[float, list]:
     from opsbook.kernels.many import Job, run_many
 
@@ -121,9 +150,21 @@ def densified_store(source: Path, dest: Path, per_gap: int) -> int:
 def capacity(tmp: Path, snapshots: int, repeat: int) -> dict:
     from opsbook.config import load
 
-    source = Path(load().history_url.removeprefix("sqlite:///"))
+    config = load()
+    source = Path(config.history_url.removeprefix("sqlite:///"))
+    from opsbook.history import open_store
+
+    store = open_store(config, create=False)
+    if store is None or not store.has_history("demo"):  # what `opsbook demo` does first (not timed)
+        from opsbook.embedded import default_server
+        from opsbook.history.replay import replay_history
+
+        print("  capacity: replaying 60 days of demo history (as `opsbook demo` does) ...", file=sys.stderr)
+        replay_history(default_server(), days=60, config=config)
+    if store is not None:
+        store.close()
     if not source.is_file():
-        return {"skipped": f"no demo history store at {source} (run `opsbook demo` first)"}
+        return {"skipped": f"the history store is not a SQLite file here ({config.history_url.split(':')[0]})"}
     out = {}
     with sqlite3.connect(source) as c:
         base = c.execute("SELECT count(*) FROM opsbook_snapshots WHERE target = 'demo'").fetchone()[0]
@@ -164,6 +205,7 @@ def main() -> int:
     ap.add_argument("--snapshots", type=int, default=6000, help="history size for the capacity-planning target")
     ap.add_argument("--skip-capacity", action="store_true")
     args = ap.parse_args()
+    os.environ["OPSBOOK_NO_SERVICE"] = "1"  # every measure but the interactive one runs in its own process
     ensure_demo()
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="opsbook-bench-") as tmp:
@@ -172,6 +214,7 @@ def main() -> int:
         plain = plain_toolchain(tmp, args.repeat)
         cli, triage = cli_runs("incident-triage", args.repeat, tmp / "reports")
         warm = warm_runs(args.repeat, tmp / "warm")
+        served, served_last = interactive_runs(args.repeat, tmp / "served")
         many_wall, results = many_runs(args.many, args.workers, tmp / "many")
         cap = {"skipped": "--skip-capacity"} if args.skip_capacity else capacity(tmp, args.snapshots, 1)
         html_bytes = Path(triage["report_html"]).stat().st_size
@@ -190,6 +233,9 @@ def main() -> int:
         "plain_toolchain_s": [round(w, 3) for w in plain], "cli_incident_triage_s": [round(w, 3) for w in cli],
         "cli_ratio": round(cli_s / plain_s, 2), "warm_in_process_s": [round(w, 3) for w in warm],
         "warm_ratio": round(statistics.median(warm) / plain_s, 2),
+        "interactive_cli_s": [round(w, 3) for w in served],
+        "interactive_ratio": round(statistics.median(served) / plain_s, 2),
+        "interactive_status": served_last.get("status"),
         "triage_html_bytes": html_bytes, "triage_ipynb_bytes": nb_bytes,
         "triage_status": triage["status"], "shared_plotly_bytes": shared,
         "many": {"runs": args.many, "workers": args.workers, "wall_s": round(many_wall, 2),
@@ -215,8 +261,13 @@ def main() -> int:
                   "<= 1.3x", OLD["capacity"]),
                  (f"capacity-planning HTML at {cap['large']['snapshots']:,}",
                   f"{cap['large']['html_bytes'] / 1024:.0f} kB", "", "< 1 MB", OLD["capacity_html"])]
-    rows.append(("a warm kernel in a long-lived process (interactive mode, unbuilt)",
-                 f"{statistics.median(warm):.2f} s", f"{result['warm_ratio']:.2f}x", "<= 0.2x", OLD["interactive"]))
+    else:
+        rows.append(("capacity-planning 6,000 / 60 snapshots", "skipped", "", "<= 1.3x", cap["skipped"]))
+    rows.append(("opsbook run incident-triage via `opsbook serve` / plain empty notebook",
+                 f"{statistics.median(served):.2f} s / {plain_s:.2f} s", f"{result['interactive_ratio']:.2f}x",
+                 "<= 0.2x", OLD["interactive"]))
+    rows.append(("  (run_runbook on a warm kernel inside one process, no CLI)", f"{statistics.median(warm):.2f} s",
+                 f"{result['warm_ratio']:.2f}x", "", ""))
     print(f"{'target':<66}{'measured':>24}{'ratio':>8}  {'goal':<10} before (issue 12)")
     for name, measured, ratio, goal, old in rows:
         print(f"{name:<66}{measured:>24}{ratio:>8}  {goal:<10} {old}")
