@@ -19,8 +19,12 @@ def is_valid_syntax(*args, **kwargs):
 
 
 def __getattr__(name):
-    from rfc3987_syntax import syntax_helpers
-    return getattr(syntax_helpers, name)
+    if name.startswith("__") or name == "syntax_helpers":
+        # `hasattr(module, "__file__")` over sys.modules (ipykernel does it) must not build the grammar, and
+        # `from rfc3987_syntax import syntax_helpers` asks for the submodule before importing it
+        raise AttributeError(name)
+    import importlib
+    return getattr(importlib.import_module("rfc3987_syntax.syntax_helpers"), name)
 '''
 
 
