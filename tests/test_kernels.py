@@ -53,14 +53,28 @@ def test_the_iri_grammar_is_not_built_by_the_cli_yet_still_works_when_used():
     assert imported.index(GRAMMAR) > imported.index("jsonschema._format"), "the grammar loads only on first use"
 
 
-def test_a_pool_hands_out_each_kernel_once_warm_with_the_run_env_set_inside(tmp_path):
+def test_the_grammar_stand_in_survives_a_walk_over_sys_modules():
+    """ipykernel lists `m.__file__` of every module at start; the stand-in once recursed to death there (a kernel
+    forked from a process that had imported opsbook died before its first reply)."""
+    pytest.importorskip("rfc3987_syntax")
+    code = ("import sys, opsbook, jsonschema._format, rfc3987_syntax\n"
+            "files = [m.__file__ for m in sys.modules.copy().values() if hasattr(m, '__file__') and m.__file__]\n"
+            f"print(len(files) > 50, {GRAMMAR!r} in sys.modules, hasattr(rfc3987_syntax, 'syntax_helpers'))\n"
+            "from rfc3987_syntax import syntax_helpers\n"
+            "print(rfc3987_syntax.is_valid_syntax('iri', 'http://example.org/ä'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["True", "False", "False", "True"], out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("factory", [False, True], ids=["started", "forked"])
+def test_a_pool_hands_out_each_kernel_once_warm_with_the_run_env_set_inside(tmp_path, factory):
     probe = ("import json, os, sys\n"
              f"open({str(tmp_path / 'seen.json')!r}, 'w').write(json.dumps({{'x': os.environ.get('OB_TEST_X'), "
              "'cwd': os.getcwd(), 'pid': os.getpid(), 'warm': 'pandas' in sys.modules and 'opsbook.context' in "
              f"sys.modules, 'history': get_ipython().history_manager.enabled, 'grammar': {GRAMMAR!r} in sys.modules}}))")
-    with KernelPool(size=1, cwd=tmp_path) as pool:
+    with KernelPool(size=1, cwd=tmp_path, factory=factory) as pool:
         first = pool.take()
-        pid = first.pid
+        pid = first.kernel_pid
         try:
             first.prepare({"OB_TEST_X": "one"}, tmp_path)
             first.execute(probe)
@@ -106,10 +120,45 @@ def test_run_many_runs_each_job_in_a_fresh_kernel_on_worker_processes(tmp_path, 
 
 
 def _is_kernel(pid: int) -> bool:
+    """A live kernel: started (ipykernel) or forked from the factory (its command line is the factory's)."""
     try:
-        return "ipykernel" in Path(f"/proc/{pid}/cmdline").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_text()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
+    return state != "Z" and ("ipykernel" in cmdline or "opsbook.kernels.zygote" in cmdline)
+
+
+def _gone(pid: int, timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _is_kernel(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_forked_kernel_dies_with_its_launcher_and_the_factory_with_its_owner(tmp_path):
+    """jupyter_client kills the launcher (the process it started): the fork it stands for must not outlive it;
+    and a factory whose owner was killed (no close) must not linger."""
+    from opsbook.kernels.warm import KernelFactory, WarmKernel
+
+    factory = KernelFactory()
+    try:
+        kernel = WarmKernel(tmp_path, factory).start()
+        assert kernel.error is None, kernel.log_tail()
+        forked, launcher = kernel.kernel_pid, kernel.pid
+        assert forked != launcher and _is_kernel(forked)
+        kernel.execute("import os, sys\nassert os.getppid() != 1 and 'pandas' in sys.modules")
+        kernel.shutdown_now()  # SIGKILL to the launcher, as shutdown_kernel(now=True) does
+        assert _gone(forked), "the forked kernel exited with its launcher"
+        kernel.shutdown()
+    finally:
+        factory.close()
+    owner = subprocess.run([sys.executable, "-c", "import os, time\nfrom opsbook.kernels.warm import KernelFactory\n"
+                            "f = KernelFactory(); f.kernel_spec()\nprint(f.proc.pid, flush=True)\nos._exit(0)"],
+                           capture_output=True, text=True, timeout=120, check=True)
+    assert _gone(int(owner.stdout.split()[-1])), "the factory exited with the process that owned it"
 
 
 def test_run_many_refuses_a_bad_job_before_anything_runs(tmp_path, monkeypatch):

@@ -130,7 +130,7 @@ def _worker(todo, done, undispatched, config, root: Path) -> None:
     from ..kernels import KernelPool  # noqa: PLC0415
     from ..runner import run_runbook  # noqa: PLC0415
 
-    pool = KernelPool(size=1, refill=True)
+    pool = KernelPool(size=1, refill=True, factory=True)  # kernels forked from one import: the CPU is the limit
     try:
         while True:
             item = todo.get()

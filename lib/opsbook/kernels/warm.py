@@ -42,8 +42,9 @@ def _manager_class():
 class WarmKernel:
     """One kernel process: started and warmed by `start()`, prepared for one run, then shut down for good."""
 
-    def __init__(self, cwd: Path):
+    def __init__(self, cwd: Path, factory: "KernelFactory | None" = None):
         self.cwd = Path(cwd)
+        self.factory = factory
         self.folder = Path(tempfile.mkdtemp(prefix="opsbook-kernel-"))
         self.log_path = self.folder / "kernel.log"
         self.km = None
@@ -55,6 +56,8 @@ class WarmKernel:
         try:
             km = _manager_class()(kernel_name=KERNEL_NAME)
             km.connection_file = str(self.folder / "connection.json")
+            if self.factory is not None:
+                km._kernel_spec = self.factory.kernel_spec()  # launched by forking the factory
             with open(self.log_path, "ab") as log:
                 km.start_kernel(extra_arguments=KERNEL_ARGUMENTS, cwd=str(self.cwd), stdout=log, stderr=log)
             self.km = km
@@ -116,10 +119,18 @@ class WarmKernel:
             except ProcessLookupError:
                 pass
 
+    @property
+    def kernel_pid(self) -> int | None:
+        """The kernel's own process: `pid`, or for a factory's kernel the fork its launcher stands in for."""
+        try:
+            return int((self.folder / "connection.json.pid").read_text())  # written by the launcher
+        except (OSError, ValueError):
+            return self.pid
+
     def peak_rss_kb(self) -> int:
         """The kernel's peak resident memory so far (VmHWM), 0 when it is gone or unknown."""
         try:
-            with open(f"/proc/{self.pid}/status") as f:
+            with open(f"/proc/{self.kernel_pid}/status") as f:
                 return next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")), 0)
         except (OSError, ValueError, TypeError):
             return 0
@@ -141,6 +152,54 @@ class WarmKernel:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
+class KernelFactory:
+    """The kernel factory process (`zygote.py`): heavy imports done once, a kernel forked per run."""
+
+    def __init__(self):
+        import subprocess  # noqa: PLC0415
+        import sys  # noqa: PLC0415
+
+        from .zygote import new_socket_path  # noqa: PLC0415
+
+        self.path = new_socket_path()
+        self.log_path = Path(self.path).parent / "factory.log"
+        self._ready = threading.Event()
+        self.error: str | None = None
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "opsbook.kernels.zygote", self.path,
+                                          str(os.getpid())], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=log)
+        threading.Thread(target=self._wait_ready, daemon=True, name="opsbook-factory-start").start()
+
+    def _wait_ready(self) -> None:
+        line = self.proc.stdout.readline()
+        if line.strip() != b"ready":
+            self.error = f"the kernel factory exited at start (code {self.proc.wait()})"
+        self._ready.set()
+
+    def kernel_spec(self):
+        from jupyter_client.kernelspec import KernelSpec  # noqa: PLC0415
+
+        if not self._ready.wait(START_TIMEOUT_S) or self.error:
+            raise KernelError(self.error or f"the kernel factory was not ready in {START_TIMEOUT_S} s")
+        import sys  # noqa: PLC0415
+
+        return KernelSpec(argv=[sys.executable, "-m", "opsbook.kernels.forked", "-f", "{connection_file}"],
+                          display_name="Python 3 (opsbook, forked)", language="python", interrupt_mode="signal",
+                          env={"OPSBOOK_KERNEL_FACTORY": self.path}, metadata={})
+
+    def close(self) -> None:
+        if os.environ.get("OPSBOOK_KEEP_FACTORY_LOG"):
+            print(self.log_path.read_text(errors="replace"))
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except Exception:  # noqa: BLE001 - a stuck factory
+                self.proc.kill()
+        shutil.rmtree(Path(self.path).parent, ignore_errors=True)
+
+
 class KernelPool:
     """Keeps `size` kernels starting or ready; `take()` hands one out and starts its replacement at once.
 
@@ -148,10 +207,13 @@ class KernelPool:
     kernel warms up while the current run executes.
     """
 
-    def __init__(self, size: int = 1, *, cwd: Path | None = None, refill: bool = True):
+    def __init__(self, size: int = 1, *, cwd: Path | None = None, refill: bool = True, factory: bool = False):
         from ..runner import runbooks_dir  # noqa: PLC0415
 
         self.size, self.refill = size, refill
+        # long-lived pools fork their kernels from a factory that did the imports once (a CPU-bound fleet's
+        # win); a one-run pool would only pay for the factory's start
+        self.factory = KernelFactory() if factory else None
         self.cwd = Path(cwd or runbooks_dir())
         self._lock = threading.Lock()
         self._starting: list[tuple[WarmKernel, threading.Thread]] = []
@@ -162,7 +224,7 @@ class KernelPool:
             self._spawn()
 
     def _spawn(self) -> None:
-        kernel = WarmKernel(self.cwd)
+        kernel = WarmKernel(self.cwd, self.factory)
         thread = threading.Thread(target=kernel.start, name="opsbook-kernel-start", daemon=True)
         thread.start()
         self._starting.append((kernel, thread))
@@ -218,6 +280,8 @@ class KernelPool:
             kernel.shutdown()
         for thread in retiring:
             thread.join(START_TIMEOUT_S)
+        if self.factory is not None:
+            self.factory.close()
 
     def __enter__(self) -> "KernelPool":
         return self

@@ -16,6 +16,7 @@ import datetime as dt
 import errno
 import hashlib
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -77,8 +78,11 @@ def as_caller(environ: dict[str, str], cwd: str) -> Iterator[None]:
 
 
 class Service:
-    def __init__(self, *, base: Path | None = None, idle_s: float = IDLE_S, log=None):
+    def __init__(self, *, base: Path | None = None, idle_s: float = IDLE_S, log=None,
+                 parent_pid: int | None = None, own_folder: bool = False):
         self.path = wire.socket_path(base)
+        self.parent_pid = parent_pid  # stop when that process is gone (a Dask worker's own service)
+        self.own_folder = own_folder
         self.idle_s = idle_s
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self.stamp = code_stamp()
@@ -125,12 +129,15 @@ class Service:
         self.bind()
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, self._on_signal)
-        self.pool = KernelPool(size=1, refill=False)
+        self.pool = KernelPool(size=1, refill=False, factory=True)
         self.log(f"opsbook service: listening on {self.path} (pid {os.getpid()})")
         try:
             while not self.stopping:
                 if time.monotonic() - self.last_activity > self.idle_s:
                     self.stopping = f"idle for {self.idle_s:g} s"
+                    break
+                if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                    self.stopping = f"its parent (pid {self.parent_pid}) is gone"
                     break
                 try:
                     conn, _ = self._sock.accept()
@@ -153,6 +160,8 @@ class Service:
             for p in (self.path, self.path.parent / "service.pid"):
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
+            if self.own_folder:  # a folder made for this service alone (a Dask worker's): gone with it
+                shutil.rmtree(self.path.parent, ignore_errors=True)
         if self.pool is not None:
             self.pool.close()
             self.pool = None
