@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -133,6 +134,7 @@ def dask_cluster(tmp_path):
             assert time.time() < deadline, "the Dask workers did not register in time"
             time.sleep(0.5)
         addresses = sorted(client.scheduler_info()["workers"])
+    folders = set(Path(tempfile.gettempdir()).glob("opsbook-w-*"))
     yield {"address": address, "workers": workers, "addresses": addresses}
     for p in procs:
         if p.poll() is None:
@@ -142,6 +144,24 @@ def dask_cluster(tmp_path):
             p.wait(timeout=15)
         except subprocess.TimeoutExpired:
             p.kill()
+    deadline = time.time() + 20  # each worker's own service (and its kernel factory) goes with its worker
+    while (_worker_services() or set(Path(tempfile.gettempdir()).glob("opsbook-w-*")) - folders) and \
+            time.time() < deadline:
+        time.sleep(0.2)
+    assert not _worker_services(), "a Dask worker's opsbook service outlived its worker"
+    assert not set(Path(tempfile.gettempdir()).glob("opsbook-w-*")) - folders, "a worker service left its folder"
+
+
+def _worker_services() -> list[int]:
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"opsbook.serve" in cmd and b"--parent-pid" in cmd:
+            found.append(int(proc.name))
+    return found
 
 
 def test_dask_fleet_reports_land_with_the_client(fleet_config, tmp_path, dask_cluster):
@@ -157,6 +177,22 @@ def test_dask_fleet_reports_land_with_the_client(fleet_config, tmp_path, dask_cl
         assert json.loads(Path(t["sidecar"]).read_text())["worker"] == t["worker"]
     for i in (1, 2):  # the workers' own folders hold no report: they returned the files as bytes
         assert not list((tmp_path / f"worker{i}").rglob("*.html"))
+    from distributed import Client
+
+    from opsbook.fleet.warm import service_status
+
+    with Client(dask_cluster["address"], timeout=60) as client:
+        deadline = time.time() + 90  # each worker's own service (the plugin the fleet registered) warms a kernel
+        while not all((s or {}).get("kernel_ready") for s in client.run(service_status).values()):
+            assert time.time() < deadline, client.run(service_status)
+            time.sleep(0.5)
+        before = sum(s["requests"] for s in client.run(service_status).values())
+        again = fleet(fleet_config, "connect", "--targets", "a,b,c,down", "--scheduler", dask_cluster["address"],
+                      "--output-dir", "reports", "--json", cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        after = client.run(service_status)
+    assert sum(s["requests"] for s in after.values()) == before + 4, "every run took its worker's warm kernel"
+    assert all(s["socket"] != str(Path.home()) for s in after.values())
 
 
 def test_dask_worker_killed_mid_fleet_loses_no_target(fleet_config, tmp_path, dask_cluster):

@@ -26,6 +26,9 @@ def run_on_cluster(address: str, runbook: str, targets: list[str], params: dict[
         raise UsageError(f"cannot reach the Dask scheduler at {address}: {type(e).__name__}") from None
     out = []
     try:
+        from .warm import NAME, WarmKernelPlugin  # noqa: PLC0415
+
+        client.register_plugin(WarmKernelPlugin(), name=NAME)  # once per cluster; later workers get it too
         futures = {client.submit(run_target, runbook, t, params, config_text=config_text, timeout_s=timeout_s,
                                  fail_on=fail_on, key=f"opsbook-{runbook}-{t}-{id(out)}", pure=False,
                                  retries=1): t for t in targets}

@@ -33,6 +33,11 @@ def run_target(runbook: str, target: str, params: dict[str, str], *, config_text
             cfg = Path(tmp) / "opsbook.toml"
             cfg.write_text(config_text)
             env["OPSBOOK_CONFIG"] = str(cfg)
+        from .warm import worker_socket  # noqa: PLC0415
+
+        warm = worker_socket()
+        if warm:  # on a Dask worker with its own service: the run takes that service's warm kernel
+            env["OPSBOOK_SERVICE_SOCKET"] = warm
         out = output_dir or str(Path(tmp) / "reports")
         cmd = [_opsbook(), "run", runbook, "--target", target, "--output-dir", out, "--json"]
         for k, v in params.items():

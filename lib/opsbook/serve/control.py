@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ..errors import OpsbookError
@@ -15,11 +16,11 @@ START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 60
 
 
-def status() -> dict[str, Any] | None:
-    """The running service's status, or None when none answers."""
+def status(path=None) -> dict[str, Any] | None:
+    """The running service's status (the home's, or the one on socket `path`), or None when none answers."""
     from .client import _connect  # noqa: PLC0415
 
-    conn = _connect(wire.socket_path())
+    conn = _connect(Path(path) if path else wire.socket_path())
     if conn is None:
         return None
     with conn:

@@ -18,6 +18,7 @@ from typing import Any
 MAX_MESSAGE = 4 * 1024 * 1024  # a request carries parameters and an environment: kilobytes, not megabytes
 SOCKET_NAME = "opsbook.sock"
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux
+SOCKET_ENV = "OPSBOOK_SERVICE_SOCKET"  # another socket than the home's (a Dask worker's own service)
 
 
 class WireError(Exception):
@@ -35,7 +36,9 @@ def home() -> Path:
 
 
 def socket_path(base: Path | None = None) -> Path:
-    """Where the service of this user and this opsbook home listens."""
+    """Where the service of this user and this opsbook home listens ($OPSBOOK_SERVICE_SOCKET when set)."""
+    if base is None and os.environ.get(SOCKET_ENV):
+        return Path(os.environ[SOCKET_ENV]).absolute()
     folder = (base or home()) / "run"
     if len(str(folder / SOCKET_NAME)) > MAX_SOCKET_PATH:
         digest = hashlib.sha256(str(folder).encode()).hexdigest()[:12]
