@@ -49,7 +49,7 @@ def main() -> int:
                 lines += [f"[targets.t{i}]", f"dsn = {json.dumps(server.conninfo(dbname=f't{i}'))}", ""]
         cfg = work / "opsbook.toml"
         cfg.write_text("\n".join(lines) + f"[history]\nurl = \"sqlite:///{work}/history.sqlite\"\n")
-        env = {**os.environ, "OPSBOOK_CONFIG": str(cfg)}
+        env = {**os.environ, "OPSBOOK_CONFIG": str(cfg), "OPSBOOK_NO_SERVICE": "1"}  # cold single runs
         names = [f"t{i}" for i in range(args.targets)]
         results = {}
 
@@ -69,9 +69,14 @@ def main() -> int:
 
         os.environ["OPSBOOK_CONFIG"] = str(cfg)
         t0 = time.perf_counter()
-        run_many([Job(args.runbook, n) for n in names], workers=2, config=load(str(cfg)),
-                 output_dir=work / "many")
+        many = run_many([Job(args.runbook, n) for n in names], workers=2, config=load(str(cfg)),
+                        output_dir=work / "many")
         results["run_many(workers=2), warm kernels"] = time.perf_counter() - t0
+        memory = {}
+        for r in many:
+            w = r.worker or {}
+            memory[w.get("pid")] = max(memory.get(w.get("pid"), (0, 0)), (w.get("max_rss_mb", 0),
+                                                                        w.get("kernel_max_rss_mb", 0)))
 
         port = _free_port()
         address = f"tcp://127.0.0.1:{port}"
@@ -96,6 +101,8 @@ def main() -> int:
               f"(target from the issue: fleet at most 0.3x the single runs; prototype 10 s against 119 s)")
         for k, v in results.items():
             print(f"  {k:<46} {v:7.1f} s  {v / base:5.2f}x")
+        print("  memory per worker (peak RSS): " + ", ".join(f"worker {a:.0f} MB + largest kernel {b:.0f} MB"
+                                                          for a, b in memory.values()))
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)

@@ -38,8 +38,10 @@ def start_service(idle: float = 600, **extra_env) -> SimpleNamespace:
 
 
 def stop_service(svc: SimpleNamespace) -> None:
-    subprocess.run([OPSBOOK, "serve", "stop"], env=svc.env(), capture_output=True, timeout=120)
+    t0 = time.monotonic()
+    out = subprocess.run([OPSBOOK, "serve", "stop"], env=svc.env(), capture_output=True, text=True, timeout=120)
     shutil.rmtree(svc.home, ignore_errors=True)
+    assert out.returncode == 0 and time.monotonic() - t0 < 30, f"the service did not stop: {out.stderr}"
 
 
 def status(svc) -> dict:
@@ -151,8 +153,18 @@ def start_sleepy(service, tmp_path):
     return proc, marks
 
 
+@pytest.fixture
+def own_service():
+    """A service of the test's own, stopped right after the test: a stop that follows a cancelled run within
+    seconds must still stop it (the cancel's own signal once swallowed the stop)."""
+    svc = start_service()
+    yield svc
+    stop_service(svc)
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_to_the_caller_interrupts_the_run_in_the_service(service, tmp_path, sig, code):
+def test_a_signal_to_the_caller_interrupts_the_run_in_the_service(own_service, tmp_path, sig, code):
+    service = own_service
     proc, marks = start_sleepy(service, tmp_path)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
@@ -165,7 +177,8 @@ def test_a_signal_to_the_caller_interrupts_the_run_in_the_service(service, tmp_p
     assert "pid" in wait_warm(service), "the service did not stop: a caller's signal is not a stop"
 
 
-def test_a_caller_killed_mid_run_still_gets_its_report_written(service, tmp_path):
+def test_a_caller_killed_mid_run_still_gets_its_report_written(own_service, tmp_path):
+    service = own_service
     proc, marks = start_sleepy(service, tmp_path)
     proc.kill()
     proc.wait(timeout=30)
@@ -177,6 +190,7 @@ def test_a_caller_killed_mid_run_still_gets_its_report_written(service, tmp_path
     assert sidecar["status"] == "failed" and "interrupted" in sidecar["error"]
     assert (marks / "cleaned").exists()
     assert "pid" in wait_warm(service)
+
 
 
 def raw_request(svc, message: dict) -> dict:

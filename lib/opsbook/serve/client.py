@@ -31,15 +31,13 @@ def run_via_service(*, runbook: str, target: str, params: dict[str, str], output
     """{"exit_code", "result"} or {"exit_code", "error"} from the service, or None (run locally)."""
     if os.environ.get(NO_SERVICE_ENV) or not wire.supported():
         return None
-    from .service import GREETING_TIMEOUT_S, code_stamp  # noqa: PLC0415
-
     conn = _connect(wire.socket_path())
     if conn is None:
         return None
     with conn:
         reader = wire.Reader(conn)
         try:
-            conn.settimeout(GREETING_TIMEOUT_S)
+            conn.settimeout(wire.GREETING_TIMEOUT_S)
             if "hello" not in reader.read():
                 return None
             conn.settimeout(None)
@@ -47,7 +45,7 @@ def run_via_service(*, runbook: str, target: str, params: dict[str, str], output
                              "output_dir": str(Path(output_dir).expanduser().absolute()) if output_dir else None,
                              "with_code": with_code, "self_contained": self_contained, "fail_on": fail_on,
                              "config_path": str(Path(config_path).expanduser().absolute()) if config_path else None,
-                             "cwd": os.getcwd(), "environ": dict(os.environ), "code": code_stamp()})
+                             "cwd": os.getcwd(), "environ": dict(os.environ), "code": wire.code_stamp()})
         except (OSError, wire.WireError):
             return None  # busy, or gone before it took the request: nothing ran
         with _forward_signals(conn):

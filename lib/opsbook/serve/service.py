@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
-import hashlib
 import os
 import shutil
 import signal
@@ -26,25 +25,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import wire
+from .wire import code_stamp
 
 IDLE_S = 3600
-CANCEL_ECHO_S = 2.0
-GREETING_TIMEOUT_S = 0.5  # how long a client waits to be taken before it runs locally (the service is busy)
+CANCEL_ECHO_S = 10.0  # how long a cancel that missed its run may take to arrive
 REQUEST_FIELDS = {"runbook": str, "target": str, "params": dict, "output_dir": (str, type(None)),
                   "with_code": bool, "self_contained": bool, "fail_on": (str, type(None)),
                   "config_path": (str, type(None)), "cwd": str, "environ": dict, "code": str}
-
-
-def code_stamp() -> str:
-    """A digest of the opsbook code this process imported: version, folder, every module's size and mtime."""
-    import opsbook  # noqa: PLC0415
-
-    root = Path(opsbook.__file__).parent
-    h = hashlib.sha256(f"{opsbook.__version__}\0{root}".encode())
-    for path in sorted(root.rglob("*.py")):
-        st = path.stat()
-        h.update(f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-    return h.hexdigest()
 
 
 def check_request(req: dict[str, Any]) -> str | None:
@@ -93,7 +80,8 @@ class Service:
         self.pool = None
         self._sock: socket.socket | None = None
         self._running: socket.socket | None = None  # the connection whose run is in progress
-        self._cancel_sent_at = float("-inf")  # when this process last signalled itself to cancel a client's run
+        self._cancel_sent = False  # this process signalled itself to cancel the current run
+        self._echo_expected: float | None = None  # ... and the signal landed after the run had ended
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ life
@@ -167,8 +155,9 @@ class Service:
             self.pool = None
 
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
-        if time.monotonic() - self._cancel_sent_at < CANCEL_ECHO_S:
-            return  # our own cancel, arriving just after the run had ended: not a request to stop
+        if self._echo_expected is not None and time.monotonic() - self._echo_expected < CANCEL_ECHO_S:
+            self._echo_expected = None
+            return  # our own cancel, which arrived after the run had ended: not a request to stop
         self.stopping = signal.Signals(signum).name
 
     # ------------------------------------------------------------------ requests
@@ -218,11 +207,15 @@ class Service:
         with self._lock:
             self._running = conn
         watcher.start()
+        answer = {"exit_code": 1, "error": "the service failed to run it"}
         try:
             answer = self._execute(req)
         finally:
             with self._lock:
                 self._running = None
+                sent, self._cancel_sent = self._cancel_sent, False
+            if sent and answer.get("exit_code") not in (130, 143):
+                self._echo_expected = time.monotonic()  # the run had ended: the signal is still on its way
             self.pool.top_up()  # the next kernel warms up now, with the service's own environment
         wire.send(conn, answer)
 
@@ -271,7 +264,7 @@ class Service:
                     return
                 if signum is not None:
                     self._cancelled_by_client = True
-                    self._cancel_sent_at = time.monotonic()
+                    self._cancel_sent = True
                     os.kill(os.getpid(), signum)
             if gone:
                 return

@@ -21,6 +21,21 @@ MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux
 SOCKET_ENV = "OPSBOOK_SERVICE_SOCKET"  # another socket than the home's (a Dask worker's own service)
 
 
+GREETING_TIMEOUT_S = 0.5  # how long a client waits to be taken before it runs locally (the service is busy)
+
+
+def code_stamp() -> str:
+    """A digest of the opsbook code this process imported: version, folder, every module's size and mtime."""
+    import opsbook  # noqa: PLC0415
+
+    root = Path(opsbook.__file__).parent
+    h = hashlib.sha256(f"{opsbook.__version__}\0{root}".encode())
+    for path in sorted(root.rglob("*.py")):
+        st = path.stat()
+        h.update(f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()
+
+
 class WireError(Exception):
     """A message that could not be read: closed early, too long, not one JSON object."""
 
