@@ -8,7 +8,7 @@ import click
 
 @click.group()
 def serve():
-    """A service of this user that keeps a warm kernel: a repeated `opsbook run` answers in under a second."""
+    """A service of this user that keeps a warm kernel: a repeated `opsbook run` answers in about a second."""
 
 
 @serve.command("start")
