@@ -1,6 +1,6 @@
 """The speed targets of issue 12, as ratios measured in one run against the plain toolchain's empty notebook.
 
-    .venv/bin/python benchmarks/run.py [--repeat 3] [--many 20] [--snapshots 6000] [--skip-capacity]
+    .venv/bin/python benchmarks/run.py [--repeat 5] [--many 20] [--snapshots 6000] [--skip-capacity]
 
 The floor is what a user would otherwise script: `papermill` of a one-cell notebook, then `jupyter nbconvert
 --to html`, with this venv's pinned versions, in the same run. Each target is printed with its ratio, its goal
@@ -199,7 +199,7 @@ def ensure_demo() -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=3, help="runs per measure; the median is reported")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per measure; the median is reported")
     ap.add_argument("--many", type=int, default=20, help="runs through run_many (workers=2)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--snapshots", type=int, default=6000, help="history size for the capacity-planning target")
