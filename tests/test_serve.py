@@ -266,6 +266,8 @@ def test_a_service_whose_code_changed_declines_the_run_which_then_runs_locally(r
     svc = start_service()
     try:
         module = Path(__import__("opsbook.serve.wire").serve.wire.__file__)
+        if not os.access(module, os.W_OK):
+            pytest.skip("changing opsbook's code needs write access to the checkout (CI, as root, has it)")
         st = module.stat()
         os.utime(module, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
         try:
