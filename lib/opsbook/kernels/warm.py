@@ -30,11 +30,14 @@ class KernelError(RuntimeError):
 
 def _manager_class():
     from jupyter_client.manager import KernelManager  # noqa: PLC0415
+    from traitlets import Type  # noqa: PLC0415
 
     class OneRunKernelManager(KernelManager):
-        """A synchronous manager (usable from any thread) whose clients are asynchronous, as nbclient needs."""
+        """A synchronous manager (usable from any thread) whose clients are asynchronous, as nbclient needs, and
+        ready as soon as the kernel answers (kernels/clients.py)."""
 
-        client_class = "jupyter_client.asynchronous.AsyncKernelClient"
+        client_class = "opsbook.kernels.clients.QuickAsyncClient"
+        blocking_class = Type(klass=object, default_value="opsbook.kernels.clients.QuickBlockingClient")
 
     return OneRunKernelManager
 
