@@ -185,11 +185,11 @@ def test_a_caller_killed_mid_run_still_gets_its_report_written(own_service, tmp_
     deadline = time.monotonic() + 60
     while not list((tmp_path / "out").rglob("sleepy--*.json")) and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert "pid" in wait_warm(service)  # it answers again: the run (and its report, written last) is over
     (sidecar_path,) = (tmp_path / "out").rglob("sleepy--*.json")
     sidecar = assert_report_files(sidecar_path.with_suffix(""))
     assert sidecar["status"] == "failed" and "interrupted" in sidecar["error"]
     assert (marks / "cleaned").exists()
-    assert "pid" in wait_warm(service)
 
 
 
