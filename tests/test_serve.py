@@ -217,7 +217,7 @@ def test_a_malformed_request_gets_exit_2_and_the_service_goes_on(service):
     assert raw_request(service, {"op": "nonsense"})["exit_code"] == 2
     request = {"op": "run", "runbook": "probe", "target": "demo", "params": {}, "output_dir": None,
                "with_code": False, "self_contained": False, "fail_on": None, "config_path": None, "cwd": "/",
-               "environ": {"A": 1}, "code": "another opsbook"}
+               "environ": {"A": 1}, "code": "another opsbook", "umask": 0o22}
     assert "must map strings to strings" in raw_request(service, request)["error"]
     assert raw_request(service, {**request, "cwd": "relative"})["exit_code"] == 2
     assert "declined" in raw_request(service, {**request, "environ": {"A": "1"}}), "other code is never run"
@@ -300,3 +300,104 @@ def test_an_idle_service_exits_and_removes_its_socket():
         assert wire.MAX_SOCKET_PATH < 108
     finally:
         stop_service(svc)
+
+
+def test_reports_written_by_the_service_get_the_callers_umask(service, runbooks, tmp_path):
+    wait_warm(service)
+    out = subprocess.run([OPSBOOK, "run", "probe", "--json", "--output-dir", "out"], cwd=tmp_path, umask=0o077,
+                         env=service.env(OPSBOOK_RUNBOOKS=str(runbooks)), capture_output=True, text=True,
+                         timeout=180)
+    assert out.returncode == 0, out.stderr
+    html = Path(json.loads(out.stdout)["report_html"])
+    assert html.stat().st_mode & 0o777 == 0o600, oct(html.stat().st_mode)
+
+
+def test_nonsense_that_once_crashed_or_corrupted_the_service_is_refused(service):
+    from opsbook.serve import wire
+
+    wait_warm(service)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:  # JSON nested deeper than Python recurses
+        conn.settimeout(30)
+        conn.connect(status(service)["socket"])
+        reader = wire.Reader(conn)
+        reader.read()
+        conn.sendall(b"[" * 200_000 + b"\n")
+        with pytest.raises(wire.WireError):
+            reader.read()  # the service closed this connection, and goes on
+    request = {"op": "run", "runbook": "probe", "target": "demo", "params": {}, "output_dir": None,
+               "with_code": False, "self_contained": False, "fail_on": None, "config_path": None, "cwd": "/",
+               "environ": {"=weird": "x", "OB_LEAK": "caller-secret"}, "code": "x", "umask": 0o22}
+    answer = raw_request(service, request)
+    assert answer["exit_code"] == 2 and "environment" in answer["error"]
+    assert "pid" in wait_warm(service), "the service still answers"
+
+
+def test_an_early_cancel_is_taken_by_the_run_when_it_becomes_interruptible(tmp_path, monkeypatch):
+    """The service's cancel may land while the run still loads its configuration or waits for a kernel."""
+    from opsbook.config import from_dict
+    from opsbook.kernels import execute
+    from opsbook.runner import run_runbook
+
+    folder, marks = sleepy(tmp_path)
+    monkeypatch.setenv("OPSBOOK_RUNBOOKS", str(folder))
+    execute.EARLY_SIGNAL[0] = signal.SIGINT
+    try:
+        result = run_runbook("sleepy", config=from_dict({}), output_dir=tmp_path / "out")
+    finally:
+        execute.EARLY_SIGNAL[0] = None
+    assert result.exit_code == 130 and "interrupted by SIGINT" in result.sidecar["error"]
+    assert not (marks / "started").exists(), "no cell ran after the cancel"
+
+
+def test_a_gone_callers_run_that_ignores_the_interrupt_loses_its_kernel(own_service, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    folder = tmp_path / "rbs-stubborn"
+    notebook(folder, "stubborn", f"import signal, time, pathlib\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+             f"pathlib.Path({str(marks)!r}, 'started').touch()\ntime.sleep(300)")
+    wait_warm(own_service)
+    proc = subprocess.Popen([OPSBOOK, "run", "stubborn", "--output-dir", str(tmp_path / "out")],
+                            env=own_service.env(OPSBOOK_RUNBOOKS=str(folder)), cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    while not (marks / "started").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert "pid" in wait_warm(own_service), "the service is free again (the run's kernel was killed)"
+    (sidecar,) = (tmp_path / "out").rglob("stubborn--*.json")
+    assert json.loads(sidecar.read_text())["status"] == "failed"
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(proc.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_killed_service_leaves_no_kernel_behind():
+    svc = start_service()
+    try:
+        pid = wait_warm(svc)["pid"]
+        family = _children(pid)
+        family += [g for c in family for g in _children(c)]  # the factory's forked kernel
+        assert len(family) >= 3, family  # the factory, the launcher, the warm kernel
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while any(_alive(p) for p in family) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [p for p in family if _alive(p)], "the factory, the launcher and the kernel went with it"
+    finally:
+        shutil.rmtree(svc.home, ignore_errors=True)

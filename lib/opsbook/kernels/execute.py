@@ -12,6 +12,9 @@ from .warm import KERNEL_NAME, START_TIMEOUT_S, KernelError, WarmKernel
 
 LOG = logging.getLogger("opsbook.kernels")
 SIGNALS = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+# A signal meant for the run that arrived before the run could be interrupted (the service's cancel during the
+# configuration load or the wait for a kernel): `interruptible` takes it on entry. Set and cleared by the service.
+EARLY_SIGNAL: list[int | None] = [None]
 
 
 @contextlib.contextmanager
@@ -31,6 +34,9 @@ def interruptible(kernel: WarmKernel) -> Iterator[dict[str, Any]]:
             kernel.shutdown_now()
 
     saved = {s: signal.signal(s, handler) for s in SIGNALS}
+    early, EARLY_SIGNAL[0] = EARLY_SIGNAL[0], None
+    if early is not None:
+        handler(early, None)
     try:
         yield state
     finally:

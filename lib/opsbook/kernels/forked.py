@@ -41,10 +41,15 @@ def main(argv: list[str]) -> int:
 
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(s, forward)
+    parent = os.getppid()
+    conn.settimeout(1.0)
     while True:
         try:
             if not conn.recv(1):  # the kernel held the other end: it has exited
                 return 0
+        except TimeoutError:
+            if os.getppid() != parent:  # whoever started us was killed: our exit ends the kernel too
+                return 1
         except InterruptedError:
             continue
         except OSError:

@@ -65,6 +65,9 @@ def serve(path: str, parent_pid: int) -> int:
             except (OSError, ValueError):
                 conn.close()
                 continue
+            except Exception:  # noqa: BLE001 - one bad request must not take the factory down
+                conn.close()
+                continue
             pid = os.fork()
             if pid == 0:  # the kernel
                 sock.close()
@@ -104,7 +107,10 @@ def _read(conn: socket.socket) -> dict:
         if not chunk or len(data) > MAX_REQUEST:
             raise ValueError("incomplete request")
         data += chunk
-    request = json.loads(data)
+    try:
+        request = json.loads(data)
+    except RecursionError:
+        raise ValueError("bad request") from None
     if not (isinstance(request, dict) and isinstance(request.get("argv"), list) and
             isinstance(request.get("env"), dict) and isinstance(request.get("cwd"), str)):
         raise ValueError("bad request")

@@ -41,11 +41,14 @@ def run_via_service(*, runbook: str, target: str, params: dict[str, str], output
             if "hello" not in reader.read():
                 return None
             conn.settimeout(None)
+            umask = os.umask(0)
+            os.umask(umask)
+            # paths as given: the service resolves them in our folder, as a local run would
             wire.send(conn, {"op": "run", "runbook": runbook, "target": target, "params": dict(params),
-                             "output_dir": str(Path(output_dir).expanduser().absolute()) if output_dir else None,
+                             "output_dir": str(output_dir) if output_dir else None,
                              "with_code": with_code, "self_contained": self_contained, "fail_on": fail_on,
-                             "config_path": str(Path(config_path).expanduser().absolute()) if config_path else None,
-                             "cwd": os.getcwd(), "environ": dict(os.environ), "code": wire.code_stamp()})
+                             "config_path": config_path, "cwd": os.getcwd(), "environ": dict(os.environ),
+                             "code": wire.code_stamp(), "umask": umask})
         except (OSError, wire.WireError):
             return None  # busy, or gone before it took the request: nothing ran
         with _forward_signals(conn):

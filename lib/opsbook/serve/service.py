@@ -31,7 +31,8 @@ IDLE_S = 3600
 CANCEL_ECHO_S = 10.0  # how long a cancel that missed its run may take to arrive
 REQUEST_FIELDS = {"runbook": str, "target": str, "params": dict, "output_dir": (str, type(None)),
                   "with_code": bool, "self_contained": bool, "fail_on": (str, type(None)),
-                  "config_path": (str, type(None)), "cwd": str, "environ": dict, "code": str}
+                  "config_path": (str, type(None)), "cwd": str, "environ": dict, "code": str, "umask": int}
+GONE_GRACE_S = 10.0  # a run whose caller is gone gets this long to stop after the interrupt, then its kernel dies
 
 
 def check_request(req: dict[str, Any]) -> str | None:
@@ -46,22 +47,28 @@ def check_request(req: dict[str, Any]) -> str | None:
             return f"field {mapping!r} must map strings to strings"
     if not Path(req["cwd"]).is_absolute():
         return "field 'cwd' must be an absolute path"
+    if any(not k or "=" in k or "\0" in k or "\0" in v for k, v in req["environ"].items()):
+        return "field 'environ' holds a name or value no environment can hold"
+    if not 0 <= req["umask"] <= 0o777:
+        return "field 'umask' is out of range"
     return None
 
 
 @contextlib.contextmanager
-def as_caller(environ: dict[str, str], cwd: str) -> Iterator[None]:
-    """This process's environment and working folder are the caller's inside the block, its own after."""
+def as_caller(environ: dict[str, str], cwd: str, umask: int) -> Iterator[None]:
+    """This process's environment, working folder and umask are the caller's inside the block, its own after."""
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
-    os.environ.clear()
-    os.environ.update(environ)
+    saved_umask = os.umask(umask)  # report files get the caller's modes, as in a local run
     try:
+        os.environ.clear()
+        os.environ.update(environ)
         os.chdir(cwd)
         yield
     finally:
         os.environ.clear()
         os.environ.update(saved_env)
         os.chdir(saved_cwd)
+        os.umask(saved_umask)
 
 
 class Service:
@@ -134,7 +141,10 @@ class Service:
                 except InterruptedError:
                     continue
                 with conn:
-                    self._handle(conn)
+                    try:
+                        self._handle(conn)
+                    except Exception as e:  # noqa: BLE001 - one bad request must not take the service down
+                        self.log(f"opsbook service: a request failed: {type(e).__name__}: {str(e)[:200]}")
                 self.last_activity = time.monotonic()
         finally:
             self.close()
@@ -155,6 +165,13 @@ class Service:
             self.pool = None
 
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
+        with self._lock:
+            running, ours = self._running is not None, self._cancel_sent
+        if running and ours:  # our cancel, before the run could be interrupted: the run takes it on entry
+            from ..kernels import execute  # noqa: PLC0415
+
+            execute.EARLY_SIGNAL[0] = signum
+            return
         if self._echo_expected is not None and time.monotonic() - self._echo_expected < CANCEL_ECHO_S:
             self._echo_expected = None
             return  # our own cancel, which arrived after the run had ended: not a request to stop
@@ -208,9 +225,13 @@ class Service:
             self._running = conn
         watcher.start()
         answer = {"exit_code": 1, "error": "the service failed to run it"}
+        from ..kernels import execute  # noqa: PLC0415
+
+        execute.EARLY_SIGNAL[0] = None
         try:
             answer = self._execute(req)
         finally:
+            execute.EARLY_SIGNAL[0] = None
             with self._lock:
                 self._running = None
                 sent, self._cancel_sent = self._cancel_sent, False
@@ -225,7 +246,7 @@ class Service:
         from ..runner import run_runbook  # noqa: PLC0415
 
         try:
-            with as_caller(req["environ"], req["cwd"]):
+            with as_caller(req["environ"], req["cwd"], req["umask"]):
                 config = load(req["config_path"])
                 output_dir = Path(req["output_dir"]) if req["output_dir"] else None
                 result = run_runbook(req["runbook"], req["target"], req["params"], config=config,
@@ -267,6 +288,16 @@ class Service:
                     self._cancel_sent = True
                     os.kill(os.getpid(), signum)
             if gone:
+                # nobody will press Ctrl-C a second time: a run that ignores the interrupt loses its kernel
+                deadline = time.monotonic() + GONE_GRACE_S
+                while time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    with self._lock:
+                        if self._running is not conn:
+                            return
+                with self._lock:
+                    if self._running is conn:
+                        os.kill(os.getpid(), signal.SIGINT)  # the second signal: the kernel is killed
                 return
 
 

@@ -100,7 +100,7 @@ class Reader:
         line, self.buffer = self.buffer.split(b"\n", 1)
         try:
             message = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than any request is
             raise WireError("not a JSON message") from None
         if not isinstance(message, dict):
             raise WireError("a message must be a JSON object")
