@@ -43,6 +43,28 @@ def pytest_unconfigure(config):
             shutil.rmtree(home, ignore_errors=True)
 
 
+def unprivileged_home(tmp_path: Path, user: str = "opsbook-tester"):
+    """(passwd entry, home) of a plain system account (created once) that can reach python, the code and its own
+    home under tmp_path: for the root-only tests that prove the unprivileged path."""
+    import pwd
+    import subprocess
+    import sys
+
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                        "--shell", "/usr/sbin/nologin", user], check=True)
+    pw = pwd.getpwnam(user)
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chown(home, pw.pw_uid, pw.pw_gid)
+    for path in (home, Path(sys.executable).resolve(), ROOT):  # the account must reach python, the code, its dir
+        for parent in path.parents:
+            parent.chmod(parent.stat().st_mode | 0o001)
+    return pw, home
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, unprivileged_home
 from opsbook.context import Runbook
 from opsbook.recovery import dump, tools
 from opsbook.recovery.script import ScriptGuard
@@ -466,21 +466,8 @@ def test_on_a_scratch_server_a_held_database_is_never_an_orphan_and_only_old_unh
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the suite runs as a normal user here: every cluster test covers it")
 def test_a_normal_user_gets_a_throwaway_cluster_run_as_themselves(tmp_path):
-    import pwd
-
-    user = "opsbook-tester"
-    try:
-        pwd.getpwnam(user)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-                        "--shell", "/usr/sbin/nologin", user], check=True)
-    pw = pwd.getpwnam(user)
-    home = tmp_path / "home"
-    home.mkdir()
-    os.chown(home, pw.pw_uid, pw.pw_gid)
-    for path in (home, Path(sys.executable).resolve(), ROOT):
-        for parent in path.parents:
-            parent.chmod(parent.stat().st_mode | 0o001)
+    pw, home = unprivileged_home(tmp_path)
+    user = pw.pw_name
     code = ("import sys, os, psycopg; sys.path.insert(0, %r)\n"
             "from opsbook.sandbox import throwaway_cluster\n"
             "with throwaway_cluster('opsbook_verify_20261201_000000_beef') as c:\n"

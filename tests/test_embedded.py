@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import PG15_BIN, ROOT, free_port
+from conftest import PG15_BIN, ROOT, free_port, unprivileged_home
 from opsbook.embedded import SERVER_ACCOUNT, EmbeddedServer
 from opsbook.errors import EmbeddedServerError
 
@@ -156,19 +156,8 @@ def test_second_major_version_from_another_bindir(tmp_path):
 @pytest.mark.skipif(os.geteuid() != 0, reason="the suite itself runs as a normal user here: covered by every test")
 def test_works_as_a_normal_user(tmp_path):
     """As root in CI we also prove the unprivileged path: a plain account starts and stops its own server."""
-    user = "opsbook-tester"
-    try:
-        pwd.getpwnam(user)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-                        "--shell", "/usr/sbin/nologin", user], check=True)
-    pw = pwd.getpwnam(user)
-    home = tmp_path / "home"
-    home.mkdir()
-    os.chown(home, pw.pw_uid, pw.pw_gid)
-    for path in (home, Path(sys.executable).resolve(), ROOT):  # the account must reach python, the code, its dir
-        for parent in path.parents:
-            parent.chmod(parent.stat().st_mode | 0o001)
+    pw, home = unprivileged_home(tmp_path)
+    user = pw.pw_name
     code = ("import sys; sys.path.insert(0, %r)\n"
             "from opsbook.embedded import EmbeddedServer\nimport psycopg, os\n"
             "s = EmbeddedServer(%r, port=%d)\nst = s.start()\n"

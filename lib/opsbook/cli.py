@@ -1,7 +1,6 @@
 """The `opsbook` command line: each command parses, calls one library function, and prints."""
 from __future__ import annotations
 
-import errno
 import json
 import sys
 from pathlib import Path
@@ -10,10 +9,9 @@ import click
 
 from . import __version__
 from .commands import State, discover
-from .errors import OpsbookError
+from .errors import OpsbookError, write_error_line
 
 pass_state = click.make_pass_decorator(State, ensure=True)
-WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EFBIG}
 
 
 class OpsbookGroup(click.Group):
@@ -47,10 +45,10 @@ class OpsbookGroup(click.Group):
         except (click.Abort, KeyboardInterrupt):
             _fail("interrupted", 130)
         except OSError as e:  # a full disk, a read-only or vanished folder: what the user must fix, in one line
-            if e.errno not in WRITE_ERRORS:
+            line = write_error_line(e)
+            if line is None:
                 raise
-            where = f" {e.filename}" if e.filename else ""
-            _fail(f"cannot write{where}: {e.strerror}", 2)
+            _fail(line, 2)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -1,6 +1,19 @@
 """One exception hierarchy: every error opsbook raises on purpose."""
 from __future__ import annotations
 
+import errno
+
+# A full disk, a read-only or vanished folder, no permission: what the user must fix, said in one line (exit 2).
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EFBIG}
+
+
+def write_error_line(e: OSError) -> str | None:
+    """"cannot write PATH: reason" for an OSError of the kinds above, else None (a bug: let it be seen)."""
+    if e.errno not in WRITE_ERRORS:
+        return None
+    where = f" {e.filename}" if e.filename else ""
+    return f"cannot write{where}: {e.strerror}"
+
 
 class OpsbookError(Exception):
     """Base class; the message is one line that says what to do next."""

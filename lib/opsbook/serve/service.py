@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
 import os
 import shutil
 import signal
@@ -242,7 +241,7 @@ class Service:
 
     def _execute(self, req: dict[str, Any]) -> dict[str, Any]:
         from ..config import load  # noqa: PLC0415
-        from ..errors import OpsbookError  # noqa: PLC0415
+        from ..errors import OpsbookError, write_error_line  # noqa: PLC0415
         from ..runner import run_runbook  # noqa: PLC0415
 
         try:
@@ -256,10 +255,8 @@ class Service:
         except OpsbookError as e:
             return {"exit_code": e.exit_code, "error": str(e)}
         except OSError as e:
-            if e.errno not in WRITE_ERRORS:
-                return {"exit_code": 1, "error": f"{type(e).__name__}: {e}"}
-            where = f" {e.filename}" if e.filename else ""
-            return {"exit_code": 2, "error": f"cannot write{where}: {e.strerror}"}
+            line = write_error_line(e)
+            return {"exit_code": 2, "error": line} if line else {"exit_code": 1, "error": f"{type(e).__name__}: {e}"}
         except Exception as e:  # noqa: BLE001 - one bad run must not take the service down
             return {"exit_code": 1, "error": f"the service failed to run it: {type(e).__name__}: {e}"}
         if result.exit_code == 128 + signal.SIGTERM and not self._cancelled_by_client:
@@ -300,5 +297,3 @@ class Service:
                         os.kill(os.getpid(), signal.SIGINT)  # the second signal: the kernel is killed
                 return
 
-
-WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EFBIG}
