@@ -155,8 +155,6 @@ BAD_CONFIG = [
     ('[targets.prod]\ndsn = "host=h"\n[targets.prod.addons]\nread_replicas = -1\n', "must be 0 or more"),
     ('[targets.prod]\ndsn_env = "MY DSN"\n', "must name an environment variable"),
     ('[targets.prod]\ndsn = "host=h"\n[targets.prod.freshness."a\\u0000b"]\ncolumn = "x"\n', "is not a table name"),
-    ('[targets.prod]\ndsn = "host=a,b port=5432,6543"\n', "transaction-mode pooler (port 6543)"),
-    ('[targets.prod]\ndsn = "postgresql://u@a:5432,b:6543/db"\n', "transaction-mode pooler (port 6543)"),
     ('[history]\nurl = "mysql://u@localhost/opsbook"\n', "uses mysql://, whose driver is not installed here"),
     ('[history]\nurl = "oracle://u@localhost/opsbook"\n', "uses oracle://, whose driver is not installed here"),
     ('[history]\nurl = "sqlite:////nonexistent/dir/history.sqlite"\n', "folder /nonexistent/dir does not exist"),

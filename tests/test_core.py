@@ -63,7 +63,7 @@ def test_a_check_that_meets_a_held_lock_degrades_to_info(db):
     holder = db.connect(autocommit=False)
     holder.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
     probe = Check("test.locked", "reads a locked table", judge=lambda df: [Finding("test.locked", "ok", "read")],
-                  data=lambda ctx: ctx.db.query("SELECT count(*) FROM busy"))
+                  data=lambda ctx: ctx.db.query("SELECT count(*) FROM public.busy"))
     session = connect(db.config().target("test"))
     try:
         [f] = run_check(probe, CheckContext(db=session, target=session.target), {}).findings

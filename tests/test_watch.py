@@ -37,7 +37,7 @@ def test_sample_names_each_blocking_root_with_its_tree_statement_and_relation(db
     assert root["blocked"] == 5  # b, c, d, e, f: directly or through others
     assert sorted(root["direct"]) == sorted([chain["b"], chain["f"]])
     assert (root["application"], root["state"], root["relation"]) == \
-        ("fault-root", "idle in transaction", "chain_a")
+        ("fault-root", "idle in transaction", "public.chain_a")
     assert root["statement"] == "UPDATE chain_a SET v = v + 1 WHERE id = 1"
     assert root["lock_type"] in ("transactionid", "relation")
     assert row["waiting"] == 5 and row["blocked_max_tree"] == 5
@@ -64,7 +64,7 @@ def test_root_statement_is_redacted(db):
         db.execute(f'DROP ROLE IF EXISTS "{role}"')
     (root,) = row["detail"]["roots"]
     assert "hunter2" not in repr(row)
-    assert root["statement"].startswith(f'ALTER ROLE "{role}" PASSWORD') and root["relation"] == "pw_t"
+    assert root["statement"].startswith(f'ALTER ROLE "{role}" PASSWORD') and root["relation"] == "public.pw_t"
 
 
 def test_gap_recorded_when_the_target_goes_away_and_sampling_goes_on(db, tmp_path):

@@ -43,7 +43,6 @@ class Target:
             if not value:
                 raise ConfigError(f"target {self.name!r}: environment variable {self.dsn_env} is not set")
             parse_dsn(value, f"target {self.name!r}: the DSN in {self.dsn_env}")
-            refuse_transaction_pooler(value, f"target {self.name!r}")
             return value
         if self.dsn:
             return self.dsn
@@ -233,7 +232,6 @@ def _target(name: str, t: dict[str, Any], where: str, base: Target | None) -> Ta
         if secret_keys(parse_dsn(t["dsn"], f"{where}: target {name!r}: its dsn")):
             raise ConfigError(f"{where}: target {name!r} has a password in its dsn; use ~/.pgpass, PGPASSWORD "
                               "or dsn_env instead")
-        refuse_transaction_pooler(t["dsn"], f"{where}: target {name!r}")
     known = {k: t[k] for k in TARGET_KEYS if k in t}
     extra = {k: v for k, v in t.items() if k not in TARGET_KEYS}
     if base is not None:  # [targets.demo] adjusts the built-in demo target
@@ -262,20 +260,6 @@ def parse_dsn(dsn: str, what: str) -> dict[str, str]:
 def secret_keys(parts: dict[str, str]) -> list[str]:
     """The keys of a parsed DSN that hold secrets: password, sslpassword, and any other *password*."""
     return [k for k, v in parts.items() if "password" in k and v]
-
-
-# Supabase's transaction-mode pooler (Supavisor/PgBouncer on 6543) hands each statement to any server connection:
-# session settings (read-only, timeouts) would not hold for our statements and would leak into the app's.
-TRANSACTION_POOLER_PORT = "6543"
-
-
-def refuse_transaction_pooler(dsn: str, what: str) -> None:
-    parts = parse_dsn(dsn, what)
-    ports = [p.strip() for p in str(parts.get("port", "")).split(",")]  # a multi-host DSN has one port per host
-    if TRANSACTION_POOLER_PORT in ports:
-        raise ConfigError(f"{what} points at a transaction-mode pooler (port 6543): opsbook needs a session of its "
-                          "own for its read-only settings; use the direct connection (port 5432) or the session "
-                          "pooler")
 
 
 def redact(dsn: str) -> str:

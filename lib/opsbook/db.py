@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,14 +34,34 @@ class QueryTiming:
 
 @dataclass
 class Session:
-    """A read-only, time-limited connection to one target, in autocommit (never idle in a transaction)."""
+    """A read-only, time-limited connection to one target. Every unit of work is its own `BEGIN READ ONLY`
+    transaction with `SET LOCAL` settings (see `unit`), so nothing a statement does can make a later one writable
+    and nothing opsbook sets outlives its transaction on a pooled server connection."""
 
     target: Target
     engine: Any
     conn: Any
     server_version_num: int
     server_version: str
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
+    lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS
     timings: list[QueryTiming] = field(default_factory=list)
+
+    @property
+    def raw(self):
+        """The psycopg connection underneath (for COPY, server-side cursors); use it inside `unit()`."""
+        return self.conn.connection.driver_connection
+
+    @property
+    def proxied(self) -> bool:
+        """True when a connection pooler or proxy stands between opsbook and the server."""
+        return bool(getattr(self.raw, "opsbook_proxied", False))
+
+    def unit(self, *, statement_timeout_ms: int | None = None):
+        """One read-only transaction: `with session.unit(): ...` (nested calls join the outer one)."""
+        return unit(self.raw, read_only=True,
+                    statement_timeout_ms=self.statement_timeout_ms if statement_timeout_ms is None
+                    else statement_timeout_ms, lock_timeout_ms=self.lock_timeout_ms)
 
     def fetch(self, sql_name: str, **params: Any):
         """Run the named query for this server's version and return a DataFrame."""
@@ -53,8 +74,10 @@ class Session:
         if ":excluded_schemas" in sql_text:
             params.setdefault("excluded_schemas", EXCLUDED_SCHEMAS)
         t0 = time.perf_counter()
-        result = self.conn.execute(text(sql_text), params)
-        df = pd.DataFrame(result.fetchall(), columns=list(result.keys())) if result.returns_rows else pd.DataFrame()
+        with self.unit():
+            result = self.conn.execute(text(sql_text), params)
+            rows = result.fetchall() if result.returns_rows else None
+        df = pd.DataFrame(rows, columns=list(result.keys())) if rows is not None else pd.DataFrame()
         redact_frame(df)  # query texts (pg_stat_activity, pg_stat_statements) lose their password literals here
         self.timings.append(QueryTiming(_name, (time.perf_counter() - t0) * 1000, len(df)))
         return df
@@ -76,30 +99,105 @@ class Session:
         self.close()
 
 
-def session_settings(statement_timeout_ms: int, lock_timeout_ms: int, read_only: bool) -> dict[str, str]:
-    return {
-        "default_transaction_read_only": "on" if read_only else "off",
-        "statement_timeout": str(statement_timeout_ms),
-        "lock_timeout": str(lock_timeout_ms),
-        "idle_in_transaction_session_timeout": "60000",
-        "application_name": APPLICATION_NAME,
-    }
+# Every session opsbook opens resolves names in pg_catalog only: a function or operator that a user of the audited
+# database created in `public` or in a schema named like opsbook's role can never be chosen over the built-in one.
+SEARCH_PATH = "pg_catalog, pg_temp"
+IDLE_IN_TRANSACTION_MS = 60_000
+
+
+def unit_sql(*, read_only: bool, statement_timeout_ms: int, lock_timeout_ms: int, isolation: str = "") -> str:
+    """The statement that opens one unit of work: the transaction's mode and every setting opsbook needs, all
+    LOCAL (gone at COMMIT), in one round trip; no function is called, so no user code can run before the path is
+    pinned."""
+    mode = ("ISOLATION LEVEL " + isolation + " " if isolation else "") + ("READ ONLY" if read_only else "READ WRITE")
+    return (f"BEGIN {mode}; SET LOCAL search_path = {SEARCH_PATH}; "
+            f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}; "
+            f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}; "
+            f"SET LOCAL idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
+
+
+@contextmanager
+def unit(conn, *, read_only: bool = True, statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
+         lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS):
+    """A transaction on the psycopg connection `conn` (in autocommit mode): committed when the block ends,
+    rolled back when it raises. Inside an open transaction it adds nothing (the outer unit's settings hold)."""
+    from psycopg import pq  # noqa: PLC0415
+
+    if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        yield conn
+        return
+    conn.execute(unit_sql(read_only=read_only, statement_timeout_ms=statement_timeout_ms,
+                          lock_timeout_ms=lock_timeout_ms))
+    try:
+        yield conn
+    except BaseException:
+        _rollback_quietly(conn)
+        raise
+    if conn.info.transaction_status == pq.TransactionStatus.INERROR:
+        _rollback_quietly(conn)
+    elif conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        conn.execute("COMMIT")
+
+
+def _rollback_quietly(conn) -> None:
+    try:
+        if not conn.closed:
+            conn.execute("ROLLBACK")
+    except Exception:  # noqa: BLE001, S110 - a lost connection has nothing left to roll back
+        pass
+
+
+def startup_options(*, read_only: bool, statement_timeout_ms: int, lock_timeout_ms: int) -> str:
+    """libpq `options`: the settings that hold from the session's start, before its first statement. A reader's
+    timeouts are set per transaction (`unit`), where a tiny one cannot cancel the connection's set-up; a writer
+    (never through a pooler) keeps them for the session."""
+    opts: dict[str, Any] = {"search_path": SEARCH_PATH.replace(" ", ""),
+                            "idle_in_transaction_session_timeout": IDLE_IN_TRANSACTION_MS}
+    if read_only:
+        opts["default_transaction_read_only"] = "on"
+    else:
+        opts.update(statement_timeout=int(statement_timeout_ms), lock_timeout=int(lock_timeout_ms))
+    return " ".join(f"-c {k}={v}" for k, v in opts.items())
+
+
+POOLER_REFUSED = ("this connection goes through a connection pooler or proxy, and opsbook needs a session of its "
+                  "own here (a scratch database, locks): give a direct connection string (on Supabase: the "
+                  "database's direct host on port 5432, not the pooler)")
+_UNSUPPORTED_OPTIONS = re.compile(r"unsupported startup parameter", re.I)
 
 
 def raw_connect(conninfo: str, *, read_only: bool = True, statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
                 lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS, connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S,
                 autocommit: bool = True):
-    """A psycopg connection with opsbook's session settings applied; errors are psycopg's own."""
+    """A psycopg connection with opsbook's settings in its startup options; errors are psycopg's own.
+
+    Server-side prepared statements are off (a transaction pooler lends another server connection next time).
+    A pooler that refuses startup options (PgBouncer) gets a connection without them: the per-transaction
+    settings of `unit()` hold there all the same. `conn.opsbook_proxied` says whether a pooler or proxy stands
+    between opsbook and the server (its backend key is not the server's backend pid). A writer (`read_only=False`)
+    needs session state of its own (a scratch database, locks): through a pooler it is refused with ConnectError.
+    """
     import psycopg  # noqa: PLC0415
 
-    conn = psycopg.connect(conninfo, connect_timeout=connect_timeout_s, application_name=APPLICATION_NAME,
-                           autocommit=True)
-    # one statement for all settings: one round trip, and a statement_timeout set here applies only from the
-    # next statement on, so even a tiny one cannot cancel the connection set-up itself
-    settings = session_settings(statement_timeout_ms, lock_timeout_ms, read_only)
-    calls = ", ".join("set_config(%s, %s, false)" for _ in settings)
+    options = startup_options(read_only=read_only, statement_timeout_ms=statement_timeout_ms,
+                              lock_timeout_ms=lock_timeout_ms)
+    kw = {"connect_timeout": connect_timeout_s, "application_name": APPLICATION_NAME, "autocommit": True,
+          "prepare_threshold": None}
     try:
-        conn.execute(f"SELECT {calls}", [x for kv in settings.items() for x in kv])
+        conn = psycopg.connect(conninfo, options=options, **kw)
+        refused_options = False
+    except psycopg.OperationalError as e:
+        if not _UNSUPPORTED_OPTIONS.search(str(e)):
+            raise
+        conn = psycopg.connect(conninfo, **kw)
+        refused_options = True
+    try:
+        with unit(conn, read_only=True, statement_timeout_ms=max(statement_timeout_ms, 5_000),
+                  lock_timeout_ms=lock_timeout_ms):
+            server_pid = conn.execute("SELECT pg_catalog.pg_backend_pid()").fetchone()[0]
+        conn.opsbook_proxied = refused_options or server_pid != conn.info.backend_pid
+        if conn.opsbook_proxied and not read_only:
+            raise ConnectError(POOLER_REFUSED, "pooler", "")
     except BaseException:
         conn.close()
         raise
@@ -143,7 +241,8 @@ def connect(target: Target, *, read_only: bool = True, statement_timeout_ms: int
                            kind, target.name) from None
     info = conn.connection.driver_connection.info  # reported by the server at start-up: no query needed
     num, ver = int(info.server_version), str(info.parameter_status("server_version") or info.server_version)
-    return Session(target, engine, conn, num, ver)
+    return Session(target, engine, conn, num, ver, statement_timeout_ms=statement_timeout_ms,
+                   lock_timeout_ms=lock_timeout_ms)
 
 
 # What libpq says, and what kind of failure it is. Order matters: first match wins.

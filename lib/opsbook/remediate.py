@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from . import runrecord
-from .db import raw_connect
+from .db import raw_connect, unit
 
 COLUMNS = ["pid", "action", "sql", "reason", "check"]
 # What each finding asks for: an idle session has nothing to cancel; a running statement is cancelled first.
@@ -67,8 +67,9 @@ def apply(rb, terminate_pids: Iterable[int] = (), cancel_pids: Iterable[int] = (
 
 
 def _run(rb, rows: list[dict]) -> None:
-    """One session for the calls: read-only too (signalling a backend writes nothing), short timeouts, and nothing
-    but the checks and the calls; only backends of the target's own database."""
+    """One session for the calls, each pid checked and signalled in one explicit transaction of its own: read-only
+    too (signalling a backend writes nothing), short timeouts, the search path pinned, and nothing but the checks
+    and the calls; only backends of the target's own database."""
     own = set()
     if rb.db is not None:
         own.add(int(rb.db.scalar("SELECT pg_backend_pid()")))
@@ -80,27 +81,31 @@ def _run(rb, rows: list[dict]) -> None:
             if pid in own:
                 row["outcome"] = "refused: that is opsbook's own session"
                 continue
-            kind = conn.execute("SELECT backend_type, datname = current_database() FROM pg_stat_activity "
-                                "WHERE pid = %s", (pid,)).fetchone()
-            if kind is None:
-                row["outcome"] = "no such backend now (it ended, or the pid is wrong)"
-                continue
-            if not kind[1]:
-                row["outcome"] = f"refused: pid {pid} is connected to another database than this target's"
-                continue
-            if kind[0] != "client backend":
-                row["outcome"] = f"refused: pid {pid} is a {kind[0]}, not a client session"
-                continue
-            call = row["sql"]
-            if row["action"] == "terminate" and conn.info.server_version >= 140000:
-                call = f"SELECT pg_terminate_backend({pid}, 5000);"  # waits up to 5 s until it has exited
             try:
-                ok = conn.execute(call).fetchone()[0]
+                row["outcome"] = _signal(conn, row)
             except Exception as e:  # noqa: BLE001 - e.g. no privilege to signal that role's backend
                 row["outcome"] = "failed: " + " ".join(str(e).split())[:200]
-                continue
-            row["done"] = bool(ok)
-            row["outcome"] = ("signal sent: " + ("terminated" if row["action"] == "terminate" else "statement "
-                                                 "cancelled")) if ok else "the server refused (returned false)"
+            row["done"] = row["outcome"].startswith("signal sent")
     finally:
         conn.close()
+
+
+def _signal(conn, row: dict) -> str:
+    """Check the pid and signal it, in one transaction: what happened, in words."""
+    pid = row["pid"]
+    with unit(conn, read_only=True, statement_timeout_ms=10_000, lock_timeout_ms=1_000):
+        kind = conn.execute("SELECT backend_type, datname = current_database() FROM pg_stat_activity "
+                            "WHERE pid = %s", (pid,)).fetchone()
+        if kind is None:
+            return "no such backend now (it ended, or the pid is wrong)"
+        if not kind[1]:
+            return f"refused: pid {pid} is connected to another database than this target's"
+        if kind[0] != "client backend":
+            return f"refused: pid {pid} is a {kind[0]}, not a client session"
+        call = row["sql"]
+        if row["action"] == "terminate" and conn.info.server_version >= 140000:
+            call = f"SELECT pg_terminate_backend({pid}, 5000);"  # waits up to 5 s until it has exited
+        ok = conn.execute(call).fetchone()[0]
+    if not ok:
+        return "the server refused (returned false)"
+    return "signal sent: " + ("terminated" if row["action"] == "terminate" else "statement cancelled")

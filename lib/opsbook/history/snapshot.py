@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import sql as sqlfiles
+from ..db import unit_sql
 from ..errors import OpsbookError
 
 DEFAULT_BUDGET_MS = 10_000  # the whole capture; cron every minute leaves most of the minute free
@@ -97,9 +98,9 @@ def capture(db, *, as_of: float | None = None, budget_ms: float = DEFAULT_BUDGET
 
     cap = Capture(ts=0.0, server_version_num=db.server_version_num, stats_reset=None, postmaster_start=None,
                   server_ms=0.0)
-    conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    db.raw.execute(unit_sql(read_only=True, statement_timeout_ms=int(budget_ms), lock_timeout_ms=db.lock_timeout_ms,
+                            isolation="REPEATABLE READ"))  # one snapshot of the catalogue for every part
     try:
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(budget_ms)}")
         d = run("history/database").iloc[0].to_dict()
         cap.ts = float(as_of) if as_of is not None else float(d["server_now_epoch"])
         cap.stats_reset, cap.postmaster_start = _f(d["stats_reset_epoch"]), _f(d["postmaster_start_epoch"])

@@ -200,4 +200,5 @@ class _Shim:
         self.db = db
 
     def execute(self, sql):
-        return self.db.conn.exec_driver_sql(sql)
+        with self.db.unit():
+            return self.db.conn.exec_driver_sql(sql)

@@ -39,7 +39,7 @@ def count_rows(session, table_list, *, exact_max_rows: int = EXACT_COUNT_MAX_ROW
     size_by = {}
     if estimate_from is not None:
         size_by = {(r.schema, r.table): r.estimated_rows for r in estimate_from.itertuples()}
-    raw = session.conn.connection.driver_connection
+    raw = session.raw
     rows, exact, ms, errors = [], [], [], []
     for r in df.itertuples():
         estimate = size_by.get((r.schema, r.table), r.estimated_rows)
@@ -51,7 +51,8 @@ def count_rows(session, table_list, *, exact_max_rows: int = EXACT_COUNT_MAX_ROW
             continue
         t0 = time.perf_counter()
         try:
-            n = raw.execute(f"SELECT count(*) FROM {qualified(r.schema, r.table)}").fetchone()[0]
+            with session.unit():
+                n = raw.execute(f"SELECT count(*) FROM {qualified(r.schema, r.table)}").fetchone()[0]
             rows.append(int(n))
             errors.append(None)
         except psycopg.Error as e:  # no privilege, a timeout, an unscanned materialized view

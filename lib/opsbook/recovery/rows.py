@@ -107,8 +107,8 @@ def try_filter(session, info: TableInfo, filter_sql: str | None) -> str | None:
     if not filter_sql:
         return None
     try:
-        session.conn.connection.driver_connection.execute(
-            f"EXPLAIN SELECT 1 FROM {info.qualified} t{_where(filter_sql)}")
+        with session.unit():
+            session.raw.execute(f"EXPLAIN SELECT 1 FROM {info.qualified} t{_where(filter_sql)}")
     except Exception as e:  # noqa: BLE001 - a syntax error, an unknown column, no privilege
         orig = getattr(e, "orig", e)
         first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__

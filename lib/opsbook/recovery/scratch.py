@@ -209,8 +209,8 @@ def prepare(scratch: Scratch, backup, client, live_session=None, plain_extension
     roles = []
     if live_session is not None:
         with contextlib.suppress(Exception):
-            roles = [r for (r,) in live_session.conn.exec_driver_sql(
-                "SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1").fetchall()]
+            roles = list(live_session.query("SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1")
+                         ["rolname"])
     scratch.cluster.make_database(scratch.name, roles)
     if roles:
         scratch.as_superuser.append(f"created {len(roles)} role(s) named as live has them, NOLOGIN and without "

@@ -19,7 +19,8 @@ def take_sample(db) -> dict[str, Any]:
 
     sql_text = sqlfiles.load("watch/sample", db.server_version_num)
     t0 = time.perf_counter()
-    r = db.conn.execute(text(sql_text), {"max_apps": MAX_APPS, "max_query": MAX_QUERY}).mappings().one()
+    with db.unit():
+        r = db.conn.execute(text(sql_text), {"max_apps": MAX_APPS, "max_query": MAX_QUERY}).mappings().one()
     server_ms = (time.perf_counter() - t0) * 1000
     by_state = r["by_state"] or {}
     roots = blocking_roots(r["waits"] or [], r["blockers"] or [])
