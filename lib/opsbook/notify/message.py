@@ -5,6 +5,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+from .escape import line
 
 SEVERITIES = ("critical", "warning", "info", "ok")
 TOP_FINDINGS = 5
@@ -57,7 +60,7 @@ class Message:
             rel = Path(self.report_html).absolute().relative_to(root).as_posix()
         except ValueError:
             rel = os.path.basename(self.report_html)
-        return url_prefix.rstrip("/") + "/" + rel
+        return url_prefix.rstrip("/") + "/" + quote(rel)  # a name with a space or `>` stays one working URL
 
     def subject(self) -> str:
         if self.test:
@@ -65,27 +68,30 @@ class Message:
         what = {"failed": "FAILED", "critical": "needs attention", "done": "report ready"}[self.event]
         tally = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n and s in ("critical", "warning"))
         prefix = "[opsbook test] " if self.test else "[opsbook] "
-        return f"{prefix}{self.runbook} on {self.target}: {what}" + (f" ({tally})" if tally else "")
+        return line(f"{prefix}{self.runbook} on {self.target}: {what}" + (f" ({tally})" if tally else ""))
 
     def text(self, config, url_prefix: str | None) -> str:
+        """Plain text; what others wrote (names, titles, the error) is one clean line each, so it cannot forge a
+        line of its own (a fake `report:`) or hide behind control and bidi characters. Slack escaping is the
+        sender's."""
         if self.test:
             return (f"{self.subject()}\n\nThis is a test sent by `opsbook notify test`. Scheduled runs will tell "
                     "you here when a report is ready, when it finds something serious, and when a run failed, as "
                     "this notifier's `on` list says.")
         lines = [self.subject(), ""]
-        lines.append(f"runbook {self.runbook}, target {self.target}"
-                     + (f", schedule {self.schedule}" if self.schedule else "")
-                     + (f", attempt {self.attempt}" if self.attempt and self.attempt > 1 else ""))
+        lines.append(line(f"runbook {self.runbook}, target {self.target}"
+                          + (f", schedule {self.schedule}" if self.schedule else "")
+                          + (f", attempt {self.attempt}" if self.attempt and self.attempt > 1 else "")))
         lines.append(f"status: {'ran' if self.status == 'ok' else self.status}")
         if self.error:
-            lines.append(f"error: {self.error}")
+            lines.append(f"error: {line(self.error)}")
         tally = " · ".join(f"{s} {n}" for s, n in self.counts.items() if n)
         lines.append(f"findings: {tally or 'none'}")
         for f in self.top:
-            lines.append(f"- {f['severity']}: {f['check']}: {f['title']}")
+            lines.append(line(f"- {f['severity']}: {f['check']}: {f['title']}"))
         where = self.where(config, url_prefix)
         if where:
-            lines.append(f"report: {where}")
+            lines.append(f"report: {line(where)}")
         return "\n".join(lines)
 
     def payload(self, config, url_prefix: str | None) -> dict[str, Any]:

@@ -9,11 +9,13 @@ import datetime as dt
 import os
 import smtplib
 import socket
+import ssl
 import time
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from .escape import slack
 from .message import Message
 from .spec import Notifier, load_notifiers
 
@@ -68,7 +70,7 @@ def _webhook(config, n: Notifier, msg: Message) -> None:
     if not url:
         raise SendError(f"environment variable {env} (the webhook URL) is not set")
     body = (msg.payload(config, n.report_url_prefix) if n.options.get("format") == "json"
-            else {"text": msg.text(config, n.report_url_prefix)})
+            else {"text": slack(msg.text(config, n.report_url_prefix))})  # no `<!channel>`, no disguised link
     try:
         r = httpx.post(url, json=body, timeout=n.timeout_s, follow_redirects=False)
     except httpx.TimeoutException:
@@ -98,17 +100,28 @@ def _email(config, n: Notifier, msg: Message) -> None:
         with smtplib.SMTP(host, port, timeout=n.timeout_s) as smtp:
             smtp.ehlo()
             if starttls is True or (starttls == "auto" and smtp.has_extn("starttls")):
-                smtp.starttls()
+                smtp.starttls(context=tls_context(o.get("ca_file")))  # without one, smtplib verifies nothing
                 smtp.ehlo()
             elif user and host not in LOOPBACK:
                 raise SendError(f"{host} offers no STARTTLS: refusing to send the SMTP password in clear text")
+            elif o.get("ca_file"):  # a relay whose CA is named speaks TLS: its absence is a downgrade
+                raise SendError(f"{host} offers no STARTTLS, though ca_file names its CA: nothing was sent")
             if user:
                 smtp.login(user, password)
             smtp.send_message(m)
     except SendError:
         raise
+    except ssl.SSLCertVerificationError as e:
+        why = (e.verify_message or e.reason or "").rstrip(".")
+        raise SendError(f"SMTP {host}:{port}: the server's certificate is not trusted for {host} ({why}); nothing "
+                        "was sent. For a private relay, name its CA in ca_file") from None
     except (smtplib.SMTPException, OSError) as e:
         reason = getattr(e, "smtp_error", b"")
         reason = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
         raise SendError(f"SMTP {host}:{port}: {type(e).__name__} {' '.join((reason or str(e)).split())[:200]}") \
             from None
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """Certificate and host name verified: against the system's CAs, or only `ca_file`'s for a private relay."""
+    return ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -11,7 +12,10 @@ EVENTS = ("failed", "critical", "done")
 KINDS = ("webhook", "email")
 COMMON_KEYS = {"kind", "on", "report_url_prefix", "timeout_s", "retries", "description"}
 KIND_KEYS = {"webhook": {"url_env", "format"},
-             "email": {"to", "smtp", "from", "user_env", "password_env", "starttls", "attach_html"}}
+             "email": {"to", "smtp", "from", "user_env", "password_env", "starttls", "attach_html", "ca_file"}}
+# what each e-mail key holds (the README's example shows them; errors name them)
+EMAIL_HELP = {"ca_file": "PEM file of the CA that signed a private relay's certificate, instead of the system's "
+                         "CAs (relative to opsbook.toml); the certificate and host name are verified either way"}
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 DEFAULT_TIMEOUT_S = 10
@@ -46,11 +50,11 @@ def load_notifiers(config) -> dict[str, Notifier]:
             continue
         if not isinstance(t, dict):
             raise ConfigError(f"[notify.{name}] must be a table with kind = \"webhook\" or \"email\"")
-        out[name] = _one(name, t, prefix)
+        out[name] = _one(name, t, prefix, getattr(config, "base", None))
     return out
 
 
-def _one(name: str, t: dict[str, Any], prefix: str | None) -> Notifier:
+def _one(name: str, t: dict[str, Any], prefix: str | None, base: Path | None = None) -> Notifier:
     where = f"notifier {name!r}"
     kind = t.get("kind")
     if kind not in KINDS:
@@ -96,7 +100,19 @@ def _one(name: str, t: dict[str, Any], prefix: str | None) -> Notifier:
             raise ConfigError(f"{where}: from must be an e-mail address")
         if not isinstance(t.get("attach_html", False), bool):
             raise ConfigError(f"{where}: attach_html must be true or false")
+        if "ca_file" in t:
+            options["ca_file"] = _ca_file(t["ca_file"], base, where)
     url_prefix = t.get("report_url_prefix", prefix)
     if url_prefix is not None and not isinstance(url_prefix, str):
         raise ConfigError(f"{where}: report_url_prefix must be a string (a URL)")
     return Notifier(name, kind, tuple(on), url_prefix, float(timeout), retries, options)
+
+
+def _ca_file(value: Any, base: Path | None, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: ca_file must be the path of a PEM file: {EMAIL_HELP['ca_file']}")
+    p = Path(value).expanduser()
+    p = p if p.is_absolute() or base is None else base / p
+    if not p.is_file():
+        raise ConfigError(f"{where}: ca_file: no such file {str(p)!r} ({EMAIL_HELP['ca_file']})")
+    return str(p)

@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 from ..display import human_seconds
+from ..notify.escape import line, md_cell, md_code, md_text
 
-
-def _md(text) -> str:
-    """Database text in Markdown: no line breaks, no table pipes, no HTML."""
-    s = " ".join(str(text or "").split())
-    return s.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+WHAT_CHARS = 160  # of an event's text in a timeline row
 
 
 def impact(ev, findings) -> dict:
@@ -45,12 +42,14 @@ def document(*, title: str, severity: str, target: str, ev, findings, imp: dict,
     roots = [f for f in findings if f.check == "postmortem.root_cause" and not f.skipped]
     other = [f for f in findings if f.check != "postmortem.root_cause" and f.severity.value in ("critical", "warning")]
     w = ev.window
-    lines = [f"# Post-mortem: {_md(title)}", "",
-             f"- **Severity:** {severity}", f"- **Database:** {_md(target)}",
+    # what the database, the log or the sidecars hold is a code span (a cell's code spans): never a link, an image
+    # or HTML in any renderer; the only links in this document would be ones opsbook writes
+    lines = [f"# Post-mortem: {md_text(title)}", "",
+             f"- **Severity:** {md_text(severity)}", f"- **Database:** {md_text(target)}",
              f"- **Window:** {w.text()} ({human_seconds(w.duration_s)})",
              f"- **Status:** draft, prefilled by opsbook{f' ({report_name})' if report_name else ''}", "",
              "## Summary", "",
-             (f"{_md(roots[0].title)}." if roots else "The evidence names no single cause (see below).")
+             (f"{md_code(roots[0].title)}." if roots else "The evidence names no single cause (see below).")
              + f" {imp['statements_failed']} statement(s) failed and {imp['connections_refused']} connection(s) "
                f"were refused in the window.", "",
              "## Impact", "",
@@ -68,19 +67,20 @@ def document(*, title: str, severity: str, target: str, ev, findings, imp: dict,
         inside = timeline[timeline["in_window"]]
         for ts, source, kind, what, n in collapse(inside if len(inside) else timeline)[:40]:
             many = f"{n} x " if n > 1 else ""
-            lines.append(f"| {ts:%H:%M:%S} | {source} | {many}{_md(kind)}: {_md(what)[:160]} |")
+            lines.append(f"| {ts:%H:%M:%S} | {md_text(source)} | {many}{md_text(kind)}: "
+                         f"{md_cell(line(what)[:WHAT_CHARS])} |")
     else:
         lines.append("| | | no recorded events |")
     lines += ["", "## Root cause", ""]
     if roots:
         for i, f in enumerate(roots, 1):
-            lines.append(f"{i}. **{_md(f.title)}**. {_md(f.detail)}")
+            lines.append(f"{i}. **{md_code(f.title)}**. {md_code(f.detail)}")
     else:
         lines.append("_No candidate in the evidence._")
     lines += ["", "## Contributing factors", ""]
-    lines += [f"- {_md(f.title)}" for f in other] or ["- _(fill in)_"]
+    lines += [f"- {md_code(f.title)}" for f in other] or ["- _(fill in)_"]
     if ev.missing:
-        lines += ["", "## What the evidence could not show", ""] + [f"- {_md(m)}" for m in ev.missing]
+        lines += ["", "## What the evidence could not show", ""] + [f"- {md_code(m)}" for m in ev.missing]
     lines += ["", "## What went well", "", "- _(fill in: what detected it, what helped recovery)_", "",
               "## What went badly", "", "- _(fill in: what slowed detection or recovery)_", "",
               "## Action items", "", "| action | owner | due |", "|---|---|---|"]
@@ -88,7 +88,7 @@ def document(*, title: str, severity: str, target: str, ev, findings, imp: dict,
     for f in [*roots, *other]:
         if f.remediation and f.remediation not in seen:
             seen.add(f.remediation)
-            lines.append(f"| {_md(f.remediation)} | _(owner)_ | _(date)_ |")
+            lines.append(f"| {md_cell(f.remediation)} | _(owner)_ | _(date)_ |")
     if not seen:
         lines.append("| _(fill in)_ | | |")
     return "\n".join(lines) + "\n"
@@ -97,9 +97,9 @@ def document(*, title: str, severity: str, target: str, ev, findings, imp: dict,
 def messages(*, severity: str, ev, findings, imp: dict) -> dict[str, str]:
     """The three stakeholder messages of guide 004 section 9.7, filled in."""
     roots = [f for f in findings if f.check == "postmortem.root_cause" and not f.skipped]
-    cause = roots[0].title if roots else "under investigation"
+    cause = line(roots[0].title) if roots else "under investigation"  # shown in <pre>: one clean line
     w = ev.window
-    fixes = "; ".join(dict.fromkeys(f.remediation for f in roots[:2] if f.remediation)) or "(fill in)"
+    fixes = "; ".join(dict.fromkeys(line(f.remediation) for f in roots[:2] if f.remediation)) or "(fill in)"
     return {
         "incident alert": "\n".join([f"INCIDENT ALERT - {severity}", f"Time: {w.start:%Y-%m-%d %H:%M UTC}",
                                      f"Issue: {cause}",
