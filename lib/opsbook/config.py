@@ -7,7 +7,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from .errors import ConfigError, UnknownTarget
 
@@ -174,9 +174,10 @@ def history_url(url: Any, reports_dir: Path, base: Path, where: str) -> str:
     url = str(url)
     if "://" not in url:
         raise ConfigError(f"{where}: [history] url {url!r} is not an SQLAlchemy URL (e.g. sqlite:///history.sqlite)")
-    if urlsplit(url).password:
-        raise ConfigError(f"{where}: [history] url has a password; leave it out and let libpq find it "
-                          "(~/.pgpass, PGPASSWORD)")
+    secret = url_secret(url)
+    if secret:
+        raise ConfigError(f"{where}: [history] url has a password in {secret}; leave it out and let libpq find it "
+                          "(~/.pgpass, PGPASSWORD, passfile=)")
     scheme, rest = url.split("://", 1)
     dialect = scheme.split("+", 1)[0]
     if dialect == "sqlite":
@@ -193,6 +194,24 @@ def history_url(url: Any, reports_dir: Path, base: Path, where: str) -> str:
     elif scheme != "postgresql+psycopg":
         _check_driver(url, where)
     return url
+
+
+# User info as SQLAlchemy reads it (sqlalchemy.engine.url._parse_url): up to the first @, even across a /
+_SA_USERINFO = re.compile(r"[\w+]+://[^:/]*:([^@]*)@")
+
+
+def url_secret(url: str) -> str | None:
+    """Where a URL holds a password, named without it ("its user info", "its query parameter 'sslpassword'"),
+    or None: the user info as urllib or SQLAlchemy read it, or a query parameter whose name (decoded, any case)
+    holds "password", as libpq's URL and SQLAlchemy's psycopg dialect pass them to the server."""
+    m = _SA_USERINFO.match(url)
+    if urlsplit(url).password or (m and m.group(1)):
+        return "its user info"
+    query = url.partition("?")[2]
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if "password" in key.lower() and value:
+            return f"its query parameter {key!r}"
+    return None
 
 
 def _check_driver(url: str, where: str) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import OpsbookError
+from ..redact import redact_sql
 
 TOOLS = ("pg_dump", "pg_restore", "psql")
 # Where PostgreSQL client tools live besides PATH: Debian/Ubuntu, RHEL (PGDG), Homebrew.
@@ -262,7 +263,5 @@ def session_for(conninfo: str, label: str, **kw):
 
 def scrub(text: str) -> str:
     """Tool output made safe to show: password=..., OPTIONS (password '...') of user mappings quoted back by
-    pg_restore, and the password in URL user info, removed."""
-    text = re.sub(r"(\w*password)\s*=\s*\S+", r"\1=***", text or "")
-    text = re.sub(r"(\w*password)\s+'(?:[^']|'')*'", r"\1 '***'", text, flags=re.I)
-    return re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
+    pg_restore, and the password in URL user info, removed (opsbook.redact's one rule for every text)."""
+    return redact_sql(text or "")
