@@ -94,7 +94,8 @@ def restore(backup: Backup, client: Client, conninfo: str, *, jobs: int = 1, sec
     it, CREATE/DROP DATABASE, \\connect, ownership and grants are left out. Errors do not stop the restore, as
     with pg_restore's and psql's defaults; they are collected and quoted.
     """
-    from .script import ScriptGuard  # noqa: PLC0415
+    from ..embedded import server_account  # noqa: PLC0415
+    from .script import ScriptGuard, psql_problem  # noqa: PLC0415
     from .tools import client_connection  # noqa: PLC0415
 
     if not is_scratch_name(_dbname(conninfo)):
@@ -116,10 +117,17 @@ def restore(backup: Backup, client: Client, conninfo: str, *, jobs: int = 1, sec
         cmd = [client.path("psql"), "--no-psqlrc", "--quiet", "--no-password", "--output=/dev/null",
                "--set=ON_ERROR_STOP=0", "--file=-", "--dbname", dsn]
         shown = " ".join(cmd[:-1] + ["'<scratch>'", "<", str(backup.path)])
+        if problem := psql_problem(client.path("psql")):  # without \restrict, the guard would be the only line
+            return RestoreResult(shown, -1, 0.0, fatal=problem)
         only = f"{table[0]}.{table[1]}" if table else None
         guard = ScriptGuard(scratch.precreated_schemas if scratch else set(),
                             bool(scratch and scratch.skip_extensions))
-        as_account = bool(scratch is not None and scratch.run_as_account)
+        # psql, the one tool with shell escapes, never runs as root: as the unprivileged server account, into a
+        # throwaway cluster and into a scratch target alike
+        as_account = server_account() is not None
+        if as_account:
+            env = _for_account(env)
+        env.pop("PGCLIENTENCODING", None)  # psql starts in the database's encoding, then gets UTF8 from opsbook
         return _watch(cmd, env, shown, _psql_line, stdin_feed=backup, timeout_s=timeout_s, copy_only=only,
                       guard=guard, as_account=as_account)
 
@@ -144,6 +152,21 @@ def restore_table(backup: Backup, client: Client, conninfo: str, schema: str, ta
     return RestoreResult(f"{first.command}; {second.command}", second.returncode or first.returncode,
                          first.duration_s + second.duration_s, events, first.errors + second.errors, second.fatal,
                          second.timed_out, second.refused)
+
+
+def _for_account(env: dict) -> dict:
+    """psql's environment when it runs as the server account: that account's home (root's is not readable: libpq
+    would fail on ~/.postgresql), and the connection's private service file handed over to it."""
+    import os  # noqa: PLC0415
+    import pwd  # noqa: PLC0415
+
+    from ..embedded import server_account  # noqa: PLC0415
+
+    pw = pwd.getpwnam(server_account())
+    if service := env.get("PGSERVICEFILE"):  # 0600 in a 0700 folder that exists only while psql runs
+        for path in (Path(service).parent, Path(service)):
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+    return {**env, "HOME": pw.pw_dir}
 
 
 def _dbname(conninfo: str) -> str:
@@ -233,15 +256,31 @@ def _pg_restore_line(line: str, tl: _Timeline, state: dict) -> None:
 
 
 _PSQL_ERROR = re.compile(r"^psql:<stdin>:(\d+): (ERROR|FATAL|error):\s+(.*)$")
+_RESTRICTED = re.compile(r"^(backslash commands are restricted|\\unrestrict: )")
+
+
+def _script_line(state: dict, psql_line: int) -> int:
+    """The script's line number for psql's (psql counts opsbook's first line, not the lines left out)."""
+    lines = state.get("psql_lines") or []
+    return lines[psql_line - 1] if 0 < psql_line <= len(lines) else psql_line
 
 
 def _psql_line(line: str, tl: _Timeline, state: dict) -> None:
     if m := _PSQL_ERROR.match(line):
-        entry = {"message": m.group(3), "context": f"line {m.group(1)}"}
+        at = _script_line(state, int(m.group(1)))
+        if state.get("refused"):
+            return  # psql is being stopped: what it read after the refused line says nothing more
+        if m.group(2) == "error" and _RESTRICTED.match(m.group(3)):  # the guard missed it, psql did not
+            state["refused"] = (f"line {at}: psql refused a meta-command the guard did not see ({m.group(3)}); "
+                                "it ran none: opsbook's \\restrict line held")
+            state["fatal"] = f"refused, nothing more was run: {state['refused']}"
+            state["proc"].kill()
+            return
+        entry = {"message": m.group(3), "context": f"line {at}"}
         if m.group(2) == "ERROR":
             state["errors"].append(entry)
         else:
-            state["fatal"] = f"{m.group(3)} (line {m.group(1)})"
+            state["fatal"] = f"{m.group(3)} (line {at})"
     elif line.startswith("psql: error:"):
         state["fatal"] = line.replace("psql: error: ", "")
     elif state["errors"] and line.startswith(("DETAIL:", "CONTEXT:")):
@@ -258,10 +297,16 @@ _COPY = re.compile(rb"^COPY (\S+) ")
 def _feed(backup: Backup, proc: subprocess.Popen, tl: _Timeline, state: dict, copy_only: str | None, guard) -> None:
     """Write the SQL script to psql, each line judged by `guard` first, stamping each object as its comment goes
     through the pipe; with `copy_only` ("schema.table"), the COPY blocks of every other table are left out. A
-    refused line stops everything: psql is killed before it could read it."""
+    refused line stops everything: psql is killed before it could read it. psql reads opsbook's \\restrict line
+    first, so a meta-command the guard missed is refused by psql itself, and that stops everything too."""
+    from .script import restrict_line  # noqa: PLC0415
+
     opener = gzip.open if backup.format == "plain.gz" else open
     skipping = False
+    lines = state["psql_lines"]  # psql's line number - 1 -> the script's (0: opsbook's own first line)
     try:
+        lines.append(0)
+        proc.stdin.write(restrict_line(secrets.token_hex(32)))  # before any byte of the backup
         with opener(backup.path, "rb") as f:
             for raw in f:
                 decision = guard.judge(raw)
@@ -282,6 +327,7 @@ def _feed(backup: Backup, proc: subprocess.Popen, tl: _Timeline, state: dict, co
                     if m.group(1).decode("utf-8", "replace").replace('"', "") != copy_only:
                         skipping = True
                         continue
+                lines.append(guard.lexer.number)
                 proc.stdin.write(raw)
     except BrokenPipeError:
         pass  # psql went away; its stderr says why
@@ -296,7 +342,7 @@ def _feed(backup: Backup, proc: subprocess.Popen, tl: _Timeline, state: dict, co
 def _watch(cmd, env, shown, parse_line, *, stdin_feed: Backup | None, timeout_s: float | None,
            copy_only: str | None = None, guard=None, as_account: bool = False) -> RestoreResult:
     tl = _Timeline()
-    state: dict = {"errors": [], "fatal": None}
+    state: dict = {"errors": [], "fatal": None, "psql_lines": []}
     kw = {}
     if as_account:  # psql, the one tool with shell escapes, runs as the unprivileged server account
         from ..embedded import become_account  # noqa: PLC0415
@@ -304,6 +350,7 @@ def _watch(cmd, env, shown, parse_line, *, stdin_feed: Backup | None, timeout_s:
         kw = {"preexec_fn": become_account(), "cwd": "/"}
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin_feed else subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, **kw)
+    state["proc"] = proc
     feeder = None
     if stdin_feed is not None:
         feeder = threading.Thread(target=_feed, args=(stdin_feed, proc, tl, state, copy_only, guard), daemon=True)

@@ -8,16 +8,20 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .psql_state import string_syntax_change
+
 # What pg_dump itself writes as meta-commands: \restrict/\unrestrict (17.6+, 18) around the script, and \connect
-# after CREATE DATABASE (-C). \connect is never passed on: the contents go into the scratch database.
-ALLOWED_META = {"restrict", "unrestrict"}
+# after CREATE DATABASE (-C). None is passed on: psql gets opsbook's own \restrict line with a key of its own, and
+# the contents go into the scratch database.
+RESTRICT_META = {"restrict", "unrestrict"}
 CONNECT_META = {"connect", "c"}
+# The first release of each branch whose psql has \restrict (CVE-2025-8714, August 2025); 18.0 and later have it.
+RESTRICT_SINCE = {13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
 # Whole one-line statements left out of a restore into a scratch database (the archive path does the same with
 # pg_restore --no-owner --no-privileges and without --create).
 _SKIP = re.compile(r"^(CREATE|DROP|ALTER|COMMENT ON|SECURITY LABEL ON)\s+DATABASE\b|^ALTER\s+.*\sOWNER\s+TO\s|"
                    r"^(GRANT|REVOKE)\s|^ALTER\s+DEFAULT\s+PRIVILEGES\s", re.I | re.S)
-_REFUSE_STMT = re.compile(r"^(CREATE|DROP|ALTER)\s+DATABASE\b|^SET\s+(SESSION\s+AUTHORIZATION|ROLE)\b|"
-                          r"^SET\s+standard_conforming_strings\s*(=|TO)\s*'?off", re.I | re.S)
+_REFUSE_STMT = re.compile(r"^(CREATE|DROP|ALTER)\s+DATABASE\b|^SET\s+(SESSION\s+AUTHORIZATION|ROLE)\b", re.I | re.S)
 _EXTENSION = re.compile(r'^CREATE EXTENSION IF NOT EXISTS ("(?:[^"]|"")+"|[\w$]+)(?: WITH SCHEMA '
                         r'("(?:[^"]|"")+"|[\w$]+))?$')
 _COMMENT_EXT = re.compile(r"^COMMENT ON EXTENSION\s", re.I)
@@ -71,9 +75,11 @@ class Lexer:
             st = self.state
             if st == "normal":
                 if ch == "-" and text.startswith("--", i):
+                    self.stmt.append(" ")  # a comment separates tokens, as whitespace does
                     break
                 if ch == "/" and text.startswith("/*", i):
                     self.state, self.depth, i = "block", 1, i + 2
+                    self.stmt.append(" ")
                     continue
                 if ch == "'":
                     prev = text[i - 1] if i else ""
@@ -228,8 +234,8 @@ class ScriptGuard:
         if ln.problem:
             return Decision(False, refusal=Refusal(ln.number, shown, ln.problem))
         for cmd, rest in ln.meta:
-            if cmd in ALLOWED_META:
-                continue
+            if cmd in RESTRICT_META:  # pg_dump's own, alone on its line: psql gets opsbook's key instead
+                return Decision(False)
             if cmd in CONNECT_META:
                 self.connects += 1
                 if self.connects > 1:
@@ -242,7 +248,10 @@ class ScriptGuard:
         for stmt in getattr(ln, "ended", []):
             if _REFUSE_STMT.match(stmt) and not (ln.statement and _SKIP.match(stmt)):
                 return Decision(False, refusal=Refusal(ln.number, shown, "this statement must not run in a "
-                                                       "restore (database, role or string-syntax change)"))
+                                                       "restore (database or role change)"))
+            if why := string_syntax_change(stmt):
+                return Decision(False, refusal=Refusal(ln.number, shown, f"{why}; the guard reads the script as "
+                                                       "UTF-8 with standard_conforming_strings on, as psql must"))
         stmt = ln.statement
         if stmt is None:
             return Decision(True)
@@ -290,3 +299,44 @@ def scan(backup) -> ScanResult:
     except (OSError, EOFError, zlib.error) as e:
         return ScanResult(None, guard.extensions, guard.connects, guard.lexer.number, str(e))
     return ScanResult(None, guard.extensions, guard.connects, guard.lexer.number)
+
+
+# ------------------------------------------------------------------------------------------ psql's own guard
+def restrict_line(key: str) -> bytes:
+    """What psql reads before any byte of the backup: the string syntax the guard assumes, then \\restrict with a
+    key only opsbook knows, after which psql runs no meta-command at all (only \\unrestrict with that key)."""
+    if not key.isalnum():
+        raise ValueError("a \\restrict key is letters and digits")
+    return f"SET client_encoding = 'UTF8'; SET standard_conforming_strings = on; \\restrict {key}\n".encode()
+
+
+def restrict_problem(version_text: str) -> str | None:
+    """None when the psql that printed `version_text` (`psql --version`) has \\restrict, else why not."""
+    m = re.search(r"\(PostgreSQL\) (\d+)(?:\.(\d+)|(devel|beta\d*|rc\d*))?", version_text)
+    if not m:
+        return f"its version could not be read ({version_text.strip()[:80]!r})"
+    major, minor, pre = int(m.group(1)), m.group(2), m.group(3)
+    shown = f"{major}.{minor}" if minor is not None else f"{major}{pre or ''}"
+    if major >= 19 or (major == 18 and (minor is not None or (pre or "").startswith("rc"))):
+        return None
+    if major in RESTRICT_SINCE and minor is not None and int(minor) >= RESTRICT_SINCE[major]:
+        return None
+    return f"psql {shown} has no \\restrict"
+
+
+def psql_problem(psql: str) -> str | None:
+    """Why this psql must not replay a plain script (it lacks \\restrict), or None."""
+    import subprocess  # noqa: PLC0415
+
+    try:
+        out = subprocess.run([psql, "--version"], capture_output=True, text=True, errors="replace", timeout=20,
+                             stdin=subprocess.DEVNULL)
+        text = out.stdout
+    except (OSError, subprocess.TimeoutExpired) as e:
+        text = str(e)
+    why = restrict_problem(text)
+    if why is None:
+        return None
+    need = ", ".join(f"{major}.{minor}" for major, minor in RESTRICT_SINCE.items())
+    return (f"{psql}: {why}, which a plain SQL backup needs so that no psql meta-command in it can run; not "
+            f"restored. Use psql {need}, 18 or newer (client_bindir), or restore a custom-format dump")
