@@ -113,6 +113,9 @@ def uninstall(systemd, user):
     if systemd:
         removed = inst.uninstall_systemd(user=user)
         click.echo("\n".join(f"removed {p}" for p in removed) or "no opsbook units installed")
+        if removed:
+            flag = " --user" if user else ""
+            click.echo(f"# then: systemctl{flag} stop {inst.UNIT}.timer; systemctl{flag} daemon-reload")
     else:
         click.echo("removed the crontab line" if inst.uninstall_cron() else "no opsbook line in the crontab")
 

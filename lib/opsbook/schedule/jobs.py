@@ -98,6 +98,16 @@ class JobStore:
                                      owner=owner())).rowcount
         return Claim(row["id"], row["schedule"], row["target"], row["slot"], row["attempt"] + 1) if n == 1 else None
 
+    def refuse_retry(self, row: dict[str, Any], reason: str, now: float) -> bool:
+        """Close a retry that must not run (`reason` recorded as its error); False when another invocation took
+        or closed it first."""
+        with self.engine.begin() as conn:
+            n = conn.execute(update(job_runs).where(job_runs.c.id == row["id"], job_runs.c.status == "retrying",
+                                                    job_runs.c.attempt == row["attempt"])
+                             .values(status="failed", finished_at=now, next_retry_at=None,
+                                     error=f"not run: {reason}")).rowcount
+        return n == 1
+
     def reclaim_stale(self, now: float) -> int:
         """Runs whose invocation died mid-run become retries (they never finished, so nobody was told)."""
         with self.engine.begin() as conn:

@@ -54,12 +54,18 @@ def run_due(config, *, now: dt.datetime | None = None, progress: Callable[[str],
         store.reclaim_stale(now.timestamp())
         for s in schedules:
             claims: list[Claim] = []
+            targets = s.resolve_targets(config)
             for row in store.due_retries(s.name, now.timestamp()):
+                problem = foreign_row(row, s, targets)
+                if problem is not None:
+                    if store.refuse_retry(row, problem, now.timestamp()):
+                        progress(f"{s.name}: ignored job row {row['id']} (target {row['target']!r}): {problem}")
+                    continue
                 c = store.claim_retry(row, now.timestamp())
                 if c is not None:
                     claims.append(c)
             slot = s.latest_slot(now)
-            for target in s.resolve_targets(config):
+            for target in targets:
                 c = store.claim_slot(s.name, target, slot.timestamp(), now.timestamp())
                 if c is not None:
                     claims.append(c)
@@ -67,6 +73,17 @@ def run_due(config, *, now: dt.datetime | None = None, progress: Callable[[str],
     finally:
         store.close()
     return out
+
+
+def foreign_row(row: dict[str, Any], s: Schedule, targets: list[str]) -> str | None:
+    """Why a retry row of schedule `s` must not run, or None: a row (written to a store others may write too)
+    only ever runs its schedule's runbook on the schedule's targets, within its attempts, as configured now."""
+    if row["target"] not in targets:
+        return f"{row['target']!r} is not one of the schedule's targets ({', '.join(targets)})"
+    attempt = row["attempt"]
+    if not isinstance(attempt, int) or not 1 <= attempt < s.max_attempts:
+        return f"attempt {attempt!r} is not a retry the schedule makes (max_attempts {s.max_attempts})"
+    return None
 
 
 def run_now(config, name: str, *, progress: Callable[[str], None] = lambda s: None,

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from ..errors import OpsbookError
 from .service import IDLE_S, Service
 from .wire import SOCKET_ENV
 
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[SOCKET_ENV] = args.socket
     try:
         return Service(idle_s=args.idle, parent_pid=args.parent_pid, own_folder=args.own_folder).serve()
-    except (RuntimeError, PermissionError) as e:
+    except (RuntimeError, PermissionError, OpsbookError) as e:
         print(f"opsbook: error: {e}", file=sys.stderr)
         return 2
 

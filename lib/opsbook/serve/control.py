@@ -78,8 +78,11 @@ def stop() -> bool:
 
 
 def _pid_file() -> int | None:
+    folder = wire.socket_path().parent
+    if wire.unsafe(folder) is not None:
+        return None  # a pid another user could have written: never signalled
     try:
-        return int((wire.socket_path().parent / "service.pid").read_text().strip())
+        return int((folder / "service.pid").read_text().strip())
     except (OSError, ValueError):
         return None
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import socket
+import stat
 import struct
 import tempfile
 from pathlib import Path
@@ -62,12 +63,42 @@ def socket_path(base: Path | None = None) -> Path:
 
 
 def private_folder(folder: Path) -> Path:
-    """`folder`, created 0700 if absent; refused when another user owns it or others may enter it."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    st = folder.lstat()
-    if not folder.is_dir() or folder.is_symlink() or st.st_uid != os.getuid() or st.st_mode & 0o077:
-        raise PermissionError(f"{folder} must be a folder of mode 0700 owned by uid {os.getuid()}")
+    """`folder`, made 0700 if absent; refused in one line (UsageError) when it is anything but a folder of ours
+    that only we can enter. The fallback under the temporary directory has a name anyone can guess: another local
+    user may have made it first (their folder, one open to all, a symlink), and it is then never used. Refusing
+    rather than taking a random folder (tempfile.mkdtemp) keeps the socket where every client computes it, with no
+    pointer file to trust; a service is an accelerator, and `opsbook run` runs locally without one."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(folder, 0o700)  # never follows a symlink in the folder's place: that is "exists"
+        os.chmod(folder, 0o700)  # ours, just made (in a sticky folder nobody can swap it): whatever the umask
+    except FileExistsError:
+        pass
+    problem = unsafe(folder)
+    if problem is not None:
+        from ..errors import UsageError  # noqa: PLC0415
+
+        raise UsageError(f"the service's folder {folder} is {problem}: another user may have made it, so it is not "
+                         f"used; remove it, or set {SOCKET_ENV} to a socket path in a folder of your own")
     return folder
+
+
+def unsafe(folder: Path) -> str | None:
+    """What is wrong with `folder` as a private folder of ours (None when nothing): checked without following a
+    symlink in its place."""
+    try:
+        st = folder.lstat()
+    except FileNotFoundError:
+        return "missing"
+    if stat.S_ISLNK(st.st_mode):
+        return "a symbolic link"
+    if not stat.S_ISDIR(st.st_mode):
+        return "not a folder"
+    if st.st_uid != os.getuid():
+        return f"owned by uid {st.st_uid}, not by you (uid {os.getuid()})"
+    if st.st_mode & 0o077:
+        return f"open to other users (mode {stat.S_IMODE(st.st_mode):04o}, not 0700)"
+    return None
 
 
 def peer_uid(conn: socket.socket) -> int:
