@@ -91,7 +91,8 @@ def test_tag_and_failures_never_stop_the_others(fleet_config, tmp_path):
     (["connect", "--tag", "moon"], "no target has the tag 'moon'"),
     (["connect", "--all", "-p", "nope=1"], "unknown parameter 'nope'"),
     (["no-such-runbook", "--all"], "runbook 'no-such-runbook' not found"),
-    (["connect", "--all", "--scheduler", "tcp://127.0.0.1:1"], "cannot reach the Dask scheduler"),
+    (["connect", "--all", "--scheduler", "tcp://127.0.0.1:1"], "--insecure"),
+    (["connect", "--all", "--scheduler", "tcp://127.0.0.1:1", "--insecure"], "cannot reach the Dask scheduler"),
 ])
 def test_bad_usage_is_exit_2(fleet_config, tmp_path, args, message):
     out = fleet(fleet_config, *args, cwd=tmp_path)
@@ -107,8 +108,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def dask_cluster(tmp_path):
-    """`dask scheduler` and two `dask worker` processes, each worker in its own folder with its own HOME."""
+def dask_cluster(tmp_path, fleet_config):
+    """`dask scheduler` and two `dask worker` processes, each worker in its own folder with its own HOME and its own
+    configuration (the DSNs never travel with a task). Plain tcp://, so the fleet runs with --insecure
+    (TLS: tests/test_fleet_security.py)."""
     pytest.importorskip("distributed", reason="the fleet extra (dask[distributed]) is installed by `make test`")
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
@@ -119,8 +122,8 @@ def dask_cluster(tmp_path):
     for i in (1, 2):
         home = tmp_path / f"worker{i}"
         home.mkdir()
-        env = {**os.environ, "HOME": str(home), "OPSBOOK_RUNBOOKS": str(FIXTURES)}
-        env.pop("OPSBOOK_CONFIG", None)
+        env = {**os.environ, "HOME": str(home), "OPSBOOK_RUNBOOKS": str(FIXTURES),
+               "OPSBOOK_CONFIG": str(fleet_config)}
         p = subprocess.Popen([str(BIN / "dask"), "worker", address, "--nthreads", "1", "--nworkers", "1",
                               "--no-dashboard", "--name", f"w{i}", "--local-directory", str(home)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=home, env=env)
@@ -166,7 +169,7 @@ def _worker_services() -> list[int]:
 
 def test_dask_fleet_reports_land_with_the_client(fleet_config, tmp_path, dask_cluster):
     out = fleet(fleet_config, "connect", "--targets", "a,b,c,down", "--scheduler", dask_cluster["address"],
-                "--output-dir", "reports", "--json", cwd=tmp_path)
+                "--insecure", "--output-dir", "reports", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     workers = {t["worker"] for t in doc["targets"].values()}
@@ -188,7 +191,7 @@ def test_dask_fleet_reports_land_with_the_client(fleet_config, tmp_path, dask_cl
             time.sleep(0.5)
         before = sum(s["requests"] for s in client.run(service_status).values())
         again = fleet(fleet_config, "connect", "--targets", "a,b,c,down", "--scheduler", dask_cluster["address"],
-                      "--output-dir", "reports", "--json", cwd=tmp_path)
+                      "--insecure", "--output-dir", "reports", "--json", cwd=tmp_path)
         assert again.returncode == 0, again.stderr
         after = client.run(service_status)
     assert sum(s["requests"] for s in after.values()) == before + 4, "every run took its worker's warm kernel"
@@ -198,7 +201,8 @@ def test_dask_fleet_reports_land_with_the_client(fleet_config, tmp_path, dask_cl
 def test_dask_worker_killed_mid_fleet_loses_no_target(fleet_config, tmp_path, dask_cluster):
     env = {**os.environ, "OPSBOOK_RUNBOOKS": str(FIXTURES), "OPSBOOK_CONFIG": str(fleet_config)}
     proc = subprocess.Popen([str(OPSBOOK), "fleet", "connect", "--targets", "a,b,c,down", "--scheduler",
-                             dask_cluster["address"], "--output-dir", "reports", "--json"], env=env, cwd=tmp_path,
+                             dask_cluster["address"], "--insecure", "--output-dir", "reports", "--json"], env=env,
+                            cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(2)  # both workers have a task by now (a run takes seconds)
     dask_cluster["workers"][0].kill()

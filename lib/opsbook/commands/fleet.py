@@ -14,13 +14,17 @@ import click
 @click.option("--tag", metavar="TAG", help="Every target with this tag (tags = [...] in opsbook.toml).")
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="A runbook parameter (repeatable).")
 @click.option("--workers", type=click.IntRange(min=1, max=256), help="Parallel runs (default: the number of cores).")
-@click.option("--scheduler", metavar="tcp://HOST:8786", help="Run on this Dask scheduler's workers.")
+@click.option("--scheduler", metavar="tls://HOST:8786",
+              help="Run on this Dask scheduler's workers, over TLS with the [fleet] certificates.")
+@click.option("--insecure", is_flag=True,
+              help="Accept a plain tcp:// scheduler: whoever reaches it runs code as its workers and reads the wire.")
 @click.option("--timeout-per-target", "timeout_s", type=click.FloatRange(min=1), default=600, show_default=True,
               help="Seconds one target may take; then its run is killed and reported failed.")
 @click.option("--fail-on", type=click.Choice(["warning", "critical"]), help="Exit 3 when any target has such a finding.")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="Reports folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: per target what `run --json` prints.")
-def fleet(runbook, names, all_targets, tag, params, workers, scheduler, timeout_s, fail_on, output_dir, as_json):
+def fleet(runbook, names, all_targets, tag, params, workers, scheduler, insecure, timeout_s, fail_on, output_dir,
+          as_json):
     """Run RUNBOOK on many targets in parallel and write a fleet summary; prints the summary's path."""
     from ..commands import current_config  # noqa: PLC0415
     from ..fleet import run_fleet  # noqa: PLC0415
@@ -31,7 +35,7 @@ def fleet(runbook, names, all_targets, tag, params, workers, scheduler, timeout_
     targets = select(config, names=names, all_targets=all_targets, tag=tag)
     result = run_fleet(runbook, targets, parse_assignments(params), config=config, workers=workers,
                        scheduler=scheduler, timeout_s=timeout_s, fail_on=fail_on, output_dir=output_dir,
-                       progress=None)
+                       progress=None, insecure=insecure)
     click.echo(json.dumps(result.to_json(), indent=2, default=str) if as_json else str(result.summary_html))
     return result.exit_code
 

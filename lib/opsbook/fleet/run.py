@@ -52,8 +52,10 @@ class FleetResult:
 
 def run_fleet(runbook: str, targets: list[str], params: dict[str, str], *, config, workers: int | None = None,
               scheduler: str | None = None, timeout_s: float = 600, fail_on: str | None = None,
-              output_dir: Path | None = None, progress: Callable[[str], None] | None = None) -> FleetResult:
-    """Run `runbook` on each target; one failing target never stops the others."""
+              output_dir: Path | None = None, progress: Callable[[str], None] | None = None,
+              insecure: bool = False) -> FleetResult:
+    """Run `runbook` on each target; one failing target never stops the others. A Dask scheduler is tls:// with
+    the [fleet] certificates, or plain tcp:// only with `insecure` (said on stderr and in the summary)."""
     from .. import params as paramspec  # noqa: PLC0415
     from ..runner import runbook_path  # noqa: PLC0415
 
@@ -68,17 +70,31 @@ def run_fleet(runbook: str, targets: list[str], params: dict[str, str], *, confi
     workers = workers or os.cpu_count() or 2
     if workers < 1:
         raise UsageError("--workers must be at least 1")
+    security = None
+    if scheduler:
+        from .wire import security as wire_security  # noqa: PLC0415
+
+        security = wire_security(config, scheduler, insecure=insecure)  # refused: exit 2 before anything runs
+    plain = bool(scheduler) and security is None
     root = Path(output_dir or config.reports_dir).absolute()
     _writable(root)
+    if plain:
+        from .wire import INSECURE_NOTE  # noqa: PLC0415
+
+        print(f"opsbook: warning: {INSECURE_NOTE.format(address=scheduler)}", file=sys.stderr, flush=True)
     started = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     t0 = time.perf_counter()
     say = progress or _progress_printer(len(targets))
     if scheduler:
         from .distributed import run_on_cluster  # noqa: PLC0415 - Dask only in distributed mode
 
-        raw = run_on_cluster(scheduler, runbook, targets, params, config_text=config_text(config), timeout_s=timeout_s,
-                             fail_on=fail_on, on_done=lambda r: say(_line(r)))
-        rows = [_land(r, root) for r in raw]
+        answers = run_on_cluster(scheduler, runbook, targets, params, security=security, timeout_s=timeout_s,
+                                 fail_on=fail_on)
+        rows = []
+        for target, raw in answers:  # each answer lands as it comes: under the client's own name for it
+            row = land_remote(raw, root, runbook=runbook, target=target)
+            say(_line(row))
+            rows.append(row)
     else:
         rows = _run_local(runbook, targets, params, config=config, workers=workers, timeout_s=timeout_s,
                           fail_on=fail_on, root=root, say=say)
@@ -87,7 +103,7 @@ def run_fleet(runbook: str, targets: list[str], params: dict[str, str], *, confi
     result = FleetResult(runbook, rows, started, round(time.perf_counter() - t0, 2), fail_on=fail_on)
     from .summary import write_summary  # noqa: PLC0415
 
-    write_summary(result, root, scheduler=scheduler, workers=workers)
+    write_summary(result, root, scheduler=scheduler, workers=workers, insecure=plain)
     return result
 
 
@@ -111,15 +127,15 @@ def _run_local(runbook, targets, params, *, config, workers, timeout_s, fail_on,
         else:
             raw = {"target": targets[i], "exit_code": 1, "result": None, "files": {}, "worker": f"{host}",
                    "error": failure, "duration_s": timeout_s if failure and "timed out" in failure else 0}
-        row = _land(raw, root)
+        row = _land(raw)
         say(_line(row))
         rows.append(row)
     return rows
 
 
 def config_text(config) -> str:
-    """The configuration as TOML text for a child or a remote worker (no secrets: a configuration never holds
-    passwords)."""
+    """The configuration as TOML text for a child process on this machine (schedules); never sent to a Dask
+    worker, which reads its own."""
     from ..runner import _config_file  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
@@ -127,53 +143,40 @@ def config_text(config) -> str:
         return Path(_config_file(config, Path(tmp))).read_text()
 
 
-def _land(raw: dict[str, Any], root: Path) -> dict[str, Any]:
-    """A task's outcome as a summary row; files that came back as bytes are written into the reports folder, and
-    the sidecar records the worker."""
+def _land(raw: dict[str, Any]) -> dict[str, Any]:
+    """A local run's outcome as a summary row; its sidecar (written here by our own child) records the worker."""
     result = raw.get("result")
-    files = raw.get("files") or {}
-    if files and result:
-        result = _write_files(files, result, root)
     if result and result.get("sidecar"):
         _stamp_worker(Path(result["sidecar"]), raw["worker"])
-    findings = (result or {}).get("findings") or []
+    return _row(raw)
+
+
+def land_remote(raw: Any, root: Path, *, runbook: str, target: str) -> dict[str, Any]:
+    """A Dask task's answer as a summary row. The answer is untrusted: its files are written only under names the
+    client makes (opsbook.fleet.landing), and no path in it is ever opened here."""
+    from .landing import receive  # noqa: PLC0415
+
+    raw = receive(raw, root, runbook=runbook, target=target)
+    result = raw.get("result")
+    if result and result.get("sidecar"):
+        _stamp_worker(Path(result["sidecar"]), raw["worker"])
+    return _row(raw)
+
+
+def _row(raw: dict[str, Any]) -> dict[str, Any]:
+    result = raw.get("result")
+    findings = [f for f in (result or {}).get("findings") or [] if isinstance(f, dict)]
     counts = {s: 0 for s in RANK}
     for f in findings:
         if f.get("severity") in counts:
             counts[f["severity"]] += 1
-    worst = max((f.get("severity", "ok") for f in findings), key=lambda s: RANK.get(s, 0), default="ok")
+    worst = max((f["severity"] for f in findings if f.get("severity") in RANK), key=RANK.get, default="ok")
     top = sorted((f for f in findings if RANK.get(f.get("severity"), 0) >= 2), key=lambda f: -RANK[f["severity"]])
     status = (result or {}).get("status") or "failed"
     return {"target": raw["target"], "status": status, "worst": worst, "counts": counts, "top": top[:2],
             "metrics": (result or {}).get("metrics") or {}, "error": raw.get("error") or (result or {}).get("error"),
             "worker": raw["worker"], "duration_s": raw["duration_s"], "result": result,
             "report_html": (result or {}).get("report_html")}
-
-
-def _write_files(files: dict[str, bytes], result: dict[str, Any], root: Path) -> dict[str, Any]:
-    """Write a remote run's files under root/<day>/ with the worker's stem (another suffix if taken here)."""
-    from ..report_html import ensure_shared_plotly  # noqa: PLC0415
-
-    day = Path(result["sidecar"]).parent.name
-    stem = Path(result["sidecar"]).stem
-    folder = root / day
-    folder.mkdir(parents=True, exist_ok=True)
-    base, n = stem, 1
-    while (folder / f"{stem}.json").exists():
-        n += 1
-        stem = f"{base}-{n}"
-    for name, data in files.items():
-        suffix = name[len(base):]
-        target = folder / f"{stem}{suffix}"
-        target.write_bytes(data)
-        if suffix != ".html":
-            os.chmod(target, 0o600 if suffix.endswith((".csv", ".sql")) else 0o644)
-    if any(name.endswith(".html") for name in files):
-        ensure_shared_plotly(root)  # the report loads ../plotly-<version>.min.js from the reports folder
-    out = dict(result)
-    for key, suffix in (("report_html", ".html"), ("notebook", ".ipynb"), ("sidecar", ".json")):
-        out[key] = str(folder / f"{stem}{suffix}")
-    return out
 
 
 def _stamp_worker(sidecar: Path, worker: str) -> None:

@@ -13,6 +13,8 @@ KEY_METRICS = ("database_size_bytes", "days_until_disk_full", "days_until_scalin
                "connections_used", "monthly_cost_usd", "incident_priority", "blocked_sessions", "cache_hit_pct",
                "backup_age_hours", "restore_seconds", "best_saving_usd")
 MAX_METRICS = 5
+INSECURE = ("the Dask scheduler was reached over plain tcp:// (--insecure): whoever can reach it runs code as its "
+            "workers, and the reports crossed the network unencrypted. See docs/fleet-security.md.")
 SORT_JS = """<script>
 document.querySelectorAll('table.ob-fleet th').forEach(function (th, i) {
   th.style.cursor = 'pointer';
@@ -33,6 +35,7 @@ table{border-collapse:collapse;width:100%;font-size:.92em}th,td{border-bottom:1p
 text-align:left;vertical-align:top}th{background:#f4f4f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .ob-badge{display:inline-block;padding:1px 8px;border-radius:9px;color:#fff;font-size:.85em;font-weight:600}
 .muted{color:#667085}.bar{height:14px;background:#175cd3;border-radius:2px}
+.ob-insecure{border-left:4px solid #b42318;padding:4px 8px;background:#fef3f2}
 @media print{th{cursor:auto}}"""
 
 
@@ -41,7 +44,7 @@ def key_metrics(rows: list[dict[str, Any]]) -> list[str]:
     return [k for k in KEY_METRICS if k in seen][:MAX_METRICS]
 
 
-def write_summary(result, root: Path, *, scheduler: str | None, workers: int) -> None:
+def write_summary(result, root: Path, *, scheduler: str | None, workers: int, insecure: bool = False) -> None:
     started = result.started
     folder = root / f"{started:%Y-%m-%d}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -61,7 +64,8 @@ def write_summary(result, root: Path, *, scheduler: str | None, workers: int) ->
                      "by_worst": {s: sum(1 for r in rows if r["worst"] == s) for s in ("critical", "warning",
                                                                                         "info", "ok")},
                      "duration_s": result.duration_s, "mode": f"dask {scheduler}" if scheduler else
-                     f"local, {workers} workers", "workers": sorted({r["worker"] for r in rows})}
+                     f"local, {workers} workers", "workers": sorted({r["worker"] for r in rows}),
+                     "insecure": insecure}  # a plain tcp:// scheduler, chosen with --insecure
     result.summary_html, result.summary_json = Path(f"{stem}.html"), Path(f"{stem}.json")
     metrics = key_metrics(rows)
     worst = max((r["worst"] for r in rows), key=lambda s: {"critical": 3, "warning": 2, "info": 1}.get(s, 0),
@@ -115,7 +119,9 @@ def render(result, metrics: list[str], page: Path, root: Path) -> str:
     return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f"<title>fleet: {esc(result.runbook)}</title><style>{CSS}</style></head><body>"
             f"<h1>Fleet: {esc(result.runbook)} <span class=\"muted\">{result.started:%Y-%m-%d %H:%M:%S} UTC</span></h1>"
-            f"<p>{intro}</p><p><a href=\"{esc(index)}\">all reports</a></p>"
+            f"<p>{intro}</p>" + (f'<p class="ob-insecure"><strong>Insecure run:</strong> {esc(INSECURE)}</p>'
+                                 if t.get("insecure") else "")
+            + f"<p><a href=\"{esc(index)}\">all reports</a></p>"
             + chart(rows, metrics[0] if metrics else None)
             + '<table class="ob-fleet"><thead><tr>' + "".join(f"<th>{esc(h)}</th>" for h in head)
             + f"</tr></thead><tbody>{''.join(body)}</tbody></table>{SORT_JS}</body></html>")
