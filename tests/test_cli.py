@@ -167,8 +167,9 @@ def test_password_from_pgpassword_reaches_no_output(pw_role, tmp_path):
     p, printed, everything = run_connect(tmp_path, {"dsn": f"host=127.0.0.1 port={port} user={user} dbname={dbname}"},
                                         {"PGPASSWORD": password})
     assert p.returncode == 0 and p.stderr == ""
-    [f] = printed["findings"]
+    [f, role] = printed["findings"]
     assert (f["check"], f["severity"]) == ("connectivity.unreachable", "ok"), "connected, password from PGPASSWORD"
+    assert (role["check"], role["objects"]) == ("connectivity.role", [user])
     assert printed["metrics"]["server_version_num"] >= 180000
     assert f"connected as {user}" in Path(printed["notebook"]).read_text()
     assert password not in everything and "was redacted" not in everything

@@ -203,7 +203,7 @@ def test_every_flaw_found_then_none_once_fixed(api_roles, any_db):
             c for c in load_all() if c.startswith("security.")}
         # judged from the policies' text (never run): photos and the empty public bucket are listable, private not
         listing = rb.data("security.bucket_listing").set_index("bucket_id")
-        assert bool(listing.loc["photos", "anon_can_list"]) and not bool(listing.loc["private", "anon_can_list"])
+        assert bool(listing.loc["photos", "anon_can_list"]) and "private" not in listing.index
         assert [(f.severity.value, f.objects) for f in rb.findings if f.check == "security.bucket_listing"] \
             == [("warning", ["bucket:empty"]), ("warning", ["bucket:photos"])]
         exposed = audit.anon_exposure(rb)
@@ -376,7 +376,8 @@ def test_connect_only_role_on_plain_postgres_completes_and_says_why(db):
         by = {}
         for f in rb.findings:
             by.setdefault(f.check, []).append(f)
-        assert set(by) == {"connectivity.unreachable", *audit.CHECKS} - set(audit.SUPABASE_CHECKS)
+        assert set(by) == {"connectivity.unreachable", "connectivity.role", *audit.CHECKS} - set(audit.SUPABASE_CHECKS)
+        assert by["connectivity.role"][0].title.startswith(f"connected as {role} (not superuser")
         assert len(by["security.scope"]) == 1 and "do not apply" in by["security.scope"][0].title
         assert "superusers" in by["security.password_expiry"][0].skipped
         assert "pg_hba_file_rules" in by["security.hba"][0].skipped

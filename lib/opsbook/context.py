@@ -59,6 +59,10 @@ class Runbook:
         self._keep(result)
         if self.db is not None:
             runrecord.record_meta(server_version_num=self.db.server_version_num, server_version=self.db.server_version)
+            role = self.run(["connectivity.role"]).get("connectivity.role")
+            if role is not None and role.data is not None and len(role.data):
+                r = role.data.iloc[0]
+                runrecord.record_meta(role=str(r["role_name"]), superuser=bool(r["superuser"]))
         return self.db
 
     def run(self, check_ids: Iterable[str]) -> dict[str, checkreg.CheckResult]:

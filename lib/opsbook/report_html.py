@@ -48,6 +48,8 @@ class Header:
     parameters: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     server_version: str | None = None
+    role: str | None = None
+    superuser: bool = False
     error: dict[str, Any] | None = None  # {"ename", "evalue", "cell_index", "source", "traceback"}
     findings: list[dict[str, Any]] = field(default_factory=list)  # the sidecar's; listed up top on a failed run
 
@@ -150,6 +152,10 @@ def header_html(h: Header, html_path: Path, reports_root: Path) -> str:
              ("findings", tally)]
     if h.server_version:
         facts.insert(2, ("server", f"PostgreSQL {esc(h.server_version)}"))
+    if h.role:
+        note = (f' <span style="color:{COLORS["warning"]}">superuser: more than a diagnosis needs (README, "A '
+                'least-privilege monitoring role")</span>' if h.superuser else "")
+        facts.insert(3 if h.server_version else 2, ("role", f"{esc(h.role)}{note}"))
     dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     return (f'<header class="ob-report"><h1>{esc(h.runbook)} '
             f'<span class="ob-status" style="background:{status_color}">{esc(status_label)}</span></h1>'

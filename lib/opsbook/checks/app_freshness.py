@@ -39,6 +39,8 @@ def newest_rows(ctx: CheckContext, max_scan_rows: float = 1_000_000):
         t = where.iloc[0]
         if pd.isna(t["column_ident"]):
             row["status"] = "column not found"
+        elif isinstance(t["unsafe"], str):
+            row["status"] = "not read: " + t["unsafe"]
         elif not t["indexed"] and t["estimated_rows"] > max_scan_rows:
             row["status"] = f"not read: no index on {column} and ~{t['estimated_rows']:,.0f} rows to scan"
         else:

@@ -1,4 +1,4 @@
-"""connectivity.unreachable: can we reach the database at all, and if not, why."""
+"""connectivity.unreachable: can we reach the database at all, and if not, why; connectivity.role: as whom."""
 from __future__ import annotations
 
 import time
@@ -97,4 +97,45 @@ UNREACHABLE = register(Check(
     thresholds=(Threshold("slow_connect_ms", 2000, "ms", "opsbook default: 2 s is far above a healthy "
                           "same-region connect (tens of ms)"),),
     runbooks=("incident-triage",),
+))
+
+
+ALL_RUNBOOKS = ("incident-triage", "capacity-planning", "cost-analysis", "backup-verification", "table-recovery",
+                "post-mortem", "monthly-health", "security-audit")
+ROLE_RECIPE = ("opsbook only reads: a monitoring role with pg_monitor (statistics, every session's query) and, for "
+               "the checks that read table contents (freshness, exact counts, table recovery), pg_read_all_data "
+               "sees everything it needs. The README's 'A least-privilege monitoring role' gives the statements for "
+               "plain PostgreSQL and for Supabase.")
+
+
+def role(ctx):
+    return ctx.db.fetch("connectivity/role")
+
+
+def judge_role(df) -> list[Finding]:
+    if not len(df):
+        return [Finding("connectivity.role", Severity.INFO, "could not tell which role opsbook is connected as",
+                        skipped="no row for current_user in pg_roles")]
+    r = df.iloc[0]
+    held = list(r["monitoring_roles"] or [])
+    if bool(r["superuser"]):  # ok: it can see everything; the header and this finding say it is more than needed
+        return [Finding("connectivity.role", Severity.OK,
+                        f"connected as {r['role_name']}, a superuser: more privilege than a diagnosis needs",
+                        detail="Every session opsbook opens is read-only per transaction with its search path "
+                               "pinned to pg_catalog, so nothing the database's users wrote runs with this role's "
+                               "privileges; a monitoring role limits what a mistake could reach all the same.",
+                        objects=[str(r["role_name"])], value="superuser", remediation=ROLE_RECIPE)]
+    extra = ", BYPASSRLS" if bool(r["bypassrls"]) else ""
+    member = f"member of {', '.join(held)}" if held else "member of no monitoring role"
+    return [Finding("connectivity.role", Severity.OK, f"connected as {r['role_name']} (not superuser{extra}; "
+                    f"{member})", objects=[str(r["role_name"])], value=", ".join(held) or "none",
+                    detail="" if "pg_monitor" in held else "Without pg_monitor some checks see only this role's own "
+                    "sessions and statements; each says so where it matters. " + ROLE_RECIPE)]
+
+
+ROLE = register(Check(
+    id="connectivity.role",
+    description="Which role opsbook is connected as: a superuser is said (with the recipe for a least-privilege "
+                "monitoring role), a monitoring role's memberships are listed.",
+    data=role, judge=judge_role, queries=("connectivity/role",), runbooks=ALL_RUNBOOKS,
 ))

@@ -67,7 +67,10 @@ def estimate(db, days: int, *, tables: list[str] | None = None, now: float | Non
     for r in df.itertuples(index=False):
         share = fraction_older(cutoff, r.histogram_epoch, r.mcv_epoch, r.mcv_freqs, r.null_frac)
         method = f"planner statistics of {r.column_name} (last ANALYZE)"
-        if share is None:
+        if share is None and r.policies_would_run:
+            method = ("not sampled: row-level security is on and this role does not bypass it (its policies would "
+                      "run with opsbook's privileges)")
+        elif share is None:
             pages = int(r.pages or 0)
             pct = 100.0 if pages <= SAMPLE_PAGES else 100.0 * SAMPLE_PAGES / pages
             text = template.format(relation=f"{quote_ident(r.schema)}.{quote_ident(r.table_name)}",
@@ -77,8 +80,9 @@ def estimate(db, days: int, *, tables: list[str] | None = None, now: float | Non
             share = float(s["older"]) / s["sampled"] if s["sampled"] else 0.0
             method = f"counted {int(s['sampled']):,} sampled rows ({pct:.3g}% of pages) by {r.column_name}"
         rows.append({"schema": r.schema, "table_name": r.table_name, "column_name": r.column_name,
-                     "total_bytes": int(r.total_bytes), "older_pct": round(100 * share, 2),
-                     "older_bytes": int(round(share * r.total_bytes)), "method": method})
+                     "total_bytes": int(r.total_bytes),
+                     "older_pct": round(100 * share, 2) if share is not None else float("nan"),
+                     "older_bytes": int(round(share * r.total_bytes)) if share is not None else 0, "method": method})
     out = pd.DataFrame(rows, columns=["schema", "table_name", "column_name", "total_bytes", "older_pct",
                                       "older_bytes", "method"])
     out.attrs.update(days=days, cutoff_epoch=cutoff)

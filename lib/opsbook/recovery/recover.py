@@ -115,7 +115,7 @@ class TableRecovery:
         return usable
 
     def _restore_and_compare(self, done: set[str]) -> None:
-        from ..db import raw_connect  # noqa: PLC0415
+        from ..db import raw_connect, unit  # noqa: PLC0415
         from .verify import restore_attrs  # noqa: PLC0415
 
         scan = script.scan(self.backup) if not self.backup.is_archive else None
@@ -132,11 +132,16 @@ class TableRecovery:
             scratch_mod.prepare(scratch, self.backup, self.clients.for_reading(self.backup), self.rb.db, extensions)
             self.result = restore.restore_table(self.backup, client, scratch.conninfo, self.info.schema,
                                                 self.info.name, scratch=scratch)
-            if self.result.completed:
+            if self.result.completed and self.info.policies_would_run:
+                self.failure = (f"live rows of {self.info.display} were not read: row-level security is on and "
+                                "opsbook's role does not bypass it, so its policies would run with opsbook's "
+                                "privileges; run as a role with BYPASSRLS (Supabase's postgres) or a superuser")
+            elif self.result.completed:
                 try:
                     with raw_connect(scratch.conninfo, read_only=False, statement_timeout_ms=0) as sc, \
                             raw_connect(self.rb.target.conninfo(),
-                                        statement_timeout_ms=self.rb.statement_timeout_ms) as lc:
+                                        statement_timeout_ms=self.rb.statement_timeout_ms) as lc, \
+                            unit(lc, statement_timeout_ms=self.rb.statement_timeout_ms):
                         self._compare(sc, lc, done)
                 except Exception as e:  # noqa: BLE001 - the restore worked; reading live or comparing did not
                     self.failure = ("comparing the backup's rows with live failed, nothing was written: "

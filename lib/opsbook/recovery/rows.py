@@ -12,8 +12,8 @@ from .compare import qualified, quote_ident
 # Both sides render values as text the same way, whatever the servers' defaults, so equal rows hash equal.
 TEXT_SETTINGS = {"TimeZone": "UTC", "DateStyle": "ISO, MDY", "IntervalStyle": "postgres",
                  "extra_float_digits": "3", "bytea_output": "hex"}
-LIVE_ROWS = "opsbook_live_rows"
-DIFF = "opsbook_diff"
+LIVE_ROWS = "public.opsbook_live_rows"  # in opsbook's own scratch database; qualified: the path is pg_catalog
+DIFF = "public.opsbook_diff"
 
 
 class KeyColumnError(ValueError):
@@ -30,6 +30,7 @@ class TableInfo:
     insert_columns: list[str]  # all but generated columns
     overriding: bool  # an identity GENERATED ALWAYS column: INSERT needs OVERRIDING SYSTEM VALUE
     candidates: list[str] = field(default_factory=list)  # unique indexes, shown when there is no key
+    policies_would_run: bool = False  # RLS on, and opsbook's role does not bypass it: live rows are not read
 
     @property
     def qualified(self) -> str:
@@ -43,6 +44,8 @@ class TableInfo:
 def table_info(session, table: str, key: str | None = None) -> TableInfo | None:
     """The table as live has it; None when it does not exist. `key`: comma-separated columns that identify a row,
     for a table without a primary key (or to use another key)."""
+    if "." not in table and not table.startswith('"'):
+        table = "public." + table  # what the application's default search path finds; opsbook's own is pg_catalog
     cols = session.fetch("recovery/columns", table=table)
     if cols.empty:
         return None
@@ -53,7 +56,8 @@ def table_info(session, table: str, key: str | None = None) -> TableInfo | None:
     info = TableInfo(schema, name, columns, list(pk["column"]), "primary key" if len(pk) else "",
                      list(cols.loc[~cols["generated"].astype(bool), "column"]),
                      bool((cols["identity"] == "a").any()),
-                     [f"{r.index} ({r.columns})" for r in cands.itertuples()])
+                     [f"{r.index} ({r.columns})" for r in cands.itertuples()],
+                     bool(cols.iloc[0]["policies_would_run"]))
     if key:
         named = [c.strip() for c in key.split(",") if c.strip()]
         unknown = [c for c in named if c not in columns]
@@ -79,8 +83,13 @@ def private_file(path, mode: str):
 
 
 def prepare(conn) -> None:
+    """Text forms both sides agree on: for the transaction where one is open (live: nothing outlives it), else for
+    the session (opsbook's own scratch)."""
+    from psycopg import pq  # noqa: PLC0415
+
+    local = conn.info.transaction_status != pq.TransactionStatus.IDLE
     for k, v in TEXT_SETTINGS.items():
-        conn.execute("SELECT set_config(%s, %s, false)", (k, v))
+        conn.execute("SELECT pg_catalog.set_config(%s, %s, %s)", (k, v, local))
 
 
 def _key_expr(info: TableInfo, alias: str = "t") -> str:

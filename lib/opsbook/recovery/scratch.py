@@ -218,6 +218,9 @@ def prepare(scratch: Scratch, backup, client, live_session=None, plain_extension
     extensions = list(plain_extensions) if not backup.is_archive else _archive_extensions(backup, client, scratch)
     made, failed = [], []
     with raw_connect(scratch.cluster.conninfo(scratch.name), read_only=False, statement_timeout_ms=120_000) as conn:
+        # an extension without a schema of its own goes where a restore expects it, public; nothing of the backup
+        # is in this fresh database yet, so no code of its own can meet this path
+        conn.execute("SELECT pg_catalog.set_config('search_path', 'public', false)")
         for ext, schema in extensions:
             try:
                 if schema and schema not in ("public", "pg_catalog"):

@@ -227,6 +227,11 @@ class BackupVerification:
         if not self.rb.connected:
             return archive.Located("(pg_dump)", None, reason="the live database could not be reached, so no "
                                    "backup could be taken")
+        if self.rb.db.proxied:  # pg_dump sets search_path and more for its session: a pooler lends that on
+            return archive.Located("(pg_dump)", None, reason=(
+                "no backup was taken: this target goes through a connection pooler or proxy, and pg_dump's session "
+                "settings (search_path, timeouts) would stay on the server connection the pooler lends to the "
+                "application next; point a target at the database's direct connection to take a dump"))
         live = self.rb.target.conninfo()
         client = self.clients.for_dump(self.rb.db.server_version_num, live)
         if client is None:
@@ -308,7 +313,7 @@ class BackupVerification:
                 restored_tables = compare.tables(s)
             live_counts = compare.count_rows(self.rb.db, live_tables, exact_max_rows=self.exact_count_max_rows)
             restored_counts = compare.count_rows(s, restored_tables, exact_max_rows=self.exact_count_max_rows,
-                                                 estimate_from=live_tables)
+                                                 estimate_from=live_tables, live=False)
             result = compare.Completeness(compare.compare_objects(compare.inventory(self.rb.db),
                                                                   compare.inventory(s)),
                                           compare.compare_tables(live_counts, restored_counts))

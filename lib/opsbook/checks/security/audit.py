@@ -73,7 +73,7 @@ def anon_exposure(rb):
     for r in _rows(rb, "security.bucket_listing"):
         if r.anon_can_list:
             add(f"storage bucket {r.bucket_id}", "list objects",
-                f"public bucket with a broad SELECT policy ({r.method})", "security.bucket_listing")
+                "public bucket with a broad SELECT policy (judged from its text)", "security.bucket_listing")
     return pd.DataFrame(rows, columns=["object", "privilege", "why", "check"])
 
 
