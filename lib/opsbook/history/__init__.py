@@ -84,12 +84,12 @@ def store_exists(url: str) -> bool:
             return False
     from sqlalchemy import create_engine, inspect  # noqa: PLC0415
 
-    from .store import snapshots  # noqa: PLC0415
+    from .store import make_engine, snapshots, store_schema  # noqa: PLC0415
 
-    engine = create_engine(url)
+    engine = make_engine(url) if url.startswith("postgresql") else create_engine(url)  # creates no file
     try:
         with engine.connect() as conn:
-            return inspect(conn).has_table(snapshots.name)
+            return inspect(conn).has_table(snapshots.name, schema=store_schema(conn))
     except Exception:  # noqa: BLE001 - unreachable or unreadable: there is no history to read
         return False
     finally:

@@ -115,7 +115,21 @@ def make_engine(url: str):
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if url.startswith("postgresql"):
+        # opsbook's own tables live in public, named there; everything else resolves in pg_catalog only, so no
+        # function another user of that database plants runs as the store's role (see opsbook.db.SEARCH_PATH)
+        engine = create_engine(url, pool_pre_ping=True,
+                               connect_args={"options": "-c search_path=pg_catalog,pg_temp", "prepare_threshold": None})
+        return engine.execution_options(schema_translate_map={None: STORE_SCHEMA})
     return create_engine(url, pool_pre_ping=True)
+
+
+STORE_SCHEMA = "public"  # on PostgreSQL
+
+
+def store_schema(conn) -> str | None:
+    """The schema the store's tables are in, for the inspector (its default would be the pinned pg_catalog)."""
+    return STORE_SCHEMA if conn.dialect.name == "postgresql" else None
 
 
 def _create_private(path: str) -> None:
@@ -168,7 +182,7 @@ def migrate(engine) -> int:
     """Create the schema if absent and apply pending migrations; returns the schema version now in force."""
     with engine.begin() as conn:
         schema_lock(conn)
-        existing = set(inspect(conn).get_table_names())
+        existing = set(inspect(conn).get_table_names(schema=store_schema(conn)))
         metadata.create_all(conn)
         current = conn.execute(select(func.max(schema_version.c.version))).scalar()
         if current is None:
@@ -285,7 +299,8 @@ def store_bytes(engine) -> int | None:
         if engine.dialect.name == "postgresql":
             return int(conn.execute(text(
                 "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
-                "WHERE c.relkind = 'r' AND c.relname LIKE 'opsbook\\_%' AND pg_table_is_visible(c.oid)")).scalar())
+                "WHERE c.relkind = 'r' AND c.relname LIKE 'opsbook\\_%' AND c.relnamespace = 'public'::regnamespace"))
+                       .scalar())
     return None
 
 

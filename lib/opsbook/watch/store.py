@@ -6,7 +6,7 @@ import time
 
 from sqlalchemy import Column, Float, Index, Integer, String, Table, Text, delete, select
 
-from ..history.store import PREFIX, metadata
+from ..history.store import PREFIX, metadata, store_schema
 
 # one narrow row per sample; what varies in size (apps, blocking roots) goes into `detail`, bounded by the sampler
 samples = Table(
@@ -52,7 +52,7 @@ def read_samples(engine, target: str, start: float, end: float) -> list[dict]:
     from sqlalchemy import inspect  # noqa: PLC0415
 
     with engine.connect() as conn:
-        if not inspect(conn).has_table(samples.name):
+        if not inspect(conn).has_table(samples.name, schema=store_schema(conn)):
             return []
         rows = conn.execute(select(samples).where(samples.c.target == target, samples.c.ts >= start,
                                                   samples.c.ts <= end).order_by(samples.c.ts)).mappings().all()
@@ -74,7 +74,7 @@ def prune_samples(engine, older_than_s: float, *, target: str | None = None, now
 
     cutoff = (now or time.time()) - older_than_s
     with engine.begin() as conn:
-        if not inspect(conn).has_table(samples.name):
+        if not inspect(conn).has_table(samples.name, schema=store_schema(conn)):
             return 0
         q = delete(samples).where(samples.c.ts < cutoff)
         if target:
