@@ -58,7 +58,7 @@ CHECKPOINT = re.compile(r"(?:checkpoint|restartpoint) complete: wrote (\d+) buff
 AUTOVAC = re.compile(r'automatic (aggressive )?(vacuum|analyze) (?:to prevent wraparound )?of table "([^"]+)"')
 ELAPSED = re.compile(r"elapsed: " + _FLOAT + " s")
 SESSION = re.compile(r"disconnection: session time: (\d+):(\d+):" + _FLOAT)
-DEADLOCK_STMT = re.compile(r"^\s*Process (\d+): (.*)$", re.M)
+DEADLOCK_STMT = re.compile(r"^[ \t]*Process (\d+): (.*)$", re.M)  # not \s*: it crossed lines, quadratic
 DEADLOCK_PIDS = re.compile(r"blocked by process (\d+)")
 AUTH_STATES = {"28P01", "28000"}
 

@@ -7,6 +7,7 @@ import json
 import re
 from typing import Iterator, TextIO
 
+from .csvfields import csv_dict_reader, csv_reader
 from .event import Event
 from .prefix import GENERIC, compile_prefix
 from .redaction import redact_text
@@ -54,9 +55,17 @@ def _int(v) -> int | None:
 
 
 def read_csvlog(f: TextIO, source: str, problems: Problems) -> Iterator[Event]:
-    """csvlog: the csv module splits the fields (quoted multi-line statements included)."""
-    reader = csv.reader(f)
-    for row in reader:
+    """csvlog: the csv module splits the fields (quoted multi-line statements included); a row it cannot split
+    is counted and skipped."""
+    reader = csv_reader(f)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            problems.add(source, f"malformed csvlog row ({e})", reader.line_num)
+            continue
         if len(row) < MIN_CSV_FIELDS:
             if row:
                 problems.add(source, "malformed csvlog row (too few fields)", reader.line_num)
@@ -220,7 +229,7 @@ def read_supabase(f: TextIO, source: str, problems: Problems, kind: str) -> Iter
     """A Logs Explorer download (CSV with a header row, or a JSON array); at most a few thousand rows, so they
     are sorted in memory (the export is newest first)."""
     if kind == "csv":
-        rows = csv.DictReader(f)
+        rows = csv_dict_reader(f)
     else:
         try:
             data = json.load(f)
@@ -229,11 +238,14 @@ def read_supabase(f: TextIO, source: str, problems: Problems, kind: str) -> Iter
             return
         rows = data.get("result", data.get("data", [])) if isinstance(data, dict) else data
     events = []
-    for n, row in enumerate(rows, 1):
-        try:
-            events.append(supabase_event(row, source, n))
-        except (BadTimestamp, TypeError, ValueError, AttributeError):
-            problems.add(source, "malformed Supabase export row", n)
+    try:
+        for n, row in enumerate(rows, 1):
+            try:
+                events.append(supabase_event(row, source, n))
+            except (BadTimestamp, TypeError, ValueError, AttributeError):
+                problems.add(source, "malformed Supabase export row", n)
+    except csv.Error as e:
+        problems.add(source, f"malformed Supabase CSV export ({e}); the rows before it were read")
     events.sort(key=lambda e: e.ts)
     yield from events
 

@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import csv
+import errno
 import glob
 import gzip
 import io
 import json
 import os
+import stat
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .csvfields import csv_reader
 from .prefix import GENERIC, compile_prefix, detect_prefix
 from .timeparse import BadTimestamp, parse_ts
 
@@ -33,7 +36,8 @@ class LogFile:
 
 
 def resolve(spec) -> list[Path]:
-    """The files named by a file, a folder (its files, not recursing) or a glob; several may be given."""
+    """The files named by a file, a folder (its regular files, not recursing) or a glob; several may be given.
+    A FIFO, socket or device is refused without being opened (reading one would block or never end)."""
     specs = spec if isinstance(spec, (list, tuple)) else [spec]
     out: list[Path] = []
     for s in specs:
@@ -42,6 +46,8 @@ def resolve(spec) -> list[Path]:
             out.extend(sorted(c for c in p.iterdir() if c.is_file() and not c.name.startswith(".")))
         elif p.is_file():
             out.append(p)
+        elif p.exists():
+            raise LogSourceError(f"log path {s} is not a regular file")
         elif glob.has_magic(str(p)):
             out.extend(sorted(Path(g) for g in glob.glob(str(p)) if Path(g).is_file()))
         else:
@@ -52,12 +58,25 @@ def resolve(spec) -> list[Path]:
 
 
 def open_text(path: Path):
-    """A text stream over a plain or gzip'd file; undecodable bytes are replaced, never fatal."""
-    with open(path, "rb") as raw:
-        magic = raw.read(2)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace", newline="")
-    return open(path, encoding="utf-8", errors="replace", newline="")
+    """A text stream over a plain or gzip'd regular file; undecodable bytes are replaced, never fatal.
+
+    Lines end at a newline only: PostgreSQL writes carriage returns from queries and role names raw, so a
+    carriage return never starts a record. The file is opened without blocking and checked to be a regular
+    file on the open descriptor (it may have been swapped for a FIFO since it was listed)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        os.set_blocking(fd, True)
+        raw = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    if raw.peek(2)[:2] == b"\x1f\x8b":
+        gz = gzip.GzipFile(fileobj=raw, mode="rb")
+        gz.myfileobj = raw  # GzipFile closes only a file it opened itself: hand this one over
+        return io.TextIOWrapper(gz, encoding="utf-8", errors="replace", newline="\n")
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="\n")
 
 
 def _head(path: Path) -> list[str]:
@@ -97,7 +116,7 @@ def sniff(path: Path, fmt: str | None = None, prefix: str | None = None) -> LogF
             lf.fmt = "supabase-json"  # a pretty-printed export
     else:
         try:  # the first row may span lines (a quoted multi-line statement)
-            row = next(csv.reader(io.StringIO("".join(lines).lstrip("\ufeff"))), [])
+            row = next(csv_reader(io.StringIO("".join(lines).lstrip("\ufeff"))), [])
         except csv.Error:
             row = []
         if "event_message" in row and "timestamp" in row:
