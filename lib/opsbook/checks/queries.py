@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import sql as sqlfiles
 from ..errors import SkipCheck
-from ..findings import Finding, Severity, grade
+from ..findings import PARTIAL, Finding, Severity, grade
 from .activity import hidden_finding, visible
 from .registry import Check, CheckContext, Threshold, register
 
@@ -29,6 +29,9 @@ def statements(ctx: CheckContext, top_n: int | None = None):
     if ext.empty:
         raise SkipCheck(f"pg_stat_statements is not installed in this database; {INSTALL_HOW}")
     row = ext.iloc[0]
+    if not row["schema_usage"]:
+        raise SkipCheck(f"{PARTIAL}: pg_stat_statements is installed in schema {row['schema_name']}, which this role "
+                        f"may not use; GRANT USAGE ON SCHEMA {row['schema_ident']} TO <monitoring role>")
     version = min(ctx.db.server_version_num, layout_version(row["extversion"]))
     # The view's name is spliced in as an identifier the server quoted itself (quote_ident in queries/extension).
     text = sqlfiles.load("queries/statements", version).replace("{{pgss}}", f"{row['schema_ident']}.pg_stat_statements")

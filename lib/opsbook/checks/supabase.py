@@ -1,19 +1,55 @@
-"""Supabase-only schemas (auth, storage): one definition of monthly active users, and a plain skip when absent."""
+"""Supabase-only schemas (auth, storage): one definition of monthly active users, and a plain skip when absent or
+not readable, asked of the catalogue before any query (nothing written into the server's log)."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..errors import SkipCheck
+from ..findings import PARTIAL
 
 MAU_WINDOW_DAYS = 30  # Supabase bills MAU per billing cycle; a rolling 30 days approximates it
 PRODUCTS = {"auth": "Supabase Auth", "storage": "Supabase Storage"}
 
 
+def tables_named(sql_text: str, schema: str) -> list[str]:
+    """The `schema.table` names a query reads (comments aside), in order of first mention."""
+    body = "\n".join(line.split("--", 1)[0] for line in sql_text.splitlines())
+    return list(dict.fromkeys(f"{schema}.{t}" for t in re.findall(rf"\b{schema}\.([a-z_][a-z0-9_]*)\b", body)))
+
+
+def require_readable(db, schema: str, relations: list[str]) -> None:
+    """SkipCheck unless every relation exists and this role may read it, asked of the catalogue (a query on a
+    missing table or a schema without USAGE would write an ERROR into the server's log)."""
+    from .security.readable import access  # noqa: PLC0415
+
+    seen = access(db, *relations)
+    if not all(a.present for a in seen.values()):
+        raise absent(schema)
+    unreadable = [a for a in seen.values() if not a.readable]
+    if unreadable:
+        raise not_readable(schema, unreadable)
+
+
+def not_readable(schema: str, unreadable) -> SkipCheck:
+    from .security.readable import grants  # noqa: PLC0415
+
+    lacks = ", ".join(dict.fromkeys(x for a in unreadable for x in a.lacks()))
+    return SkipCheck(f"{PARTIAL}: {PRODUCTS[schema]} is here but role {unreadable[0].role} may not read it (it lacks "
+                     f"{lacks}): not measured; "
+                     f"{grants(unreadable)} (Supabase grants the {schema} schema to its own roles only), or grant "
+                     "pg_read_all_data")
+
+
 def fetch(db, name: str, schema: str, **params: Any):
-    """db.fetch(name), with a missing Supabase schema or table said as what it most likely means."""
+    """db.fetch(name), once the catalogue says the Supabase tables it reads exist and are readable; a missing
+    schema or table is said as what it most likely means, an unreadable one as partial visibility."""
     import psycopg.errors as pe  # noqa: PLC0415
     from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
 
+    from .. import sql as sqlfiles  # noqa: PLC0415
+
+    require_readable(db, schema, tables_named(sqlfiles.load(name, db.server_version_num), schema))
     try:
         return db.fetch(name, **params)
     except DBAPIError as e:
@@ -45,6 +81,8 @@ def monthly_active_users(db, *, as_of=None, days: int = MAU_WINDOW_DAYS):
     src = db.fetch("auth/sources").iloc[0]
     if not src["has_users"]:
         raise absent("auth")
+    if not src["can_read_users"]:
+        require_readable(db, "auth", ["auth.users"])  # says what this role lacks
     audit = bool(src["has_audit_log"] and src["can_read_audit_log"])
     df = fetch(db, "auth/mau_audit" if audit else "auth/mau", "auth", as_of=as_of, days=days)
     why = ("" if audit else " (auth.audit_log_entries " + ("is not readable by this role" if src["has_audit_log"]

@@ -18,11 +18,18 @@ CHECKS = ["security.scope", *RLS, *EXPOSURE, *ROLES]
 
 
 def run(rb) -> None:
-    """The scope first; the Supabase checks only where the API roles exist (the scope finding says so once)."""
+    """The scope first; the Supabase checks only where the scope shows no API roles are left out (the scope finding
+    says so once). A scope that could not be read decides nothing: every check runs and says for itself."""
     rb.run(["security.scope"])
     data = rb.data("security.scope")
-    supabase = data is not None and data.attrs["scope"].supabase
-    rb.run([c for c in CHECKS[1:] if supabase or c not in SUPABASE_CHECKS])
+    plain = data is not None and not data.attrs["scope"].supabase
+    rb.run([c for c in CHECKS[1:] if not plain or c not in SUPABASE_CHECKS])
+
+
+def unseen(rb) -> list[str]:
+    """The Supabase checks that ran but could not see everything (their finding's `skipped` says why)."""
+    return [f.check for f in rb.findings if f.check in SUPABASE_CHECKS and f.skipped
+            and not f.skipped.startswith("does not apply")]
 
 
 def _rows(rb, check: str):
@@ -82,13 +89,18 @@ def show_verdict(rb) -> None:
     exposed = anon_exposure(rb)
     scope = rb.data("security.scope")
     where = scope.attrs["scope"].describe() if scope is not None else "not connected"
+    blind = unseen(rb)
+    incomplete = (f" Incomplete: {len(blind)} Supabase check(s) could not see everything ({', '.join(blind)}); "
+                  "see their findings for the grant." if blind else "")
     if scope is not None and not scope.attrs["scope"].supabase:
         headline = "Not a Supabase database: nothing is served to anon over a Data API."
     elif len(exposed):
-        headline = (f"anon (anyone with the public API key) can reach {exposed['object'].nunique()} object(s) it "
-                    f"should not. {where}.")
+        headline = (f"anon (anyone with the public API key) can reach {'at least ' if blind else ''}"
+                    f"{exposed['object'].nunique()} object(s) it should not. {where}.{incomplete}")
+    elif blind:
+        headline = f"anon can reach nothing it should not, as far as this role can see. {where}.{incomplete}"
     else:
-        headline = f"anon can reach nothing it should not. {where}."
+        headline = f"anon can reach nothing it should not. {where}.{incomplete}"
     rb.verdict(headline)
     if len(exposed):
         display.show_html(display.table_html(exposed, max_rows=100))

@@ -7,6 +7,7 @@ import ipaddress
 from ...errors import SkipCheck
 from ...findings import PARTIAL, Finding, Severity
 from ..registry import Check, CheckContext, register
+from .readable import access
 
 RUNBOOKS = ("security-audit",)
 # Superuser/replication/BYPASSRLS roles the platform itself logs in with (Supabase, RDS, Cloud SQL, Azure), besides
@@ -16,10 +17,9 @@ PLATFORM_ROLES = ("postgres", "supabase_admin", "supabase_replication_admin", "s
                   "rdsrepladmin", "cloudsqladmin", "cloudsqlsuperuser", "azure_superuser", "azuresu")
 
 
-def _insufficient(exc: BaseException) -> bool:
-    import psycopg.errors as pe  # noqa: PLC0415
-
-    return isinstance(getattr(exc, "orig", exc), pe.InsufficientPrivilege)
+def readable(ctx: CheckContext, relation: str) -> bool:
+    """Whether this role may read `relation`, from the catalogue (no query that the server would refuse)."""
+    return access(ctx.db, relation)[relation].readable
 
 
 # ---------------------------------------------------------------- security.superusers
@@ -58,13 +58,10 @@ SUPERUSERS = register(Check(
 
 # ---------------------------------------------------------------- security.password_expiry
 def password_expiry(ctx: CheckContext):
-    try:
-        return ctx.db.fetch("security/password_expiry")
-    except Exception as e:
-        if _insufficient(e):
-            raise SkipCheck("passwords are visible only to superusers (pg_authid); run as a superuser to see "
-                            "which login roles have one without VALID UNTIL") from None
-        raise
+    if not readable(ctx, "pg_catalog.pg_authid"):  # asked first: a refused query is an ERROR in the server log
+        raise SkipCheck("passwords are visible only to superusers (pg_authid); run as a superuser to see "
+                        "which login roles have one without VALID UNTIL")
+    return ctx.db.fetch("security/password_expiry")
 
 
 def judge_password_expiry(df) -> list[Finding]:
@@ -216,13 +213,10 @@ HOST_TYPES = ("host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc")
 
 
 def hba(ctx: CheckContext):
-    try:
-        return ctx.db.fetch("security/hba")
-    except Exception as e:
-        if _insufficient(e):
-            raise SkipCheck("pg_hba_file_rules is readable only by superusers; GRANT SELECT ON pg_hba_file_rules "
-                            "TO <monitoring role> (and EXECUTE ON FUNCTION pg_hba_file_rules()) to check it") from None
-        raise
+    if not readable(ctx, "pg_catalog.pg_hba_file_rules"):  # the view and the function behind it
+        raise SkipCheck("pg_hba_file_rules is readable only by superusers; GRANT SELECT ON pg_hba_file_rules "
+                        "TO <monitoring role> (and EXECUTE ON FUNCTION pg_hba_file_rules()) to check it")
+    return ctx.db.fetch("security/hba")
 
 
 def judge_hba(df) -> list[Finding]:

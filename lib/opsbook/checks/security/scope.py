@@ -28,6 +28,8 @@ class Scope:
     current_user: str
     is_superuser: bool
     missing_schemas: list[str] = field(default_factory=list)
+    can_read_auth_users: bool = True
+    can_read_storage_tables: bool = True
 
     @property
     def supabase(self) -> bool:
@@ -67,7 +69,9 @@ def scope(ctx: CheckContext) -> Scope:
     s = Scope(api_schemas=[x for x in schemas if x in existing], source=source, api_roles=list(r["api_roles"]),
               has_auth_users=bool(r["has_auth_users"]), has_storage_tables=bool(r["has_storage_tables"]),
               current_user=str(r["current_user_name"]), is_superuser=bool(r["is_superuser"]),
-              missing_schemas=[x for x in schemas if x not in existing])
+              missing_schemas=[x for x in schemas if x not in existing],
+              can_read_auth_users=bool(r["can_read_auth_users"]),
+              can_read_storage_tables=bool(r["can_read_storage_tables"]))
     try:
         ctx.db._security_scope = s
     except AttributeError:  # pragma: no cover - a session type without attributes: compute again next time
@@ -114,6 +118,12 @@ def judge_scope(df) -> list[Finding]:
     missing = (f" Named but absent: {', '.join(s.missing_schemas)}." if s.missing_schemas else "")
     visibility = ("" if s.is_superuser else f" Connected as {s.current_user} (not a superuser): checks that "
                   "need more say so on their own.")
+    unread = [t for t, present, readable in (("auth.users", s.has_auth_users, s.can_read_auth_users),
+                                             ("storage.buckets/objects", s.has_storage_tables,
+                                              s.can_read_storage_tables)) if present and not readable]
+    if unread:
+        visibility += (f" Present but not readable by {s.current_user}: {', '.join(unread)} (recognised from the "
+                       "catalogue, which every role reads).")
     return [Finding("security.scope", Severity.INFO, s.describe(),
                     detail=f"Roles present: {', '.join(s.api_roles)}. Tables, views and functions in these schemas "
                            f"are what PostgREST serves to anyone holding the anon key.{missing}{visibility}",

@@ -1,4 +1,7 @@
 -- One row about the current database now: size, pg_stat_database counters, stats resets, XID age, WAL position, optional features; PostgreSQL 13+.
+-- The optional features are asked of the catalogue, never by name (to_regclass('auth.users') raises "permission
+-- denied for schema auth" for a role without USAGE, as Supabase sets auth up): each is true only where this role
+-- may read it (pgss_schema is NULL when the role may not use the extension's schema).
 SELECT current_database() AS datname,
        extract(epoch FROM now())::float8 AS server_now_epoch,
        pg_database_size(current_database())::float8 AS database_size_bytes,
@@ -24,9 +27,13 @@ SELECT current_database() AS datname,
        pg_is_in_recovery() AS in_recovery,
        current_setting('max_connections')::float8 AS max_connections,
        (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-        WHERE e.extname = 'pg_stat_statements') AS pgss_schema,
-       to_regclass('storage.objects') IS NOT NULL AS has_storage,
-       to_regclass('auth.users') IS NOT NULL AS has_auth
+        WHERE e.extname = 'pg_stat_statements' AND has_schema_privilege(n.oid, 'USAGE')) AS pgss_schema,
+       (SELECT count(*) = 2 AND bool_and(has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT'))
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'storage' AND c.relname IN ('buckets', 'objects')) AS has_storage,
+       coalesce((SELECT has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')
+                   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = 'auth' AND c.relname = 'users'), false) AS has_auth
 FROM pg_stat_database d
 JOIN pg_database db ON db.oid = d.datid
 WHERE d.datname = current_database()
