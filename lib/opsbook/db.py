@@ -99,6 +99,37 @@ class Session:
         self.close()
 
 
+# The text types psycopg loads with its TextLoader, plus the unknown oid (enums, regclass, any type without a
+# loader of its own): in a SQL_ASCII database psycopg returns all of them as bytes, which it documents
+# (https://www.psycopg.org/psycopg3/docs/basic/adapt.html#strings-adaptation).
+TEXT_TYPES = (0, "bpchar", "name", "text", "varchar", '"char"')
+
+
+def decode_sql_ascii(conn: Any) -> None:
+    """Make `conn` return str for text when its client encoding is SQL_ASCII (a SQL_ASCII database, as initdb
+    makes one where LANG is unset: bytes 128-255 uninterpreted). Client encoding UTF8 is no way out: the server
+    then refuses to send a stored byte that is not UTF-8 ("invalid byte sequence"). Here such a byte becomes
+    U+FFFD: a name or a query text stays data, shown and escaped like any other, and nothing downstream meets
+    bytes. Query text stays ASCII-encoded (psycopg's choice for SQL_ASCII); values bound as parameters go as
+    UTF-8."""
+    if conn.info.encoding != "ascii":  # psycopg's name for SQL_ASCII
+        return
+    from psycopg.adapt import Loader  # noqa: PLC0415
+    from psycopg.pq import Format  # noqa: PLC0415
+
+    class SqlAsciiText(Loader):
+        def load(self, data) -> str:
+            return bytes(data).decode("utf-8", errors="replace")
+
+    class SqlAsciiTextBinary(SqlAsciiText):
+        format = Format.BINARY
+
+    for oid in TEXT_TYPES:
+        conn.adapters.register_loader(oid, SqlAsciiText)
+        if oid:  # unknown types in binary stay bytes, as psycopg loads them everywhere
+            conn.adapters.register_loader(oid, SqlAsciiTextBinary)
+
+
 # Every session opsbook opens resolves names in pg_catalog only: a function or operator that a user of the audited
 # database created in `public` or in a schema named like opsbook's role can never be chosen over the built-in one.
 SEARCH_PATH = "pg_catalog, pg_temp"
@@ -191,6 +222,7 @@ def raw_connect(conninfo: str, *, read_only: bool = True, statement_timeout_ms: 
             raise
         conn = psycopg.connect(conninfo, **kw)
         refused_options = True
+    decode_sql_ascii(conn)  # before the first query: SQLAlchemy's set-up reads version() as text
     try:
         with unit(conn, read_only=True, statement_timeout_ms=max(statement_timeout_ms, 5_000),
                   lock_timeout_ms=lock_timeout_ms):

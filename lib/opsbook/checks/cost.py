@@ -14,6 +14,26 @@ def analysis_for(ctx: CheckContext):
     return for_session(ctx.db, ctx.target, ctx.config, ctx.params)
 
 
+def _unpriced(a, columns: list[str]):
+    """The empty frame of a check on a target with no bill: attrs say why and what was measured."""
+    import pandas as pd  # noqa: PLC0415
+
+    from ..cost.unpriced import HOW_TO_PRICE, summary  # noqa: PLC0415
+
+    df = pd.DataFrame(columns=columns)
+    df.attrs.update(unpriced=a.unpriced, measured=summary(a.usage, a.peak, a.max_connections), how=HOW_TO_PRICE)
+    return df
+
+
+def judge_unpriced(check_id: str, df, *, first: bool = False) -> list[Finding] | None:
+    """None when the target was priced; else one info finding (`first`: with the usage measured) and no bill."""
+    why = df.attrs.get("unpriced")
+    if not why:
+        return None
+    return [Finding(check_id, Severity.INFO, why, detail=df.attrs.get("measured", "") if first else
+                    "See cost.over_quota for the usage measured.", skipped=why, remediation=df.attrs.get("how", ""))]
+
+
 def _n(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 or float(x).is_integer() else f"{x:,.2f}"
 
@@ -21,6 +41,9 @@ def _n(x: float) -> str:
 # ------------------------------------------------------------------ cost.over_quota
 def over_quota_data(ctx: CheckContext):
     a = analysis_for(ctx)
+    if not a:
+        return _unpriced(a, ["key", "item", "quantity", "unit", "included", "over", "amount_usd", "capped",
+                             "usage_source", "note"])
     df = a.bill.to_frame()
     df = df[df["kind"] == "usage"][["key", "item", "quantity", "unit", "included", "over", "amount_usd", "capped",
                                     "usage_source", "note"]].reset_index(drop=True)
@@ -31,6 +54,9 @@ def over_quota_data(ctx: CheckContext):
 
 
 def judge_over_quota(df, *, critical: float = 100) -> list[Finding]:
+    unpriced = judge_unpriced("cost.over_quota", df, first=True)
+    if unpriced is not None:
+        return unpriced
     plan, cap, pays = df.attrs.get("plan", "?"), df.attrs.get("spend_cap", False), df.attrs.get("pays_overage", True)
     out = []
     for r in df[df["over"].fillna(0) > 0].itertuples():
@@ -92,6 +118,8 @@ def plan_fit_data(ctx: CheckContext):
     import pandas as pd  # noqa: PLC0415
 
     a = analysis_for(ctx)
+    if not a:
+        return _unpriced(a, ["key", "item", "used", "quota", "unit", "pct_of_quota", "days_until_quota", "basis"])
     plan = a.prices.plan(a.settings.plan)
     trigger = float(a.prices.get("disk.autoscale.trigger_pct", 90)) / 100
     fits = a.trend.forecasts if a.trend is not None else {}
@@ -123,6 +151,9 @@ def plan_fit_data(ctx: CheckContext):
 
 
 def judge_plan_fit(df, *, warning: float = 80, min_usd: float = 10) -> list[Finding]:
+    unpriced = judge_unpriced("cost.plan_fit", df)
+    if unpriced is not None:
+        return unpriced
     plan, out = df.attrs.get("plan", "?"), []
     for r in df[(df["pct_of_quota"] >= warning) & (df["pct_of_quota"] < 100)].itertuples():
         when = f"; at the current growth it is crossed in about {r.days_until_quota:,.0f} days" \
@@ -178,12 +209,17 @@ PLAN_FIT = register(Check(
 
 # ------------------------------------------------------------------ cost.compute_fit
 def compute_fit_data(ctx: CheckContext):
-    return analysis_for(ctx).compute
+    a = analysis_for(ctx)
+    return a.compute if a else _unpriced(a, ["label", "ram_gb", "max_connections", "usd_month", "peak_pct",
+                                             "current", "recommended"])
 
 
 def judge_compute_fit(df, *, warning: float = 80, downsize: float = 40) -> list[Finding]:
     from ..cost.whatif import recommend  # noqa: PLC0415
 
+    unpriced = judge_unpriced("cost.compute_fit", df)
+    if unpriced is not None:
+        return unpriced
     peak = df.attrs.get("peak")
     if peak is None or not df["current"].any():
         return [Finding("cost.compute_fit", Severity.INFO, "compute fit not judged: no connection count",
@@ -240,6 +276,9 @@ def savings_data(ctx: CheckContext):
     import pandas as pd  # noqa: PLC0415
 
     a = analysis_for(ctx)
+    if not a:
+        return _unpriced(a, ["lever", "title", "delta_usd", "savings_usd", "new_total_usd", "fits", "tradeoff",
+                             "detail", "caveat"])
     rows = [{"lever": w.lever, "title": w.title, "delta_usd": w.delta_usd, "savings_usd": w.savings_usd,
              "new_total_usd": w.new_total_usd, "fits": w.fits, "tradeoff": w.tradeoff, "detail": w.detail,
              "caveat": w.caveat} for w in a.whatifs]
@@ -248,6 +287,9 @@ def savings_data(ctx: CheckContext):
 
 
 def judge_savings(df, *, min_usd: float = 10, warning: float = 50) -> list[Finding]:
+    unpriced = judge_unpriced("cost.savings", df)
+    if unpriced is not None:
+        return unpriced
     out = []
     for r in df[(df["savings_usd"] >= min_usd) & df["fits"]].itertuples():
         sev = Severity.WARNING if r.savings_usd >= warning and not r.tradeoff else Severity.INFO

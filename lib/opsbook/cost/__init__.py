@@ -26,7 +26,10 @@ def analyse(rb: Any):
 
 
 def record(rb: Any, a: Any) -> dict[str, float]:
-    """Record monthly_cost_usd, one cost_<line>_usd per bill line, and the savings of the best lever."""
+    """Record monthly_cost_usd, one cost_<line>_usd per bill line, and the savings of the best lever; nothing
+    when no bill was computed (a target opsbook has no price list for)."""
+    if not a:
+        return {}
     metrics = a.bill.metrics()
     metrics["monthly_cost_uncapped_usd"] = a.bill.uncapped_usd
     best = max((w.savings_usd for w in a.whatifs if w.fits), default=0.0)

@@ -9,7 +9,8 @@ from typing import Any
 from ..errors import ParameterError
 from ..paths import CALLER_CWD_ENV
 from . import archive as archive_mod
-from . import pricing, rds, settings as settings_mod, trend as trend_mod, usage as usage_mod, whatif
+from . import pricing, rds, settings as settings_mod, trend as trend_mod, usage as usage_mod
+from . import unpriced as unpriced_mod, whatif
 from .bill import Bill, compute_bill
 
 HISTORY_WINDOW_DAYS = 30
@@ -18,9 +19,9 @@ HISTORY_WINDOW_DAYS = 30
 @dataclass
 class Analysis:
     prices: pricing.PriceList
-    settings: settings_mod.Settings
+    settings: settings_mod.Settings | None  # None: not priced (see `unpriced`)
     usage: usage_mod.Usage
-    bill: Bill
+    bill: Bill | None
     whatifs: list[whatif.WhatIf]
     compute: Any  # DataFrame of compute sizes (whatif.compute_options)
     peak: float | None
@@ -33,6 +34,12 @@ class Analysis:
     rds: Any = None
     notes: list[str] = field(default_factory=list)
     alternatives: list[Bill] = field(default_factory=list)  # the same usage on every other priced plan
+    unpriced: str = ""  # why no bill was computed (a target opsbook has no price list for); "" when priced
+    max_connections: int | None = None
+
+    def __bool__(self) -> bool:
+        """False when no bill was computed: the runbook's `if a:` cells then chart and record nothing."""
+        return not self.unpriced
 
 
 def resolve_path(name: str, config: Any = None) -> Path:
@@ -85,6 +92,8 @@ def gather(db, target, config, params: dict[str, Any] | None = None, *, compute_
 
     params = dict(params or {})
     prices = pricing.load(config, target)
+    if not unpriced_mod.priced(db, target, params):
+        return _unpriced(db, prices, target, config, params)
     s = settings_mod.resolve(prices, target, params)
     usage = _usage(db, prices, target, config, params, s)
     current = compute_bill(prices, usage, s)
@@ -129,6 +138,20 @@ def gather(db, target, config, params: dict[str, Any] | None = None, *, compute_
                     for name in whatif.other_plans(prices, s.plan)]
     return Analysis(prices, s, usage, current, levers, options, peak, peak_source, archive_rows, indexes, days,
                     trend, trend_note, rds.compare(prices, current, usage), notes, alternatives)
+
+
+def _unpriced(db, prices, target, config, params: dict[str, Any]) -> Analysis:
+    """What was measured on a target opsbook has no price list for; no plan assumed, no bill, no lever."""
+    csv_q: dict = {}
+    notes: list[str] = []
+    csv_name = params.get("usage_csv") or (target.extra.get("usage_csv") if target is not None else None)
+    if csv_name:
+        csv_q, notes = usage_mod.read_csv(resolve_path(str(csv_name), config))
+    usage = unpriced_mod.measured_usage(db, params, csv_q, notes)
+    peak, peak_source, max_conn = connection_peak(db, None, target.name)
+    return Analysis(prices, None, usage, None, [], None, peak, peak_source, notes=list(usage.notes),
+                    unpriced=unpriced_mod.NOT_PRICED, max_connections=max_conn,
+                    trend_note=unpriced_mod.NOT_PRICED)
 
 
 _CACHE: dict[str, Any] = {}

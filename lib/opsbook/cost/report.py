@@ -5,6 +5,7 @@ import re
 
 from ..display import esc, human_bytes
 from .bill import Bill, num
+from .usage import GB, SIZE_ITEMS
 
 TABLE = '<table class="ob-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
@@ -159,13 +160,34 @@ def _show(markup: str) -> None:
     show_html(markup)
 
 
+def unpriced_html(a) -> str:
+    """No bill: why, what to configure, and the usage that was measured (each number with its source)."""
+    from .unpriced import HOW_TO_PRICE  # noqa: PLC0415
+
+    rows = [[esc(q.item.replace("_", " ")), esc("not measured" if q.value is None else human_bytes(q.value * GB)
+                                                if q.item in SIZE_ITEMS else num(q.value)),
+             esc(q.source), esc(q.detail)] for q in a.usage.quantities.values()]
+    if "egress" not in a.usage.quantities:
+        rows.append([esc("egress"), esc("not known"), "", esc("SQL cannot see it; pass -p egress_gb=...")])
+    rows.append([esc("connections"), esc(num(a.peak)), "database",
+                 esc(f"{a.peak_source}; max_connections {a.max_connections}")])
+    notes = "".join(f'<p class="ob-muted">{esc(n)}</p>' for n in a.notes)
+    return (f'<div class="ob-verdict" style="border-color:#175cd3"><div style="font-size:1.3em"><b>No bill '
+            f"computed</b>: {esc(a.unpriced)}.</div><div>{esc(HOW_TO_PRICE[0].upper() + HOW_TO_PRICE[1:])}.</div>"
+            "</div>" + _table(["usage", "this month", "from", "how"], rows) + notes)
+
+
 def show_bill(a) -> None:
+    if a is not None and not a:
+        return _show(unpriced_html(a))
     _show(UNAVAILABLE if a is None else headline_html(a) + bill_html(a.bill))
 
 
 def show_levers(a) -> None:
     if a is None:
         return _show(UNAVAILABLE)
+    if not a:
+        return _show(f'<p class="ob-muted">No levers priced: {esc(a.unpriced)}.</p>')
     _show("<p>Each lever is priced alone against this month's bill; they are alternatives and their savings do "
           "not simply add up.</p>" + whatifs_html(a.whatifs))
 
@@ -174,6 +196,8 @@ def show_space(a) -> None:
     """Where the archive and index levers get their bytes."""
     if a is None:
         return _show(UNAVAILABLE)
+    if not a:
+        return _show(f'<p class="ob-muted">Not measured: no bill to lower ({esc(a.unpriced)}).</p>')
     idx = a.indexes
     rows = [] if idx is None else [[esc(f"{r['schema']}.{r['index_name']}"), esc(r["table_name"]),
                                     esc(human_bytes(r["size_bytes"])), esc(r["definition"])]
@@ -200,15 +224,21 @@ def show_trend(a) -> bool:
 
 
 def show_rds(a) -> None:
+    if a is not None and not a:
+        return _show(f'<p class="ob-muted">Not compared: {esc(a.unpriced)}.</p>')
     _show(UNAVAILABLE if a is None else rds_html(a.rds))
 
 
 def show_provenance(a) -> None:
     if a is None:
         return _show(UNAVAILABLE)
+    if not a:
+        return _show("<h4>What was used</h4>" + unpriced_html(a))
     _show("<h4>What is bought</h4>" + settings_html(a) + "<h4>What was used</h4>" + usage_html(a)
           + f"<p>Connection peak for the compute fit: {esc(num(a.peak))} ({esc(a.peak_source)}).</p>")
 
 
 def show_sources(a) -> None:
+    if a is not None and not a:
+        return _show(f'<p class="ob-muted">No price used: {esc(a.unpriced)}.</p>')
     _show(UNAVAILABLE if a is None else sources_html(a))

@@ -73,7 +73,12 @@ def from_sidecars(reports: ReportMetrics, target: str, month: Month) -> dict[str
     (no reports at all means nothing was watching, not zero incidents)."""
     runs = reports.runs(target=target, start=month.start, end=month.end)
     incidents = sum(1 for r in runs if r.runbook == "incident-triage")
-    return {"monthly_cost_usd": reports.metric("monthly_cost_usd", "cost-analysis", target, month.start, month.end),
+    # the month's newest cost analysis, or none: one that priced nothing (no plan, not Supabase) leaves no bill,
+    # and an older run's bill is not this target's bill any more
+    cost = reports.latest("cost-analysis", target, start=month.start, before=month.end)
+    value = cost.metrics.get("monthly_cost_usd") if cost is not None else None
+    return {"monthly_cost_usd": float(value) if isinstance(value, (int, float)) and not isinstance(value, bool)
+            else None,
             "incident_runs": float(incidents) if runs else None}
 
 

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..cost.unpriced import NOT_PRICED
 from ..display import esc, human_bytes, show_html
 from .checks_used import CAPACITY, MAINTENANCE, PERFORMANCE
 from .headlines import BY_KEY
@@ -106,7 +107,11 @@ class MonthlyReport:
             second = f"The estimated monthly bill is {fmt('usd', cost)}" + (
                 f" ({fmt_change('usd', cost - prev, 100 * (cost - prev) / prev if prev else None)} on the month "
                 "before)." if prev is not None and prev == prev else " (no estimate for the month before).")
-        elif latest_cost is not None and "monthly_cost_usd" in latest_cost.metrics:
+        elif (run := self.reports.latest("cost-analysis", t, start=self.month.start, before=self.month.end)
+              or latest_cost) is not None and "monthly_cost_usd" not in run.metrics:
+            second = (f"The cost analysis of {run.started:%Y-%m-%d} computed no bill: {NOT_PRICED}; set plan for "
+                      "this target in opsbook.toml to price it.")
+        elif latest_cost is not None:
             second = (f"No cost analysis ran in {self.month.label}; the latest one "
                       f"({latest_cost.started:%Y-%m-%d}) estimated {fmt('usd', latest_cost.metrics['monthly_cost_usd'])}"
                       " a month.")
