@@ -59,6 +59,12 @@ class Runbook:
         self._keep(result)
         if self.db is not None:
             runrecord.record_meta(server_version_num=self.db.server_version_num, server_version=self.db.server_version)
+            from .checks.standby import standby_of  # noqa: PLC0415
+
+            standby = standby_of(self.db)  # every report's header says when the target is a standby
+            runrecord.record_meta(in_recovery=standby is not None,
+                                  primary=standby.primary if standby is not None else None)
+            runrecord.record("in_recovery", standby is not None)  # the sidecar's keys are a contract: a metric
             role = self.run(["connectivity.role"]).get("connectivity.role")
             if role is not None and role.data is not None and len(role.data):
                 r = role.data.iloc[0]

@@ -50,6 +50,8 @@ class Header:
     server_version: str | None = None
     role: str | None = None
     superuser: bool = False
+    in_recovery: bool | None = None  # pg_is_in_recovery() at connect; None when the run never connected
+    primary: str | None = None  # on a standby: the primary it streams from, as the checks name it
     error: dict[str, Any] | None = None  # {"ename", "evalue", "cell_index", "source", "traceback"}
     findings: list[dict[str, Any]] = field(default_factory=list)  # the sidecar's; listed up top on a failed run
 
@@ -156,6 +158,12 @@ def header_html(h: Header, html_path: Path, reports_root: Path) -> str:
         note = (f' <span style="color:{COLORS["warning"]}">superuser: more than a diagnosis needs (README, "A '
                 'least-privilege monitoring role")</span>' if h.superuser else "")
         facts.insert(3 if h.server_version else 2, ("role", f"{esc(h.role)}{note}"))
+    if h.in_recovery is not None:
+        where = 3 if h.server_version else 2
+        facts.insert(where, ("server role", "primary (not in recovery)" if not h.in_recovery else
+                             f'<b style="color:{COLORS["warning"]}">standby (in recovery)</b>: read-only; usage '
+                             f"counters are its own, maintenance and index decisions belong on "
+                             f"{esc(h.primary or 'the primary')}"))
     dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     return (f'<header class="ob-report"><h1>{esc(h.runbook)} '
             f'<span class="ob-status" style="background:{status_color}">{esc(status_label)}</span></h1>'

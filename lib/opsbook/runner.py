@@ -386,7 +386,8 @@ def _render(nb, html_path, sidecar, record, target_display, error, root, with_co
                     status=sidecar["status"], started_at=sidecar["started_at"], duration_s=sidecar["duration_s"],
                     parameters=sidecar["parameters"], counts=_counts(sidecar["findings"]),
                     server_version=record["meta"].get("server_version"), role=record["meta"].get("role"),
-                    superuser=bool(record["meta"].get("superuser")), error=error,
+                    superuser=bool(record["meta"].get("superuser")), in_recovery=record["meta"].get("in_recovery"),
+                    primary=record["meta"].get("primary"), error=error,
                     findings=sidecar["findings"])
     return render(nb, html_path, header, reports_root=root, with_code=with_code, self_contained=self_contained)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..findings import Finding, Severity
 from .registry import Check, CheckContext, Threshold, register
+from .standby import QUERY as STANDBY, Standby, mark, of, relay
 
 MB = 1024 ** 2
 
@@ -22,7 +23,7 @@ def unused(ctx: CheckContext) -> pd.DataFrame:
     candidates = [x for x in (since_reset, since_start if int(w["server_version_num"]) < 150000 or missing(since_reset)
                               else None) if not missing(x)]
     df.attrs["stats_age_s"] = min(candidates) if candidates else None
-    return with_definitions(ctx, df, candidates_for_drop(df, **_configured(ctx)))
+    return mark(with_definitions(ctx, df, candidates_for_drop(df, **_configured(ctx))), ctx)
 
 
 def _configured(ctx: CheckContext) -> dict:
@@ -71,6 +72,9 @@ def judge_unused(df, *, max_scans: float = 20, min_size_bytes: float = 1 * MB,
                                objects=[name], value=r.size_bytes, threshold=max_scans,
                                remediation="Keep it (indexes.unindexed_fk would report the foreign key at once)."))
             continue
+        if of(df) is not None:
+            out.append(_unused_on_standby(r, of(df), definition, max_scans))
+            continue
         unread = r.table_reads == 0
         soft = young or unread
         why = (f"statistics only {age / 86400:,.1f} days old (reset or restart): every index looks unused after "
@@ -91,6 +95,19 @@ def judge_unused(df, *, max_scans: float = 20, min_size_bytes: float = 1 * MB,
     return out
 
 
+def _unused_on_standby(r, standby: Standby, definition: str, max_scans: float) -> Finding:
+    """A standby counts only the scans it served: whether the index is used is for the primary to say."""
+    name = f"{r.schema_name}.{r.index_name}"
+    return Finding("indexes.unused", Severity.INFO,
+                   f"{name}: {r.idx_scan:,.0f} scans on this standby, {_mb(r.size_bytes)}",
+                   detail=f"On {r.schema_name}.{r.table_name}. These usage counters are this standby's own: the "
+                          f"primary's scans (and other standbys') are not counted here, so a low count here does not "
+                          f"mean the index is unused. {definition}",
+                   objects=[name], value=r.size_bytes, threshold=max_scans,
+                   remediation=f"Decide on {standby.primary}: run capacity-planning against it and add the scans "
+                               f"every standby serves (this one: {r.idx_scan:,.0f}) before removing anything.")
+
+
 UNUSED = register(Check(
     id="indexes.unused",
     description="Indexes scanned at most a few times since statistics began, with their size; softened to info "
@@ -101,12 +118,12 @@ UNUSED = register(Check(
                 Threshold("min_size_bytes", 1 * MB, "bytes", "ruby pg-extras diagnose: >= 1 MB"),
                 Threshold("min_stats_age_days", 7, "days of statistics",
                           "opsbook default: a week covers weekly jobs (pghero #104/#140: noise after restore)")),
-    queries=("indexes/usage", "indexes/stats_window", "indexes/definitions"), runbooks=("capacity-planning",)))
+    queries=("indexes/usage", "indexes/stats_window", "indexes/definitions", STANDBY), runbooks=("capacity-planning",)))
 
 
 # ---------------------------------------------------------------- indexes.duplicate
 def duplicates(ctx: CheckContext) -> pd.DataFrame:
-    return ctx.db.fetch("indexes/duplicates")
+    return mark(ctx.db.fetch("indexes/duplicates"), ctx)
 
 
 def judge_duplicates(df, *, min_size_bytes: float = 0) -> list[Finding]:
@@ -124,7 +141,7 @@ def judge_duplicates(df, *, min_size_bytes: float = 0) -> list[Finding]:
                            remediation=f"DROP INDEX CONCURRENTLY {name};"))
     if not out:
         out.append(Finding("indexes.duplicate", Severity.OK, "no index made redundant by another"))
-    return out
+    return relay(out, of(df))
 
 
 DUPLICATE = register(Check(
@@ -133,12 +150,12 @@ DUPLICATE = register(Check(
                 "kept), and btree indexes whose columns lead another's (unique and constraint indexes are kept).",
     data=duplicates, judge=judge_duplicates,
     thresholds=(Threshold("min_size_bytes", 0, "bytes", "splinter 0009 duplicate_index: every duplicate counts"),),
-    queries=("indexes/duplicates",), runbooks=("capacity-planning",)))
+    queries=("indexes/duplicates", STANDBY), runbooks=("capacity-planning",)))
 
 
 # ---------------------------------------------------------------- indexes.invalid
 def invalid(ctx: CheckContext) -> pd.DataFrame:
-    return ctx.db.fetch("indexes/invalid")
+    return mark(ctx.db.fetch("indexes/invalid"), ctx)
 
 
 def judge_invalid(df) -> list[Finding]:
@@ -150,18 +167,18 @@ def judge_invalid(df) -> list[Finding]:
                    remediation=f"DROP INDEX CONCURRENTLY {r.schema_name}.{r.index_name};  -- then build it again: "
                                f"{r.definition.replace('CREATE INDEX', 'CREATE INDEX CONCURRENTLY', 1)};")
            for r in df.itertuples()]
-    return out or [Finding("indexes.invalid", Severity.OK, "no invalid index")]
+    return relay(out, of(df)) or [Finding("indexes.invalid", Severity.OK, "no invalid index")]
 
 
 INVALID = register(Check(
     id="indexes.invalid",
     description="Invalid indexes left by failed concurrent builds (builds still running are not counted).",
-    data=invalid, judge=judge_invalid, queries=("indexes/invalid",), runbooks=("capacity-planning",)))
+    data=invalid, judge=judge_invalid, queries=("indexes/invalid", STANDBY), runbooks=("capacity-planning",)))
 
 
 # ---------------------------------------------------------------- indexes.unindexed_fk
 def unindexed_fk(ctx: CheckContext) -> pd.DataFrame:
-    return ctx.db.fetch("indexes/unindexed_fk")
+    return mark(ctx.db.fetch("indexes/unindexed_fk"), ctx)
 
 
 def judge_unindexed_fk(df, *, min_table_bytes: float = 10 * MB, min_parent_writes: float = 1000) -> list[Finding]:
@@ -177,7 +194,8 @@ def judge_unindexed_fk(df, *, min_table_bytes: float = 10 * MB, min_parent_write
                                   "the key cannot use an index.",
                            objects=[name], value=r.table_bytes, threshold=min_table_bytes,
                            remediation=f"CREATE INDEX CONCURRENTLY ON {name} ({r.columns});"))
-    return out or [Finding("indexes.unindexed_fk", Severity.OK, "every foreign key has a supporting index")]
+    return relay(out, of(df)) or [Finding("indexes.unindexed_fk", Severity.OK,
+                                          "every foreign key has a supporting index")]
 
 
 UNINDEXED_FK = register(Check(
@@ -189,4 +207,4 @@ UNINDEXED_FK = register(Check(
                           "opsbook default: below it a scan is cheap (splinter 0001 reports every one as INFO)"),
                 Threshold("min_parent_writes", 1000, "updates+deletes on the referenced table",
                           "opsbook default: each one scans the referencing table")),
-    queries=("indexes/unindexed_fk",), runbooks=("capacity-planning",)))
+    queries=("indexes/unindexed_fk", STANDBY), runbooks=("capacity-planning",)))

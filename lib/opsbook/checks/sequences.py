@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..findings import Finding, Severity
 from ..history import capacity as cap
 from .registry import Check, CheckContext, Threshold, register
+from .standby import QUERY as STANDBY, mark, of, relay
 from .visibility import DATA_GRANT, partial
 
 
@@ -18,7 +19,7 @@ def sequences(ctx: CheckContext) -> pd.DataFrame:
             s = series[series["label"] == f"{r.schema_name}.{r.sequence_name}"]
             if len(s) >= 3:
                 df.at[i, "days_left"] = cap.fit(s).days_until(100.0).days
-    return df
+    return mark(df, ctx)
 
 
 def _pct(p: float) -> str:
@@ -57,7 +58,7 @@ def judge_sequences(df, *, warning: float = 75, critical: float = 90) -> list[Fi
                            f"limit (highest {top or 0:.2f}%)",
                            detail=f"{len(seen)} sequences, judged against every column they feed.", threshold=warning))
     names = ", ".join(f"{r.schema_name}.{r.sequence_name}" for r in df[hidden].head(10).itertuples())
-    return out + partial("sequences.exhaustion", int(hidden.sum()),
+    return relay(out, of(df)) + partial("sequences.exhaustion", int(hidden.sum()),
                          "sequences whose value this role may not read (no SELECT or USAGE on them)",
                          f"Their last value reads as NULL to this role, so how close they are to their limit is "
                          f"unknown: {names}{', ...' if hidden.sum() > 10 else ''}.", DATA_GRANT)
@@ -71,4 +72,4 @@ EXHAUSTION = register(Check(
     data=sequences, judge=judge_sequences,
     thresholds=(Threshold("warning", 75, "% of the limit", "opsbook default: time left to migrate a busy key"),
                 Threshold("critical", 90, "% of the limit", "pghero sequence_danger: 90%")),
-    queries=("sequences/usage",), runbooks=("capacity-planning",)))
+    queries=("sequences/usage", STANDBY), runbooks=("capacity-planning",)))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..findings import Finding, Severity
 from .registry import Check, CheckContext, Threshold, register
+from .standby import QUERY as STANDBY, mark, of, relay
 from .visibility import DATA_GRANT, partial
 
 METHOD = ("statistical estimate from planner statistics (pg_stats average widths and null fractions, reltuples): "
@@ -34,7 +35,7 @@ def bloat(ctx: CheckContext) -> pd.DataFrame:
         unseen = unseen[~unseen["table_oid"].isin(measured["table_oid"])]
     df = df.sort_values(["bloat_bytes", "table_name"], ascending=[False, True], ignore_index=True)
     df.attrs["unestimated"] = unseen.reset_index(drop=True)
-    return df
+    return mark(df, ctx)
 
 
 MEASURE_AT_MOST = 10  # tables measured with pgstattuple_approx per run: it reads every page not all-visible
@@ -85,7 +86,7 @@ def judge_bloat(df, *, warning: float = 40, critical: float = 90, min_bytes: flo
                            f"no table or index above {warning:g}% estimated bloat and {min_bytes / 1024 ** 2:,.0f} MB",
                            detail=f"{len(df)} relations estimated, {total / 1024 ** 2:,.1f} MB estimated bloat in all. "
                                   f"Estimate: {METHOD}", threshold=warning))
-    return out + _unestimated(df.attrs.get("unestimated"), min_bytes)
+    return relay(out + _unestimated(df.attrs.get("unestimated"), min_bytes), of(df))
 
 
 def _unestimated(unseen, min_bytes: float) -> list[Finding]:
@@ -126,5 +127,5 @@ BLOAT = register(Check(
                 Threshold("critical", 90, "% of the relation's size", "postgres-checkup F004: critical at 90%"),
                 Threshold("min_bytes", 20 * 1024 ** 2, "bytes of estimated bloat",
                           "splinter 0020 table_bloat: ignore less than 20 MiB of waste")),
-    queries=("tables/bloat", "tables/index_bloat", "tables/unestimated", "tables/approx"),
+    queries=("tables/bloat", "tables/index_bloat", "tables/unestimated", "tables/approx", STANDBY),
     runbooks=("capacity-planning",)))

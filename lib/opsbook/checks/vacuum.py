@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..findings import Finding, Severity
 from .registry import Check, CheckContext, Threshold, register
+from .standby import QUERY as STANDBY, mark, not_judged, of
 
 
 def _missing(x) -> bool:
@@ -10,10 +11,12 @@ def _missing(x) -> bool:
 
 
 def dead_tuples(ctx: CheckContext):
-    return ctx.db.fetch("vacuum/dead_tuples")
+    return mark(ctx.db.fetch("vacuum/dead_tuples"), ctx)
 
 
 def judge_dead_tuples(df, *, min_dead: float = 1000, warning: float = 20, critical: float = 50) -> list[Finding]:
+    if of(df) is not None:  # a standby counts no dead tuples of its own: the primary's vacuums decide
+        return [not_judged("vacuum.dead_tuples", of(df), "dead tuples and vacuum times", len(df))]
     out = []
     for r in df.itertuples():
         if r.n_dead_tup < min_dead or (r.dead_pct or 0) < warning:
@@ -48,14 +51,16 @@ DEAD_TUPLES = register(Check(
                 Threshold("warning", 20, "% dead of all tuples",
                           "PostgreSQL docs: autovacuum_vacuum_scale_factor defaults to 0.2"),
                 Threshold("critical", 50, "% dead of all tuples", "opsbook default: half the table is dead")),
-    queries=("vacuum/dead_tuples",), runbooks=("capacity-planning",)))
+    queries=("vacuum/dead_tuples", STANDBY), runbooks=("capacity-planning",)))
 
 
 def stale_stats(ctx: CheckContext):
-    return ctx.db.fetch("vacuum/stale_stats")
+    return mark(ctx.db.fetch("vacuum/stale_stats"), ctx)
 
 
 def judge_stale_stats(df, *, min_rows: float = 1000, stale_days: float = 7, min_mod_pct: float = 10) -> list[Finding]:
+    if of(df) is not None:  # last_analyze is empty on a standby although the primary's statistics are replicated
+        return [not_judged("vacuum.stale_stats", of(df), "analyze times and rows changed since", len(df))]
     out = []
     never = df[df["never_analyzed"] & (df["rows_est"] >= min_rows)]
     if len(never):
@@ -91,4 +96,4 @@ STALE_STATS = register(Check(
                           "source guides 000/002: weekly performance review"),
                 Threshold("min_mod_pct", 10, "% of rows changed since the last analyze",
                           "PostgreSQL docs: autovacuum_analyze_scale_factor defaults to 0.1")),
-    queries=("vacuum/stale_stats",), runbooks=("capacity-planning",)))
+    queries=("vacuum/stale_stats", STANDBY), runbooks=("capacity-planning",)))

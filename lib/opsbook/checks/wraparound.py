@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from ..findings import Finding, Severity, grade
 from .registry import Check, CheckContext, Threshold, register
+from .standby import QUERY as STANDBY, mark, of, relay
 
 
 def xid_age(ctx: CheckContext):
     """Per database: XID and multixact age and % of the way to wraparound; this database's oldest tables in attrs."""
     df = ctx.db.fetch("wraparound/xid_age")
     df.attrs["oldest_tables"] = ctx.db.fetch("wraparound/oldest_tables").to_dict("records")
-    return df
+    return mark(df, ctx)
 
 
 def judge_xid_age(df, *, warning: float = 50, critical: float = 75) -> list[Finding]:
@@ -39,7 +40,7 @@ def judge_xid_age(df, *, warning: float = 50, critical: float = 75) -> list[Find
             "no database readable")
         out.append(Finding("wraparound.xid_age", Severity.OK, title,
                            value=int(top["xid_age"]) if top is not None else None, threshold=warning))
-    return out
+    return relay(out, of(df))
 
 
 XID_AGE = register(Check(
@@ -54,6 +55,6 @@ XID_AGE = register(Check(
         Threshold("critical", 75, "% of the 2^31 XID space", "opsbook default: ~500 million XIDs left, days at "
                   "a busy write rate"),
     ),
-    queries=("wraparound/xid_age", "wraparound/oldest_tables"),
+    queries=("wraparound/xid_age", "wraparound/oldest_tables", STANDBY),
     runbooks=("incident-triage",),
 ))

@@ -1,0 +1,152 @@
+"""A real hot standby (pg_basebackup -R, streaming): every report says the target is in recovery, and
+capacity-planning prescribes nothing that cannot run there (issue 21, defect 2), while the primary keeps its advice."""
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import Database, _server, drop_database, free_port, make_database
+from opsbook.embedded import EmbeddedServer, chown_to_account, run_as_account
+from opsbook.runner import run_runbook
+
+pytestmark = pytest.mark.slow
+
+NO_RECOVERY = re.compile(r"\b(ANALYZE|VACUUM|DROP INDEX|REINDEX|CREATE INDEX|ALTER (TABLE|SEQUENCE))\b")
+SEED = """
+CREATE TABLE public.orders (id bigint PRIMARY KEY, customer int NOT NULL, note text)
+    WITH (autovacuum_enabled = off);
+INSERT INTO public.orders SELECT g, g, md5(g::text) FROM generate_series(1, 100000) g;
+CREATE INDEX orders_customer ON public.orders (customer);
+CREATE INDEX orders_note ON public.orders (note);
+CREATE INDEX orders_note_twin ON public.orders (note);
+CREATE TABLE public.order_lines (order_id bigint REFERENCES public.orders (id), qty int);
+CREATE TABLE public.customers AS SELECT g AS id, md5(g::text) AS name FROM generate_series(1, 5000) g;
+ANALYZE public.customers;
+"""
+
+
+def _wait(what: str, probe, timeout_s: float = 60):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = probe()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def _one(conninfo: str, sql: str):
+    with psycopg.connect(conninfo, autocommit=True) as c:
+        return c.execute(sql).fetchone()[0]
+
+
+def make_standby(primary: EmbeddedServer) -> EmbeddedServer:
+    """A streaming standby of `primary`: pg_basebackup -R run as the server account into a folder it owns, on a
+    port of its own (the copy carries the primary's opsbook.conf, port line included)."""
+    data = primary.data_dir.parent / "standby"
+    data.mkdir(mode=0o700)
+    chown_to_account(data)
+    out = run_as_account([primary.bindir / "pg_basebackup", "-D", data, "-R", "-X", "stream", "-c", "fast",
+                          "-h", primary.data_dir, "-p", primary.configured_port(), "-U", "postgres"])
+    assert out.returncode == 0, out.stderr
+    conf = data / "opsbook.conf"
+    conf.write_text("".join(line for line in conf.read_text().splitlines(True) if not line.startswith("port ")))
+    (data / "postmaster.pid").unlink(missing_ok=True)
+    standby = EmbeddedServer(data, port=free_port(), settings=dict(primary.settings))
+    standby.start()
+    return standby
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """(primary database, the same database on its hot standby), a table with indexes replayed on both; the
+    primary scanned one index 40 times, which the standby's own counters never see."""
+    primary = _server(tmp_path_factory, "standby-primary", wal_level="replica", max_wal_senders="4", hot_standby="on")
+    db = make_database(primary)
+    standby = make_standby(primary)
+    try:
+        db.execute(SEED)
+        with db.connect() as c:
+            c.execute("SET enable_seqscan = off")
+            for k in range(40):
+                c.execute("SELECT count(*) FROM public.orders WHERE customer = %s", (k,))
+        _wait("the primary's index scans counted", lambda: _one(
+            db.conninfo, "SELECT idx_scan >= 40 FROM pg_stat_user_indexes WHERE indexrelname = 'orders_customer'"))
+        lsn = _one(db.conninfo, "SELECT pg_current_wal_lsn()::text")
+        mirror = Database(standby, db.name)
+        _wait("the standby to replay the seeded tables", lambda: _one(
+            mirror.conninfo, f"SELECT pg_is_in_recovery() AND pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"))
+        yield db, mirror
+    finally:
+        standby.destroy()
+        drop_database(db)
+        primary.destroy()
+        shutil.rmtree(primary.data_dir.parent, ignore_errors=True)
+
+
+def _run(db: Database, tmp_path: Path):
+    result = run_runbook("capacity-planning", "test", config=db.config(), output_dir=tmp_path / "reports")
+    assert result.exit_code == 0 and result.sidecar["status"] == "ok", result.sidecar.get("error")
+    return result
+
+
+def _of(result, check):
+    return [f for f in result.sidecar["findings"] if f["check"] == check]
+
+
+def test_capacity_planning_on_a_standby_prescribes_nothing_that_needs_the_primary(pair, tmp_path):
+    _, standby = pair
+    result = _run(standby, tmp_path)
+    impossible = [(f["check"], f["remediation"]) for f in result.sidecar["findings"]
+                  if NO_RECOVERY.search(f.get("remediation") or "")]
+    assert impossible == []
+    assert result.sidecar["metrics"]["in_recovery"] is True
+    page = result.html_path.read_text()
+    assert "standby (in recovery)" in page
+    port = str(pair[0].server.configured_port())
+    stale = _of(result, "vacuum.stale_stats")
+    assert [f["severity"] for f in stale] == ["info"] and "primary" in stale[0]["remediation"]
+    assert stale[0]["skipped"] and port in stale[0]["remediation"]  # the verdict says incomplete, names the primary
+    unused = {f["objects"][0]: f for f in _of(result, "indexes.unused") if f["objects"]}
+    assert {"public.orders_customer", "public.orders_note"} <= set(unused)  # 0 scans here: the standby's own count
+    for f in unused.values():
+        assert f["severity"] == "info" and "this standby's own" in f["detail"] and port in f["remediation"]
+    assert _of(result, "vacuum.dead_tuples")[0]["severity"] == "info"
+    # facts of the replicated catalogue stay, their statement moved to the detail, to be run on the primary
+    [twin] = _of(result, "indexes.duplicate")
+    assert port in twin["remediation"] and "DROP INDEX CONCURRENTLY public.orders_note" in twin["detail"]
+    [fk] = _of(result, "indexes.unindexed_fk")
+    assert port in fk["remediation"] and "CREATE INDEX CONCURRENTLY ON public.order_lines" in fk["detail"]
+
+
+def test_the_same_run_on_the_primary_keeps_its_advice(pair, tmp_path):
+    primary, _ = pair
+    result = _run(primary, tmp_path)
+    assert result.sidecar["metrics"]["in_recovery"] is False
+    assert "primary (not in recovery)" in result.html_path.read_text()
+    stale = _of(result, "vacuum.stale_stats")
+    assert stale[0]["severity"] == "warning" and "ANALYZE public.orders;" in stale[0]["remediation"]
+    assert "public.customers" not in stale[0]["objects"]  # analyzed on the primary; the standby cannot tell
+    unused = {f["objects"][0]: f for f in _of(result, "indexes.unused") if f["objects"]}
+    assert "DROP INDEX CONCURRENTLY public.orders_note;" in unused["public.orders_note"]["remediation"]
+    assert "public.orders_customer" not in unused  # scanned 40 times on the primary
+    assert "DROP INDEX CONCURRENTLY public.orders_note" in _of(result, "indexes.duplicate")[0]["remediation"]
+    assert _of(result, "indexes.unindexed_fk")[0]["remediation"].startswith("CREATE INDEX CONCURRENTLY")
+
+
+def test_every_runbook_header_says_standby_or_primary():
+    from opsbook.report_html import Header, header_html
+
+    base = dict(runbook="incident-triage", target="t", target_display="t", status="ok",
+                started_at="2026-01-01T00:00:00Z", duration_s=1.0, server_version="18.1", role="opsbook", superuser=False)
+    standby = header_html(Header(**base, in_recovery=True, primary="the primary (10.0.0.5:5432)"), Path("r/x.html"),
+                          Path("r"))
+    assert "standby (in recovery)" in standby and "10.0.0.5:5432" in standby and ">role<" in standby
+    assert "primary (not in recovery)" in header_html(Header(**base, in_recovery=False), Path("r/x.html"), Path("r"))
+    assert "in recovery" not in header_html(Header(**base), Path("r/x.html"), Path("r"))  # never connected
