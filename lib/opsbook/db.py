@@ -142,9 +142,9 @@ def unit_sql(*, read_only: bool, statement_timeout_ms: int, lock_timeout_ms: int
     pinned."""
     mode = ("ISOLATION LEVEL " + isolation + " " if isolation else "") + ("READ ONLY" if read_only else "READ WRITE")
     return (f"BEGIN {mode}; SET LOCAL search_path = {SEARCH_PATH}; "
-            f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}; "
             f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}; "
-            f"SET LOCAL idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
+            f"SET LOCAL idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}; "
+            f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")  # last: it times what follows
 
 
 @contextmanager
@@ -154,11 +154,17 @@ def unit(conn, *, read_only: bool = True, statement_timeout_ms: int = DEFAULT_ST
     rolled back when it raises. Inside an open transaction it adds nothing (the outer unit's settings hold)."""
     from psycopg import pq  # noqa: PLC0415
 
+    if conn.info.transaction_status == pq.TransactionStatus.INERROR:
+        _rollback_quietly(conn)  # what an earlier failure left: never carried into this unit
     if conn.info.transaction_status != pq.TransactionStatus.IDLE:
         yield conn
         return
-    conn.execute(unit_sql(read_only=read_only, statement_timeout_ms=statement_timeout_ms,
-                          lock_timeout_ms=lock_timeout_ms))
+    try:
+        conn.execute(unit_sql(read_only=read_only, statement_timeout_ms=statement_timeout_ms,
+                              lock_timeout_ms=lock_timeout_ms))
+    except BaseException:  # cancelled while opening (a tiny timeout, a signal): the transaction goes with it
+        _rollback_quietly(conn)
+        raise
     try:
         yield conn
     except BaseException:
