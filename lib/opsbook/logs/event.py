@@ -47,6 +47,32 @@ class Event:
         return f"Event({self.ts.isoformat()} {self.kind} pid={self.pid} {self.message[:60]!r})"
 
 
+OWN_APPLICATION = "opsbook"  # the application_name of every opsbook session (db.py)
+_APP_IN_CONNECTION = re.compile(r"connection authorized: .*?\bapplication_name=(\S+)")
+
+
+class OwnSessions:
+    """Which events opsbook's own sessions wrote: application_name opsbook (csvlog, jsonlog, a prefix with %a),
+    or, for a prefix without %a, a pid whose "connection authorized" line named it (log_connections), until its
+    disconnection. Fed the events in time order."""
+
+    def __init__(self):
+        self.pids: set[int] = set()
+
+    def __call__(self, e: Event) -> bool:
+        pid = e.pid
+        if e.kind == "connection" and pid is not None:
+            m = _APP_IN_CONNECTION.search(e.message)
+            if m and m.group(1).rstrip(",") == OWN_APPLICATION:
+                self.pids.add(pid)
+            else:
+                self.pids.discard(pid)  # a reused pid is someone else's now
+        own = e.application == OWN_APPLICATION or (e.application is None and pid in self.pids)
+        if e.kind == "disconnection":
+            self.pids.discard(pid)
+        return own
+
+
 _FLOAT = r"([0-9]+(?:\.[0-9]+)?)"
 DURATION = re.compile(r"duration: " + _FLOAT + r" ms(?:\s+(?:statement|execute [^:]*|bind [^:]*|parse [^:]*|"
                       r"plan):\s*(.*))?\Z", re.S)

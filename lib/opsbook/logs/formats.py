@@ -29,6 +29,7 @@ class Problems:
 
     def __init__(self):
         self.items: dict[tuple[str, str], list] = {}
+        self.left_out: dict[str, int] = {}  # events read but deliberately not yielded, by why (not a problem)
 
     def add(self, source: str, reason: str, line: int | None = None) -> None:
         item = self.items.setdefault((source, reason), [0, line])
@@ -40,6 +41,13 @@ class Problems:
     def __iter__(self):
         for (source, reason), (count, line) in self.items.items():
             yield {"source": source, "reason": reason, "count": count, "first_line": line}
+
+    def leave_out(self, why: str) -> None:
+        self.left_out[why] = self.left_out.get(why, 0) + 1
+
+    def notes(self) -> list[str]:
+        """What was left out on purpose, with how many: "12 event(s) of opsbook's own sessions ... left out"."""
+        return [f"{n} event(s) of {why} left out" for why, n in self.left_out.items()]
 
     def lines(self) -> list[str]:
         return [f"{p['source']}: {p['reason']}" + (f" (line {p['first_line']}" if p["first_line"] else "")
@@ -54,9 +62,9 @@ def _int(v) -> int | None:
         return None
 
 
-def read_csvlog(f: TextIO, source: str, problems: Problems) -> Iterator[Event]:
+def read_csvlog(f: TextIO, source: str, problems: Problems, clock=parse_ts) -> Iterator[Event]:
     """csvlog: the csv module splits the fields (quoted multi-line statements included); a row it cannot split
-    is counted and skipped."""
+    is counted and skipped. `clock` reads the timestamps (a timeparse.Clock knows log_timezone)."""
     reader = csv_reader(f)
     while True:
         try:
@@ -71,7 +79,7 @@ def read_csvlog(f: TextIO, source: str, problems: Problems) -> Iterator[Event]:
                 problems.add(source, "malformed csvlog row (too few fields)", reader.line_num)
             continue
         try:
-            ts = parse_ts(row[0])
+            ts = clock(row[0])
         except BadTimestamp as e:
             problems.add(source, f"bad timestamp: {e}", reader.line_num)
             continue
@@ -86,7 +94,7 @@ def read_csvlog(f: TextIO, source: str, problems: Problems) -> Iterator[Event]:
                     statement=redact_text(get(19)), source=source, line=reader.line_num)
 
 
-def read_jsonlog(f: TextIO, source: str, problems: Problems) -> Iterator[Event]:
+def read_jsonlog(f: TextIO, source: str, problems: Problems, clock=parse_ts) -> Iterator[Event]:
     """jsonlog (PostgreSQL 15+): one JSON object per line."""
     loads = json.loads
     for n, line in enumerate(f, 1):
@@ -94,8 +102,11 @@ def read_jsonlog(f: TextIO, source: str, problems: Problems) -> Iterator[Event]:
             continue
         try:
             d = loads(line)
-            ts = parse_ts(d["timestamp"])
-        except (ValueError, KeyError, TypeError, BadTimestamp):
+            ts = clock(d["timestamp"])
+        except BadTimestamp as e:
+            problems.add(source, f"bad timestamp: {e}", n)
+            continue
+        except (ValueError, KeyError, TypeError):
             problems.add(source, "malformed jsonlog line", n)
             continue
         get = d.get
@@ -106,7 +117,7 @@ def read_jsonlog(f: TextIO, source: str, problems: Problems) -> Iterator[Event]:
                     statement=redact_text(get("statement")), source=source, line=n)
 
 
-def read_stderr(f: TextIO, source: str, problems: Problems, prefix: str | None) -> Iterator[Event]:
+def read_stderr(f: TextIO, source: str, problems: Problems, prefix: str | None, clock=parse_ts) -> Iterator[Event]:
     """stderr with a log_line_prefix (None: the generic pattern: a timestamp first, severity later).
 
     A tab starts a continuation of the previous line; DETAIL/HINT/CONTEXT/STATEMENT lines attach to the event
@@ -143,7 +154,7 @@ def read_stderr(f: TextIO, source: str, problems: Problems, prefix: str | None) 
         if pending is not None:
             yield pending
         try:
-            ts = parse_ts(m.group(ts_group))
+            ts = clock(m.group(ts_group))
         except (BadTimestamp, IndexError, TypeError) as e:
             problems.add(source, f"bad timestamp: {e}", n)
             pending = None
@@ -250,14 +261,15 @@ def read_supabase(f: TextIO, source: str, problems: Problems, kind: str) -> Iter
     yield from events
 
 
-def reader_for(lf):
-    """The function reading this LogFile's format: f(text stream, source, problems) -> Events."""
+def reader_for(lf, clock=parse_ts):
+    """The function reading this LogFile's format: f(text stream, source, problems) -> Events; `clock` reads
+    the server's timestamps (a timeparse.Clock of its log_timezone; Supabase exports are in UTC)."""
     if lf.fmt == "csvlog":
-        return read_csvlog
+        return lambda f, source, problems: read_csvlog(f, source, problems, clock)
     if lf.fmt == "jsonlog":
-        return read_jsonlog
+        return lambda f, source, problems: read_jsonlog(f, source, problems, clock)
     if lf.fmt == "stderr":
-        return lambda f, source, problems: read_stderr(f, source, problems, lf.prefix)
+        return lambda f, source, problems: read_stderr(f, source, problems, lf.prefix, clock)
     if lf.fmt in ("supabase-csv", "supabase-json"):
         return lambda f, source, problems: read_supabase(f, source, problems, lf.fmt.split("-")[1])
     raise ValueError(f"unknown log format {lf.fmt!r}; known: csvlog, jsonlog, stderr, supabase-csv, supabase-json")

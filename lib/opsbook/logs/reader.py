@@ -8,10 +8,10 @@ import zlib
 from datetime import datetime
 from typing import Iterator
 
-from .event import Event, classify
+from .event import OWN_APPLICATION, Event, OwnSessions, classify
 from .formats import Problems, reader_for
 from .sources import FORMATS, LogFile, LogSourceError, choose, resolve, sniff
-from .timeparse import parse_ts
+from .timeparse import BadTimestamp, Clock, parse_ts
 
 REORDER = 512  # events held back to put lines a few milliseconds out of order (busy servers) back in order
 
@@ -47,14 +47,26 @@ def _when(v) -> datetime | None:
 
 
 def iter_events(path, *, fmt: str | None = None, prefix: str | None = None, since=None, until=None,
-                problems: Problems | None = None) -> Iterator[Event]:
+                problems: Problems | None = None, log_timezone: str | None = None,
+                own: bool = True) -> Iterator[Event]:
     """Events of a log file, folder or glob (plain or gzip'd; csvlog, jsonlog, stderr, Supabase export) in time
     order, classified (`.kind`), with `since <= ts <= until` when given. What cannot be read (malformed lines,
-    a truncated gzip, a file that is not a log) is counted in `problems` (a Problems), never raised."""
+    a truncated gzip, a file that is not a log) is counted in `problems` (a Problems), never raised.
+
+    `log_timezone`: the server's (SHOW log_timezone, or its configuration), to read zone abbreviations exactly;
+    without it they are read from the abbreviation alone and an ambiguous one (IST, CST) is a problem.
+    `own=False` leaves out the events of opsbook's own sessions (counted in `problems.left_out`): an incident's
+    errors are the applications', not those of the tool looking at it."""
     problems = problems if problems is not None else Problems()
     since, until = _when(since), _when(until)
+    try:
+        clock = Clock(log_timezone)  # one for all the files: they are read in time order
+    except BadTimestamp as e:
+        raise LogSourceError(str(e)) from None
     files = plan(path, fmt=fmt, prefix=prefix, problems=problems)
-    stream = itertools.chain.from_iterable(_read(f, problems, since) for f in files)
+    stream = itertools.chain.from_iterable(_read(f, problems, since, clock) for f in files)
+    if not own:
+        stream = _without_own(stream, problems)
     heap: list = []
     seq = itertools.count()
     push, pop = heapq.heappush, heapq.heappop
@@ -76,7 +88,19 @@ def iter_events(path, *, fmt: str | None = None, prefix: str | None = None, sinc
         yield classify(ev)
 
 
-def _read(lf: LogFile, problems: Problems, since) -> Iterator[Event]:
+def _without_own(stream, problems: Problems) -> Iterator[Event]:
+    is_own = OwnSessions()
+    why = f"opsbook's own sessions (application_name {OWN_APPLICATION})"
+    for e in stream:
+        if e.kind == "other" and e.message.startswith(("connection authorized", "disconnection: ")):
+            classify(e)  # is_own follows a pid from its connection line to its disconnection
+        if is_own(e):
+            problems.leave_out(why)
+            continue
+        yield e
+
+
+def _read(lf: LogFile, problems: Problems, since, clock=parse_ts) -> Iterator[Event]:
     source = str(lf.path)
     if since is not None:
         try:
@@ -86,7 +110,7 @@ def _read(lf: LogFile, problems: Problems, since) -> Iterator[Event]:
             pass
     try:
         with _open(lf) as f:
-            yield from reader_for(lf)(f, source, problems)
+            yield from reader_for(lf, clock)(f, source, problems)
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
         problems.add(source, f"truncated or corrupt gzip ({e}); events before the damage were read")
     except OSError as e:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .csvfields import csv_reader
 from .prefix import GENERIC, compile_prefix, detect_prefix
-from .timeparse import BadTimestamp, parse_ts
+from .timeparse import looks_like_ts
 
 FORMATS = ("csvlog", "jsonlog", "stderr", "supabase-csv", "supabase-json")
 PREFERENCE = {"csvlog": 0, "jsonlog": 1, "supabase-json": 2, "supabase-csv": 2, "stderr": 3}
@@ -137,11 +137,8 @@ def sniff(path: Path, fmt: str | None = None, prefix: str | None = None) -> LogF
 
 
 def _is_ts(text: str) -> bool:
-    try:
-        parse_ts(text)
-        return len(text) >= 19
-    except BadTimestamp:
-        return False
+    # any zone: a csvlog in CEST or IST is still a csvlog (its timestamps are read, or reported, later)
+    return len(text) >= 19 and looks_like_ts(text)
 
 
 def _first_ts(lf: LogFile, lines: list[str]) -> float | None:

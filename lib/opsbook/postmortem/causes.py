@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from ..display import human_bytes, human_seconds
 from .evidence import Evidence
+from .timeline import incident_events, utc
 
 
 @dataclass
@@ -30,7 +31,7 @@ def _lock_roots_from_log(ev: Evidence) -> dict[int, dict]:
     edges: dict[int, set[int]] = {}
     waiting: set[int] = set()
     info: dict[int, dict] = {}
-    for e in ev.log.events:
+    for e in incident_events(ev):
         if e.kind in ("lock_wait", "lock_acquired") and ev.window.inside(e.ts) and e.pid is not None:
             waiting.add(e.pid)
             for b in e.blocking_pids:
@@ -78,7 +79,7 @@ def _lock_roots_from_samples(ev: Evidence) -> dict[int, dict]:
 
 
 def _failed_behind(ev: Evidence, pids: set[int]) -> int:
-    return sum(1 for e in ev.log.events if e.kind == "statement_timeout" and e.pid in pids
+    return sum(1 for e in incident_events(ev) if e.kind == "statement_timeout" and e.pid in pids
                and ev.window.inside(e.ts))
 
 
@@ -123,7 +124,7 @@ def blocking_candidates(ev: Evidence) -> list[Candidate]:
 
 
 def deadlock_candidate(ev: Evidence) -> list[Candidate]:
-    dls = [e for e in ev.log.events if e.kind == "deadlock" and ev.window.inside(e.ts)]
+    dls = [e for e in incident_events(ev) if e.kind == "deadlock" and ev.window.inside(e.ts)]
     if not dls:
         return []
     first = dls[0]
@@ -133,7 +134,7 @@ def deadlock_candidate(ev: Evidence) -> list[Candidate]:
     relname = rel.split('relation "', 1)[1].split('"', 1)[0] if rel and 'relation "' in rel else None
     return [Candidate("deadlock", 8 * len(dls),
                       f"{len(dls)} deadlock(s)" + (f" in application {app}" if app else "")
-                      + (f" on {relname}" if relname else "") + f", first at {first.ts:%H:%M:%S}",
+                      + (f" on {relname}" if relname else "") + f", first at {utc(first.ts):%H:%M:%S} UTC",
                       "PostgreSQL cancelled one transaction of each cycle. The statements of the first: "
                       + " | ".join(s for s in stmts if s),
                       [o for o in (app, f"pid {first.pid}", relname) if o], stmts[0] if stmts else None, first.pid,
@@ -143,7 +144,7 @@ def deadlock_candidate(ev: Evidence) -> list[Candidate]:
 
 
 def connection_candidate(ev: Evidence) -> list[Candidate]:
-    refused = [e for e in ev.log.events if e.kind == "too_many_connections" and ev.window.inside(e.ts)]
+    refused = [e for e in incident_events(ev) if e.kind == "too_many_connections" and ev.window.inside(e.ts)]
     inside = [s for s in ev.ok_samples if ev.window.inside(_dt(s["ts"]))]
     peak = max(inside, key=lambda s: s.get("connections") or 0, default=None)
     near = peak and peak.get("max_connections") and peak["connections"] >= 0.9 * peak["max_connections"]
@@ -168,7 +169,7 @@ def connection_candidate(ev: Evidence) -> list[Candidate]:
 
 
 def temp_candidate(ev: Evidence) -> list[Candidate]:
-    temps = [e for e in ev.log.events if e.kind == "temp_file" and ev.window.inside(e.ts)]
+    temps = [e for e in incident_events(ev) if e.kind == "temp_file" and ev.window.inside(e.ts)]
     if not temps:
         return []
     total = sum(e.size_bytes or 0 for e in temps)

@@ -6,10 +6,27 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from ..display import human_bytes
+from ..logs import OWN_APPLICATION
 from .evidence import Evidence
 
 COUNTER_RATES = {"xact_commit": "tps", "xact_rollback": "rollbacks_per_s", "deadlocks": "deadlocks",
                  "temp_bytes": "temp_bytes"}
+
+
+def own(ev: Evidence, e) -> bool:
+    """An event of one of opsbook's own sessions (its application_name, from the line or, for a prefix without
+    %a, from its pid's connection line or the activity samples): not the incident's."""
+    return (e.application or ev.log.apps.get(e.pid if e.pid is not None else -1)) == OWN_APPLICATION
+
+
+def incident_events(ev: Evidence) -> list:
+    """The log events of the padded window that are the incident's: opsbook's own sessions' left out."""
+    return [e for e in ev.log.events if not own(ev, e)]
+
+
+def utc(ts: datetime) -> datetime:
+    """The same instant in UTC (a log in local time gives times with its own offset; naive ones are UTC)."""
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
 
 
 def sample_series(ev: Evidence) -> pd.DataFrame:
@@ -37,10 +54,22 @@ def sample_series(ev: Evidence) -> pd.DataFrame:
 
 
 def log_series(ev: Evidence) -> pd.DataFrame:
-    """Per minute of the padded window: errors and the notable kinds of the log."""
-    rows = [{"ts": m, "errors": b.get("errors", 0), "lock_waits": b.get("lock_wait", 0),
-             "timeouts": b.get("statement_timeout", 0), "deadlocks_log": b.get("deadlock", 0),
-             "refused": b.get("too_many_connections", 0), "temp_files": b.get("temp_file", 0)}
+    """Per minute of the padded window, in UTC: errors and the notable kinds of the log, opsbook's own
+    sessions' taken out."""
+    mine: dict[datetime, dict[str, int]] = {}
+    for e in ev.log.events:
+        if own(ev, e):
+            b = mine.setdefault(e.ts.replace(second=0, microsecond=0), {})
+            b[e.kind] = b.get(e.kind, 0) + 1
+            if e.severity in ("ERROR", "FATAL", "PANIC"):
+                b["errors"] = b.get("errors", 0) + 1
+
+    def n(m, b, key):
+        return max(b.get(key, 0) - mine.get(m, {}).get(key, 0), 0)
+
+    rows = [{"ts": utc(m), "errors": n(m, b, "errors"), "lock_waits": n(m, b, "lock_wait"),
+             "timeouts": n(m, b, "statement_timeout"), "deadlocks_log": n(m, b, "deadlock"),
+             "refused": n(m, b, "too_many_connections"), "temp_files": n(m, b, "temp_file")}
             for m, b in sorted(ev.log.per_minute.items())]
     return pd.DataFrame(rows)
 
@@ -61,16 +90,23 @@ def gaps(ev: Evidence) -> list[tuple[datetime, datetime | None, str]]:
 
 
 def events_table(ev: Evidence, max_rows: int = 400) -> pd.DataFrame:
-    """Everything in time order: log events, sample highlights (a new blocking root, the peak of waiting
-    sessions), gaps, snapshots and opsbook's own runs (with the remediation they did)."""
+    """Everything in time order, in UTC: log events (opsbook's own sessions' left out, and a row says how many),
+    sample highlights (a new blocking root, the peak of waiting sessions), gaps, snapshots and opsbook's own runs
+    (with the remediation they did)."""
     rows = []
-    for e in ev.log.events:
+    kept = incident_events(ev)
+    mine = [e for e in ev.log.events if own(ev, e)]
+    if mine:
+        rows.append({"ts": utc(mine[0].ts), "source": "log", "kind": "left_out", "pid": None,
+                     "application": OWN_APPLICATION,
+                     "what": f"{len(mine)} event(s) of opsbook's own sessions left out (not the incident's)"})
+    for e in kept:
         what = e.message
         if e.kind == "deadlock" and e.statements:
             what += ": " + " | ".join(e.statements)
         elif e.statement and e.kind in ("statement_timeout", "error", "lock_wait", "temp_file", "slow_statement"):
             what += f" -- {' '.join(e.statement.split())[:160]}"
-        rows.append({"ts": e.ts, "source": "log", "kind": e.kind, "pid": e.pid,
+        rows.append({"ts": utc(e.ts), "source": "log", "kind": e.kind, "pid": e.pid,
                      "application": e.application or ev.log.apps.get(e.pid or -1), "what": what[:400]})
     seen_roots: set[int] = set()
     peak = max(ev.ok_samples, key=lambda s: s.get("waiting") or 0, default=None)
@@ -93,7 +129,7 @@ def events_table(ev: Evidence, max_rows: int = 400) -> pd.DataFrame:
                      f"target unreachable from here on: {err}"})
     if ev.snapshots is not None and len(ev.snapshots):
         for s in ev.snapshots.itertuples():
-            rows.append({"ts": s.ts.to_pydatetime(), "source": "snapshot", "kind": "snapshot", "pid": None,
+            rows.append({"ts": utc(s.ts.to_pydatetime()), "source": "snapshot", "kind": "snapshot", "pid": None,
                          "application": None, "what": f"snapshot {s.id} ({s.parts})"})
     for sc in ev.sidecars:
         what = f"{sc['runbook']} run ({sc['status']}{', interactive' if sc['interactive'] else ''})"
@@ -101,7 +137,7 @@ def events_table(ev: Evidence, max_rows: int = 400) -> pd.DataFrame:
             what += ": " + "; ".join(f["title"] for f in sc["worst"])
         for f in sc["remediation"]:
             what += f" | remediation: {f.get('title')}"
-        rows.append({"ts": sc["ts"], "source": "opsbook", "kind": "remediation" if sc["remediation"] else "run",
+        rows.append({"ts": utc(sc["ts"]), "source": "opsbook", "kind": "remediation" if sc["remediation"] else "run",
                      "pid": None, "application": None, "what": what[:400]})
     df = pd.DataFrame(rows, columns=["ts", "source", "kind", "pid", "application", "what"])
     if df.empty:
