@@ -1,7 +1,10 @@
 """Everything the period left behind: activity samples, snapshots, the server log, opsbook's own report sidecars."""
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -12,6 +15,7 @@ from .window import Window
 MAX_EVENTS = 5000  # notable log events kept for the tables (all are counted)
 QUIET_KINDS = {"other", "connection", "disconnection"}  # counted per minute, not kept one by one
 ERROR_SEVERITIES = {"ERROR", "FATAL", "PANIC"}
+SECOND_BUCKETS_S = 120  # a padded window this short (the demo's incident) is counted per second, not per minute
 
 
 @dataclass
@@ -21,12 +25,15 @@ class LogEvidence:
     events: list = field(default_factory=list)  # notable events in the padded window (capped)
     counts: dict[str, int] = field(default_factory=dict)  # by kind, inside the incident window
     padded_counts: dict[str, int] = field(default_factory=dict)
-    per_minute: dict[datetime, dict[str, int]] = field(default_factory=dict)  # minute -> {kind | "errors": n}
+    per_minute: dict[datetime, dict[str, int]] = field(default_factory=dict)  # bucket -> {kind | "errors": n}
+    bucket_s: int = 60  # per_minute's buckets: a minute, or a second for a window of seconds (SECOND_BUCKETS_S)
     baseline_errors: int = 0
     baseline_minutes: float = 0.0
     first_ts: datetime | None = None
     last_ts: datetime | None = None
     apps: dict[int, str] = field(default_factory=dict)  # pid -> application, from any line that names it
+    prefix_text: str = ""  # which log_line_prefix read the stderr files, and why (for the report)
+    left_out: list[str] = field(default_factory=list)  # left out on purpose: opsbook's own sessions' events
     error: str | None = None
 
     @property
@@ -56,20 +63,32 @@ def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=timezone.utc)
 
 
-def read_log(path, window: Window, *, baseline_days: float = 7, prefix: str | None = None) -> LogEvidence:
+def read_log(path, window: Window, *, baseline_days: float = 7, prefix: str | None = None,
+             prefix_origin: str = "given", log_timezone: str | None = None) -> LogEvidence:
     """Stream the log once: events of the padded window kept (notable ones, capped), counts per kind and minute,
     and errors in the baseline period before it."""
     from ..logs import LogSourceError, Problems, iter_events, plan  # noqa: PLC0415
 
-    ev = LogEvidence()
+    ev = LogEvidence(bucket_s=1 if (window.after - window.before).total_seconds() <= SECOND_BUCKETS_S else 60)
     problems = Problems()
     try:
-        ev.files = [str(f.path) for f in plan(path, prefix=prefix, problems=Problems())]
+        files = plan(path, problems=Problems())  # each stderr file with the prefix detected from its lines
     except LogSourceError as e:
         ev.error = str(e)
         return ev
+    ev.files = [str(f.path) for f in files]
+    chosen, ev.prefix_text = choose_prefixes(files, prefix, prefix_origin)
     base_start = window.before - timedelta(days=baseline_days)
-    for e in iter_events(path, prefix=prefix, since=base_start, until=window.after, problems=problems):
+    # opsbook's own sessions are not the incident's; the server's zone reads the timestamps' abbreviations
+    ranges = {"since": base_start, "until": window.after, "problems": problems, "own": False,
+              "log_timezone": log_timezone}
+    used = set(chosen.values()) or {prefix}
+    if prefix is None or len(used) == 1:  # one prefix for every file (None: each its detected one), one merge
+        stream = iter_events(path, prefix=None if prefix is None else used.pop(), **ranges)
+    else:  # files written with different prefixes: each read with its own, merged in time order
+        stream = heapq.merge(*(iter_events(f.path, fmt=f.fmt, prefix=chosen.get(f.path), **ranges)
+                               for f in files), key=lambda e: e.ts)
+    for e in stream:
         ts = e.ts
         ev.first_ts = ev.first_ts or ts
         ev.last_ts = ts
@@ -82,7 +101,7 @@ def read_log(path, window: Window, *, baseline_days: float = 7, prefix: str | No
         elif e.pid is not None and e.kind == "connection" and "application_name=" in e.message:
             ev.apps.setdefault(e.pid, e.message.split("application_name=", 1)[1].split()[0])
         ev.padded_counts[e.kind] = ev.padded_counts.get(e.kind, 0) + 1
-        minute = ts.replace(second=0, microsecond=0)
+        minute = ts.replace(microsecond=0) if ev.bucket_s == 1 else ts.replace(second=0, microsecond=0)
         bucket = ev.per_minute.setdefault(minute, {})
         bucket[e.kind] = bucket.get(e.kind, 0) + 1
         if e.severity in ERROR_SEVERITIES:
@@ -94,7 +113,57 @@ def read_log(path, window: Window, *, baseline_days: float = 7, prefix: str | No
     if ev.first_ts is not None:
         ev.baseline_minutes = max((min(window.before, ev.last_ts) - ev.first_ts).total_seconds() / 60, 0)
     ev.problems = problems.lines()
+    ev.left_out = problems.notes()
     return ev
+
+
+def choose_prefixes(files, prefix: str | None, origin: str) -> tuple[dict, str]:
+    """({stderr file path: the log_line_prefix to read it with}, what the report says about it).
+
+    The given prefix (a parameter, or the target's current SHOW log_line_prefix) is kept for a file where it
+    matches at least half of the lines that look like records; elsewhere the log was written with another prefix
+    (changed since, or another server's), and the reader's detection picks one from the file's lines."""
+    out: dict = {}
+    said: dict[str, list[str]] = {}
+    for f in files:
+        if f.fmt != "stderr":
+            continue
+        if prefix is None:
+            out[f.path] = f.prefix
+            why = "detected from the log's lines" if f.prefix is not None else None
+        else:
+            hits, records = _prefix_matches(f.path, prefix)
+            if hits * 2 >= records:
+                out[f.path], why = prefix, f"from {origin}"
+            else:
+                out[f.path] = f.prefix
+                why = (f"detected from the log's lines: {prefix!r} ({origin}) matches {hits} of the first "
+                       f"{records} records" if f.prefix is not None else None)
+        text = (f"{out[f.path]!r}, {why}" if why else
+                "none recognised: timestamps, pids and severities only (give log_line_prefix)")
+        said.setdefault(text, []).append(Path(f.path).name)
+    if len(said) == 1:
+        return out, next(iter(said))
+    return out, "; ".join(f"{text} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+                          for text, names in said.items())
+
+
+def _prefix_matches(path, prefix: str) -> tuple[int, int]:
+    """(lines the prefix matches, lines that look like records) among the first lines of a stderr log."""
+    from ..logs.prefix import GENERIC, compile_prefix  # noqa: PLC0415
+    from ..logs.sources import SNIFF_LINES, open_text  # noqa: PLC0415
+
+    rx, hits, records = compile_prefix(prefix), 0, 0
+    try:
+        with open_text(Path(path)) as f:
+            for line in itertools.islice(f, SNIFF_LINES):
+                if line.startswith("\t") or not line.strip() or not GENERIC.match(line):
+                    continue
+                records += 1
+                hits += rx.match(line) is not None
+    except (OSError, EOFError, ValueError, zlib.error):
+        pass  # unreadable here: the reader says so
+    return hits, records
 
 
 def read_sidecars(reports_dir: Path, target: str, window: Window) -> list[dict]:
@@ -128,7 +197,8 @@ def read_sidecars(reports_dir: Path, target: str, window: Window) -> list[dict]:
 
 
 def gather(config, target: str, window: Window, *, log_path: str | None = None, baseline_days: float = 7,
-           prefix: str | None = None, reports_dir: Path | None = None) -> Evidence:
+           prefix: str | None = None, prefix_origin: str = "given", reports_dir: Path | None = None,
+           log_timezone: str | None = None) -> Evidence:
     """The Evidence of `target` for `window`: what the history store and the log hold, and what is missing."""
     from ..history import open_store  # noqa: PLC0415
     from ..watch.store import read_samples  # noqa: PLC0415
@@ -158,7 +228,8 @@ def gather(config, target: str, window: Window, *, log_path: str | None = None, 
             ev.missing.append("fewer than two snapshots around the window: no statement statistics for what "
                               "changed (`opsbook snapshot` from cron)")
     if log_path:
-        ev.log = read_log(log_path, window, baseline_days=baseline_days, prefix=prefix)
+        ev.log = read_log(log_path, window, baseline_days=baseline_days, prefix=prefix, prefix_origin=prefix_origin,
+                          log_timezone=log_timezone)
         if ev.log.error:
             ev.missing.append(f"the server log was not read: {ev.log.error}")
         elif ev.log.first_ts is None or ev.log.last_ts < window.start or ev.log.first_ts > window.end:

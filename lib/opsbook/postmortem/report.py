@@ -9,7 +9,7 @@ from .. import display, runrecord
 from ..findings import Severity
 from . import causes, document, timeline
 from .evidence import Evidence, gather
-from .window import check_severity, make_window
+from .window import Window, check_severity, is_relative, make_window, recorded_window
 
 LOG_KINDS = ("error", "fatal", "panic", "deadlock", "lock_wait", "statement_timeout", "too_many_connections",
              "temp_file", "checkpoint", "autovacuum", "autoanalyze", "authentication_failed", "slow_statement")
@@ -48,13 +48,16 @@ class PostMortem:
         """Read the history store, the log and the sidecars of the window (once)."""
         rb = self.rb
         self.window = make_window(*self._when)  # `now` is now: the demo may have just recorded its incident
-        prefix = self.prefix
-        if prefix is None and self.log_path and rb.db is not None:
-            from ..logs import show_prefix  # noqa: PLC0415
+        self.window = demo_window(rb, self.window, self._when)
+        prefix, origin, zone = self.prefix, "the log_line_prefix parameter", None
+        if self.log_path and rb.db is not None:
+            from ..logs import show_prefix, show_timezone  # noqa: PLC0415
 
-            prefix = show_prefix(_Shim(rb.db))
+            if prefix is None:
+                prefix, origin = show_prefix(_Shim(rb.db)), "SHOW log_line_prefix on the target"
+            zone = show_timezone(_Shim(rb.db))  # CEST, EDT, MSK... in the log's timestamps read in the server's zone
         self.ev = gather(rb.config, rb.target.name, self.window, log_path=self.log_path,
-                         baseline_days=self.baseline_days, prefix=prefix)
+                         baseline_days=self.baseline_days, prefix=prefix, prefix_origin=origin, log_timezone=zone)
         self.candidates = causes.candidates(self.ev)
         self.samples = timeline.sample_series(self.ev)
         self.logs = timeline.log_series(self.ev)
@@ -78,20 +81,24 @@ class PostMortem:
     def show_evidence(self) -> None:
         ev = self.ev
         ok = len(ev.ok_samples)
-        rows = [("incident window", self.window.text()),
-                ("with context", f"{self.window.before:%H:%M} to {self.window.after:%H:%M} UTC "
-                                 f"({self.window.padding.total_seconds() / 60:g} min padding)"),
+        w = self.window
+        rows = [("incident window", w.text() + (f" ({w.origin})" if w.origin else "")),
+                ("with context", f"{w.before:%H:%M:%S} to {w.after:%H:%M:%S} UTC ({w.padding_text()} padding)"),
                 ("activity samples", f"{ok} ({len(timeline.gaps(ev))} gap(s))" if ev.samples else "none"),
                 ("snapshots", str(0 if ev.snapshots is None else len(ev.snapshots))),
                 ("server log", ", ".join(ev.log.files[:4]) + (f" (+{len(ev.log.files) - 4})"
                                                               if len(ev.log.files) > 4 else "")
                  if ev.log.files else "none"),
+                *([("log line prefix", ev.log.prefix_text)] if ev.log.prefix_text else []),
                 ("opsbook runs in the period", str(len(ev.sidecars)))]
         html = "<table>" + "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td>{escape(v)}</td></tr>"
                                    for k, v in rows) + "</table>"
         if ev.missing:
             html += ("<p><b>Missing, so this post-mortem cannot show it:</b></p><ul>"
                      + "".join(f"<li>{escape(m)}</li>" for m in ev.missing) + "</ul>")
+        if ev.log.left_out:
+            html += ("<p><b>Left out on purpose:</b></p><ul>"
+                     + "".join(f"<li>{escape(p)}</li>" for p in ev.log.left_out) + "</ul>")
         if ev.log.problems:
             html += ("<p><b>Parts of the log not read:</b></p><ul>"
                      + "".join(f"<li>{escape(p)}</li>" for p in ev.log.problems[:10]) + "</ul>")
@@ -100,7 +107,13 @@ class PostMortem:
     def timeline_figure(self):
         from ..charts.postmortem import timeline as chart  # noqa: PLC0415
 
-        return chart(self.samples, self.logs, self.window)
+        fig = chart(self.samples, self.logs, self.window)
+        # each log bar covers its bucket (a minute, or a second for a window of seconds), from its start
+        step = self.ev.log.bucket_s
+        fig.update_traces(width=step * 1000, offset=0, selector={"type": "bar", "xaxis": "x3"})
+        if step != 60:
+            fig.for_each_annotation(lambda a: a.update(text=a.text.replace("per minute", "per second")))
+        return fig
 
     def show_events(self, max_rows: int = 150) -> None:
         if self.events.empty:
@@ -179,6 +192,20 @@ class PostMortem:
         for k, v in out.items():
             runrecord.record(k, v)
         return out
+
+
+def demo_window(rb, window, when: tuple) -> Window:
+    """On the demo target, a window given relative to now (`now-10m` to `now`, the demo's parameters) that holds
+    the demo's recorded incident becomes that incident's own window, padded by seconds: the asked window also
+    holds the demo's build and the other runbooks' runs. Times the user named are kept as given."""
+    if not getattr(rb.target, "embedded", False) or not all(is_relative(t) for t in when[:2]):
+        return window
+    from ..demo.incident import DEMO_NOTE, PADDING_S, recorded_between  # noqa: PLC0415
+
+    found = recorded_between(window.start.timestamp(), window.end.timestamp(), rb.config.history_url)
+    if found is None:
+        return window
+    return recorded_window(*found, PADDING_S, f"{DEMO_NOTE}; asked: {when[0]} to {when[1]}")
 
 
 def timeline_dt(epoch: float):

@@ -40,6 +40,7 @@ class Window:
     start: datetime
     end: datetime
     padding: timedelta
+    origin: str = ""  # where the window came from when not from the parameters as given (shown in the report)
 
     @property
     def before(self) -> datetime:
@@ -55,6 +56,10 @@ class Window:
 
     def inside(self, ts: datetime) -> bool:
         return self.start <= ts <= self.end
+
+    def padding_text(self) -> str:
+        s = self.padding.total_seconds()
+        return f"{s:g} s" if s < 60 else f"{s / 60:g} min"
 
     def text(self) -> str:
         same_day = self.start.date() == self.end.date()
@@ -73,6 +78,17 @@ def make_window(incident_start: str, incident_end: str, padding_minutes: float =
     if not isinstance(padding_minutes, (int, float)) or padding_minutes < 0:
         raise ParameterError(f"padding_minutes must be a number of minutes >= 0, got {padding_minutes!r}")
     return Window(start, end, timedelta(minutes=padding_minutes))
+
+
+def is_relative(text: str) -> bool:
+    """`now`, `now-2h`...: a time said relative to the run, not a moment the user named."""
+    return bool(_RELATIVE.match(str(text).strip().lower()))
+
+
+def recorded_window(start: float, end: float, padding_s: float, origin: str) -> Window:
+    """The window of a recorded incident (epoch seconds), padded by seconds."""
+    return Window(datetime.fromtimestamp(start, tz=timezone.utc), datetime.fromtimestamp(end, tz=timezone.utc),
+                  timedelta(seconds=padding_s), origin)
 
 
 def check_severity(severity: str) -> str:
