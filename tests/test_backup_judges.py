@@ -106,7 +106,8 @@ def test_an_ssl_target_gets_a_client_with_ssl_or_a_clear_refusal():
     remote = "host=db.abc.supabase.co port=5432 user=postgres sslmode=require"
     chosen = tools.choose(150008, conninfo=remote)
     assert chosen.ssl is True and chosen.major == 15  # the embedded 18 has no SSL
-    assert tools.choose(150008, conninfo="host=/tmp").source == "embedded"
+    assert tools.choose(150008, conninfo="host=/tmp").bindir == tools.Path("/usr/lib/postgresql/15/bin")  # its own
+    assert tools.choose(180006, conninfo="host=/tmp").source == "embedded"
     if not any(c.ssl and c.major >= 18 for c in tools.candidates()):
         with pytest.raises(tools.ClientError) as e:
             tools.choose(180000, conninfo=remote)

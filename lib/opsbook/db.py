@@ -249,7 +249,7 @@ def connect(target: Target, *, read_only: bool = True, statement_timeout_ms: int
     """Open a Session on `target`. The demo target starts the embedded server first (unless not
     `start_embedded`: a probe after a lost connection must see a stopped server as stopped).
 
-    Raises ConnectError with `kind` in: dns, refused, timeout, auth, no_database, no_password, ssl,
+    Raises ConnectError with `kind` in: dns, refused, timeout, hba, auth, no_database, no_password, ssl,
     own_timeout (a statement timeout cancelled the set-up: the server answered), other.
     The message never contains the password.
     """
@@ -289,7 +289,9 @@ _CONNECT_ERRORS = [
     ("dns", r"could not translate host name|Name or service not known|nodename nor servname|Temporary failure in name"),
     ("refused", r"Connection refused|Is the server running|No such file or directory"),
     ("timeout", r"timeout expired|timed out|Connection timed out"),
-    ("auth", r"password authentication failed|authentication failed|no pg_hba.conf entry|role .* does not exist"),
+    # pg_hba.conf turned the connection away before any password was asked: not a credentials problem
+    ("hba", r"no pg_hba.conf entry|pg_hba.conf rejects connection"),
+    ("auth", r"password authentication failed|authentication failed|role .* does not exist"),
     ("no_password", r"no password supplied|fe_sendauth"),
     ("no_database", r"database .* does not exist"),
     ("ssl", r"SSL|sslmode"),
@@ -302,6 +304,10 @@ NEXT_STEPS = {
     "timeout": "no answer in time: a firewall, network restrictions (Supabase IPv4/IPv6), or an overloaded server",
     "auth": "the server rejected the credentials: check the role and the password in ~/.pgpass, PGPASSWORD or "
             "the dsn_env variable; was the password rotated?",
+    "hba": "the server's pg_hba.conf has no rule for this host/user/database/encryption: if the message says "
+           "\"no encryption\", connect with SSL (sslmode=require in the DSN, a client built with SSL); otherwise ask "
+           "the server's administrator for a pg_hba.conf line for this host, role and database (the password was "
+           "never asked for)",
     "no_password": "the server wants a password and none was supplied: add it to ~/.pgpass or PGPASSWORD",
     "no_database": "the server is up but that database does not exist: check the DSN's database name",
     "ssl": "SSL negotiation failed: check sslmode, and use a client built with SSL (the embedded one is not)",

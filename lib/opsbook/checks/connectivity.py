@@ -75,6 +75,7 @@ def judge_unreachable(df, *, slow_connect_ms: float = 2000) -> list[Finding]:
         what = {"dns": "host name does not resolve", "refused": "nothing is listening",
                 "timeout": "connection timed out", "auth": "authentication failed",
                 "no_password": "no password supplied", "no_database": "database does not exist",
+                "hba": "the server's pg_hba.conf has no rule for this connection",
                 "ssl": "SSL negotiation failed"}.get(kind, "connection failed")
         return [Finding("connectivity.unreachable", Severity.CRITICAL,
                         f"cannot reach target {row['target']}: {what}", detail=row["message"],

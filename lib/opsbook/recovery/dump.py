@@ -71,6 +71,9 @@ def explain(stderr: str, client: Client) -> str:
     if "server version mismatch" in text:
         text += (f" -- the client ({client.describe()}) is older than the server; use a pg_dump of the server's "
                  "major version or newer (client_bindir)")
+    elif "no pg_hba.conf entry" in text:
+        text += (" -- the server's pg_hba.conf has no rule for this host/user/database/encryption; with \"no "
+                 "encryption\", connect with SSL (sslmode=require, a pg_dump built with SSL)")
     elif "SSL" in text and client.ssl is False:
         text += " -- this pg_dump has no SSL support; use the system's (client_bindir)"
     elif "lock" in text and "timeout" in text:

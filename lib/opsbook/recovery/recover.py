@@ -125,7 +125,9 @@ class TableRecovery:
             self.failure = f"the backup was refused: {scan.refusal}"
             return
         extensions = scan.extensions if scan is not None else []
-        with scratch_mod.open_scratch(self.rb.config, self.restore_target, self.rb.target, "recover") as scratch:
+        server = None if self.restore_target else self.clients.for_scratch(self.backup)
+        with scratch_mod.open_scratch(self.rb.config, self.restore_target, self.rb.target, "recover",
+                                      server) as scratch:
             client = self.clients.for_restore(scratch.admin_conninfo, self.backup)
             if client is None:
                 return

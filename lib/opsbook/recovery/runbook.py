@@ -49,12 +49,34 @@ class ClientChoice:
     COLUMNS = ["purpose", "tool", "path", "version", "ssl", "source"]
 
     def __init__(self, bindir: str | None = None):
-        self.bindir = bindir
+        self.bindir = bindir  # client_bindir: the client for the live database; scratch servers are chosen apart
         self.used: list[dict] = []
         self.error = None  # ClientError
+        self.scratch_server = None  # sandbox.cluster.ServerBinaries of the throwaway cluster
 
     def for_dump(self, server_version_num: int, conninfo: str):
-        return self._choose("dump the live database", "pg_dump", server_version_num, conninfo, 0)
+        """pg_dump of the server's major where installed; `conninfo` as tools.dump_conninfo() made it (sslmode at
+        least require when opsbook's session is encrypted, so a client without SSL is not chosen)."""
+        from .tools import SSL_STRENGTH, sslmode_of  # noqa: PLC0415
+
+        mode = sslmode_of(conninfo)
+        tls = f" (sslmode={mode})" if SSL_STRENGTH.get(mode, 0) >= SSL_STRENGTH["require"] else ""
+        return self._choose(f"dump the live database{tls}", "pg_dump", server_version_num, conninfo, 0)
+
+    def for_scratch(self, backup):
+        """The server binaries of the throwaway cluster the backup restores into: the major version that made the
+        dump where installed, else one that reads its output; chosen apart from client_bindir."""
+        from ..sandbox.cluster import ScratchClusterError, server_for  # noqa: PLC0415
+
+        try:
+            server = server_for(backup.dumped_by_major)
+        except ScratchClusterError:
+            return None
+        self.scratch_server = server
+        self.used.append({"purpose": "run the throwaway scratch cluster", "tool": "postgres",
+                          "path": str(server.bindir / "postgres"), "version": server.version, "ssl": None,
+                          "source": server.source})
+        return server.bindir
 
     def for_reading(self, backup):
         """A client to read an archive: the newest found unless one is given (old pg_restore cannot read newer
@@ -63,19 +85,41 @@ class ClientChoice:
 
         try:
             client = choose(None, bindir=self.bindir, min_major=backup.dumped_by_major)
-        except ClientError:
-            client = choose(None, bindir=self.bindir)
+        except ClientError:  # client_bindir older than the archive's maker: another that reads it, if any
+            try:
+                client = choose(None, min_major=backup.dumped_by_major)
+            except ClientError:
+                client = choose(None, bindir=self.bindir)
         if backup.is_archive:
             self._note(client, "read the archive", "pg_restore")
         return client
 
     def for_restore(self, admin_conninfo: str, backup):
-        from .tools import session_for  # noqa: PLC0415
+        """The throwaway cluster's own pg_restore/psql; on a scratch server, the usual choice, where client_bindir
+        serves only if it is recent enough (it names the client for the live database)."""
+        from .tools import ClientError, choose, major_of, probe, session_for  # noqa: PLC0415
 
         with session_for(admin_conninfo, "restore-server") as s:
             version = s.server_version_num
-        return self._choose("restore the backup", "pg_restore" if backup.is_archive else "psql", version,
-                            admin_conninfo, backup.dumped_by_major)
+        tool = "pg_restore" if backup.is_archive else "psql"
+        own = self.scratch_server
+        if own is not None and own.major == major_of(version) and own.major >= backup.dumped_by_major:
+            client = probe(str(own.bindir), own.source)
+            if client is not None:
+                self._note(client, "restore the backup", tool)
+                return client
+        candidates = [self.bindir, None] if self.bindir else [None]  # client_bindir, when recent enough
+        for bindir in candidates:
+            try:
+                client = choose(version, conninfo=admin_conninfo, bindir=bindir, min_major=backup.dumped_by_major)
+            except ClientError as e:
+                if bindir is None:
+                    self.error = self.error or e
+                    return None
+                continue
+            self._note(client, "restore the backup", tool)
+            return client
+        return None
 
     def frame(self):
         import pandas as pd  # noqa: PLC0415

@@ -85,8 +85,10 @@ def _advisory_key(name: str) -> int:
 
 
 @contextlib.contextmanager
-def open_scratch(config, restore_target: str | None, live, purpose: str) -> Iterator[Scratch]:
-    """The scratch for one run; deleted whatever happens inside (exceptions, KeyboardInterrupt)."""
+def open_scratch(config, restore_target: str | None, live, purpose: str, bindir: Path | None = None
+                 ) -> Iterator[Scratch]:
+    """The scratch for one run; deleted whatever happens inside (exceptions, KeyboardInterrupt). A throwaway
+    cluster runs on the server binaries in `bindir` (default: the embedded ones)."""
     if restore_target:
         with _on_server(config, restore_target, live, purpose) as s:
             yield s
@@ -97,7 +99,7 @@ def open_scratch(config, restore_target: str | None, live, purpose: str) -> Iter
     name = scratch_name(purpose)
     scratch = None
     try:
-        with throwaway_cluster(name, purpose) as cluster:
+        with throwaway_cluster(name, purpose, bindir) as cluster:
             scratch = Scratch(name, cluster.conninfo(name, RESTORE_ROLE), cluster.conninfo(), "a throwaway cluster",
                               "cluster", RESTORE_ROLE, False, dt.datetime.now(dt.timezone.utc), cluster.directory,
                               cluster, dropped_orphans=[{**o, "where": "scratch cluster"} for o in

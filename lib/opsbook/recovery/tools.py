@@ -138,9 +138,13 @@ def choose(server_version_num: int | None, *, conninfo: str = "", bindir: str | 
            min_major: int = 0) -> Client:
     """The client to use against a server of that version (and for archives made by pg_dump `min_major`).
 
-    A client older than the server is refused here, before pg_dump would refuse with a half-written file.
+    The server's own major version where it is installed (PATH, the system's folders, the embedded wheel): a newer
+    pg_dump writes what only its own major version reads back (PostgreSQL 18's pg_dump of a 15 server emitted
+    column options a restore rejects); else the newest that can talk to it. A client older than the server is
+    refused here, before pg_dump would refuse with a half-written file.
     """
-    need = max(major_of(server_version_num or 0), min_major)
+    server_major = major_of(server_version_num or 0)
+    need = max(server_major, min_major)
     ssl_required, ssl_preferred = needs_ssl(conninfo) if conninfo else (False, False)
     if bindir:
         client = probe(str(Path(bindir)), "given")
@@ -158,8 +162,10 @@ def choose(server_version_num: int | None, *, conninfo: str = "", bindir: str | 
         raise ClientError(f"no {what} was found (the server is PostgreSQL {need}"
                           f"{'; the connection requires SSL' if ssl_required else ''}); found: {seen}. Install "
                           f"postgresql-client-{need} (apt.postgresql.org) or set client_bindir", kind)
-    # Remote targets: prefer a client with SSL; otherwise the pinned embedded one, then the newest.
-    return sorted(usable, key=lambda c: (not (ssl_preferred and c.ssl), c.source != "embedded", -c.major))[0]
+    # The server's own major first; then, for remote targets, one with SSL; then the newest, the pinned embedded
+    # one among equals.
+    return sorted(usable, key=lambda c: (c.major != server_major, not (ssl_preferred and c.ssl), -c.major,
+                                         c.source != "embedded"))[0]
 
 
 def _check(client: Client, need: int, ssl_required: bool) -> None:
@@ -170,6 +176,35 @@ def _check(client: Client, need: int, ssl_required: bool) -> None:
     if ssl_required and client.ssl is False:
         raise ClientError(f"{client.describe()} was built without SSL and the connection requires it (sslmode); "
                           "use a client built with OpenSSL, such as the system's postgresql-client", "no_ssl")
+
+
+# ------------------------------------------------------------------------------------------ TLS of the dump
+SSL_STRENGTH = {"disable": 0, "allow": 1, "prefer": 2, "require": 3, "verify-ca": 4, "verify-full": 5}
+
+
+def session_tls(session) -> bool:
+    """Whether opsbook's own session to the target is encrypted (SSL in use on its connection)."""
+    try:
+        return bool(session.raw.pgconn.ssl_in_use)
+    except Exception:  # noqa: BLE001 - no session (live unreachable): nothing to match
+        return False
+
+
+def dump_conninfo(conninfo: str, session_ssl: bool) -> str:
+    """The connection string for pg_dump: when opsbook's session is encrypted, sslmode at least `require`, so the
+    copy of the whole database never travels in clear text where the diagnostics did not (a pg_dump built without
+    SSL under sslmode=prefer would quietly connect without it). A stronger mode (verify-ca, verify-full), from the
+    string or PGSSLMODE, is kept."""
+    if not session_ssl or SSL_STRENGTH.get(sslmode_of(conninfo), 0) >= SSL_STRENGTH["require"]:
+        return conninfo
+    from psycopg.conninfo import make_conninfo  # noqa: PLC0415
+
+    return make_conninfo(conninfo, sslmode="require")
+
+
+def sslmode_of(conninfo: str) -> str:
+    """The sslmode a client would apply: the string's, else PGSSLMODE's, else libpq's default (prefer)."""
+    return (_parts(conninfo).get("sslmode") or os.environ.get("PGSSLMODE") or "prefer").lower()
 
 
 # ------------------------------------------------------------------------------------------ connections
@@ -205,6 +240,23 @@ def child_env(**extra: str) -> dict[str, str]:
     return {**env, "LC_ALL": "C", **extra}
 
 
+def scratch_env(**extra: str) -> dict[str, str]:
+    """The environment for a tool talking to a throwaway cluster over its socket: child_env() without any PG*
+    variable. PGSSLMODE=verify-full, PGSERVICE, PGOPTIONS, PGREQUIREAUTH... are the user's settings for their own
+    servers; applied to a local socket they only make the restore fail (a client built without SSL rejects
+    sslmode=require outright)."""
+    env = {k: v for k, v in child_env().items() if not k.startswith("PG")}
+    return {**env, **extra}
+
+
+def _is_throwaway(conninfo: str) -> bool:
+    """Does `conninfo` reach the socket of a throwaway cluster this process runs?"""
+    from ..sandbox.cluster import live_socket_dirs  # noqa: PLC0415
+
+    host = _parts(conninfo).get("host", "")
+    return bool(host) and host in live_socket_dirs()
+
+
 def libpq_args(conninfo: str, application: str) -> tuple[str, dict[str, str]]:
     """(connection string without password, environment) for a client subprocess; see client_connection() for one
     that keeps every secret (sslpassword too) off the command line."""
@@ -228,7 +280,7 @@ def client_connection(conninfo: str, application: str):
     connection string itself is used.
     """
     parts = _parts(conninfo)
-    env = child_env(PGAPPNAME=application, PGCONNECT_TIMEOUT="10")
+    env = (scratch_env if _is_throwaway(conninfo) else child_env)(PGAPPNAME=application, PGCONNECT_TIMEOUT="10")
     secrets_ = [parts[k] for k in SECRET_KEYS if parts.get(k)]
     env = {k: v for k, v in env.items() if not any(s in v for s in secrets_)}  # PGPASSWORD too, then
     if not parts or not secrets_:

@@ -10,7 +10,7 @@ from pathlib import Path
 from . import archive, compare, dump, restore, rto, script
 from . import scratch as scratch_mod
 from .runbook import DEMO_BACKUPS_KEEP, ClientChoice, backups_folder, judge, user_path
-from .tools import session_for
+from .tools import dump_conninfo, session_for, session_tls
 
 CHECKS = ("backup.client", "backup.missing", "backup.age", "backup.integrity", "backup.restore",
           "backup.completeness", "backup.restore_time")
@@ -153,7 +153,9 @@ class BackupVerification:
                 return
         timeout_s = float(self.rb.thresholds_for("backup.restore_time")["rto_minutes"]) * 60
         restored_tables = None
-        with scratch_mod.open_scratch(self.rb.config, self.restore_target, self.rb.target, "verify") as scratch:
+        server = None if self.restore_target else self.clients.for_scratch(self.backup)
+        with scratch_mod.open_scratch(self.rb.config, self.restore_target, self.rb.target, "verify",
+                                      server) as scratch:
             self.scratch = scratch
             attrs.update(restore_server=scratch.label)
             client = self.clients.for_restore(scratch.admin_conninfo, self.backup)
@@ -232,7 +234,7 @@ class BackupVerification:
                 "no backup was taken: this target goes through a connection pooler or proxy, and pg_dump's session "
                 "settings (search_path, timeouts) would stay on the server connection the pooler lends to the "
                 "application next; point a target at the database's direct connection to take a dump"))
-        live = self.rb.target.conninfo()
+        live = dump_conninfo(self.rb.target.conninfo(), session_tls(self.rb.db))  # TLS at least the session's
         client = self.clients.for_dump(self.rb.db.server_version_num, live)
         if client is None:
             return archive.Located("(pg_dump)", None, reason=str(self.clients.error))

