@@ -241,7 +241,8 @@ def _watch_psql(stop: threading.Event, found: dict, admin: str | None) -> None:
             except OSError:
                 continue
             fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-            if int(fields["PPid"]) == os.getpid() and cmd[0].endswith(b"/psql"):
+            # the psql replaying the script, not the `psql --version` asked before it (no untrusted byte in that)
+            if int(fields["PPid"]) == os.getpid() and cmd[0].endswith(b"/psql") and b"--version" not in cmd:
                 found.setdefault("uids", {int(u) for u in fields["Uid"].split()})
         if "uids" in found and admin:
             with psycopg.connect(admin, autocommit=True) as c:

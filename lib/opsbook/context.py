@@ -61,10 +61,14 @@ class Runbook:
             runrecord.record_meta(server_version_num=self.db.server_version_num, server_version=self.db.server_version)
             from .checks.standby import standby_of  # noqa: PLC0415
 
-            standby = standby_of(self.db)  # every report's header says when the target is a standby
-            runrecord.record_meta(in_recovery=standby is not None,
-                                  primary=standby.primary if standby is not None else None)
-            runrecord.record("in_recovery", standby is not None)  # the sidecar's keys are a contract: a metric
+            try:
+                standby = standby_of(self.db)  # every report's header says when the target is a standby
+            except Exception:  # noqa: BLE001 - a tiny statement_timeout, a lost session: unknown, the checks say why
+                standby = False
+            if standby is not False:
+                runrecord.record_meta(in_recovery=standby is not None,
+                                      primary=standby.primary if standby is not None else None)
+                runrecord.record("in_recovery", standby is not None)  # the sidecar's keys are a contract: a metric
             role = self.run(["connectivity.role"]).get("connectivity.role")
             if role is not None and role.data is not None and len(role.data):
                 r = role.data.iloc[0]
