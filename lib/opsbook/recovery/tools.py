@@ -60,15 +60,10 @@ def probe(bindir: str | Path, source: str = "given") -> Client | None:
     bindir = Path(bindir)
     if not all((bindir / t).is_file() and os.access(bindir / t, os.X_OK) for t in TOOLS):
         return None
-    try:
-        out = subprocess.run([str(bindir / "pg_dump"), "--version"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    m = re.search(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?", out.stdout)
-    if out.returncode != 0 or not m:
-        return None
-    version = m.group(1) + (f".{m.group(2)}" if m.group(2) else "")
-    return Client(bindir, version, int(m.group(1)), _has_ssl(bindir), source)
+    from ..embedded import binary_version  # noqa: PLC0415
+
+    found = binary_version(bindir / "pg_dump")
+    return None if found is None else Client(bindir, found[0], found[1], _has_ssl(bindir), source)
 
 
 def _has_ssl(bindir: Path) -> bool | None:

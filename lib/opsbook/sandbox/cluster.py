@@ -6,7 +6,6 @@ import contextlib
 import fcntl
 import functools
 import hashlib
-import re
 import shutil
 import signal
 import subprocess
@@ -71,14 +70,10 @@ def _probe_server(bindir: str, source: str) -> ServerBinaries | None:
     path = Path(bindir)
     if not all((path / t).is_file() for t in ("postgres", "initdb", "pg_restore", "psql")):
         return None
-    try:
-        out = subprocess.run([str(path / "postgres"), "--version"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    m = re.search(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?", out.stdout)
-    if out.returncode != 0 or not m:
-        return None
-    return ServerBinaries(path, m.group(1) + (f".{m.group(2)}" if m.group(2) else ""), int(m.group(1)), source)
+    from ..embedded import binary_version  # noqa: PLC0415
+
+    found = binary_version(path / "postgres")
+    return None if found is None else ServerBinaries(path, found[0], found[1], source)
 
 
 def server_for(dump_major: int) -> ServerBinaries:
