@@ -297,10 +297,22 @@ def _wait_for_restore(proc: subprocess.Popen, timeout: float = 60) -> str:
                     cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
                 except OSError:
                     continue
-                if b"psql" in cmd and b"opsbook-s-" in cmd:
+                if b"psql" in cmd and b"opsbook-s-" in cmd and _descends_from(int(pid), proc.pid):
                     return clusters_left()[0]
         time.sleep(0.05)
     raise AssertionError("the restore never started")
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    """Whether `pid` is `ancestor` or one of its descendants: another run's restore on the machine is not ours."""
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
 
 
 def _postgres_of(name: str) -> list[int]:

@@ -27,12 +27,16 @@ def test_committed_without_outputs_and_with_a_purpose(path):
 
 
 @pytest.mark.slow
-def test_every_runbook_executes_under_nbval(demo_database):
-    """The notebooks run top to bottom against the demo target with their defaults, as in JupyterLab."""
+def test_every_runbook_executes_under_nbval(demo_database, tmp_path):
+    """The notebooks run top to bottom against the demo target with their defaults, as in JupyterLab; what a
+    runbook writes beside its report goes to a temporary folder, never into the checkout's runbooks/."""
+    before = set(RUNBOOKS[0].parent.iterdir())
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q", "--no-header",
          *map(str, RUNBOOKS)],
-        cwd=ROOT, env={**os.environ}, capture_output=True, text=True, timeout=1200)
+        cwd=ROOT, env={**os.environ, "OPSBOOK_REPORT_STEM": str(tmp_path / "nbval-report")},
+        capture_output=True, text=True, timeout=1200)
+    assert set(RUNBOOKS[0].parent.iterdir()) == before
     tail = out.stdout[-4000:] + out.stderr[-2000:]
     assert out.returncode == 0, tail
     passed = re.search(r"(\d+) passed", out.stdout)
