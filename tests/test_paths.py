@@ -132,6 +132,23 @@ def test_the_checkouts_opsbook_toml_is_found_from_runbooks(tmp_path, monkeypatch
     (fake / "runbooks").mkdir(parents=True)
     (fake / "opsbook.toml").write_text('[targets.prod]\ndsn = "host=h"\n')
     monkeypatch.setattr(paths, "project_checkout", lambda: fake)
+    monkeypatch.delenv("OPSBOOK_HOME")
     cwd = fake / "runbooks" if cwd_name == "runbooks" else tmp_path
     monkeypatch.chdir(cwd)
     assert load().path == fake / "opsbook.toml" and "prod" in load().targets
+
+
+def test_with_opsbook_home_set_the_checkouts_opsbook_toml_is_not_read(tmp_path, monkeypatch):
+    """$OPSBOOK_HOME stands for the checkout (as for reports/ and history): the test suite, which sets it, never
+    reads the user's own opsbook.toml at the top of the checkout; the home's own file is read instead."""
+    fake = tmp_path / "checkout"
+    (fake / "runbooks").mkdir(parents=True)
+    (fake / "opsbook.toml").write_text('[targets.users_own]\ndsn = "host=h"\n')
+    monkeypatch.setattr(paths, "project_checkout", lambda: fake)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("OPSBOOK_HOME", str(home))
+    monkeypatch.chdir(fake / "runbooks")
+    assert load().path is None and "users_own" not in load().targets
+    (home / "opsbook.toml").write_text('[targets.homes]\ndsn = "host=h"\n')
+    assert load().path == home / "opsbook.toml" and "homes" in load().targets

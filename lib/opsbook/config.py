@@ -103,15 +103,17 @@ class Config:
 
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path | None:
-    """--config, else $OPSBOOK_CONFIG, else ./opsbook.toml, else the project checkout's opsbook.toml (so a kernel
-    in runbooks/ finds the same file as `opsbook` run from the checkout), else None (built-in)."""
+    """--config, else $OPSBOOK_CONFIG, else ./opsbook.toml, else the opsbook.toml of opsbook's home (the project
+    checkout, so a kernel in runbooks/ finds the same file as `opsbook` run from the checkout; $OPSBOOK_HOME instead
+    when set, as for reports/ and the history store), else None (built-in)."""
     if explicit:
         return Path(explicit)
     if os.environ.get("OPSBOOK_CONFIG"):
         return Path(os.environ["OPSBOOK_CONFIG"])
-    from .paths import project_checkout  # noqa: PLC0415
+    from .paths import HOME_ENV, project_checkout  # noqa: PLC0415
 
-    for folder in (Path.cwd(), project_checkout()):
+    home = Path(os.environ[HOME_ENV]).expanduser() if os.environ.get(HOME_ENV) else project_checkout()
+    for folder in (Path.cwd(), home):
         if folder is not None and (folder / "opsbook.toml").is_file():
             return folder / "opsbook.toml"
     return None
