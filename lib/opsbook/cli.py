@@ -112,7 +112,8 @@ def checks(as_json):
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Set a runbook parameter (repeatable); `opsbook describe RUNBOOK` lists them.")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Reports folder (default: [reports] dir of the config, else ./reports).")
+              help="Reports folder (default: [reports] dir of the config, else reports/ under $OPSBOOK_HOME, "
+                   "else under the checkout, else under the per-user data folder).")
 @click.option("--with-code", is_flag=True, help="Keep the code cells in the HTML report.")
 @click.option("--self-contained", is_flag=True, help="Inline plotly.js so the HTML opens on its own.")
 @click.option("--fail-on", type=click.Choice(["warning", "critical"]),
