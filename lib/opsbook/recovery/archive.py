@@ -34,6 +34,7 @@ class Backup:
     dumped_by: str | None = None  # pg_dump version
     compression: str | None = None
     toc_entries: int | None = None
+    encoding: str | None = None  # the dump's client_encoding: the database's unless pg_dump -E said otherwise
     problem: str | None = None  # why it is not a usable dump (empty, unknown format)
 
     @property
@@ -169,8 +170,10 @@ def read_header(backup: Backup, client: Client) -> str | None:
         if out.returncode != 0:
             return _last_error(out.stderr) or f"pg_restore --list exited with {out.returncode}"
         _parse_list_header(backup, out.stdout)
+        backup.encoding = _archive_encoding(backup, client)
         return None
     head = _plain_head(backup)
+    backup.encoding = _encoding_in(head)
     m = re.search(r"-- Dumped from database version (\S+)", head)
     backup.dumped_from = m.group(1) if m else None
     m = re.search(r"-- Dumped by pg_dump version (\S+)", head)
@@ -194,6 +197,20 @@ def _parse_list_header(backup: Backup, listing: str) -> None:
         if m:
             value = m.group(1).strip()
             setattr(backup, attr, int(value) if attr == "toc_entries" else value)
+
+
+_CLIENT_ENCODING = re.compile(r"^SET client_encoding = '([A-Za-z0-9_]+)';$", re.M)
+
+
+def _encoding_in(script_head: str) -> str | None:
+    m = _CLIENT_ENCODING.search(script_head)
+    return m.group(1) if m else None
+
+
+def _archive_encoding(backup: Backup, client: Client) -> str | None:
+    """The archive's ENCODING entry, as pg_restore writes it before any entry (an empty list selects none)."""
+    out = _run([client.path("pg_restore"), "--use-list=/dev/null", "--file=-", str(backup.path)])
+    return _encoding_in(out.stdout) if out.returncode == 0 else None
 
 
 def _plain_head(backup: Backup, size: int = 4096) -> str:

@@ -27,12 +27,35 @@ def tables(session):
     return session.fetch("backup/tables")
 
 
-def policies_would_run(session) -> set[tuple[str, str]]:
-    """(schema, table) of the tables whose row-level security policies would run, as opsbook's role, on a read."""
-    df = session.query("SELECT n.nspname AS schema, c.relname AS table FROM pg_class c "
-                       "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relrowsecurity "
-                       "AND NOT (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user)")
-    return set(zip(df["schema"], df["table"]))
+# Per table: its name as the bytes a query must carry (a SQL_ASCII database's names need not be UTF-8), whether
+# this role may read it, and whether reading it would run row-level security policies as opsbook. Asked of the
+# catalogue first, so that no count meets "permission denied" (an ERROR line in the server's log).
+_READABLE = """
+SELECT n.nspname AS schema, c.relname AS "table",
+       pg_catalog.convert_to(pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
+                             pg_catalog.pg_client_encoding()) AS name_bytes,
+       pg_catalog.has_schema_privilege(n.oid, 'USAGE') AND pg_catalog.has_table_privilege(c.oid, 'SELECT')
+         AS readable,
+       c.relrowsecurity AND NOT me.bypass AS policies_would_run,
+       me.role
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN (SELECT rolname AS role, rolsuper OR rolbypassrls AS bypass FROM pg_roles
+            WHERE rolname = current_user) me
+WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+ORDER BY 1, 2
+"""
+NO_SELECT = "not counted: role {role} may not read it (no SELECT on it, or no USAGE on its schema)"
+RLS_GUARDED = ("not counted: row-level security is on and this role does not bypass it (its policies would run "
+               "with opsbook's privileges)")
+
+
+def readability(session) -> dict[tuple[str, str], dict]:
+    """(schema, table) -> name_bytes, readable, policies_would_run, role; names keyed as the session reads them."""
+    df = session.query(_READABLE)
+    return {(r.schema, r.table): {"name_bytes": bytes(r.name_bytes), "readable": bool(r.readable),
+                                  "policies_would_run": bool(r.policies_would_run), "role": r.role}
+            for r in df.itertuples()}
 
 
 def count_rows(session, table_list, *, exact_max_rows: int = EXACT_COUNT_MAX_ROWS, estimate_from=None,
@@ -40,22 +63,29 @@ def count_rows(session, table_list, *, exact_max_rows: int = EXACT_COUNT_MAX_ROW
     """`table_list` with rows (exact count, or the planner's estimate for big tables), `exact`, `count_ms`, `error`.
 
     `estimate_from` (the live side's table list) decides which tables are too big to count, so both sides of a
-    comparison make the same choice. A table we may not read gets an error, not a crash.
+    comparison make the same choice. A table we may not read gets an error, not a crash, and is not even tried.
     """
     import psycopg  # noqa: PLC0415
+
+    from .encoding import sql  # noqa: PLC0415
 
     df = table_list.copy()
     size_by = {}
     if estimate_from is not None:
         size_by = {(r.schema, r.table): r.estimated_rows for r in estimate_from.itertuples()}
     raw = session.raw
-    guarded = policies_would_run(session) if live else set()  # a restored copy runs only the backup's own code
+    catalogue = readability(session)
     rows, exact, ms, errors = [], [], [], []
     for r in df.itertuples():
-        if (r.schema, r.table) in guarded:
+        known = catalogue.get((r.schema, r.table))
+        why = None
+        if known is not None and not known["readable"]:
+            why = NO_SELECT.format(role=known["role"])
+        elif known is not None and live and known["policies_would_run"]:  # a restored copy runs only its own code
+            why = RLS_GUARDED
+        if why:
             rows.append(None)
-            errors.append("not counted: row-level security is on and this role does not bypass it (its policies "
-                          "would run with opsbook's privileges)")
+            errors.append(why)
             exact.append(True)
             ms.append(0.0)
             continue
@@ -66,19 +96,30 @@ def count_rows(session, table_list, *, exact_max_rows: int = EXACT_COUNT_MAX_ROW
             ms.append(0.0)
             errors.append(None)
             continue
+        query = (b"SELECT count(*) FROM " + known["name_bytes"]) if known is not None \
+            else sql(raw, f"SELECT count(*) FROM {qualified(r.schema, r.table)}")
         t0 = time.perf_counter()
         try:
             with session.unit():
-                n = raw.execute(f"SELECT count(*) FROM {qualified(r.schema, r.table)}").fetchone()[0]
+                n = raw.execute(query).fetchone()[0]
             rows.append(int(n))
             errors.append(None)
-        except psycopg.Error as e:  # no privilege, a timeout, an unscanned materialized view
+        except psycopg.Error as e:  # a timeout, an unscanned materialized view
             rows.append(None)
             errors.append(" ".join(str(e).split())[:200])
         exact.append(True)
         ms.append((time.perf_counter() - t0) * 1000)
     df["rows"], df["exact"], df["count_ms"], df["error"] = rows, exact, ms, errors
+    df.attrs["role"] = next((k["role"] for k in catalogue.values()), None)
     return df
+
+
+def unread(tables) -> list[str]:
+    """The tables of a compare_tables() frame live rows were not counted of because this role may not read them."""
+    if tables is None or not len(tables):
+        return []
+    hit = tables[tables["error"].fillna("").str.startswith((NO_SELECT.split("{")[0], RLS_GUARDED))]
+    return [f"{r.schema}.{r.table}" for r in hit.itertuples()]
 
 
 @dataclass

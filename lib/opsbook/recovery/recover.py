@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from . import archive, demo_rows, restore, rows, script
+from . import archive, demo_rows, partial, restore, rows, script
 from . import scratch as scratch_mod
+from .encoding import sql
 from .runbook import ClientChoice, backups_folder, judge, user_path
 from .tools import scrub
 
@@ -37,6 +38,7 @@ class TableRecovery:
         self.restore_target, self.max_rows_shown = restore_target, max_rows_shown
         self.clients = ClientChoice(client_bindir)
         self.info: rows.TableInfo | None = None
+        self.access: partial.LiveAccess | None = None  # whether this role may read the live rows, and why not
         self.backup: archive.Backup | None = None
         self.result: restore.RestoreResult | None = None
         self.diff: rows.Diff | None = None
@@ -59,10 +61,14 @@ class TableRecovery:
                 done.add("backup.restore")
             self.failure = message
         finally:
+            restored = self.result is not None and self.result.completed
             for cid in CHECKS:
                 if cid not in done:
+                    # after a restore that worked, a comparison that was not made is a warning: the run's answer
+                    # is missing, and the verdict must not read healthy
                     judge(self.rb, cid, _frame(skipped=self._why_not()) if cid != "recovery.apply"
-                          else self._apply_frame())
+                          else self._apply_frame(),
+                          at_least="warning" if restored and cid == "recovery.missing_rows" else None)
             judge(self.rb, "backup.client", self.clients.frame())
         return self
 
@@ -74,6 +80,12 @@ class TableRecovery:
         if not self.rb.connected:
             row.update(message="the live database could not be reached", problem="unreachable")
             return self._judge_key(row, done)
+        blocked = partial.schema_blocked(self.rb.db, rows.with_schema(self.table))
+        if blocked is not None:
+            row.update(exists=True, message=blocked.detail, problem="privilege")
+            judge(self.rb, "recovery.key", _frame([row]), instead=[blocked])
+            done.add("recovery.key")
+            return False
         try:
             rows.check_filter(self.filter)
             self.info = rows.table_info(self.rb.db, self.table, self.key)
@@ -85,7 +97,9 @@ class TableRecovery:
             return self._judge_key(row, done)
         if self.info is None:
             return self._judge_key(row, done)
-        problem = rows.try_filter(self.rb.db, self.info, self.filter)
+        self.access = partial.live_access(self.rb.db, self.info)
+        # a filter is planned on live only where live can be read (else: "permission denied", nothing learnt)
+        problem = None if self.access.blind else rows.try_filter(self.rb.db, self.info, self.filter)
         if problem:
             row.update(table=self.info.display, exists=True, message=problem, problem="filter")
             return self._judge_key(row, done)
@@ -134,10 +148,9 @@ class TableRecovery:
             scratch_mod.prepare(scratch, self.backup, self.clients.for_reading(self.backup), self.rb.db, extensions)
             self.result = restore.restore_table(self.backup, client, scratch.conninfo, self.info.schema,
                                                 self.info.name, scratch=scratch)
-            if self.result.completed and self.info.policies_would_run:
-                self.failure = (f"live rows of {self.info.display} were not read: row-level security is on and "
-                                "opsbook's role does not bypass it, so its policies would run with opsbook's "
-                                "privileges; run as a role with BYPASSRLS (Supabase's postgres) or a superuser")
+            if self.result.completed and self.access.blind:
+                with raw_connect(scratch.conninfo, read_only=False, statement_timeout_ms=0) as sc:
+                    self._not_compared(sc, done)
             elif self.result.completed:
                 try:
                     with raw_connect(scratch.conninfo, read_only=False, statement_timeout_ms=0) as sc, \
@@ -154,19 +167,39 @@ class TableRecovery:
         judge(self.rb, "backup.restore", errors)
         done.add("backup.restore")
 
-    def _compare(self, scratch_conn, live_conn, done: set[str]) -> None:
+    def _source(self, scratch_conn, done: set[str]) -> tuple[list[str], int]:
+        """The restored table's columns and rows, judged as recovery.source."""
         backup_cols = [r[0] for r in scratch_conn.execute(
             "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped "
             "ORDER BY attnum", (self.info.qualified,)).fetchall()]
         src = {"table": self.info.display, "backup": str(self.backup.path), "taken_at": self.backup.taken_at,
                "has_data": bool(backup_cols), "backup_rows": 0, "message": ""}
         if backup_cols:
-            (src["backup_rows"],) = scratch_conn.execute(f"SELECT count(*) FROM {self.info.qualified}").fetchone()
+            (src["backup_rows"],) = scratch_conn.execute(
+                sql(scratch_conn, f"SELECT count(*) FROM {self.info.qualified}")).fetchone()
             src["has_data"] = src["backup_rows"] > 0 or self._archive_has_data()
         else:
             src["message"] = f"the backup has no table {self.info.display}"
         judge(self.rb, "recovery.source", _frame([src]))
         done.add("recovery.source")
+        return backup_cols, src["backup_rows"]
+
+    def _not_compared(self, scratch_conn, done: set[str]) -> None:
+        """This role may not read the live rows: the backup's side is still told, the comparison is a warning that
+        says why it was not made, and rows fewer live than in the backup (by the server's count) a finding."""
+        backup_cols, backup_rows = self._source(scratch_conn, done)
+        if not backup_cols:
+            return
+        why = partial.not_compared(self.access)
+        judge(self.rb, "recovery.missing_rows", _frame(skipped=why), at_least="warning",
+              detail="Nothing was compared by key, so no row was found missing or written out; the verdict is "
+                     "incomplete.", remediation=self.access.remediation,
+              also=partial.fewer_live(self.info, self.access, backup_rows, self.filter))
+        judge(self.rb, "recovery.changed_rows", _frame(skipped=why))
+        done.update({"recovery.missing_rows", "recovery.changed_rows"})
+
+    def _compare(self, scratch_conn, live_conn, done: set[str]) -> None:
+        backup_cols, _ = self._source(scratch_conn, done)
         if not backup_cols:
             return
         self.diff = rows.diff(live_conn, scratch_conn, self.info, backup_cols, self.filter)
@@ -253,6 +286,8 @@ class TableRecovery:
             return f"no client tools: {self.clients.error}"
         if self.result is not None and not self.result.completed:
             return f"the restore did not complete: {scrub(self.result.fatal or '')}"
+        if self.access is not None and self.access.blind:
+            return partial.not_compared(self.access)
         return "an earlier step did not complete"
 
     def summary_counts(self) -> dict[str, int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .compare import qualified, quote_ident
+from .encoding import sql
 
 # Both sides render values as text the same way, whatever the servers' defaults, so equal rows hash equal.
 TEXT_SETTINGS = {"TimeZone": "UTC", "DateStyle": "ISO, MDY", "IntervalStyle": "postgres",
@@ -41,11 +42,16 @@ class TableInfo:
         return f"{self.schema}.{self.name}"
 
 
+def with_schema(table: str) -> str:
+    """The name as typed, in public when it names no schema: what the application's default search path finds
+    (opsbook's own is pg_catalog)."""
+    return table if "." in table or table.startswith('"') else "public." + table
+
+
 def table_info(session, table: str, key: str | None = None) -> TableInfo | None:
     """The table as live has it; None when it does not exist. `key`: comma-separated columns that identify a row,
     for a table without a primary key (or to use another key)."""
-    if "." not in table and not table.startswith('"'):
-        table = "public." + table  # what the application's default search path finds; opsbook's own is pg_catalog
+    table = with_schema(table)
     cols = session.fetch("recovery/columns", table=table)
     if cols.empty:
         return None
@@ -117,7 +123,7 @@ def try_filter(session, info: TableInfo, filter_sql: str | None) -> str | None:
         return None
     try:
         with session.unit():
-            session.raw.execute(f"EXPLAIN SELECT 1 FROM {info.qualified} t{_where(filter_sql)}")
+            session.raw.execute(sql(session.raw, f"EXPLAIN SELECT 1 FROM {info.qualified} t{_where(filter_sql)}"))
     except Exception as e:  # noqa: BLE001 - a syntax error, an unknown column, no privilege
         orig = getattr(e, "orig", e)
         first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
@@ -152,16 +158,16 @@ def diff(live_conn, scratch_conn, info: TableInfo, backup_columns: list[str], fi
     scratch_conn.execute(f"DROP TABLE IF EXISTS {LIVE_ROWS}, {DIFF}")
     scratch_conn.execute(f"CREATE TABLE {LIVE_ROWS} (key text, row_md5 text)")
     select = f"SELECT {_key_expr(info)}, {_md5_expr(cols)} FROM {info.qualified} t{_where(filter_sql)}"
-    with live_conn.cursor().copy(f"COPY ({select}) TO STDOUT") as src, \
+    with live_conn.cursor().copy(sql(live_conn, f"COPY ({select}) TO STDOUT")) as src, \
             scratch_conn.cursor().copy(f"COPY {LIVE_ROWS} (key, row_md5) FROM STDIN") as dst:
         for block in src:
             dst.write(block)
     scratch_conn.execute(f"CREATE INDEX ON {LIVE_ROWS} (key)")
     scratch_conn.execute(f"ANALYZE {LIVE_ROWS}")
-    scratch_conn.execute(
+    scratch_conn.execute(sql(scratch_conn,
         f"CREATE TABLE {DIFF} AS SELECT b.key, CASE WHEN l.key IS NULL THEN 'missing live' "
         f"WHEN l.row_md5 IS DISTINCT FROM b.row_md5 THEN 'changed' ELSE 'same' END AS status "
-        f"FROM ({select}) AS b (key, row_md5) LEFT JOIN {LIVE_ROWS} l ON l.key = b.key")
+        f"FROM ({select}) AS b (key, row_md5) LEFT JOIN {LIVE_ROWS} l ON l.key = b.key"))
     scratch_conn.execute(f"CREATE INDEX ON {DIFF} (key)")
     counts = dict(scratch_conn.execute(f"SELECT status, count(*) FROM {DIFF} GROUP BY status").fetchall())
     (new_live,) = scratch_conn.execute(
@@ -185,8 +191,8 @@ def sample(scratch_conn, info: TableInfo, columns: list[str], status: str, limit
     """Up to `limit` restored rows with that status, as a DataFrame."""
     import pandas as pd  # noqa: PLC0415
 
-    cur = scratch_conn.execute(_missing_select(info, columns, limit, status))
-    return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+    cur = scratch_conn.execute(sql(scratch_conn, _missing_select(info, columns, limit, status)))
+    return pd.DataFrame(cur.fetchall(), columns=list(columns))  # not cur.description: SQL_ASCII names are bytes
 
 
 def changed_versions(live_conn, scratch_conn, info: TableInfo, columns: list[str], limit: int):
@@ -199,8 +205,9 @@ def changed_versions(live_conn, scratch_conn, info: TableInfo, columns: list[str
     keys = [k for (k,) in scratch_conn.execute(
         f"SELECT key FROM {DIFF} WHERE status = 'changed' ORDER BY key LIMIT {int(limit)}").fetchall()]
     cols = ", ".join(f"t.{quote_ident(c)}" for c in columns)
-    cur = live_conn.execute(f"SELECT {cols} FROM {info.qualified} t WHERE {_key_expr(info)} = ANY(%s)", (keys,))
-    live = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+    cur = live_conn.execute(sql(live_conn, f"SELECT {cols} FROM {info.qualified} t WHERE {_key_expr(info)} = ANY(%s)"),
+                            (keys,))
+    live = pd.DataFrame(cur.fetchall(), columns=list(columns))
     differs = _differing_columns(backup, live, info.key)
     backup.insert(0, "version", "backup")
     live.insert(0, "version", "live")
@@ -224,8 +231,8 @@ def _differing_columns(backup, live, key: list[str]) -> dict[tuple, str]:
 def write_csv(scratch_conn, info: TableInfo, path) -> int:
     """The missing rows as CSV with a header, values exactly as PostgreSQL writes them. Returns bytes written."""
     size = 0
-    with private_file(path, "wb") as f, scratch_conn.cursor().copy(
-            f"COPY ({_missing_select(info, info.insert_columns)}) TO STDOUT (FORMAT csv, HEADER)") as cp:
+    with private_file(path, "wb") as f, scratch_conn.cursor().copy(sql(
+            scratch_conn, f"COPY ({_missing_select(info, info.insert_columns)}) TO STDOUT (FORMAT csv, HEADER)")) as cp:
         for block in cp:
             f.write(block)
             size += len(block)
@@ -233,6 +240,8 @@ def write_csv(scratch_conn, info: TableInfo, path) -> int:
 
 
 def write_sql(scratch_conn, info: TableInfo, path, header: list[str]) -> int:
+    from psycopg.types.string import TextLoader  # noqa: PLC0415
+
     """An SQL script that inserts the missing rows, one INSERT ... ON CONFLICT DO NOTHING each, in one transaction.
     Values are quoted by PostgreSQL itself (quote_nullable). Returns the number of statements."""
     cols = ", ".join(quote_ident(c) for c in info.insert_columns)
@@ -241,19 +250,25 @@ def write_sql(scratch_conn, info: TableInfo, path, header: list[str]) -> int:
     prefix = f"INSERT INTO {info.qualified} ({cols}){overriding} VALUES ("
     select = (f"SELECT {values} FROM {info.qualified} t JOIN {DIFF} d ON d.key = {_key_expr(info)} "
               f"WHERE d.status = 'missing live' ORDER BY d.key")
+    # SQL_ASCII: the values are bytes of any encoding (latin-1 beside UTF-8); they go into the script as they are,
+    # under the client_encoding pg_dump itself writes, so psql sends them back byte for byte
+    as_bytes = scratch_conn.info.encoding == "ascii"
     n = 0
-    with private_file(path, "w") as f:
+    with private_file(path, "wb") as f:
         # one comment line each: a newline in a table name or filter must not end the comment and become SQL
-        f.write("".join(f"-- {' '.join(str(line).splitlines())}\n" for line in header))
-        f.write("BEGIN;\n")
-        cur = scratch_conn.cursor(name="opsbook_sql_script")  # server-side: the rows stream, whatever their number
-        with scratch_conn.transaction():
-            cur.execute(select)
-            for (row,) in cur:
-                f.write(f"{prefix}{row}) ON CONFLICT DO NOTHING;\n")
-                n += 1
-            cur.close()
-        f.write("COMMIT;\n")
+        f.write("".join(f"-- {' '.join(str(line).splitlines())}\n" for line in header).encode())
+        f.write(b"SET client_encoding = 'SQL_ASCII';\nBEGIN;\n" if as_bytes else b"BEGIN;\n")
+        cur = scratch_conn.cursor()
+        if as_bytes:
+            cur.adapters.register_loader("text", TextLoader)  # psycopg's own: bytes in a SQL_ASCII database
+        with scratch_conn.transaction():  # a cursor of the server's own: the rows stream, whatever their number
+            # (declared by hand: psycopg's named cursors decode the query, which SQL_ASCII names do not survive)
+            cur.execute(sql(scratch_conn, f"DECLARE opsbook_sql_script NO SCROLL CURSOR FOR {select}"))
+            while batch := cur.execute("FETCH 1000 FROM opsbook_sql_script").fetchall():
+                for (row,) in batch:
+                    f.write(prefix.encode() + (row if as_bytes else row.encode()) + b") ON CONFLICT DO NOTHING;\n")
+                n += len(batch)
+        f.write(b"COMMIT;\n")
     return n
 
 
@@ -281,19 +296,20 @@ def apply(live_conninfo: str, scratch_conn, info: TableInfo, expected: int, *, s
     conn = raw_connect(live_conninfo, read_only=False, autocommit=False, statement_timeout_ms=statement_timeout_ms,
                        lock_timeout_ms=5_000)
     try:
-        (before,) = conn.execute(f"SELECT count(*) FROM {info.qualified}").fetchone()
-        conn.execute(f"CREATE TEMP TABLE opsbook_recovered ON COMMIT DROP AS SELECT {cols} FROM {info.qualified} "
-                     "WITH NO DATA")
-        with scratch_conn.cursor().copy(f"COPY ({_missing_select(info, info.insert_columns)}) TO STDOUT") as src, \
-                conn.cursor().copy(f"COPY opsbook_recovered ({cols}) FROM STDIN") as dst:
+        (before,) = conn.execute(sql(conn, f"SELECT count(*) FROM {info.qualified}")).fetchone()
+        conn.execute(sql(conn, f"CREATE TEMP TABLE opsbook_recovered ON COMMIT DROP AS SELECT {cols} FROM "
+                               f"{info.qualified} WITH NO DATA"))
+        with scratch_conn.cursor().copy(sql(scratch_conn, f"COPY ({_missing_select(info, info.insert_columns)}) "
+                                            "TO STDOUT")) as src, \
+                conn.cursor().copy(sql(conn, f"COPY opsbook_recovered ({cols}) FROM STDIN")) as dst:
             for block in src:
                 dst.write(block)
         (staged,) = conn.execute("SELECT count(*) FROM opsbook_recovered").fetchone()
-        inserted = conn.execute(f"INSERT INTO {info.qualified} ({cols}){overriding} SELECT {cols} FROM "
-                                "opsbook_recovered ON CONFLICT DO NOTHING").rowcount
-        (after,) = conn.execute(f"SELECT count(*) FROM {info.qualified}").fetchone()
-        (present,) = conn.execute(f"SELECT count(*) FROM opsbook_recovered r WHERE EXISTS "
-                                  f"(SELECT 1 FROM {info.qualified} t WHERE {match})").fetchone()
+        inserted = conn.execute(sql(conn, f"INSERT INTO {info.qualified} ({cols}){overriding} SELECT {cols} FROM "
+                                          "opsbook_recovered ON CONFLICT DO NOTHING")).rowcount
+        (after,) = conn.execute(sql(conn, f"SELECT count(*) FROM {info.qualified}")).fetchone()
+        (present,) = conn.execute(sql(conn, f"SELECT count(*) FROM opsbook_recovered r WHERE EXISTS "
+                                            f"(SELECT 1 FROM {info.qualified} t WHERE {match})")).fetchone()
         problems = []
         if staged != expected:
             problems.append(f"staged {staged} rows, expected {expected}")

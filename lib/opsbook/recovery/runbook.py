@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ..errors import OpsbookError
 from ..paths import user_path
@@ -12,9 +12,35 @@ from .tools import with_dbname
 DEMO_BACKUPS_KEEP = 1  # dumps of the demo database kept in its backups folder: the newest only
 
 
-def judge(rb, check_id: str, data: Any):
-    """Judge data this package gathered (files, pg_restore output) as a check of the runbook `rb`."""
-    return rb.judge(check_id, data)
+def judge(rb, check_id: str, data: Any, *, at_least: str | None = None, detail: str | None = None,
+          remediation: str | None = None, also: Iterable = (), instead: list | None = None):
+    """Judge data this package gathered (files, pg_restore output) as a check of the runbook `rb`.
+
+    `at_least`: the severity the check's findings are raised to (a comparison that could not be made is a warning
+    that says why, never an 'info' the badge reads as healthy), with `detail` and `remediation` for the findings
+    raised; `also`: findings of this check made here (an estimate the judge has no data for); `instead`: the
+    findings, for a case the judge does not know (its data is still kept for the section). All is settled before
+    the findings are kept and recorded.
+    """
+    also = list(also)
+    if at_least is None and not also and instead is None:
+        return rb.judge(check_id, data)
+    from .. import checks as registry  # noqa: PLC0415 - the loaded catalogue: get() and run_check()
+    from ..findings import Severity  # noqa: PLC0415
+
+    # Runbook.judge() keeps and records at once; the same steps here, with the findings settled in between
+    context = rb._ctx()  # noqa: SLF001
+    result = registry.run_check(registry.get(check_id), context, rb.thresholds_for(check_id), data=data)
+    if instead is not None:
+        result.findings[:] = instead
+    floor = Severity.parse(at_least) if at_least else Severity.OK
+    for f in result.findings:
+        if f.severity.rank < floor.rank:
+            f.severity = floor
+            f.detail = detail or f.detail
+            f.remediation = remediation or f.remediation
+    result.findings.extend(also)
+    return rb._keep(result)  # noqa: SLF001
 
 
 def _server_of(target) -> tuple[str, str] | None:

@@ -44,6 +44,7 @@ class Scratch:
     skip_extensions: bool = False
     list_file: str | None = None  # pg_restore -L: the archive's entries minus what was made beforehand
     run_as_account: bool = False  # psql runs as the unprivileged server account (when opsbook is root)
+    encoding: str | None = None  # the dump's, when the scratch database was made in it (SQL_ASCII, LATIN1 ...)
     _owner: object = None  # the session holding the advisory lock (database kind)
     _tmp: str | None = None
 
@@ -58,6 +59,8 @@ class Scratch:
                     "scratch = true; nothing else there is touched")
         if self.as_superuser:
             text += "; as superuser opsbook itself did only: " + "; ".join(self.as_superuser)
+        if self.encoding:
+            text += f"; in the dump's encoding, {self.encoding}"
         return text + "."
 
     def jobs_cap(self, jobs: int) -> tuple[int, str | None]:
@@ -201,9 +204,11 @@ def _sweep_databases(conn) -> tuple[list[dict], list[str]]:
 def prepare(scratch: Scratch, backup, client, live_session=None, plain_extensions=()) -> None:
     """In a throwaway cluster: the roles live objects name (NOLOGIN, no privileges: policies and grants need them
     to exist) and the extensions the backup creates, made by opsbook as superuser from the installed binaries, so
-    the backup itself runs as a role that is not a superuser."""
+    the backup itself runs as a role that is not a superuser. Either kind: the scratch database in the dump's
+    encoding."""
     if scratch.kind != "cluster":
         scratch.cluster = None
+        _match_encoding(scratch, backup)
         return
     from ..db import raw_connect  # noqa: PLC0415
     from .compare import quote_ident  # noqa: PLC0415
@@ -214,6 +219,7 @@ def prepare(scratch: Scratch, backup, client, live_session=None, plain_extension
             roles = list(live_session.query("SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1")
                          ["rolname"])
     scratch.cluster.make_database(scratch.name, roles)
+    _match_encoding(scratch, backup)
     if roles:
         scratch.as_superuser.append(f"created {len(roles)} role(s) named as live has them, NOLOGIN and without "
                                     "privileges, so policies and grants find them")
@@ -242,6 +248,36 @@ def prepare(scratch: Scratch, backup, client, live_session=None, plain_extension
         scratch.as_superuser.append(f"could not create extension(s) {'; '.join(failed)}")
     if backup.is_archive:
         _write_list(backup, client, scratch)
+
+
+def _match_encoding(scratch: Scratch, backup) -> None:
+    """Make the (still empty) scratch database anew in the dump's encoding when it is not the default: a SQL_ASCII
+    dump holds bytes a UTF8 database refuses ('invalid byte sequence'), and each refused statement takes its table
+    with it."""
+    from ..db import raw_connect  # noqa: PLC0415
+    from .compare import quote_ident  # noqa: PLC0415
+    from .encoding import create_options, scratch_encoding  # noqa: PLC0415
+
+    encoding = scratch_encoding(getattr(backup, "encoding", None))
+    if encoding is None:
+        return
+    name = quote_ident(scratch.name)
+    if scratch.kind == "cluster":
+        from ..sandbox.cluster import RESTORE_ROLE  # noqa: PLC0415
+
+        with raw_connect(scratch.admin_conninfo, read_only=False, statement_timeout_ms=60_000) as conn:
+            conn.execute(f"DROP DATABASE {name}")
+            conn.execute(f"CREATE DATABASE {name} OWNER {RESTORE_ROLE} TEMPLATE template0"
+                         + create_options(encoding, conn.info.server_version))
+    else:
+        conn = scratch._owner  # holds the run's advisory lock on this name throughout
+        (current,) = conn.execute("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = %s",
+                                  (scratch.name,)).fetchone()
+        if current == encoding:
+            return
+        conn.execute(f"DROP DATABASE {name}")
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE template0" + create_options(encoding, conn.info.server_version))
+    scratch.encoding = encoding
 
 
 def _archive_extensions(backup, client, scratch: Scratch) -> list[tuple[str, str]]:

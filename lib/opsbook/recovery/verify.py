@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import archive, compare, dump, restore, rto, script
+from . import archive, compare, dump, partial, restore, rto, script
 from . import scratch as scratch_mod
 from .runbook import DEMO_BACKUPS_KEEP, ClientChoice, backups_folder, judge, user_path
 from .tools import dump_conninfo, session_for, session_tls
@@ -65,6 +65,7 @@ class BackupVerification:
         self.completeness: compare.Completeness | None = None
         self.model: rto.RestoreModel | None = None
         self.live_bytes: int | None = None
+        self.live_role: str | None = None  # the role live rows were counted as
         self._tmp: Path | None = None
 
     # ------------------------------------------------------------------ the steps
@@ -173,7 +174,8 @@ class BackupVerification:
         errors = self.result.errors_frame()
         errors.attrs.update(attrs, **restore_attrs(scratch, self.result), jobs_note=self.jobs_note)
         judge(self.rb, "backup.restore", errors)
-        judge(self.rb, "backup.completeness", self._completeness_frame())
+        judge(self.rb, "backup.completeness", self._completeness_frame(),
+              also=partial.uncounted_tables(self.completeness.tables if self.completeness else None, self.live_role))
         judge(self.rb, "backup.restore_time", self._timing_frame(restored_tables))
 
     # ------------------------------------------------------------------ what the notebook shows and records
@@ -314,6 +316,7 @@ class BackupVerification:
                 _analyze(scratch.conninfo)  # so big tables have estimates comparable with live's
                 restored_tables = compare.tables(s)
             live_counts = compare.count_rows(self.rb.db, live_tables, exact_max_rows=self.exact_count_max_rows)
+            self.live_role = live_counts.attrs.get("role")
             restored_counts = compare.count_rows(s, restored_tables, exact_max_rows=self.exact_count_max_rows,
                                                  estimate_from=live_tables, live=False)
             result = compare.Completeness(compare.compare_objects(compare.inventory(self.rb.db),
