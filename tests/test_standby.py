@@ -10,8 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import Database, _server, drop_database, free_port, make_database
-from opsbook.embedded import EmbeddedServer, chown_to_account, run_as_account
+from conftest import Database, _server, drop_database, make_database
+from deployments import make_standby
 from opsbook.runner import run_runbook
 
 pytestmark = pytest.mark.slow
@@ -44,23 +44,6 @@ def _wait(what: str, probe, timeout_s: float = 60):
 def _one(conninfo: str, sql: str):
     with psycopg.connect(conninfo, autocommit=True) as c:
         return c.execute(sql).fetchone()[0]
-
-
-def make_standby(primary: EmbeddedServer) -> EmbeddedServer:
-    """A streaming standby of `primary`: pg_basebackup -R run as the server account into a folder it owns, on a
-    port of its own (the copy carries the primary's opsbook.conf, port line included)."""
-    data = primary.data_dir.parent / "standby"
-    data.mkdir(mode=0o700)
-    chown_to_account(data)
-    out = run_as_account([primary.bindir / "pg_basebackup", "-D", data, "-R", "-X", "stream", "-c", "fast",
-                          "-h", primary.data_dir, "-p", primary.configured_port(), "-U", "postgres"])
-    assert out.returncode == 0, out.stderr
-    conf = data / "opsbook.conf"
-    conf.write_text("".join(line for line in conf.read_text().splitlines(True) if not line.startswith("port ")))
-    (data / "postmaster.pid").unlink(missing_ok=True)
-    standby = EmbeddedServer(data, port=free_port(), settings=dict(primary.settings))
-    standby.start()
-    return standby
 
 
 @pytest.fixture(scope="module")

@@ -75,6 +75,7 @@ class EmbeddedServer:
     bindir: Path | None = None
     settings: dict[str, str] = field(default_factory=dict)
     port: int | None = None
+    superuser: str = "postgres"  # the bootstrap superuser initdb makes (Supabase's clusters: supabase_admin)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).absolute()
@@ -109,13 +110,15 @@ class EmbeddedServer:
                  not line.lstrip().startswith("#"))
         return {k.strip(): v.strip() for k, v in pairs}
 
-    def conninfo(self, dbname: str = "postgres", user: str = "postgres") -> str:
-        """libpq key=value string over the unix socket in the data directory."""
-        return f"host={self.data_dir} port={self.configured_port() or self.port} user={user} dbname={dbname}"
+    def conninfo(self, dbname: str = "postgres", user: str | None = None) -> str:
+        """libpq key=value string over the unix socket in the data directory (as the superuser by default)."""
+        return (f"host={self.data_dir} port={self.configured_port() or self.port} user={user or self.superuser} "
+                f"dbname={dbname}")
 
-    def url(self, dbname: str = "postgres", user: str = "postgres") -> str:
+    def url(self, dbname: str = "postgres", user: str | None = None) -> str:
         """SQLAlchemy URL for the same socket."""
-        return f"postgresql+psycopg://{user}@/{dbname}?host={self.data_dir}&port={self.configured_port()}"
+        return (f"postgresql+psycopg://{user or self.superuser}@/{dbname}"
+                f"?host={self.data_dir}&port={self.configured_port()}")
 
     def running_pid(self) -> int | None:
         """The postmaster's pid when it is alive, else None (a stale pid file counts as not running)."""
@@ -161,7 +164,7 @@ class EmbeddedServer:
             if any(self.data_dir.iterdir()):
                 raise EmbeddedServerError(f"{self.data_dir} exists, is not empty and holds no PostgreSQL cluster")
             self._prepare_for_account()
-            self._run([self.bindir / "initdb", "-D", self.data_dir, "-U", "postgres", "-E", "UTF8",
+            self._run([self.bindir / "initdb", "-D", self.data_dir, "-U", self.superuser, "-E", "UTF8",
                        "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"])
             with open(self.data_dir / "postgresql.conf", "a") as f:
                 f.write(f"\ninclude_if_exists '{CONF_FILE}'\n")

@@ -36,10 +36,13 @@ def statements(ctx: CheckContext, top_n: int | None = None):
     # The view's name is spliced in as an identifier the server quoted itself (quote_ident in queries/extension).
     text = sqlfiles.load("queries/statements", version).replace("{{pgss}}", f"{row['schema_ident']}.pg_stat_statements")
     top_n = int(top_n or ctx.params.get("top_statements") or 20)
-    df = ctx.db.query(text, _name="queries/statements", top_n=top_n)
+    withheld = list(row["unconvertible_databases"])  # a text of theirs would raise an ERROR here: read none
+    df = ctx.db.query(text, _name="queries/statements", top_n=top_n, with_text=not withheld)
+    df["query"] = df["query"].fillna("")
     mine = opsbook_own(df)
     df = df[~mine].reset_index(drop=True)
-    df.attrs.update(schema=row["schema_name"], extversion=row["extversion"], own_excluded=int(mine.sum()))
+    df.attrs.update(schema=row["schema_name"], extversion=row["extversion"], own_excluded=int(mine.sum()),
+                    texts_withheld=withheld)
     return df
 
 
@@ -111,7 +114,22 @@ def judge_slow(df, *, warning: float = 100, critical: float = 1000, min_calls: f
         out.append(Finding("queries.slow", Severity.OK,
                            f"no statement with {min_calls:,.0f}+ calls averages {warning:,.0f} ms or more "
                            f"({len(seen)} statements looked at)", value=0, threshold=warning))
-    return out + hidden_finding("queries.slow", df, "statement texts")
+    return out + hidden_finding("queries.slow", df, "statement texts") + texts_withheld("queries.slow", df)
+
+
+def texts_withheld(check_id: str, df) -> list[Finding]:
+    """A partial-visibility finding when the statements were read without their texts (see queries/extension)."""
+    names = df.attrs.get("texts_withheld") or []
+    if not names:
+        return []
+    reason = (f"{PARTIAL}: statement texts not read: the texts of database(s) {', '.join(names)} of this cluster "
+              "may not convert into this database's encoding")
+    return [Finding(check_id, Severity.INFO, reason, skipped=reason,
+                    detail="pg_stat_statements converts the text of every database's statements into this "
+                           "database's encoding and fails at the first byte that is not valid here; statements "
+                           "are shown by queryid, and opsbook's own could not be told apart.",
+                    remediation="Move the cluster's databases to one encoding, UTF8 (dump, CREATE DATABASE ... "
+                                "ENCODING 'UTF8', restore).")]
 
 
 SLOW = register(Check(

@@ -59,8 +59,8 @@ SUPERUSERS = register(Check(
 # ---------------------------------------------------------------- security.password_expiry
 def password_expiry(ctx: CheckContext):
     if not readable(ctx, "pg_catalog.pg_authid"):  # asked first: a refused query is an ERROR in the server log
-        raise SkipCheck("passwords are visible only to superusers (pg_authid); run as a superuser to see "
-                        "which login roles have one without VALID UNTIL")
+        raise SkipCheck(f"{PARTIAL}: passwords are visible only to superusers (pg_authid); run as a superuser to "
+                        "see which login roles have one without VALID UNTIL")
     return ctx.db.fetch("security/password_expiry")
 
 
@@ -214,8 +214,9 @@ HOST_TYPES = ("host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc")
 
 def hba(ctx: CheckContext):
     if not readable(ctx, "pg_catalog.pg_hba_file_rules"):  # the view and the function behind it
-        raise SkipCheck("pg_hba_file_rules is readable only by superusers; GRANT SELECT ON pg_hba_file_rules "
-                        "TO <monitoring role> (and EXECUTE ON FUNCTION pg_hba_file_rules()) to check it")
+        raise SkipCheck(f"{PARTIAL}: pg_hba_file_rules is readable only by superusers; GRANT SELECT ON "
+                        "pg_hba_file_rules TO <monitoring role> (and EXECUTE ON FUNCTION pg_hba_file_rules()) to "
+                        "check it")
     return ctx.db.fetch("security/hba")
 
 
