@@ -134,3 +134,38 @@ def test_a_schema_closed_to_the_role_is_named_not_a_failed_restore(db, monitor, 
     assert "GRANT USAGE ON SCHEMA auth" in key.remediation and gaps(rb.findings)
     assert not [f for f in rb.findings if f.title.startswith("restore failed")] and r.result is None
     assert log.errors() == []
+
+
+def test_a_dump_the_role_cannot_take_is_refused_from_the_catalogue_before_pg_dump_runs(db, monitor, tmp_path):
+    """Failed before (the support matrix's pg_monitor cells): pg_dump ran as the pg_monitor-only role and wrote
+    'permission denied for ...' into the server's log; now the catalogue says so first and names what blocks it."""
+    log = ServerLog(db.server)
+    rb = Runbook("backup-verification", "test", config=monitor)
+    rb.connect()
+    BackupVerification(rb, take_backup=True, backup=str(tmp_path / "dumps")).run()
+    rb.close()
+    (missing,) = [f for f in rb.findings if f.check == "backup.missing"]
+    assert missing.severity.value == "critical" and "no backup was taken" in missing.title
+    assert f"pg_dump as role {ROLE} would be refused" in missing.detail and "public.leads" in missing.detail
+    assert not (tmp_path / "dumps").exists()
+    assert log.errors() == []
+
+
+def test_a_role_that_reads_everything_takes_its_dump(db, tmp_path):
+    """The control: pg_read_all_data (PostgreSQL 14+) with BYPASSRLS (leads has row-level security), as Supabase's
+    postgres has them, is what a complete dump needs, and the probe lets it pass."""
+    seed(db)
+    dsn = monitoring_role(db.conninfo, "ob_recovery_reader", "pg_read_all_data")
+    db.execute('ALTER ROLE "ob_recovery_reader" BYPASSRLS')
+    try:
+        config = from_dict({"targets": {"test": {"dsn": dsn}}, "history": {"url": db.config().history_url}})
+        log = ServerLog(db.server)
+        rb = Runbook("backup-verification", "test", config=config)
+        rb.connect()
+        BackupVerification(rb, take_backup=True, backup=str(tmp_path)).run()
+        rb.close()
+        (missing,) = [f for f in rb.findings if f.check == "backup.missing"]
+        assert missing.severity.value == "ok", (missing.title, missing.detail)
+        assert log.errors() == []
+    finally:
+        drop_role(db.conninfo, "ob_recovery_reader")

@@ -142,3 +142,55 @@ def uncounted_tables(tables, role: str | None) -> list[Finding]:
                            "The rest of the comparison stands.",
                     objects=names[:50], value=len(names), skipped=reason,
                     remediation=DATA_GRANT.format(role=role or "<this role>", table="<table>") + " " + RLS_ROLE)]
+
+
+# What pg_dump would meet as this role, from the catalogue only: schemas it may not enter, tables and sequences it
+# may not read (it locks and reads each one), and row-level security it does not bypass (pg_dump then stops with
+# "query would be affected by row-level security policy"). Each would be an ERROR line in the server's log and a
+# failed dump; extension members are left to their extension, as pg_dump leaves them.
+_DUMP_BLOCKERS = """
+WITH me AS (SELECT rolsuper OR rolbypassrls AS bypass, rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user),
+user_ns AS (
+  SELECT n.oid, n.nspname FROM pg_catalog.pg_namespace n
+  WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_namespace'::regclass
+                    AND d.objid = n.oid AND d.deptype = 'e'))
+SELECT 'schema' AS kind, pg_catalog.quote_ident(ns.nspname) AS name FROM user_ns ns, me
+WHERE NOT me.rolsuper AND NOT pg_catalog.has_schema_privilege(ns.oid, 'USAGE')
+UNION ALL
+SELECT CASE WHEN c.relrowsecurity AND NOT me.bypass AND c.relowner <> (SELECT oid FROM pg_catalog.pg_roles
+                                                                        WHERE rolname = current_user)
+            AND pg_catalog.has_table_privilege(c.oid, 'SELECT') THEN 'rls' ELSE 'select' END,
+       pg_catalog.quote_ident(ns.nspname) || '.' || pg_catalog.quote_ident(c.relname)
+FROM pg_catalog.pg_class c JOIN user_ns ns ON ns.oid = c.relnamespace, me
+WHERE NOT me.rolsuper AND c.relkind IN ('r', 'p', 'S', 'm')
+  AND pg_catalog.has_schema_privilege(ns.oid, 'USAGE')
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass
+                  AND d.objid = c.oid AND d.deptype = 'e')
+  AND (NOT pg_catalog.has_table_privilege(c.oid, 'SELECT')
+       OR (c.relrowsecurity AND NOT me.bypass
+           AND c.relowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)))
+ORDER BY 1, 2
+"""
+
+
+def dump_blocked(session) -> str | None:
+    """Why pg_dump as this role would fail, from the catalogue (None: nothing in its way). Asked before pg_dump
+    runs: a refused dump writes ERROR lines into the production log and produces no backup either."""
+    try:
+        df = session.query(_DUMP_BLOCKERS)
+    except Exception:  # noqa: BLE001 - the probe is a courtesy: pg_dump itself then says what is wrong
+        return None
+    if df.empty:
+        return None
+    role = session.query("SELECT current_user AS role").iloc[0]["role"]
+    parts = []
+    for kind, what in (("schema", "no USAGE on schema(s)"), ("select", "no SELECT on"),
+                       ("rls", "row-level security it does not bypass on")):
+        names = df.loc[df["kind"] == kind, "name"].tolist()
+        if names:
+            more = f" and {len(names) - 5:,} more" if len(names) > 5 else ""
+            parts.append(f"{what} {', '.join(names[:5])}{more}")
+    return (f"no backup was taken: pg_dump as role {role} would be refused ({'; '.join(parts)}); a complete dump "
+            "needs a role that reads everything (a superuser, or pg_read_all_data with BYPASSRLS as Supabase's "
+            "postgres): point take_backup's target at such a role, or verify an existing backup with `backup`")

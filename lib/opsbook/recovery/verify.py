@@ -236,6 +236,9 @@ class BackupVerification:
                 "no backup was taken: this target goes through a connection pooler or proxy, and pg_dump's session "
                 "settings (search_path, timeouts) would stay on the server connection the pooler lends to the "
                 "application next; point a target at the database's direct connection to take a dump"))
+        blocked = partial.dump_blocked(self.rb.db)
+        if blocked:
+            return archive.Located("(pg_dump)", None, reason=blocked)
         live = dump_conninfo(self.rb.target.conninfo(), session_tls(self.rb.db))  # TLS at least the session's
         client = self.clients.for_dump(self.rb.db.server_version_num, live)
         if client is None:
