@@ -4,11 +4,11 @@ from __future__ import annotations
 import time
 from typing import Any, Iterable
 
+from . import cellcheck, display, interactive, runrecord
 from . import checks as checkreg
-from . import display, interactive, runrecord
 from .checks.registry import lost_finding
 from .config import Config, load
-from .errors import ConnectError
+from .errors import ConnectError, UsageError
 from .findings import Finding, by_severity, counts, gaps, worst
 
 
@@ -22,29 +22,49 @@ def gaps_html(findings: list[Finding]) -> str:
             f"<b>This result is incomplete</b><ul style=\"margin:.2em 0\">{items}</ul></div>")
 
 
+# What a Runbook made stale by a later bad setup refuses (see cellcheck.quiet): everything that reads or shows.
+_GUARDED = frozenset({"connect", "run", "judge", "thresholds_for", "record", "data", "connected", "db", "worst",
+                      "counts", "verdict", "show_box", "section"})
+
+
 class Runbook:
     """One run of one runbook against one target.
 
     rb = Runbook("incident-triage", target="demo", thresholds=thresholds)
     rb.connect(); rb.run(["connections.saturation", ...]); rb.verdict(); rb.section("connections.saturation")
+
+    In a notebook kernel (JupyterLab) creating it checks the parameters cell as `opsbook run` checks `-p` and
+    stops with the same one line; every cell can be re-run after the last (a closed session reopens on use).
     """
 
     def __init__(self, name: str, target: str = "demo", *, thresholds: dict[str, dict] | None = None,
                  params: dict[str, Any] | None = None, config: Config | None = None,
                  statement_timeout_ms: int = 30_000, connect_timeout_s: int = 5):
         self.name = name
-        self.config = config or load()
-        self.target = self.config.target(target)
+        notebook = cellcheck.in_notebook()
+        try:
+            self.config = config or load()
+            if notebook:
+                cellcheck.check_parameters(name, target, self.config)
+            self.target = self.config.target(target)
+        except UsageError as e:
+            if not notebook:
+                raise
+            raise cellcheck.quiet(e) from None
         self.params = dict(params or {})
         self.overrides = dict(thresholds or {})
         self.statement_timeout_ms = statement_timeout_ms
         self.connect_timeout_s = connect_timeout_s
-        self.db = None
+        self._db = None
+        self._closed = False  # close() was called: the next use opens a new session
         self.connect_error: ConnectError | None = None
         self.lost: str | None = None  # how the session died mid-run, if it did
         self.results: dict[str, checkreg.CheckResult] = {}
         self.findings: list[Finding] = []
         self.started = time.time()
+        self.measured_at: float | None = None  # when the last check's result came in
+        if notebook:
+            cellcheck.track(self)
         interactive.attach(self)  # a run stepped through in JupyterLab leaves a sidecar at kernel exit
 
     # ------------------------------------------------------------------ doing
@@ -114,8 +134,27 @@ class Runbook:
         return None if r is None else r.data
 
     # ------------------------------------------------------------------ showing
+    def __getattribute__(self, name: str) -> Any:
+        if name in _GUARDED:
+            stale = object.__getattribute__(self, "__dict__").get("stale")
+            if stale is not None:
+                raise stale
+        return object.__getattribute__(self, name)
+
+    @property
+    def db(self):
+        """The session; after close() a new one is opened on first use (a cell re-run after the last)."""
+        if self._db is None and self._closed:
+            self._reopen()
+        return self._db
+
+    @db.setter
+    def db(self, session) -> None:
+        self._db, self._closed = session, False
+
     @property
     def connected(self) -> bool:
+        """True only with an open session (reopened if close() ended the last one)."""
         return self.db is not None
 
     def worst(self):
@@ -128,8 +167,13 @@ class Runbook:
         """The summary at the top: worst first, counts by severity, what keeps the result from being complete,
         the top findings that need action."""
         serious = [f for f in by_severity(self.findings) if f.severity.rank >= 2]
-        display.show_html(display.summary_html(self.findings, headline) + gaps_html(self.findings)
+        display.show_html(display.summary_html(self.findings, headline, measured_at=self.measured_at)
+                          + gaps_html(self.findings)
                           + display.findings_html((serious or by_severity(self.findings))[:top], show_ok=False))
+
+    def show_box(self, box) -> None:
+        """A runbook's own verdict box (`box(findings) -> html`), with the time the findings were measured."""
+        display.show_html(display.with_measured_at(box(self.findings), self.measured_at))
 
     def section(self, check_id: str, *, columns: list[str] | None = None, max_rows: int = 25) -> None:
         """One check's findings, then its rows."""
@@ -145,8 +189,22 @@ class Runbook:
         display.show_html(markup)
 
     def close(self) -> None:
-        if self.db is not None:
-            self.db.close()
+        """End the session; a later call that needs it opens a new one."""
+        dead, self._db = self._db, None
+        if dead is not None:
+            self._closed = True
+            dead.close()
+
+    def _reopen(self) -> None:
+        """A new session after close(), without new findings: the run's connectivity result stands. When the
+        database no longer answers, the session stays closed (`connected` is False) and checks are not run."""
+        from .checks.connectivity import attempt  # noqa: PLC0415
+
+        self._closed = False
+        self._db, error, _ = attempt(self.target, connect_timeout_s=self.connect_timeout_s,
+                                     statement_timeout_ms=self.statement_timeout_ms)
+        if error is not None:
+            self.connect_error = error
 
     # ------------------------------------------------------------------ internals
     def _ctx(self) -> checkreg.CheckContext:
@@ -168,6 +226,7 @@ class Runbook:
                                       self.thresholds_for("connectivity.unreachable"), data=df))
 
     def _keep(self, result: checkreg.CheckResult) -> checkreg.CheckResult:
+        self.measured_at = time.time()
         self.results[result.check.id] = result
         self.findings.extend(result.findings)
         runrecord.record_findings(result.findings)

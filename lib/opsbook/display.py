@@ -10,24 +10,33 @@ from .findings import Finding, Severity, by_severity, counts, worst
 
 # one meaning per colour in every report, chart and index: severity (charts/__init__.SEVERITY_COLORS is this)
 COLORS = {"critical": "#b42318", "warning": "#b54708", "info": "#175cd3", "ok": "#067647"}
+# The severity colours as text on a dark theme's background (a verdict's priority line): the same hues, lighter.
+DARK_TEXT = {"critical": "#f97066", "warning": "#fdb022", "info": "#84adff", "ok": "#47cd89"}
+# Theme-aware: JupyterLab's own CSS variables where they exist (light and dark themes), a light page elsewhere.
 STYLE = """<style>
 .ob-badge{display:inline-block;padding:1px 8px;border-radius:9px;color:#fff;font-size:.85em;font-weight:600}
-.ob-table{border-collapse:collapse;font-size:.9em;margin:.4em 0}
-.ob-table th,.ob-table td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
-.ob-table th{background:#f4f4f5}
+.ob-table{border-collapse:collapse;font-size:.9em;margin:.4em 0;color:var(--jp-content-font-color1,inherit)}
+.ob-table th,.ob-table td{border-bottom:1px solid var(--jp-border-color2,#ddd);padding:3px 8px;text-align:left;
+vertical-align:top}
+.ob-table th{background:var(--jp-layout-color2,#f4f4f5);color:var(--jp-ui-font-color1,#1f2328)}
 .ob-table td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .jp-RenderedHTMLCommon table.ob-table td,.jp-RenderedHTMLCommon table.ob-table th{text-align:left}
 .jp-RenderedHTMLCommon table.ob-table td.num{text-align:right}
-.ob-verdict{border-left:6px solid;padding:.5em 1em;margin:.5em 0;background:#fafafa}
-.ob-muted{color:#667085}
+.jp-RenderedHTMLCommon table.ob-table th{background:var(--jp-layout-color2,#f4f4f5);
+color:var(--jp-ui-font-color1,#1f2328)}
+.ob-verdict{border-left:6px solid;padding:.5em 1em;margin:.5em 0;background:var(--jp-layout-color1,#fafafa);
+color:var(--jp-ui-font-color1,#1f2328)}
+.ob-muted{color:var(--jp-content-font-color2,#667085)}
+.ob-table .ob-muted{color:var(--jp-ui-font-color1,#475467)}
 .ob-code{font-family:monospace;white-space:pre-wrap;font-size:.85em}
 @media print{.ob-verdict,.ob-table tr,.js-plotly-plot{break-inside:avoid}}
-</style>"""
+""" + "".join(f'[data-jp-theme-light="false"] .ob-verdict b[style*="color:{COLORS[s]}"]{{color:{c}!important}}'
+              for s, c in DARK_TEXT.items()) + "\n</style>"
 EMPTY = "Nothing to show: the check returned no rows."
 
 
 def esc(value: Any) -> str:
-    """Everything that came from the database is data: escape it for HTML."""
+    """Everything that came from the database is data: escape it for HTML (`$` is kept from LaTeX by show_html)."""
     return html.escape("" if value is None else str(value), quote=True)
 
 
@@ -281,21 +290,42 @@ def findings_html(findings: Iterable[Finding], *, show_ok: bool = True) -> str:
             f'<th>what to do</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
-def summary_html(findings: list[Finding], headline: str = "") -> str:
-    """Worst severity, counts by severity, and an optional headline, as a coloured box."""
+def summary_html(findings: list[Finding], headline: str = "", *, measured_at: float | None = None) -> str:
+    """Worst severity, counts by severity, and an optional headline, as a coloured box; with `measured_at` (epoch
+    seconds) the time the findings were measured, so a reopened notebook does not pass an old verdict as new."""
     w = worst(findings).value
     c = counts(findings)
     tally = " · ".join(f"{badge(s)} {n}" for s, n in c.items() if n)
     return (f'{STYLE}<div class="ob-verdict" style="border-color:{COLORS[w]}">'
             f'<div style="font-size:1.2em"><b>{esc(headline) if headline else "Worst finding: " + w}</b></div>'
-            f"<div>{tally or 'no findings'}</div></div>")
+            f"<div>{tally or 'no findings'}</div>{measured_html(measured_at)}</div>")
+
+
+def measured_html(measured_at: float | None) -> str:
+    if measured_at is None:
+        return ""
+    when = _dt.datetime.fromtimestamp(measured_at, tz=_dt.timezone.utc)
+    return f'<div class="ob-muted ob-measured">measured at {esc(human_when(when))}</div>'
+
+
+def with_measured_at(box: str, measured_at: float | None) -> str:
+    """A verdict box (one outer element) with its "measured at" line as the box's last line."""
+    line = measured_html(measured_at)
+    cut = box.rfind("</")
+    return box[:cut] + line + box[cut:] if line and cut >= 0 else box + line
+
+
+# MathJax, which JupyterLab runs over every HTML output, skips elements of these classes (MathJax 3's default,
+# and MathJax 2's of the classic notebook): `status = $1 ORDER BY created_at LIMIT $2` stays text, never LaTeX.
+# Escaping `$` as &#36; would not do it: MathJax reads the page's text, where &#36; is `$` again.
+NO_MATH = "mathjax_ignore tex2jax_ignore"
 
 
 def show_html(markup: str) -> None:
-    """Display trusted markup (built here, with every database value already escaped)."""
+    """Display trusted markup (built here, with every database value already escaped), never typeset as math."""
     from IPython.display import HTML, display  # noqa: PLC0415
 
-    display(HTML(STYLE + markup))
+    display(HTML(f'<div class="{NO_MATH}">{STYLE}{markup}</div>'))
 
 
 def show(obj: Any, **kw: Any) -> None:

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from .errors import OpsbookError
@@ -27,10 +29,44 @@ def lab_command(config_file: Path | None, *, no_browser: bool = False) -> tuple[
     return cmd, env
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill, a dropped SSH session
+SHUTDOWN_DEADLINE_S = 30.0  # Jupyter asks each kernel to shut down (5 s each at most) before it exits
+
+
 def launch_lab(config_file: Path | None, *, no_browser: bool = False) -> int:
-    """Run JupyterLab in the foreground until it exits; returns its exit code."""
+    """Run JupyterLab in the foreground until it exits; returns its exit code, or 128 + the signal that stopped it.
+
+    Jupyter runs in its own session, so a Ctrl-C in the terminal reaches only this process (Jupyter would otherwise
+    ask "Shut down this Jupyter server?" and wait). Ctrl-C, SIGTERM or SIGHUP are passed on as SIGTERM, on which
+    Jupyter shuts its kernels down (their exit handlers run) and exits; only past the deadline is it killed."""
     cmd, env = lab_command(config_file, no_browser=no_browser)
+    return supervise(subprocess.Popen(cmd, env=env, start_new_session=True))
+
+
+def supervise(proc: subprocess.Popen, deadline_s: float = SHUTDOWN_DEADLINE_S) -> int:
+    """Wait for `proc`; a stop signal becomes SIGTERM to it, then SIGKILL if it has not exited by the deadline."""
+    stopped: list[int] = []
+    escalate = threading.Timer(deadline_s, lambda: _send(proc, signal.SIGKILL))
+    escalate.daemon = True
+
+    def on_signal(signum: int, _frame) -> None:
+        if not stopped:
+            stopped.append(signum)
+            _send(proc, signal.SIGTERM)
+            escalate.start()
+
+    saved = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
     try:
-        return subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        return 0
+        code = proc.wait()
+    finally:
+        escalate.cancel()
+        for s, previous in saved.items():
+            signal.signal(s, previous)
+    return 128 + stopped[0] if stopped else code
+
+
+def _send(proc: subprocess.Popen, signum: int) -> None:
+    try:
+        proc.send_signal(signum)
+    except ProcessLookupError:  # it exited in the meantime
+        pass
