@@ -1,6 +1,7 @@
 """The speed targets of issue 12, as ratios measured in one run against the plain toolchain's empty notebook.
 
     .venv/bin/python benchmarks/run.py [--repeat 5] [--many 20] [--snapshots 6000] [--skip-capacity]
+        [--log-seek-gb 10]
 
 The floor is what a user would otherwise script: `papermill` of a one-cell notebook, then `jupyter nbconvert
 --to html`, with this venv's pinned versions, in the same run. Each target is printed with its ratio, its goal
@@ -191,6 +192,15 @@ def import_ms(module: str, repeat: int) -> float:
     return round((statistics.median(once(f"import {module}") for _ in range(repeat)) - bare) * 1000, 1)
 
 
+def log_seek(gb: float) -> list[dict]:
+    if not gb:
+        return []
+    from log_parse import seek_rows  # benchmarks/, this script's folder
+
+    with tempfile.TemporaryDirectory(prefix="opsbook-logseek-") as tmp:
+        return seek_rows(Path(tmp), gb)
+
+
 def ensure_demo() -> None:
     from opsbook.demo import ensure_demo_database
 
@@ -204,6 +214,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--snapshots", type=int, default=6000, help="history size for the capacity-planning target")
     ap.add_argument("--skip-capacity", action="store_true")
+    ap.add_argument("--log-seek-gb", type=float, default=0,
+                    help="also one hour of a day of this many GB of logs, read by seeking, beside a full scan "
+                         "(benchmarks/log_parse.py --seek-gb; 10 for issue 21's target)")
     args = ap.parse_args()
     os.environ["OPSBOOK_NO_SERVICE"] = "1"  # every measure but the interactive one runs in its own process
     ensure_demo()
@@ -244,6 +257,7 @@ def main() -> int:
                  "memory_mb": [{"worker_max_rss": a, "kernel_max_rss": b} for a, b in workers.values()]},
         "capacity": cap,
         "import_ms": {m: import_ms(m, args.repeat) for m in ("opsbook", "opsbook.cli")},
+        "log_seek": log_seek(args.log_seek_gb),
     }
     (HERE / "results").mkdir(exist_ok=True)
     path = HERE / "results" / f"{result['date'][:10]}.json"
@@ -268,6 +282,10 @@ def main() -> int:
                  "<= 0.2x", OLD["interactive"]))
     rows.append(("  (run_runbook on a warm kernel inside one process, no CLI)", f"{statistics.median(warm):.2f} s",
                  f"{result['warm_ratio']:.2f}x", "", ""))
+    for r in result["log_seek"]:
+        if "hour_s" in r:
+            rows.append((f"one hour of a {r['gb']:.0f} GB day of {r['format']} / a full scan",
+                         f"{r['hour_s']:.1f} s / {r['full_scan_s']:.0f} s", "", "< 30 s", "not built"))
     print(f"{'target':<66}{'measured':>24}{'ratio':>8}  {'goal':<10} before (issue 12)")
     for name, measured, ratio, goal, old in rows:
         print(f"{name:<66}{measured:>24}{ratio:>8}  {goal:<10} {old}")

@@ -167,7 +167,7 @@ def test_damage_is_reported_not_raised(tmp_path):
                               prefix=PREFIX, problems=problems))
     assert events, "the events before the damage are read"
     text = "\n".join(problems.lines())
-    assert "truncated or corrupt gzip" in text
+    assert "truncated or corrupt compressed file" in text
     assert "notes.txt: not a PostgreSQL log" in text
     assert "blob.bin: not a PostgreSQL log" in text
     mixed = STDERR.replace("2026-12-01 09:44:35.017", "garbage here\n2026-12-01 09:44:35.017")
@@ -211,4 +211,4 @@ def test_supabase_export_csv_and_json(tmp_path):
 
 def test_unknown_format_is_a_usage_error(tmp_path):
     with pytest.raises(LogSourceError, match="unknown log format"):
-        list(iter_events(write(tmp_path, "a.log", STDERR), fmt="syslog"))
+        list(iter_events(write(tmp_path, "a.log", STDERR), fmt="journald"))

@@ -21,19 +21,28 @@ class Event:
                  "message", "detail", "hint", "context", "statement", "duration_ms", "size_bytes", "session_s",
                  "buffers", "relation", "lock_type", "blocking_pids", "statements", "source", "line")
 
-    def __init__(self, ts: datetime, severity: str, message: str, *, sqlstate: str | None = None,
+    # positional or keyword: the readers pass every field by position (a keyword call costs twice as much, on a
+    # path run once per log line)
+    def __init__(self, ts: datetime, severity: str, message: str, sqlstate: str | None = None,
                  user: str | None = None, database: str | None = None, client: str | None = None,
                  application: str | None = None, pid: int | None = None, detail: str | None = None,
                  hint: str | None = None, context: str | None = None, statement: str | None = None,
                  source: str | None = None, line: int | None = None):
-        self.ts, self.severity, self.message = ts, severity, message
-        self.sqlstate, self.user, self.database, self.client = sqlstate or None, user or None, database or None, \
-            client or None
+        self.ts = ts
+        self.severity = severity
+        self.message = message
+        self.sqlstate = sqlstate or None
+        self.user = user or None
+        self.database = database or None
+        self.client = client or None
         self.application = application if application and application != "[unknown]" else None
         self.pid = pid
-        self.detail, self.hint, self.context, self.statement = detail or None, hint or None, context or None, \
-            statement or None
-        self.source, self.line = source, line
+        self.detail = detail or None
+        self.hint = hint or None
+        self.context = context or None
+        self.statement = statement or None
+        self.source = source
+        self.line = line
         self.kind = "other"
         self.duration_ms = self.size_bytes = self.session_s = self.buffers = None
         self.relation = self.lock_type = None
@@ -74,8 +83,9 @@ class OwnSessions:
 
 
 _FLOAT = r"([0-9]+(?:\.[0-9]+)?)"
-DURATION = re.compile(r"duration: " + _FLOAT + r" ms(?:\s+(?:statement|execute [^:]*|bind [^:]*|parse [^:]*|"
-                      r"plan):\s*(.*))?\Z", re.S)
+# parse and bind phases of the extended protocol are not executions (pgbadger counts the execute only): they stay
+# "other"
+DURATION = re.compile(r"duration: " + _FLOAT + r" ms(?:\s+(?:statement|execute [^:]*|plan):\s*(.*))?\Z", re.S)
 LOCK_WAIT = re.compile(r"process (\d+) (still waiting for|acquired) (\w+) on (.+?) after " + _FLOAT + " ms")
 HOLDERS = re.compile(r"Process(?:es)? holding the lock: ([0-9, ]+)\.")
 RELATION = re.compile(r'relation "([^"]+)"')
@@ -113,36 +123,56 @@ def classify(e: Event) -> Event:
         else:
             e.kind = "panic"
         return e
-    if m.startswith("duration: "):
-        x = DURATION.match(m)
-        if x:
-            e.kind, e.duration_ms = "slow_statement", float(x.group(1))
-            if x.group(2):
-                e.statement = redact_text(x.group(2))
+    # the messages below begin with distinct words: the first letter picks the one or two to try
+    c = m[:1]
+    if c == "d":
+        if m.startswith("duration: "):
+            x = DURATION.match(m)
+            if x:
+                ms, statement = x.group(1, 2)
+                e.kind, e.duration_ms = "slow_statement", float(ms)
+                if statement:
+                    e.statement = redact_text(statement)
+        elif m.startswith("disconnection: "):
+            e.kind = "disconnection"
+            x = SESSION.match(m)
+            if x:
+                h, mi, sec = x.group(1, 2, 3)
+                e.session_s = int(h) * 3600 + int(mi) * 60 + float(sec)
         return e
-    if m.startswith("process ") and " on " in m:
-        x = LOCK_WAIT.match(m)
-        if x:
-            e.kind = "lock_wait" if x.group(2) != "acquired" else "lock_acquired"
-            e.lock_type, e.duration_ms = x.group(3), float(x.group(5))
-            h = HOLDERS.search(e.detail or "")
-            if h:
-                e.blocking_pids = tuple(int(p) for p in h.group(1).replace(" ", "").split(",") if p)
-            r = RELATION.search(e.context or "") or RELATION.search(x.group(4))
-            e.relation = r.group(1) if r else None
+    if c == "c":
+        if m.startswith("connection authorized"):
+            e.kind = "connection"
+        elif m.startswith("checkpoint complete"):
+            _checkpoint(e, m)
         return e
-    if m.startswith("temporary file: "):
-        x = TEMP.match(m)
-        if x:
-            e.kind, e.size_bytes = "temp_file", int(x.group(1))
+    if c == "s":
+        if m.startswith("statement: "):
+            e.statement = m[11:]
         return e
-    if m.startswith(("checkpoint complete", "restartpoint complete")):
-        e.kind = "checkpoint"
-        x = CHECKPOINT.match(m)
-        if x:
-            e.buffers, e.duration_ms = int(x.group(1)), float(x.group(2)) * 1000
+    if c == "p":
+        if m.startswith("process ") and " on " in m:
+            x = LOCK_WAIT.match(m)
+            if x:
+                e.kind = "lock_wait" if x.group(2) != "acquired" else "lock_acquired"
+                e.lock_type, e.duration_ms = x.group(3), float(x.group(5))
+                h = HOLDERS.search(e.detail or "")
+                if h:
+                    e.blocking_pids = tuple(int(p) for p in h.group(1).replace(" ", "").split(",") if p)
+                r = RELATION.search(e.context or "") or RELATION.search(x.group(4))
+                e.relation = r.group(1) if r else None
         return e
-    if m.startswith("automatic "):
+    if c == "t":
+        if m.startswith("temporary file: "):
+            x = TEMP.match(m)
+            if x:
+                e.kind, e.size_bytes = "temp_file", int(x.group(1))
+        return e
+    if c == "r":
+        if m.startswith("restartpoint complete"):
+            _checkpoint(e, m)
+        return e
+    if c == "a" and m.startswith("automatic "):
         x = AUTOVAC.match(m)
         if x:
             e.kind = "autovacuum" if x.group(2) == "vacuum" else "autoanalyze"
@@ -150,17 +180,12 @@ def classify(e: Event) -> Event:
             t = ELAPSED.search(m)
             if t:
                 e.duration_ms = float(t.group(1)) * 1000
-        return e
-    if m.startswith("statement: "):
-        e.statement = m[11:]
-        return e
-    if m.startswith("connection authorized"):
-        e.kind = "connection"
-        return e
-    if m.startswith("disconnection: "):
-        e.kind = "disconnection"
-        x = SESSION.match(m)
-        if x:
-            e.session_s = int(x.group(1)) * 3600 + int(x.group(2)) * 60 + float(x.group(3))
-        return e
+    return e
+
+
+def _checkpoint(e: Event, m: str) -> None:
+    e.kind = "checkpoint"
+    x = CHECKPOINT.match(m)
+    if x:
+        e.buffers, e.duration_ms = int(x.group(1)), float(x.group(2)) * 1000
     return e

@@ -30,6 +30,7 @@ class Problems:
     def __init__(self):
         self.items: dict[tuple[str, str], list] = {}
         self.left_out: dict[str, int] = {}  # events read but deliberately not yielded, by why (not a problem)
+        self.said: dict[str, str] = {}  # how a file was read, when the reader must say so (not a problem)
 
     def add(self, source: str, reason: str, line: int | None = None) -> None:
         item = self.items.setdefault((source, reason), [0, line])
@@ -41,6 +42,9 @@ class Problems:
     def __iter__(self):
         for (source, reason), (count, line) in self.items.items():
             yield {"source": source, "reason": reason, "count": count, "first_line": line}
+
+    def say(self, source: str, how: str) -> None:
+        self.said[source] = how
 
     def leave_out(self, why: str) -> None:
         self.left_out[why] = self.left_out.get(why, 0) + 1
@@ -66,6 +70,7 @@ def read_csvlog(f: TextIO, source: str, problems: Problems, clock=parse_ts) -> I
     """csvlog: the csv module splits the fields (quoted multi-line statements included); a row it cannot split
     is counted and skipped. `clock` reads the timestamps (a timeparse.Clock knows log_timezone)."""
     reader = csv_reader(f)
+    redact = redact_text
     while True:
         try:
             row = next(reader)
@@ -74,29 +79,29 @@ def read_csvlog(f: TextIO, source: str, problems: Problems, clock=parse_ts) -> I
         except csv.Error as e:
             problems.add(source, f"malformed csvlog row ({e})", reader.line_num)
             continue
-        if len(row) < MIN_CSV_FIELDS:
-            if row:
-                problems.add(source, "malformed csvlog row (too few fields)", reader.line_num)
-            continue
+        if len(row) < 26:
+            if len(row) < MIN_CSV_FIELDS:
+                if row:
+                    problems.add(source, "malformed csvlog row (too few fields)", reader.line_num)
+                continue
+            row += [""] * (26 - len(row))
         try:
             ts = clock(row[0])
         except BadTimestamp as e:
             problems.add(source, f"bad timestamp: {e}", reader.line_num)
             continue
-        if len(row) < 26:
-            row += [""] * (26 - len(row))
-        get = row.__getitem__
-        client = get(4)
-        yield Event(ts, get(11), get(13), sqlstate=get(12), user=get(1), database=get(2),
-                    client=client.rsplit(":", 1)[0] if client else None,
-                    application=get(22), pid=_int(get(3)), detail=redact_text(get(14)),
-                    hint=get(15), context=redact_text(get(18)),
-                    statement=redact_text(get(19)), source=source, line=reader.line_num)
+        # by position, empty texts skipping redaction (Event keeps None for ""): a path run once per row
+        client, pid, detail, context, statement = row[4], row[3], row[14], row[18], row[19]
+        yield Event(ts, row[11], row[13], row[12], row[1], row[2], client.rsplit(":", 1)[0] if client else None,
+                    row[22], int(pid) if pid.isdigit() and pid.isascii() else _int(pid),
+                    redact(detail) if detail else None, row[15], redact(context) if context else None,
+                    redact(statement) if statement else None, source, reader.line_num)
 
 
 def read_jsonlog(f: TextIO, source: str, problems: Problems, clock=parse_ts) -> Iterator[Event]:
     """jsonlog (PostgreSQL 15+): one JSON object per line."""
     loads = json.loads
+    redact = redact_text
     for n, line in enumerate(f, 1):
         if not line.strip():
             continue
@@ -110,66 +115,79 @@ def read_jsonlog(f: TextIO, source: str, problems: Problems, clock=parse_ts) -> 
             problems.add(source, "malformed jsonlog line", n)
             continue
         get = d.get
-        yield Event(ts, get("error_severity", "LOG"), get("message", ""), sqlstate=get("state_code"),
-                    user=get("user"), database=get("dbname"), client=get("remote_host"),
-                    application=get("application_name"), pid=get("pid"), detail=redact_text(get("detail")),
-                    hint=get("hint"), context=redact_text(get("context")),
-                    statement=redact_text(get("statement")), source=source, line=n)
+        yield Event(ts, get("error_severity", "LOG"), get("message", ""), get("state_code"), get("user"),
+                    get("dbname"), get("remote_host"), get("application_name"), get("pid"), redact(get("detail")),
+                    get("hint"), redact(get("context")), redact(get("statement")), source, n)
+
+
+_STDERR_FIELDS = ("pid", "sqlstate", "user", "database", "application", "client")
 
 
 def read_stderr(f: TextIO, source: str, problems: Problems, prefix: str | None, clock=parse_ts) -> Iterator[Event]:
     """stderr with a log_line_prefix (None: the generic pattern: a timestamp first, severity later).
 
-    A tab starts a continuation of the previous line; DETAIL/HINT/CONTEXT/STATEMENT lines attach to the event
-    before them."""
+    A tab starts a continuation of the previous line (PostgreSQL puts one after each newline of a message); so
+    does a line starting with spaces that is no record (a tool along the way turned that tab into spaces);
+    DETAIL/HINT/CONTEXT/STATEMENT lines attach to the event before them."""
     rx = compile_prefix(prefix) if prefix is not None else GENERIC
     match = rx.match
-    names = set(rx.groupindex)
-    ts_group = "ts" if "ts" in names else "epoch"
-    has_pid = "pid" in names
+    index = rx.groupindex
+    # a primary line's fields in one call: a field this prefix lacks reads the severity's group, then is None
+    has_pid, has_state, has_user, has_db, has_app, has_client = (name in index for name in _STDERR_FIELDS)
+    wanted = ("ts" if "ts" in index else "epoch", *(n if n in index else "severity" for n in _STDERR_FIELDS))
+    unmatched = "line not in the log_line_prefix format" if prefix is not None \
+        else "line without a timestamp and severity"
+    attach = _ATTACH
     pending: Event | None = None
     field: str | None = None  # the attribute the last line wrote to, for its continuation lines
-    parts: list[str] = []
+    text = ""  # that line's text, already set on `pending` when the field is its message
+    more: list[str] | None = None  # with its continuation lines, when it has some
     for n, line in enumerate(f, 1):
-        if line.startswith("\t"):
+        first = line[:1]
+        if first == "\t":
             if pending is not None:
-                parts.append(line[1:].rstrip("\n"))
+                if more is None:
+                    more = [text]
+                more.append(line[1:].rstrip("\n"))
             continue
         m = match(line)
         if m is None:
-            if line.strip():
-                problems.add(source, "line not in the log_line_prefix format" if prefix is not None
-                             else "line without a timestamp and severity", n)
+            if first == " " and pending is not None:
+                if more is None:
+                    more = [text]
+                more.append(line.rstrip("\n"))
+            elif line.strip():
+                problems.add(source, unmatched, n)
             continue
-        sev = m.group("severity")
-        if pending is not None:
-            _finish(pending, field, parts)
-        text = m.group("message").rstrip("\n")
-        if sev in _ATTACH:
+        sev, new = m.group("severity", "message")
+        if pending is not None and field is not None and (more is not None or field != "message"):
+            _finish(pending, field, more or [text])
+        text, more = new.rstrip("\n"), None
+        if sev in attach:
             if pending is None:
                 continue
-            field = _ATTACH[sev]
-            parts = [text]
+            field = attach[sev]
             continue
         if pending is not None:
             yield pending
         try:
-            ts = clock(m.group(ts_group))
+            stamp, pid, state, user, database, application, client = m.group(*wanted)
+            ts = clock(stamp)
         except (BadTimestamp, IndexError, TypeError) as e:
             problems.add(source, f"bad timestamp: {e}", n)
             pending = None
             continue
-        pid = m.group("pid") if has_pid else None
-        pending = Event(ts, sev, "", sqlstate=m.group("sqlstate") if "sqlstate" in names else None,
-                        user=m.group("user") if "user" in names else None,
-                        database=m.group("database") if "database" in names else None,
-                        application=m.group("application") if "application" in names else None,
-                        client=m.group("client") if "client" in names else None, pid=int(pid) if pid else None,
-                        source=source, line=n)
-        field, parts = "message", [text]
+        pending = Event(ts, sev, text, state if has_state else None, user if has_user else None,
+                        database if has_db else None, client if has_client else None,
+                        application if has_app else None, int(pid) if has_pid and pid else None, None, None, None,
+                        None, source, n)
+        field = "message"
     if pending is not None:
-        _finish(pending, field, parts)
+        _finish(pending, field, more or [text])
         yield pending
+
+
+_REDACTED = frozenset(("detail", "context", "statement"))  # the attached texts that may carry SQL
 
 
 def _finish(e: Event, field: str | None, parts: list[str]) -> None:
@@ -179,7 +197,7 @@ def _finish(e: Event, field: str | None, parts: list[str]) -> None:
     if field == "message":
         e.message = text
     else:
-        setattr(e, field, redact_text(text) if field in ("detail", "context", "statement") else text)
+        setattr(e, field, redact_text(text) if field in _REDACTED else text)
 
 
 # ---------------------------------------------------------------- Supabase Logs Explorer export
@@ -238,7 +256,11 @@ def supabase_event(row: dict, source: str, n: int) -> Event:
 
 def read_supabase(f: TextIO, source: str, problems: Problems, kind: str) -> Iterator[Event]:
     """A Logs Explorer download (CSV with a header row, or a JSON array); at most a few thousand rows, so they
-    are sorted in memory (the export is newest first)."""
+    are sorted in memory (the export is newest first). A Cloud Logging export (Cloud SQL) as one JSON array is
+    read as what it is."""
+    from .cloud import CLOUDSQL_PREFIX, cloudsql_lines, kind_of  # noqa: PLC0415
+    from .records import assemble  # noqa: PLC0415
+
     if kind == "csv":
         rows = csv_dict_reader(f)
     else:
@@ -248,6 +270,11 @@ def read_supabase(f: TextIO, source: str, problems: Problems, kind: str) -> Iter
             problems.add(source, "malformed Supabase JSON export")
             return
         rows = data.get("result", data.get("data", [])) if isinstance(data, dict) else data
+    if isinstance(rows, list) and rows and isinstance(rows[0], dict) and kind_of(rows[0]) == "cloudsql":
+        # a Cloud Logging export as one JSON array (`gcloud logging read --format=json`), not Supabase's
+        yield from sorted(assemble(cloudsql_lines(enumerate(rows, 1), source, problems), source, problems,
+                                   CLOUDSQL_PREFIX, parse_ts), key=lambda e: e.ts)
+        return
     events = []
     try:
         for n, row in enumerate(rows, 1):
@@ -263,7 +290,21 @@ def read_supabase(f: TextIO, source: str, problems: Problems, kind: str) -> Iter
 
 def reader_for(lf, clock=parse_ts):
     """The function reading this LogFile's format: f(text stream, source, problems) -> Events; `clock` reads
-    the server's timestamps (a timeparse.Clock of its log_timezone; Supabase exports are in UTC)."""
+    the server's timestamps (a timeparse.Clock of its log_timezone; Supabase exports are in UTC). Besides
+    PostgreSQL's own formats: syslog, Heroku logplex, Cloud SQL and CloudNativePG envelopes, PgBouncer's log."""
+    from . import cloud, pgbouncer, syslog  # noqa: PLC0415 - each format family in its own module
+
+    if lf.fmt == "syslog":
+        written = syslog.written_at(lf.path)
+        return lambda f, source, problems: syslog.read_syslog(f, source, problems, lf.prefix, clock, written)
+    if lf.fmt == "logplex":
+        return lambda f, source, problems: syslog.read_logplex(f, source, problems, lf.prefix, clock)
+    if lf.fmt == "cloudsql":
+        return lambda f, source, problems: cloud.read_cloudsql(f, source, problems, clock)
+    if lf.fmt == "cnpg":
+        return lambda f, source, problems: cloud.read_cnpg(f, source, problems, clock)
+    if lf.fmt == "pgbouncer":
+        return lambda f, source, problems: pgbouncer.read_pgbouncer(f, source, problems, clock)
     if lf.fmt == "csvlog":
         return lambda f, source, problems: read_csvlog(f, source, problems, clock)
     if lf.fmt == "jsonlog":
@@ -272,4 +313,5 @@ def reader_for(lf, clock=parse_ts):
         return lambda f, source, problems: read_stderr(f, source, problems, lf.prefix, clock)
     if lf.fmt in ("supabase-csv", "supabase-json"):
         return lambda f, source, problems: read_supabase(f, source, problems, lf.fmt.split("-")[1])
-    raise ValueError(f"unknown log format {lf.fmt!r}; known: csvlog, jsonlog, stderr, supabase-csv, supabase-json")
+    raise ValueError(f"unknown log format {lf.fmt!r}; known: csvlog, jsonlog, stderr, supabase-csv, supabase-json, "
+                     "syslog, logplex, cloudsql, cnpg, pgbouncer")

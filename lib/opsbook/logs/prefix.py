@@ -8,7 +8,8 @@ SEVERITIES = ("DEBUG5", "DEBUG4", "DEBUG3", "DEBUG2", "DEBUG1", "DEBUG", "INFO",
 _SEVS = "(?:" + "|".join(SEVERITIES) + "):  "
 _SEV = "(?P<severity>" + "|".join(SEVERITIES) + "):  "
 _FIRSTS = "".join(sorted({s[0] for s in SEVERITIES}))  # the letters a severity can begin with
-_TS = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [A-Za-z0-9+:/_-]+)?"
+# the zone: an abbreviation or a numeric offset ("+0530", "-03:30"); not any colon after it (RDS: "%t:%r:")
+_TS = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [A-Za-z0-9+/_-]+(?::\d\d)?)?"
 # escape -> (group name or None, pattern); values may be empty (background processes have no user or database)
 ESCAPES = {
     "a": ("application", r".*?"), "u": ("user", r".*?"), "d": ("database", r".*?"),
@@ -17,6 +18,7 @@ ESCAPES = {
     "i": (None, r".*?"), "e": ("sqlstate", r"[0-9A-Z]{5}"), "c": (None, r"[0-9a-f]+\.[0-9a-f]+"),
     "l": (None, r"\d+"), "s": (None, _TS), "v": (None, r"[^ ]*?"), "x": (None, r"\d+"), "Q": (None, r"-?\d+"),
 }
+_R = ("field", *ESCAPES["r"])  # the one item of a %r, told apart by identity
 # prefixes met in the wild, tried in order when none is given: PostgreSQL's default, Debian's, pgbadger's
 # recommendations, Amazon RDS, Supabase
 COMMON = ("%m [%p] ", "%m [%p] %q%u@%d ", "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
@@ -26,6 +28,11 @@ COMMON = ("%m [%p] ", "%m [%p] %q%u@%d ", "%t [%p]: [%l-1] user=%u,db=%d,app=%a,
 
 class UnknownPrefix(ValueError):
     """No prefix explains the lines."""
+
+
+# %r is "host(port)" (PostgreSQL's remote_host and remote_port): the client is the host alone, so that the same
+# address on many source ports reads as one address (a password spray from one host is one client)
+_HOST_PORT = r"(?P<client>[^ (]*(?=\(\d*\))|[^ (]*?)(?:\(\d*\))?"
 
 
 def compile_prefix(prefix: str) -> re.Pattern:
@@ -47,6 +54,9 @@ def compile_prefix(prefix: str) -> re.Pattern:
             out.append(_lit(item[1], ends=k == len(items) - 1))
         else:
             _, name, pat = item
+            if item is _R and name not in seen:
+                seen.add(name)
+                name, pat = None, _HOST_PORT
             follow = ""
             if k + 1 < len(items) and items[k + 1][0] == "lit":
                 follow = _lit(items[k + 1][1], ends=k + 1 == len(items) - 1)
@@ -97,6 +107,8 @@ def _items(prefix: str) -> list[tuple]:
             esc = prefix[i]
             if esc == "q":
                 items.append(("q",))
+            elif esc == "r":
+                items.append(_R)
             elif esc in ESCAPES:
                 items.append(("field", *ESCAPES[esc]))
             else:

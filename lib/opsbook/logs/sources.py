@@ -1,25 +1,38 @@
-"""Which files a path, folder or glob names, how to open them (plain or gzip) and which format each holds."""
+"""Which files a path, folder or glob names, how to open them (plain, gzip, bzip2 or xz) and which format each
+holds."""
 from __future__ import annotations
 
+import bz2
 import csv
 import errno
 import glob
 import gzip
 import io
 import json
+import lzma
 import os
+import re
 import stat
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import pgbouncer, syslog
+from .cloud import kind_of
 from .csvfields import csv_reader
 from .prefix import GENERIC, compile_prefix, detect_prefix
 from .timeparse import looks_like_ts
 
-FORMATS = ("csvlog", "jsonlog", "stderr", "supabase-csv", "supabase-json")
+FORMATS = ("csvlog", "jsonlog", "stderr", "supabase-csv", "supabase-json", "syslog", "logplex", "cloudsql", "cnpg",
+           "pgbouncer")
+# one server writing the same log in several formats at once (log_destination = 'csvlog,jsonlog,stderr'): the
+# most structured is read
 PREFERENCE = {"csvlog": 0, "jsonlog": 1, "supabase-json": 2, "supabase-csv": 2, "stderr": 3}
 SNIFF_LINES = 200
+_COMPRESSED = re.compile(r"\.(gz|bz2|xz)$")
+_LOG_SUFFIX = re.compile(r"\.(log|csv|json|txt)$")
+_ROTATED = re.compile(r"(.*?)(\.\d+)?$", re.S)
+_KUBECTL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\S+Z \{")
 
 
 class LogSourceError(ValueError):
@@ -57,8 +70,31 @@ def resolve(spec) -> list[Path]:
     return out
 
 
+class _XZ(lzma.LZMAFile):
+    """An xz stream whose damage reads as EOFError, as a truncated gzip's or bzip2's does."""
+
+    def _safe(self, call, *a):
+        try:
+            return call(*a)
+        except lzma.LZMAError as e:
+            raise EOFError(f"corrupt xz data ({e})") from None
+
+    def read(self, size=-1):
+        return self._safe(super().read, size)
+
+    def read1(self, size=-1):
+        return self._safe(super().read1, size)
+
+    def readinto(self, b):
+        return self._safe(super().readinto, b)
+
+    def peek(self, size=-1):
+        return self._safe(super().peek, size)
+
+
 def open_text(path: Path):
-    """A text stream over a plain or gzip'd regular file; undecodable bytes are replaced, never fatal.
+    """A text stream over a plain, gzip'd, bzip2'd or xz'd regular file (told by its first bytes, not its name);
+    undecodable bytes are replaced, never fatal.
 
     Lines end at a newline only: PostgreSQL writes carriage returns from queries and role names raw, so a
     carriage return never starts a record. The file is opened without blocking and checked to be a regular
@@ -72,11 +108,32 @@ def open_text(path: Path):
     except BaseException:
         os.close(fd)
         raise
-    if raw.peek(2)[:2] == b"\x1f\x8b":
+    magic = raw.peek(6)[:6]
+    if magic[:2] == b"\x1f\x8b":
         gz = gzip.GzipFile(fileobj=raw, mode="rb")
         gz.myfileobj = raw  # GzipFile closes only a file it opened itself: hand this one over
         return io.TextIOWrapper(gz, encoding="utf-8", errors="replace", newline="\n")
+    if magic[:3] == b"BZh":
+        return io.TextIOWrapper(_owning(bz2.BZ2File(raw, "rb"), raw), encoding="utf-8", errors="replace",
+                                newline="\n")
+    if magic == b"\xfd7zXZ\x00":
+        return io.TextIOWrapper(_owning(_XZ(raw, "rb"), raw), encoding="utf-8", errors="replace", newline="\n")
     return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="\n")
+
+
+def _owning(stream, raw):
+    """The decompressing stream, closing the file under it too (BZ2File and LZMAFile close only what they
+    opened)."""
+    close = stream.close
+
+    def both():
+        try:
+            close()
+        finally:
+            raw.close()
+
+    stream.close = both
+    return stream
 
 
 def _head(path: Path) -> list[str]:
@@ -88,8 +145,8 @@ def _head(path: Path) -> list[str]:
                 if not line:
                     break
                 lines.append(line)
-    except (EOFError, OSError, zlib.error, gzip.BadGzipFile):
-        pass  # a truncated gzip still shows its first lines; what follows is reported while reading
+    except (EOFError, OSError, zlib.error, gzip.BadGzipFile, lzma.LZMAError):
+        pass  # a truncated archive still shows its first lines; what follows is reported while reading
     return lines
 
 
@@ -104,6 +161,8 @@ def sniff(path: Path, fmt: str | None = None, prefix: str | None = None) -> LogF
         lf.reason = "not a PostgreSQL log (binary content)"
         return lf
     first = lines[0].lstrip("\ufeff")
+    if _KUBECTL_TIME.match(first):  # `kubectl logs --timestamps`: its time, then the container's JSON line
+        first = first.split(" ", 1)[1]
     if fmt:
         lf.fmt = fmt
     elif first.lstrip().startswith("["):
@@ -111,9 +170,13 @@ def sniff(path: Path, fmt: str | None = None, prefix: str | None = None) -> LogF
     elif first.startswith("{"):
         try:
             d = json.loads(first)
-            lf.fmt = "jsonlog" if "error_severity" in d or "message" in d else "supabase-json"
         except ValueError:
             lf.fmt = "supabase-json"  # a pretty-printed export
+        else:
+            lf.fmt = (kind_of(d) if isinstance(d, dict) else None) or (
+                "jsonlog" if isinstance(d, dict) and ("error_severity" in d or "message" in d) else "supabase-json")
+    elif _envelope(lines):
+        lf.fmt = _envelope(lines)
     else:
         try:  # the first row may span lines (a quoted multi-line statement)
             row = next(csv_reader(io.StringIO("".join(lines).lstrip("\ufeff"))), [])
@@ -125,6 +188,8 @@ def sniff(path: Path, fmt: str | None = None, prefix: str | None = None) -> LogF
             lf.fmt = "csvlog"
         else:
             lf.fmt = "stderr"
+    if lf.fmt in ("syslog", "logplex"):
+        lf.prefix = prefix  # the inner lines' log_line_prefix, when known (else read from what they show)
     if lf.fmt == "stderr":
         lf.prefix = prefix if prefix is not None else detect_prefix(lines)
         primary = [ln for ln in lines if ln.strip() and not ln.startswith("\t")]
@@ -134,6 +199,18 @@ def sniff(path: Path, fmt: str | None = None, prefix: str | None = None) -> LogF
             return lf
     lf.first_ts = _first_ts(lf, lines)
     return lf
+
+
+def _envelope(lines: list[str]) -> str | None:
+    """syslog, logplex or pgbouncer, when most of the first lines are in that format."""
+    head = [ln for ln in lines[:50] if ln.strip()]
+    votes: dict[str, int] = {}
+    for ln in head:
+        k = syslog.looks_like(ln) or ("pgbouncer" if pgbouncer.looks_like(ln) else None)
+        if k:
+            votes[k] = votes.get(k, 0) + 1
+    best = max(votes, key=votes.get, default=None)
+    return best if best and votes[best] * 2 >= len(head) else None
 
 
 def _is_ts(text: str) -> bool:
@@ -152,16 +229,55 @@ def _first_ts(lf: LogFile, lines: list[str]) -> float | None:
     return None
 
 
+def stem(path: Path) -> str:
+    """The name PostgreSQL gives one log in all its formats: postgresql-2026-12-01.log, .csv and .json (compressed
+    or not) share postgresql-2026-12-01; logrotate's postgresql.log.1 and postgresql.csv.1 share postgresql.1."""
+    name = _COMPRESSED.sub("", path.name)
+    m = _ROTATED.match(name)
+    return _LOG_SUFFIX.sub("", m.group(1)) + (m.group(2) or "")
+
+
 def choose(files: list[LogFile]) -> tuple[list[LogFile], list[LogFile]]:
-    """The files to read, and those left out: when one folder holds the same log in several formats (csvlog,
-    jsonlog and stderr at once), only the most structured format is read, so no event counts twice."""
+    """The files to read, in time order, and those left out: every file of every readable format, except where
+    one log is there in several of PostgreSQL's formats (csvlog, jsonlog and stderr files of the same name): then
+    only the most structured of them is read, so no event counts twice."""
     logs = [f for f in files if f.fmt]
-    if not logs:
-        return [], files
-    best = min(PREFERENCE[f.fmt] for f in logs)
-    keep = [f for f in logs if PREFERENCE[f.fmt] == best]
+    best: dict[tuple, str] = {}  # (folder, stem) -> the most structured format written under that name
     for f in logs:
-        if f not in keep:
-            f.reason = f"same log in another format ({f.fmt}); read the {keep[0].fmt} files instead"
+        if f.fmt in PREFERENCE:
+            key = (str(f.path.parent), stem(f.path))
+            if key not in best or PREFERENCE[f.fmt] < PREFERENCE[best[key]]:
+                best[key] = f.fmt
+    keep = []
+    for f in logs:
+        key = (str(f.path.parent), stem(f.path))
+        if f.fmt in PREFERENCE and best[key] != f.fmt:
+            twin = next(g for g in logs if g.fmt == best[key] and (str(g.path.parent), stem(g.path)) == key)
+            f.reason = f"same log in another format ({f.fmt}); read {twin.path.name} ({twin.fmt}) instead"
+        else:
+            keep.append(f)
     keep.sort(key=lambda f: (f.first_ts is None, f.first_ts or 0, f.path.name))
     return keep, [f for f in files if f not in keep]
+
+
+def series(files: list[LogFile], slack_s: float = 1.0) -> list[list[LogFile]]:
+    """The chosen files (in time order) as runs that do not overlap in time, each to be read one file after the
+    other, the runs merged by time: a rotated log is one run; a PgBouncer log beside PostgreSQL's, or two servers'
+    logs in one folder, are runs of their own. A file ends when it was last written (its mtime)."""
+    runs: list[list[LogFile]] = []
+    ends: list[float] = []
+    for f in files:
+        try:
+            end = f.path.stat().st_mtime
+        except OSError:
+            end = float("inf")
+        start = f.first_ts if f.first_ts is not None else float("-inf")
+        for i, last in enumerate(ends):
+            if last <= start + slack_s:
+                runs[i].append(f)
+                ends[i] = end
+                break
+        else:
+            runs.append([f])
+            ends.append(end)
+    return runs
