@@ -34,6 +34,7 @@ class LogEvidence:
     apps: dict[int, str] = field(default_factory=dict)  # pid -> application, from any line that names it
     prefix_text: str = ""  # which log_line_prefix read the stderr files, and why (for the report)
     left_out: list[str] = field(default_factory=list)  # left out on purpose: opsbook's own sessions' events
+    how_read: list[str] = field(default_factory=list)  # files read otherwise than by seeking to the window, and why
     error: str | None = None
 
     @property
@@ -65,9 +66,11 @@ def _utc(epoch: float) -> datetime:
 
 def read_log(path, window: Window, *, baseline_days: float = 7, prefix: str | None = None,
              prefix_origin: str = "given", log_timezone: str | None = None) -> LogEvidence:
-    """Stream the log once: events of the padded window kept (notable ones, capped), counts per kind and minute,
-    and errors in the baseline period before it."""
-    from ..logs import LogSourceError, Problems, iter_events, plan  # noqa: PLC0415
+    """Read the padded window of the log (found by seeking: a window of a 10 GB day reads that window), keep its
+    notable events (capped), count them per kind and minute; and the error rate of "normal" from samples of as
+    long before it (the span just before, and the same hours on each of the `baseline_days` days before)."""
+    from ..logs import LogSourceError, Problems, plan  # noqa: PLC0415
+    from ..logs.executions import is_phase  # noqa: PLC0415
 
     ev = LogEvidence(bucket_s=1 if (window.after - window.before).total_seconds() <= SECOND_BUCKETS_S else 60)
     problems = Problems()
@@ -78,24 +81,13 @@ def read_log(path, window: Window, *, baseline_days: float = 7, prefix: str | No
         return ev
     ev.files = [str(f.path) for f in files]
     chosen, ev.prefix_text = choose_prefixes(files, prefix, prefix_origin)
-    base_start = window.before - timedelta(days=baseline_days)
     # opsbook's own sessions are not the incident's; the server's zone reads the timestamps' abbreviations
-    ranges = {"since": base_start, "until": window.after, "problems": problems, "own": False,
-              "log_timezone": log_timezone}
-    used = set(chosen.values()) or {prefix}
-    if prefix is None or len(used) == 1:  # one prefix for every file (None: each its detected one), one merge
-        stream = iter_events(path, prefix=None if prefix is None else used.pop(), **ranges)
-    else:  # files written with different prefixes: each read with its own, merged in time order
-        stream = heapq.merge(*(iter_events(f.path, fmt=f.fmt, prefix=chosen.get(f.path), **ranges)
-                               for f in files), key=lambda e: e.ts)
-    for e in stream:
+    for e in _events(path, files, chosen, prefix, window.before, window.after, problems, log_timezone):
+        if is_phase(e):  # a parse or bind phase: its execute is the statement, counted once per execution
+            e.kind = "other"
         ts = e.ts
         ev.first_ts = ev.first_ts or ts
         ev.last_ts = ts
-        if ts < window.before:
-            if e.severity in ERROR_SEVERITIES:
-                ev.baseline_errors += 1
-            continue
         if e.pid is not None and e.application and e.pid not in ev.apps:
             ev.apps[e.pid] = e.application
         elif e.pid is not None and e.kind == "connection" and "application_name=" in e.message:
@@ -110,11 +102,44 @@ def read_log(path, window: Window, *, baseline_days: float = 7, prefix: str | No
             ev.counts[e.kind] = ev.counts.get(e.kind, 0) + 1
         if e.kind not in QUIET_KINDS and len(ev.events) < MAX_EVENTS:
             ev.events.append(e)
-    if ev.first_ts is not None:
-        ev.baseline_minutes = max((min(window.before, ev.last_ts) - ev.first_ts).total_seconds() / 60, 0)
+    for since, until in baseline_spans(window, baseline_days):
+        first = last = None
+        for e in _events(path, files, chosen, prefix, since, until, Problems(), log_timezone):
+            first, last = first or e.ts, e.ts
+            if e.severity in ERROR_SEVERITIES:
+                ev.baseline_errors += 1
+        if first is not None:
+            ev.baseline_minutes += (last - first).total_seconds() / 60
     ev.problems = problems.lines()
     ev.left_out = problems.notes()
+    ev.how_read = [f"{source}: {how}" for source, how in problems.said.items()]
     return ev
+
+
+def baseline_spans(window: Window, baseline_days: float) -> list[tuple[datetime, datetime]]:
+    """Where "normal" is sampled, never further back than `baseline_days`: the padded window's length just before
+    it, and the padded window's hours on each whole day before (a daily rhythm compared with itself). Each is
+    found by seeking, so the baseline costs a few windows' reading, not the days of log before the incident."""
+    length = window.after - window.before
+    oldest = window.before - timedelta(days=baseline_days)
+    spans = [(max(window.before - length, oldest), window.before)] if baseline_days > 0 else []
+    for day in range(1, int(baseline_days) + 1):
+        spans.append((window.before - timedelta(days=day), window.after - timedelta(days=day)))
+    return [(a, min(b, window.before)) for a, b in spans if a < min(b, window.before)]
+
+
+def _events(path, files, chosen: dict, prefix: str | None, since, until, problems, log_timezone):
+    """The log's events from `since` to `until`, opsbook's own sessions left out, each stderr file read with the
+    prefix chosen for it."""
+    from ..logs import iter_events  # noqa: PLC0415
+
+    ranges = {"since": since, "until": until, "problems": problems, "own": False, "log_timezone": log_timezone}
+    used = set(chosen.values()) or {prefix}
+    if prefix is None or len(used) == 1:  # one prefix for every file (None: each its detected one), one merge
+        return iter_events(path, prefix=None if prefix is None else next(iter(used)), **ranges)
+    # files written with different prefixes: each read with its own, merged in time order
+    return heapq.merge(*(iter_events(f.path, fmt=f.fmt, prefix=chosen.get(f.path), **ranges) for f in files),
+                       key=lambda e: e.ts)
 
 
 def choose_prefixes(files, prefix: str | None, origin: str) -> tuple[dict, str]:

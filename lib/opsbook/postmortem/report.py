@@ -99,6 +99,9 @@ class PostMortem:
         if ev.log.left_out:
             html += ("<p><b>Left out on purpose:</b></p><ul>"
                      + "".join(f"<li>{escape(p)}</li>" for p in ev.log.left_out) + "</ul>")
+        if ev.log.how_read:
+            html += ("<p><b>How the log was read:</b></p><ul>"
+                     + "".join(f"<li>{escape(p)}</li>" for p in ev.log.how_read) + "</ul>")
         if ev.log.problems:
             html += ("<p><b>Parts of the log not read:</b></p><ul>"
                      + "".join(f"<li>{escape(p)}</li>" for p in ev.log.problems[:10]) + "</ul>")
