@@ -7,7 +7,7 @@ import subprocess
 import psycopg
 import pytest
 
-from conftest import Database, drop_database
+from conftest import PG15_BIN, Database, _server, drop_database
 from opsbook.context import Runbook
 from opsbook.recovery import tools
 from opsbook.recovery.recover import TableRecovery
@@ -32,8 +32,31 @@ SETUP = [
 ]
 
 
+@pytest.fixture(scope="module")
+def ascii_server(tmp_path_factory):
+    """A server of this module's own: statements with latin-1 bytes stay in its pg_stat_statements after the
+    database is dropped (the view's texts then fail to convert in every UTF8 database of the cluster), so they
+    must not reach the suite's shared servers."""
+    server = _server(tmp_path_factory, "ascii-18")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def ascii_target(tmp_path_factory):
+    """Debian's PostgreSQL 15 as a restore target of this module's own, with pg_stat_statements in `postgres`."""
+    if not (PG15_BIN / "pg_ctl").exists():
+        pytest.skip("PostgreSQL 15 binaries not present at /usr/lib/postgresql/15/bin")
+    server = _server(tmp_path_factory, "ascii-15", bindir=PG15_BIN)
+    with psycopg.connect(server.conninfo(), autocommit=True) as c:
+        c.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def ascii_src(pg):
+def ascii_src(ascii_server):
+    pg = ascii_server
     name = "t_recovery_sql_ascii"
     with psycopg.connect(pg.conninfo(), autocommit=True) as c:
         c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -108,9 +131,11 @@ def recover(database, backup, **kw):
     return rb, r
 
 
-def test_a_scratch_database_on_a_restore_target_takes_the_dump_s_encoding_too(ascii_src, pg15, tmp_path):
+def test_a_scratch_database_on_a_restore_target_takes_the_dump_s_encoding_too(ascii_src, ascii_target, tmp_path):
     """restore_target: the scratch database is made on a server marked `scratch = true`, in the dump's encoding
-    (that server's default, UTF8 here, refuses the latin-1 rows)."""
+    (that server's default, UTF8 here, refuses the latin-1 rows); the restore's statements leave that server's
+    pg_stat_statements with the scratch, so its UTF8 databases still read the view's texts."""
+    pg15 = ascii_target
     take(ascii_src, tmp_path, "custom")
     config = ascii_src.config()
     config.targets["spare"] = type(config.targets["test"])("spare", dsn=pg15.conninfo(), extra={"scratch": True})
@@ -122,3 +147,7 @@ def test_a_scratch_database_on_a_restore_target_takes_the_dump_s_encoding_too(as
     tables = v.completeness.tables
     assert len(tables) == 3 and (tables["status"] == "same").all(), tables
     assert not [f for f in rb.findings if f.check == "backup.completeness" and f.severity.value != "ok"]
+    with psycopg.connect(pg15.conninfo(), autocommit=True) as c:
+        assert c.execute("SELECT count(*) FROM pg_stat_statements(false) s WHERE NOT EXISTS "
+                         "(SELECT 1 FROM pg_database d WHERE d.oid = s.dbid)").fetchone()[0] == 0
+        assert c.execute("SELECT count(query) FROM pg_stat_statements").fetchone()[0] > 0  # no ERROR: texts read

@@ -165,12 +165,30 @@ def _on_server(config, restore_target: str, live, purpose: str) -> Iterator[Scra
             yield scratch
         finally:
             try:
+                dbid = owner.execute("SELECT oid FROM pg_catalog.pg_database WHERE datname = %s", (name,)).fetchone()
                 owner.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 scratch.dropped = True
+                if dbid:
+                    _forget_statements(owner, dbid[0])
             except Exception as e:  # noqa: BLE001 - reported as a finding with the command to drop it
                 scratch.drop_error = scrub(" ".join(str(e).split()))
     finally:
         owner.close()
+
+
+def _forget_statements(conn, dbid: int) -> None:
+    """Drop the restore's entries from the restore target's pg_stat_statements, where this role may: they outlive
+    the scratch database, and a text in its encoding (a SQL_ASCII dump's latin-1 names) would make every later
+    read of the view's texts in a UTF8 database fail. Asked of the catalogue first, so nothing is tried that would
+    write an ERROR line; where the role may not, the entries age out (pg_stat_statements.max)."""
+    row = conn.execute(
+        "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
+        "JOIN pg_catalog.pg_proc p ON p.pronamespace = e.extnamespace AND p.proname = 'pg_stat_statements_reset' "
+        "WHERE e.extname = 'pg_stat_statements' AND p.pronargs >= 3 "
+        "AND pg_catalog.has_function_privilege(p.oid, 'EXECUTE') LIMIT 1").fetchone()
+    if row:
+        conn.execute(f"SELECT {row[0]}.pg_stat_statements_reset(0, %s::oid, 0)", (dbid,))
 
 
 def _sweep_databases(conn) -> tuple[list[dict], list[str]]:
