@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..display import human_seconds
 from ..findings import Finding, Severity, grade
 from .registry import Check, CheckContext, Threshold, register
+from .standby import QUERY as STANDBY, mark, of
 from .visibility import partial
 
 
@@ -63,7 +64,7 @@ def idle_sessions(ctx: CheckContext):
     """Idle client sessions, longest idle first; the connection limits in df.attrs."""
     df = ctx.db.fetch("connections/idle")
     df.attrs.update(limits(ctx))
-    return df
+    return mark(df, ctx)
 
 
 def judge_idle(df, *, idle_s: float = 3600, warning: float = 20, critical: float = 50) -> list[Finding]:
@@ -84,6 +85,10 @@ def judge_idle(df, *, idle_s: float = 3600, warning: float = 20, critical: float
     who = old.groupby(["application_name", "role"]).size().sort_values(ascending=False).head(3)
     holders = ", ".join(f"{app or '(no application_name)'} as {role}: {n}" for (app, role), n in who.items())
     pids = ", ".join(str(p) for p in old["pid"].head(50))
+    standby = of(df)  # the sessions are this standby's own (signals work here); role settings live on the primary
+    timeout = ("ALTER ROLE ... SET idle_session_timeout" if standby is None else
+               f"on {standby.primary}, where role settings are written and replicate here: ALTER ROLE ... SET "
+               f"idle_session_timeout")
     return [Finding(
         "connections.idle", sev,
         f"{len(old)} sessions idle for more than {human_seconds(idle_s)} ({pct:.0f}% of usable connections)",
@@ -92,7 +97,7 @@ def judge_idle(df, *, idle_s: float = 3600, warning: float = 20, critical: float
         threshold=critical if sev is Severity.CRITICAL else warning,
         remediation=f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN ({pids}) "
                     f"AND state = 'idle';  -- guide 001; then give the pool an idle timeout "
-                    f"(or ALTER ROLE ... SET idle_session_timeout) so they do not come back")] + unseen
+                    f"(or {timeout}) so they do not come back")] + unseen
 
 
 IDLE = register(Check(
@@ -108,6 +113,6 @@ IDLE = register(Check(
         Threshold("critical", 50, "% of usable connections held by such sessions",
                   "opsbook default: half the budget idle leaves no room for a burst"),
     ),
-    queries=("connections/idle", "connections/limits"),
+    queries=("connections/idle", "connections/limits", STANDBY),
     runbooks=("incident-triage",),
 ))

@@ -6,9 +6,20 @@ from ..errors import SkipCheck
 from ..findings import PARTIAL, Finding, Severity, grade
 from .activity import hidden_finding, visible
 from .registry import Check, CheckContext, Threshold, register
+from .standby import QUERY as STANDBY, of_session
 
 INSTALL_HOW = ("add pg_stat_statements to shared_preload_libraries, restart, then CREATE EXTENSION "
                "pg_stat_statements (Supabase: Database > Extensions, schema extensions)")
+
+
+def install_how(db) -> str:
+    """INSTALL_HOW, or on a standby: the extension is created on the primary, the library loaded on both."""
+    standby = of_session(db)
+    if standby is None:
+        return INSTALL_HOW
+    return (f"on {standby.primary}: add pg_stat_statements to shared_preload_libraries, restart, then CREATE "
+            "EXTENSION pg_stat_statements (it replicates here). This standby counts the statements it serves "
+            "only with the library in its own shared_preload_libraries and a restart").replace(";", ",")
 
 
 def layout_version(extversion: str) -> int:
@@ -27,7 +38,7 @@ def statements(ctx: CheckContext, top_n: int | None = None):
     """Top statements of this database by total and by mean execution time."""
     ext = ctx.db.fetch("queries/extension")
     if ext.empty:
-        raise SkipCheck(f"pg_stat_statements is not installed in this database; {INSTALL_HOW}")
+        raise SkipCheck(f"pg_stat_statements is not installed in this database; {install_how(ctx.db)}")
     row = ext.iloc[0]
     if not row["schema_usage"]:
         raise SkipCheck(f"{PARTIAL}: pg_stat_statements is installed in schema {row['schema_name']}, which this role "
@@ -147,6 +158,6 @@ SLOW = register(Check(
                   "ruby-pg-extras diagnose: one query taking >= 33% of execution time"),
         Threshold("max_findings", 5, "statements", "opsbook default: the report stays readable"),
     ),
-    queries=("queries/extension", "queries/statements"),
+    queries=("queries/extension", "queries/statements", STANDBY),
     runbooks=("incident-triage",),
 ))

@@ -10,6 +10,7 @@ from typing import Any, Callable
 from ..errors import ParameterError, SkipCheck
 from ..findings import CONNECTION_LOST, NOT_JUDGED, Finding, Severity, skipped
 from ..redact import redact_sql
+from . import standby
 
 # Tests set OPSBOOK_STRICT=1 (tests/conftest.py; kernels inherit it): an unexpected error in a check re-raises
 # there, so bugs stay loud; in production it becomes a finding of that check and the other checks run.
@@ -194,4 +195,6 @@ def run_check(check: Check, ctx: CheckContext, thresholds: dict[str, Any], data:
             raise
         else:
             findings = [failed_finding(check.id, e)]
+    if lost is None:  # on a standby, advice that writes is for the primary (its skip reasons' too)
+        findings = standby.place(findings, getattr(ctx, "db", None))
     return CheckResult(check, data, findings, (time.perf_counter() - t0) * 1000, thresholds, lost)

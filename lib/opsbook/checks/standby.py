@@ -1,6 +1,8 @@
 """Standby-aware judging: on a server in recovery nothing that writes is prescribed, and the primary is named."""
 from __future__ import annotations
 
+import re
+import weakref
 from dataclasses import dataclass, replace
 
 from ..findings import Finding, Severity
@@ -8,6 +10,13 @@ from .visibility import PREFIX
 
 QUERY = "replication/standby"
 ATTR = "standby"  # the key in a check's DataFrame.attrs: a Standby on a server in recovery, absent on a primary
+# Advice that writes, which a server in recovery refuses ("cannot execute ... in a read-only transaction"):
+# statements in capitals, and re-running a runbook with apply=True. EXPLAIN (ANALYZE) and the signal functions
+# (pg_cancel_backend, pg_terminate_backend) and pg_reload_conf() run on a standby.
+WRITES = re.compile(r"\b(?:VACUUM|REINDEX|CLUSTER|TRUNCATE|DELETE FROM|INSERT INTO|UPDATE|GRANT|REVOKE|ALTER|CREATE|"
+                    r"DROP|COMMENT ON|REFRESH MATERIALIZED VIEW|SECURITY LABEL|LOCK TABLE)\b|(?<!EXPLAIN \()"
+                    r"\bANALYZE\b|\bapply=True\b")
+_SEEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # session -> Standby | None, asked once per session
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,23 @@ def standby_of(db) -> Standby | None:
     host = r["primary_host"] if isinstance(r["primary_host"], str) and r["primary_host"] else None
     port = r["primary_port"]
     return Standby(host, int(port) if host and port == port and port is not None else None)
+
+
+def of_session(db) -> Standby | None:
+    """standby_of(db), asked once per session; unknown (the query failed) reads as not a standby."""
+    try:
+        return _SEEN[db]
+    except (KeyError, TypeError):
+        pass
+    try:
+        got = standby_of(db)
+    except Exception:  # noqa: BLE001 - a tiny statement_timeout, a lost session: the check itself says why
+        return None
+    try:
+        _SEEN[db] = got
+    except TypeError:  # a session that cannot be weakly referenced: asked again next time
+        pass
+    return got
 
 
 def mark(df, ctx):
@@ -82,3 +108,15 @@ def relay(findings: list[Finding], standby: Standby | None) -> list[Finding]:
                                        f"nothing can be written; its catalogue and data are the primary's, so the "
                                        f"statement in the detail applies there."))
     return out
+
+
+def place(findings: list[Finding], db) -> list[Finding]:
+    """The net under every check (registry.run_check): on a standby, advice that writes and does not already say
+    where to run it is relayed to the primary; on a primary (or without a session) findings are unchanged."""
+    if db is None or not any(f.remediation and WRITES.search(f.remediation) for f in findings):
+        return findings
+    standby = of_session(db)
+    if standby is None:
+        return findings
+    return [relay([f], standby)[0] if f.remediation and WRITES.search(f.remediation)
+            and standby.primary not in f.remediation else f for f in findings]

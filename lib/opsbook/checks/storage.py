@@ -6,6 +6,7 @@ from ..history import HOW_TO_START
 from ..history import capacity as cap
 from . import supabase
 from .registry import Check, CheckContext, Threshold, register
+from .standby import QUERY as STANDBY, mark, of, relay
 
 GROWTH_METRIC = "database_size_bytes"
 
@@ -25,7 +26,7 @@ def database_size(ctx: CheckContext) -> pd.DataFrame:
 
     df = pd.DataFrame(rows, columns=["limit", "limit_bytes", "size_bytes", "pct_used", "source", "note"])
     df.attrs.update(size_bytes=size, plan=lim.plan, spend_cap=lim.spend_cap, price_list=lim.price_list)
-    return df
+    return mark(df, ctx)
 
 
 def judge_database_size(df, *, warning: float = 80, critical: float = 95) -> list[Finding]:
@@ -38,13 +39,14 @@ def judge_database_size(df, *, warning: float = 80, critical: float = 95) -> lis
     pct = float(worst["pct_used"])
     sev = grade(pct, warning, critical)
     lines = "; ".join(f"{r.limit}: {_gb(r.limit_bytes)} ({r.pct_used:.1f}% used)" for r in df.itertuples())
-    return [Finding("storage.database_size", sev, f"database is {_gb(size)}, {pct:.1f}% of {worst['limit']}",
-                    detail=f"{lines}. Limits from {df.attrs['price_list']}; {worst['source']}.",
-                    value=round(pct, 1), threshold=critical if sev is Severity.CRITICAL else warning,
-                    remediation="" if sev is Severity.OK else
-                    "Archive or delete old rows (source guides: archive data older than 90 days), drop unused "
-                    "indexes, VACUUM FULL / pg_repack bloated tables, or move to a larger plan / disk before the "
-                    "database goes read-only.")]
+    out = [Finding("storage.database_size", sev, f"database is {_gb(size)}, {pct:.1f}% of {worst['limit']}",
+                   detail=f"{lines}. Limits from {df.attrs['price_list']}; {worst['source']}.",
+                   value=round(pct, 1), threshold=critical if sev is Severity.CRITICAL else warning,
+                   remediation="" if sev is Severity.OK else
+                   "Archive or delete old rows (source guides: archive data older than 90 days), drop unused "
+                   "indexes, VACUUM FULL / pg_repack bloated tables, or move to a larger plan / disk before the "
+                   "database goes read-only.")]
+    return relay(out, of(df))  # on a standby: the data and the disk to free are the primary's
 
 
 DATABASE_SIZE = register(Check(
@@ -55,7 +57,7 @@ DATABASE_SIZE = register(Check(
     thresholds=(Threshold("warning", 80, "% of the plan limit", "source guides 000/002: storage > 80% of limit"),
                 Threshold("critical", 95, "% of the plan limit",
                           "Supabase disk-size docs (S6, 2026-04-01): read-only at 95% full")),
-    queries=("storage/database_size",), runbooks=("capacity-planning",)))
+    queries=("storage/database_size", STANDBY), runbooks=("capacity-planning",)))
 
 
 # ---------------------------------------------------------------- storage.growth_forecast
@@ -68,7 +70,7 @@ def growth_forecast(ctx: CheckContext) -> pd.DataFrame:
     df = cap.days_table(fc, current, lim.size)
     df.attrs.update(forecast=fc, series=series, size_bytes=current, simulated=cap.simulated(ctx),
                     target=ctx.target.name)
-    return df
+    return mark(df, ctx)
 
 
 def judge_growth_forecast(df, *, warning_days: float = 90, critical_days: float = 30) -> list[Finding]:
@@ -102,7 +104,7 @@ def judge_growth_forecast(df, *, warning_days: float = 90, critical_days: float 
     if not out:
         out.append(Finding("storage.growth_forecast", Severity.INFO, f"database {growth}; no plan limit to forecast "
                                                                         "against", detail=fc.describe()))
-    return out
+    return relay(out, of(df))
 
 
 GROWTH_FORECAST = register(Check(
@@ -116,7 +118,7 @@ GROWTH_FORECAST = register(Check(
                           "three times before the scaling trigger"),
                 Threshold("critical_days", 30, "days until 100% of a limit",
                           "opsbook default: less than one monthly review cycle left")),
-    queries=(), runbooks=("capacity-planning",)))
+    queries=(STANDBY,), runbooks=("capacity-planning",)))
 
 
 # ---------------------------------------------------------------- storage.objects

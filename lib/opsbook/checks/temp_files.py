@@ -5,16 +5,20 @@ from ..display import human_bytes
 from ..findings import Finding, Severity, grade
 from .locks import window_text, with_window
 from .registry import Check, CheckContext, Threshold, register
+from .standby import QUERY as STANDBY, mark, of, relay
 
 GiB = 1024 ** 3
 
 
 def temp_file_stats(ctx: CheckContext):
-    return with_window(ctx, ctx.db.fetch("temp_files/by_database"), "temp_bytes", "temp_bytes")
+    return mark(with_window(ctx, ctx.db.fetch("temp_files/by_database"), "temp_bytes", "temp_bytes"), ctx)
 
 
 def judge_temp_files(df, *, warning: float = GiB, critical: float = 100 * GiB) -> list[Finding]:
     out = []
+    standby = of(df)
+    own = (" On a standby these are its own spills (queries run here); work_mem for a role or database is set on "
+           "the primary and replicates here." if standby is not None else "")
     for row in df.itertuples():
         written, since = window_text(row, "temp_bytes")
         sev = grade(written, warning, critical)
@@ -23,13 +27,13 @@ def judge_temp_files(df, *, warning: float = GiB, critical: float = 100 * GiB) -
         out.append(Finding(
             "storage.temp_files", sev, title,
             detail=f"work_mem is {human_bytes(row.work_mem_bytes)}; every sort or hash larger than that spills to "
-                   f"disk (log_temp_files = {row.log_temp_files}).",
+                   f"disk (log_temp_files = {row.log_temp_files}).{own}",
             objects=[row.datname], value=int(written),
             threshold=critical if sev is Severity.CRITICAL else warning,
             remediation="" if sev is Severity.OK else
             "Give the statements with temp_blks_written (queries.slow) an index that avoids the sort, or more "
             "work_mem. For one role: ALTER ROLE app SET work_mem = '32MB'; log_temp_files = 0 logs each spill."))
-    return out or [Finding("storage.temp_files", Severity.OK, "no temporary file counters readable")]
+    return relay(out, standby) or [Finding("storage.temp_files", Severity.OK, "no temporary file counters readable")]
 
 
 TEMP_FILES = register(Check(
@@ -44,6 +48,6 @@ TEMP_FILES = register(Check(
         Threshold("critical", 100 * GiB, "bytes in the window (or since statistics reset)", "opsbook default: spills on the scale of "
                   "the disk of a small instance"),
     ),
-    queries=("temp_files/by_database",),
+    queries=("temp_files/by_database", STANDBY),
     runbooks=("incident-triage",),
 ))
