@@ -35,7 +35,7 @@ def _objects(f: TextIO, source: str, problems) -> Iterator[tuple[int, dict]]:
             continue
         try:
             d = loads(line[start:])
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
             problems.add(source, "malformed JSON line", n)
             continue
         if isinstance(d, dict):
@@ -81,9 +81,14 @@ def read_cnpg(f: TextIO, source: str, problems, clock) -> Iterator[Event]:
         pid = get("process_id")
         yield Event(ts, str(get("error_severity")), str(get("message") or ""), sqlstate=get("sql_state_code"),
                     user=get("user_name"), database=get("database_name"), client=host(get("connection_from")),
-                    application=get("application_name"), pid=int(pid) if str(pid or "").isdigit() else None,
+                    application=get("application_name"), pid=_pid(pid),
                     detail=redact_text(get("detail")), hint=get("hint"), context=redact_text(get("context")),
                     statement=redact_text(get("query") or get("internal_query")), source=source, line=n)
+
+
+def _pid(v) -> int | None:
+    text = str(v or "")  # "²".isdigit() is true, and int() has a limit on digits
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else None
 
 
 def _ts(v) -> datetime:

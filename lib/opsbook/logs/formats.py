@@ -111,7 +111,7 @@ def read_jsonlog(f: TextIO, source: str, problems: Problems, clock=parse_ts) -> 
         except BadTimestamp as e:
             problems.add(source, f"bad timestamp: {e}", n)
             continue
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: JSON nested 100,000 deep
             problems.add(source, "malformed jsonlog line", n)
             continue
         get = d.get
@@ -219,7 +219,7 @@ def _flatten(row: dict) -> dict:
     if isinstance(meta, str) and meta.startswith("["):
         try:
             meta = json.loads(meta)
-        except ValueError:
+        except (ValueError, RecursionError):
             meta = None
     if isinstance(meta, list) and meta and isinstance(meta[0], dict):
         parsed = meta[0].get("parsed")
@@ -266,7 +266,7 @@ def read_supabase(f: TextIO, source: str, problems: Problems, kind: str) -> Iter
     else:
         try:
             data = json.load(f)
-        except ValueError:
+        except (ValueError, RecursionError):
             problems.add(source, "malformed Supabase JSON export")
             return
         rows = data.get("result", data.get("data", [])) if isinstance(data, dict) else data

@@ -23,6 +23,8 @@ _KEYS = {"user": re.compile(r"\buser=([^,\s]*)"), "database": re.compile(r"\b(?:
 _USER_AT_DB = re.compile(r"(?:^|\s)\[?([\w.$-]+)@([\w.$-]+)\]?(?:\s|$)")
 _PID = re.compile(r"\[(\d+)\]")
 _PORT = re.compile(r"\(\d*\)$|:\d+$")
+# PostgreSQL takes a statement of up to 1 GB; opsbook shows and counts events, so one event's text stops there
+MAX_RECORD_CHARS = 16 << 20
 
 
 class Inner:
@@ -73,20 +75,39 @@ def assemble(lines: Iterable[tuple[int, str, datetime | None, int | None, dict]]
              prefix: str | None, clock) -> Iterator[Event]:
     """Events from (line number, inner text, envelope time, envelope pid, envelope fields): the inner line's own
     timestamp wins where its prefix has one. A text whose first line starts with a tab continues the event before
-    it; a DETAIL/HINT/CONTEXT/STATEMENT line attaches to the event before it of the same pid."""
+    it of the same pid; a DETAIL/HINT/CONTEXT/STATEMENT line attaches to the event before it of the same pid.
+    A text the envelope marks as a later line of one message (fields {"continued": True}) never starts an event:
+    PostgreSQL writes a primary severity only on a message's first line, so one found there is the user's text.
+    An event's text stops growing at MAX_RECORD_CHARS (said in `problems`)."""
     inner = Inner(prefix)
     pending: Event | None = None
     field: str | None = None  # the attribute the last line wrote to, for its continuation lines
+    more: list[str] = []  # that attribute's continuation lines, joined once (no quadratic copying)
+    size = 0
+
+    def flush():
+        nonlocal more, size
+        if pending is not None and field is not None and more:
+            setattr(pending, field, "\n".join([getattr(pending, field) or "", *more]))
+        more, size = [], 0
+
     for n, text, ts, pid, extra in lines:
+        continued = extra.get("continued", False)
         if text.startswith("\t"):
-            if pending is not None and field is not None:
-                setattr(pending, field, (getattr(pending, field) or "") + "\n" + text[1:])
+            if pending is not None and field is not None and (pid is None or pending.pid is None or
+                                                             pid == pending.pid):
+                size += len(text)
+                if size <= MAX_RECORD_CHARS:
+                    more.append(text[1:])
+                elif size - len(text) <= MAX_RECORD_CHARS:
+                    problems.add(source, f"message over {MAX_RECORD_CHARS} characters: cut", n)
             continue
         d = inner.match(text)
-        if d is None:
+        if d is None or (continued and d["severity"] not in ATTACH):
             if text.strip():
                 problems.add(source, "line without a severity", n)
             continue
+        flush()
         sev = d["severity"]
         pid = int(d["pid"]) if d.get("pid") else pid
         message = d["message"].replace("\n\t", "\n")
@@ -95,6 +116,8 @@ def assemble(lines: Iterable[tuple[int, str, datetime | None, int | None, dict]]
                 field = ATTACH[sev]
                 if field:
                     setattr(pending, field, message)
+            else:
+                field = None
             continue
         if pending is not None:
             yield _redacted(pending)
@@ -113,6 +136,7 @@ def assemble(lines: Iterable[tuple[int, str, datetime | None, int | None, dict]]
         pending = Event(when, sev, message, sqlstate=get("sqlstate"), user=get("user"), database=get("database"),
                         application=get("application"), client=host(get("client")), pid=pid, source=source, line=n)
         field = "message"
+    flush()
     if pending is not None:
         yield _redacted(pending)
 

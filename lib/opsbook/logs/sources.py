@@ -7,6 +7,7 @@ import csv
 import errno
 import glob
 import gzip
+import heapq
 import io
 import json
 import lzma
@@ -29,6 +30,10 @@ FORMATS = ("csvlog", "jsonlog", "stderr", "supabase-csv", "supabase-json", "sysl
 # most structured is read
 PREFERENCE = {"csvlog": 0, "jsonlog": 1, "supabase-json": 2, "supabase-csv": 2, "stderr": 3}
 SNIFF_LINES = 200
+SNIFF_CHARS = 1 << 20
+# a compressed file's lines are cut here: a 1 KB bzip2 of one 1 GB line must not take a GB to read
+MAX_LINE_BYTES = 16 << 20
+CUT_MARK = b" [line cut by opsbook: over 16 MiB]\n"
 _COMPRESSED = re.compile(r"\.(gz|bz2|xz)$")
 _LOG_SUFFIX = re.compile(r"\.(log|csv|json|txt)$")
 _ROTATED = re.compile(r"(.*?)(\.\d+)?$", re.S)
@@ -112,13 +117,61 @@ def open_text(path: Path):
     if magic[:2] == b"\x1f\x8b":
         gz = gzip.GzipFile(fileobj=raw, mode="rb")
         gz.myfileobj = raw  # GzipFile closes only a file it opened itself: hand this one over
-        return io.TextIOWrapper(gz, encoding="utf-8", errors="replace", newline="\n")
+        return _text(_LineCap(gz))
     if magic[:3] == b"BZh":
-        return io.TextIOWrapper(_owning(bz2.BZ2File(raw, "rb"), raw), encoding="utf-8", errors="replace",
-                                newline="\n")
+        return _text(_LineCap(_owning(bz2.BZ2File(raw, "rb"), raw)))
     if magic == b"\xfd7zXZ\x00":
-        return io.TextIOWrapper(_owning(_XZ(raw, "rb"), raw), encoding="utf-8", errors="replace", newline="\n")
+        return _text(_LineCap(_owning(_XZ(raw, "rb"), raw)))
     return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="\n")
+
+
+def _text(raw) -> io.TextIOWrapper:
+    return io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", errors="replace", newline="\n")
+
+
+class _LineCap(io.RawIOBase):
+    """A decompressed stream whose lines longer than MAX_LINE_BYTES are cut there (CUT_MARK ends them), the rest
+    of such a line skipped: memory stays bounded whatever the archive expands to."""
+
+    def __init__(self, src):
+        self.src, self.run, self.skipping, self.pending = src, 0, False, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while not self.pending:
+            chunk = self.src.read1(1 << 16)  # what one step decompressed: a damaged tail loses no line before it
+            if not chunk:
+                return 0
+            self.pending = self._cap(chunk)
+        n = min(len(b), len(self.pending))
+        b[:n], self.pending = self.pending[:n], self.pending[n:]
+        return n
+
+    def _cap(self, chunk: bytes) -> bytes:
+        out = []
+        while chunk:
+            nl = chunk.find(b"\n")
+            line, chunk = (chunk, b"") if nl < 0 else (chunk[:nl + 1], chunk[nl + 1:])
+            if self.skipping:
+                if nl >= 0 or not chunk and line.endswith(b"\n"):
+                    self.skipping, self.run = False, 0
+                continue
+            room = MAX_LINE_BYTES - self.run
+            if len(line) > room and not (len(line) == room + 1 and line.endswith(b"\n")):
+                out.append(line[:room] + CUT_MARK)
+                self.skipping, self.run = not line.endswith(b"\n"), 0
+                continue
+            out.append(line)
+            self.run = 0 if line.endswith(b"\n") else self.run + len(line)
+        return b"".join(out)
+
+    def close(self) -> None:
+        try:
+            self.src.close()
+        finally:
+            super().close()
 
 
 def _owning(stream, raw):
@@ -140,11 +193,13 @@ def _head(path: Path) -> list[str]:
     lines: list[str] = []
     try:
         with open_text(path) as f:
+            size = 0
             for _ in range(SNIFF_LINES):
-                line = f.readline()
+                line = f.readline(SNIFF_CHARS - size)  # one line of a GB is not read whole to sniff it
                 if not line:
                     break
                 lines.append(line)
+                size += len(line)
     except (EOFError, OSError, zlib.error, gzip.BadGzipFile, lzma.LZMAError):
         pass  # a truncated archive still shows its first lines; what follows is reported while reading
     return lines
@@ -170,6 +225,9 @@ def sniff(path: Path, fmt: str | None = None, prefix: str | None = None) -> LogF
     elif first.startswith("{"):
         try:
             d = json.loads(first)
+        except RecursionError:  # arrays nested thousands deep: no log writes that
+            lf.reason = "not a PostgreSQL log (JSON nested too deep)"
+            return lf
         except ValueError:
             lf.fmt = "supabase-json"  # a pretty-printed export
         else:
@@ -248,16 +306,21 @@ def choose(files: list[LogFile]) -> tuple[list[LogFile], list[LogFile]]:
             key = (str(f.path.parent), stem(f.path))
             if key not in best or PREFERENCE[f.fmt] < PREFERENCE[best[key]]:
                 best[key] = f.fmt
+    twins = {}
+    for f in logs:
+        if f.fmt in PREFERENCE:
+            twins.setdefault((str(f.path.parent), stem(f.path), f.fmt), f)
     keep = []
     for f in logs:
         key = (str(f.path.parent), stem(f.path))
         if f.fmt in PREFERENCE and best[key] != f.fmt:
-            twin = next(g for g in logs if g.fmt == best[key] and (str(g.path.parent), stem(g.path)) == key)
+            twin = twins[(*key, best[key])]
             f.reason = f"same log in another format ({f.fmt}); read {twin.path.name} ({twin.fmt}) instead"
         else:
             keep.append(f)
     keep.sort(key=lambda f: (f.first_ts is None, f.first_ts or 0, f.path.name))
-    return keep, [f for f in files if f not in keep]
+    kept = {id(f) for f in keep}  # not `in keep`: a list search per file (quadratic in a big folder)
+    return keep, [f for f in files if id(f) not in kept]
 
 
 def series(files: list[LogFile], slack_s: float = 1.0) -> list[list[LogFile]]:
@@ -265,19 +328,18 @@ def series(files: list[LogFile], slack_s: float = 1.0) -> list[list[LogFile]]:
     other, the runs merged by time: a rotated log is one run; a PgBouncer log beside PostgreSQL's, or two servers'
     logs in one folder, are runs of their own. A file ends when it was last written (its mtime)."""
     runs: list[list[LogFile]] = []
-    ends: list[float] = []
+    ends: list[tuple[float, int]] = []  # a heap of (end of the run's last file, run): one look per file
     for f in files:
         try:
             end = f.path.stat().st_mtime
         except OSError:
             end = float("inf")
         start = f.first_ts if f.first_ts is not None else float("-inf")
-        for i, last in enumerate(ends):
-            if last <= start + slack_s:
-                runs[i].append(f)
-                ends[i] = end
-                break
+        if ends and ends[0][0] <= start + slack_s:
+            i = heapq.heappop(ends)[1]
+            runs[i].append(f)
         else:
+            i = len(runs)
             runs.append([f])
-            ends.append(end)
+        heapq.heappush(ends, (end, i))
     return runs

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterator, TextIO
 
 from .event import Event
-from .records import assemble
+from .records import ATTACH, MAX_RECORD_CHARS, Inner, assemble
 
 _MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
                                        "Dec"), 1)}
@@ -77,13 +77,13 @@ def read_syslog(f: TextIO, source: str, problems, prefix: str | None, clock, wri
                 return ts
         return None
 
-    yield from assemble(_joined(f, source, problems, (CLASSIC, ISO), when), source, problems, prefix, clock)
+    yield from assemble(_joined(f, source, problems, (CLASSIC, ISO), when, prefix), source, problems, prefix, clock)
 
 
 def read_logplex(f: TextIO, source: str, problems, prefix: str | None, clock) -> Iterator[Event]:
     """Events of `heroku logs -p postgres` output; the [DATABASE] tag (its attachment colour) is the database."""
-    yield from assemble(_joined(f, source, problems, (LOGPLEX,), lambda m: _iso(m.group("iso"))), source, problems,
-                        prefix, clock)
+    yield from assemble(_joined(f, source, problems, (LOGPLEX,), lambda m: _iso(m.group("iso")), prefix),
+                        source, problems, prefix, clock)
 
 
 def _iso(text: str) -> datetime:
@@ -91,10 +91,22 @@ def _iso(text: str) -> datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
 
 
-def _joined(f, source, problems, patterns, when):
-    """(line number, text of one PostgreSQL line, time, pid, fields) with the parts of a line cut for length put
-    back together; other programs' lines in the same file are skipped."""
-    current = None  # [n, text, ts, pid, extra, (pid, seq)]
+def _joined(f, source, problems, patterns, when, prefix):
+    """(line number, text of one PostgreSQL line, time, pid, fields) with the parts of a message put back
+    together; other programs' lines in the same file are skipped.
+
+    PostgreSQL numbers each message [n-m]: only its first part (m = 1) carries the primary severity; a later part
+    is a line of the same message (a tab, or a DETAIL/HINT/CONTEXT/STATEMENT line) or the rest of a line cut at
+    900 bytes. So a later part never starts an event (its text is the user's: a query cut where it says "PANIC:  "),
+    a part whose first part is not right before it (another session's line came between) is left out, and a
+    message stops growing at MAX_RECORD_CHARS."""
+    inner = Inner(prefix)
+
+    def attached(text: str) -> bool:  # the start of a DETAIL/HINT/... line, as assemble() will read it
+        d = inner.match(text)
+        return d is not None and d["severity"] in ATTACH
+
+    current = None  # [n, parts, ts, pid, extra, (pid, seq), size]
     for n, line in enumerate(f, 1):
         line = line.rstrip("\n")
         m = None
@@ -112,37 +124,51 @@ def _joined(f, source, problems, patterns, when):
         if d.get("ident") == "pgbouncer":  # PgBouncer logging to the same syslog: read its own log instead
             problems.leave_out(OTHER)
             continue
-        text = m.group("text").replace(_SYSLOG_TAB, "\t").replace(_SYSLOG_NEWLINE, "\n")
+        text = m.group("text")
         key = (d["pid"], d["seq"])
         part = int(d.get("part") or 1)
-        if current is not None and part > 1 and current[5] == key:
-            if text.startswith("\t") or _starts_line(text):
-                yield from _pieces(current)
-                current = [n, text, current[2], current[3], current[4], key]
-            else:  # a line longer than PostgreSQL's syslog limit (900 bytes) goes on in the next part
-                current[1] += text
+        if part > 1:
+            if current is None or current[5] != key:
+                problems.add(source, "part of a syslog message whose first part is not before it", n)
+                continue
+            current[6] += len(text)
+            if current[6] > MAX_RECORD_CHARS:
+                if current[6] - len(text) <= MAX_RECORD_CHARS:
+                    problems.add(source, f"message over {MAX_RECORD_CHARS} characters: cut", n)
+                continue
+            if text.startswith((_SYSLOG_TAB, "\t")) or attached(_plain(text)):
+                current[1].append("\n")  # a line of its own in the message
+            current[1].append(text)  # else: a line longer than PostgreSQL's syslog limit goes on in this part
             continue
         if current is not None:
-            yield from _pieces(current)
+            yield from _pieces(current, attached)
         try:
             ts = when(m)
         except ValueError:
             ts = None
         extra = {"database": d["database"]} if d.get("database") else {}
-        current = [n, text, ts, int(d["pid"]), extra, key]
+        current = [n, [text], ts, int(d["pid"]), extra, key, len(text)]
     if current is not None:
-        yield from _pieces(current)
+        yield from _pieces(current, attached)
 
 
-def _pieces(current):
-    n, text, ts, pid, extra = current[:5]
-    for piece in text.split("\n"):
-        yield n, piece, ts, pid, extra
+def _plain(text: str) -> str:
+    return text.replace(_SYSLOG_TAB, "\t")
 
 
-_SEV_IN_PART = re.compile(r".*?\b(?:DEBUG[1-5]?|INFO|NOTICE|WARNING|ERROR|LOG|FATAL|PANIC|DETAIL|HINT|QUERY|CONTEXT|"
-                          r"LOCATION|STATEMENT):  ")
-
-
-def _starts_line(text: str) -> bool:
-    return _SEV_IN_PART.match(text) is not None
+def _pieces(current, attached):
+    """The lines of one message. rsyslog writes a newline as #012 (syslog_split_messages = off) but leaves a "#012"
+    the user typed as it is: a newline of PostgreSQL's is followed by a tab or by a DETAIL/HINT/... line, so any
+    other "#012" is the user's text."""
+    n, parts, ts, pid, extra = current[:5]
+    lines: list[str] = []
+    for chunk in "".join(parts).split("\n"):
+        pieces = chunk.split(_SYSLOG_NEWLINE)
+        lines.append(pieces[0])
+        for piece in pieces[1:]:
+            if piece.startswith((_SYSLOG_TAB, "\t")) or attached(_plain(piece)):
+                lines.append(piece)
+            else:
+                lines[-1] += _SYSLOG_NEWLINE + piece
+    for i, piece in enumerate(lines):
+        yield n, _plain(piece), ts, pid, {**extra, "continued": True} if i else extra
