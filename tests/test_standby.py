@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import psycopg
@@ -13,7 +12,8 @@ import pytest
 
 from conftest import Database, _server, drop_database, make_database
 import deployments
-from deployments import make_standby
+from deployments import _one, make_standby
+from deployments import wait_for as _wait
 from opsbook.runner import run_runbook, runbook_names
 
 pytestmark = pytest.mark.slow
@@ -30,22 +30,6 @@ CREATE TABLE public.order_lines (order_id bigint REFERENCES public.orders (id), 
 CREATE TABLE public.customers AS SELECT g AS id, md5(g::text) AS name FROM generate_series(1, 5000) g;
 ANALYZE public.customers;
 """
-
-
-def _wait(what: str, probe, timeout_s: float = 60):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got = probe()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(0.1)
-
-
-def _one(conninfo: str, sql: str):
-    with psycopg.connect(conninfo, autocommit=True) as c:
-        return c.execute(sql).fetchone()[0]
 
 
 @pytest.fixture(scope="module")
