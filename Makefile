@@ -42,7 +42,7 @@ clean-reports:
 	find reports -mindepth 1 ! -name README.md -exec rm -rf {} +
 
 docs: $(STAMP)
-	$(BIN)/python -m opsbook.docs
+	$(BIN)/python -m opsbook.checks.docs
 
 # 1,400 px screenshots of the newest report of each runbook and of the index (runs the demo when there is none)
 .PHONY: screenshots

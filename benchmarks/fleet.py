@@ -34,7 +34,7 @@ def main() -> int:
     args = ap.parse_args()
     import psycopg
 
-    from opsbook.embedded import EmbeddedServer
+    from opsbook.database.embedded import EmbeddedServer
 
     work = Path(tempfile.mkdtemp(prefix="opsbook-bench-fleet-"))
     os.environ["OPSBOOK_HOME"] = str(work / "home")
@@ -64,8 +64,8 @@ def main() -> int:
                         str(work / "fleet")], env=env, check=True, capture_output=True)
         results["opsbook fleet --workers 2"] = time.perf_counter() - t0
 
-        from opsbook.config import load
-        from opsbook.kernels.many import Job, run_many
+        from opsbook.config.file import load
+        from opsbook.run.kernels.many import Job, run_many
 
         os.environ["OPSBOOK_CONFIG"] = str(cfg)
         t0 = time.perf_counter()

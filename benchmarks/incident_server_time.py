@@ -31,8 +31,8 @@ SETTINGS = {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statement
 
 def server_time(server, dbname: str, params: dict, repeat: int, out: Path) -> dict:
     """Run the runbook `repeat` times as ROLE; per run, the summed plan + execution time of its statements."""
-    from opsbook.config import from_dict
-    from opsbook.runner import run_runbook
+    from opsbook.config.file import from_dict
+    from opsbook.run.runner import run_runbook
 
     config = from_dict({"targets": {"bench": {"dsn": server.conninfo(dbname=dbname, user=ROLE)}}})
     runs, last = [], None
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-demo", action="store_true")
     args = ap.parse_args(argv)
 
-    from opsbook.embedded import EmbeddedServer
+    from opsbook.database.embedded import EmbeddedServer
     from opsbook.demo import FRESHNESS
 
     with tempfile.TemporaryDirectory(prefix="opsbook-bench-") as tmp:

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from opsbook import report_index
+from opsbook.report import index as report_index
 
 FINDING = {"check": "activity.long_running", "severity": "warning", "title": "pid 4711 active for 20.1 s",
            "detail": "x" * 300, "objects": ["pid 4711"], "value": 20.1, "threshold": 10, "remediation": "y" * 200}

@@ -46,7 +46,7 @@ def pile(f: Faults, n: int, table: str) -> dict:
 
 
 def check_once(config, n: int, faults: dict) -> dict:
-    from opsbook.context import Runbook
+    from opsbook.run.context import Runbook
 
     rb = Runbook("incident-triage", "bench", config=config, thresholds={"locks.blocking": {"min_wait_s": 0}})
     rb.connect()
@@ -64,7 +64,7 @@ def check_once(config, n: int, faults: dict) -> dict:
 
 
 def runbook_once(config, out: Path) -> dict:
-    from opsbook.runner import run_runbook
+    from opsbook.run.runner import run_runbook
 
     t0 = time.perf_counter()
     result = run_runbook("incident-triage", "bench", {}, config=config, output_dir=out)
@@ -73,7 +73,7 @@ def runbook_once(config, out: Path) -> dict:
 
 
 def measure(server, n: int, repeat: int, with_runbook: bool, out: Path) -> dict:
-    from opsbook.config import from_dict
+    from opsbook.config.file import from_dict
 
     dsn = server.conninfo()
     config = from_dict({"targets": {"bench": {"dsn": dsn}}})
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-runbook", action="store_true", help="time the check only, not incident-triage")
     args = ap.parse_args(argv)
-    from opsbook.embedded import EmbeddedServer
+    from opsbook.database.embedded import EmbeddedServer
 
     home = Path(os.environ.get("OPSBOOK_HOME") or HERE.parent / ".home")
     home.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="opsbook-bench-") as tmp:
         os.environ["OPSBOOK_HOME"] = tmp
         os.chmod(tmp, 0o755)
-        from opsbook.embedded import EmbeddedServer
+        from opsbook.database.embedded import EmbeddedServer
         from opsbook.recovery import archive, dump, restore, tools
         from opsbook.recovery.scratch import open_scratch, prepare
 

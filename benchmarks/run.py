@@ -78,7 +78,7 @@ def interactive_runs(repeat: int, out: Path) -> tuple[list[float], dict]:
     """Whole `opsbook run` processes answered by the service (`opsbook serve start`), each after its next kernel
     is warm again (as for an engineer re-running triage every minute); the service is stopped afterwards unless
     it ran before."""
-    from opsbook.serve import control
+    from opsbook.run.serve import control
 
     env = {k: v for k, v in os.environ.items() if k != "OPSBOOK_NO_SERVICE"}
     before = control.status()
@@ -104,7 +104,7 @@ def interactive_runs(repeat: int, out: Path) -> tuple[list[float], dict]:
 
 
 def many_runs(count: int, workers: int, out: Path) -> tuple[float, list]:
-    from opsbook.kernels.many import Job, run_many
+    from opsbook.run.kernels.many import Job, run_many
 
     t0 = time.perf_counter()
     results = run_many([Job("incident-triage", "demo") for _ in range(count)], workers=workers, output_dir=out)
@@ -114,8 +114,8 @@ def many_runs(count: int, workers: int, out: Path) -> tuple[float, list]:
 def warm_runs(repeat: int, out: Path) -> list[float]:
     """What a long-lived process holding a warm kernel answers: run_runbook with the pool's kernel already warm
     (the interactive mode's cost, less its socket round trip)."""
-    from opsbook.kernels import KernelPool
-    from opsbook.runner import run_runbook
+    from opsbook.run.kernels import KernelPool
+    from opsbook.run.runner import run_runbook
 
     walls = []
     with KernelPool(size=1, refill=True) as pool:
@@ -149,7 +149,7 @@ def densified_store(source: Path, dest: Path, per_gap: int) -> int:
 
 
 def capacity(tmp: Path, snapshots: int, repeat: int) -> dict:
-    from opsbook.config import load
+    from opsbook.config.file import load
 
     config = load()
     source = Path(config.history_url.removeprefix("sqlite:///"))
@@ -157,7 +157,7 @@ def capacity(tmp: Path, snapshots: int, repeat: int) -> dict:
 
     store = open_store(config, create=False)
     if store is None or not store.has_history("demo"):  # what `opsbook demo` does first (not timed)
-        from opsbook.embedded import default_server
+        from opsbook.database.embedded import default_server
         from opsbook.history.replay import replay_history
 
         print("  capacity: replaying 60 days of demo history (as `opsbook demo` does) ...", file=sys.stderr)
@@ -256,7 +256,7 @@ def main() -> int:
                  "failed": sum(r.exit_code == 1 for r in results),
                  "memory_mb": [{"worker_max_rss": a, "kernel_max_rss": b} for a, b in workers.values()]},
         "capacity": cap,
-        "import_ms": {m: import_ms(m, args.repeat) for m in ("opsbook", "opsbook.cli")},
+        "import_ms": {m: import_ms(m, args.repeat) for m in ("opsbook", "opsbook.cli.main")},
         "log_seek": log_seek(args.log_seek_gb),
     }
     (HERE / "results").mkdir(exist_ok=True)

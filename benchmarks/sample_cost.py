@@ -40,12 +40,12 @@ def server_ms(conninfo: str) -> tuple[float | None, int]:
 
 
 def measure(name: str, conninfo: str, folder: Path, n: int) -> dict:
-    from opsbook.config import from_dict
-    from opsbook.db import connect
+    from opsbook.config.file import from_dict
+    from opsbook.database.session import connect
     from opsbook.history import open_store
     from opsbook.history.store import store_bytes
-    from opsbook.watch import take_sample, write_sample
-    from opsbook.watch.store import ensure_table
+    from opsbook.incident.watch import take_sample, write_sample
+    from opsbook.incident.watch.store import ensure_table
 
     with psycopg.connect(conninfo, autocommit=True) as c:
         c.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-demo", action="store_true")
     args = ap.parse_args(argv)
 
-    from opsbook.embedded import EmbeddedServer
+    from opsbook.database.embedded import EmbeddedServer
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="opsbook-sample-bench-") as tmp:

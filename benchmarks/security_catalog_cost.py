@@ -27,8 +27,8 @@ GRANTS = "GRANT USAGE ON SCHEMA public TO anon, authenticated; GRANT ALL ON ALL 
 
 def measure(server, dbname: str, repeat: int) -> dict:
     from opsbook.checks.security import audit
-    from opsbook.config import from_dict
-    from opsbook.context import Runbook
+    from opsbook.config.file import from_dict
+    from opsbook.run.context import Runbook
 
     config = from_dict({"targets": {"bench": {"dsn": server.conninfo(dbname=dbname)}}})
     totals, slowest = [], {}
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
 
-    from opsbook.embedded import EmbeddedServer
+    from opsbook.database.embedded import EmbeddedServer
 
     with tempfile.TemporaryDirectory(prefix="opsbook-bench-") as tmp:
         server = EmbeddedServer(Path(tmp) / "data", settings={"fsync": "off", "synchronous_commit": "off",

@@ -31,7 +31,7 @@ def touch(server, dbname: str, sql: str) -> None:
 
 def measure(server, dbname: str, folder: Path, snapshots: int, touch_sql: str | None = None) -> dict:
     from opsbook import history
-    from opsbook.config import from_dict
+    from opsbook.config.file import from_dict
 
     store_path = folder / f"{dbname}.sqlite"
     config = from_dict({"targets": {"bench": {"dsn": server.conninfo(dbname=dbname)}},
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-demo", action="store_true")
     args = ap.parse_args(argv)
 
-    from opsbook.embedded import EmbeddedServer
+    from opsbook.database.embedded import EmbeddedServer
 
     results = {"measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "databases": []}
     with tempfile.TemporaryDirectory(prefix="opsbook-bench-") as tmp:

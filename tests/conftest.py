@@ -13,8 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from opsbook.config import from_dict
-from opsbook.embedded import EmbeddedServer, default_server
+from opsbook.config.file import from_dict
+from opsbook.database.embedded import EmbeddedServer, default_server
 
 PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,7 +200,7 @@ def demo_database(demo_server):
     `demo` from an older builder version) and two callers at once, so tests/test_demo.py can check both."""
     from opsbook.demo import ensure_demo_database
     from opsbook.demo.build import MARKER, STAGING, read_marker
-    from opsbook.config import DEMO_DATABASE
+    from opsbook.config.file import DEMO_DATABASE
 
     with psycopg.connect(demo_server.conninfo(), autocommit=True) as admin:
         planted = read_marker(admin) is None

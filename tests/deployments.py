@@ -15,7 +15,7 @@ import psycopg
 
 from conftest import TEST_SETTINGS, Database, free_port
 from faults import monitoring_role
-from opsbook.embedded import EmbeddedServer, chown_to_account, embedded_bindir, run_as_account
+from opsbook.database.embedded import EmbeddedServer, chown_to_account, embedded_bindir, run_as_account
 from test_quiet_server import supabase_shaped
 
 LOG_PREFIX = "%m [%p] db=%d user=%u app=%a "  # every line names the database and role: ERROR lines are attributed

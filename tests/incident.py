@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from opsbook.demo.incident import LOG_SETTINGS, Incident, run_incident
-from opsbook.embedded import EmbeddedServer
+from opsbook.database.embedded import EmbeddedServer
 
 MARKER = "opsbook-test-incident-over"
 
@@ -103,9 +103,9 @@ def _incident_log(bindir):
     try:
         with psycopg.connect(server.conninfo(), autocommit=True) as c:
             c.execute("CREATE DATABASE shop")
-        from opsbook.config import from_dict  # noqa: PLC0415
+        from opsbook.config.file import from_dict  # noqa: PLC0415
         from opsbook.history import open_store  # noqa: PLC0415
-        from opsbook.watch import Watcher  # noqa: PLC0415
+        from opsbook.incident.watch import Watcher  # noqa: PLC0415
 
         folder = server.data_dir.parent
         config = from_dict({"targets": {"shop": {"dsn": server.conninfo(dbname="shop")}},

@@ -56,7 +56,7 @@ def bindir(major: int) -> Path | None:
     """The bin directory of `major` on this machine (without fetching), or None."""
     if major == 18:
         try:
-            from opsbook.embedded import embedded_bindir  # noqa: PLC0415
+            from opsbook.database.embedded import embedded_bindir  # noqa: PLC0415
 
             return embedded_bindir()
         except Exception:  # noqa: BLE001 - `list` from a python without opsbook's venv

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 
 from conftest import free_port
-from opsbook.embedded import become_account, chown_to_account
+from opsbook.database.embedded import become_account, chown_to_account
 
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 

@@ -122,8 +122,8 @@ def test_tool_output_is_scrubbed_of_every_password_form():
 
 
 def test_only_a_server_marked_scratch_and_never_the_live_one_is_a_restore_target():
-    from opsbook.config import from_dict
-    from opsbook.errors import OpsbookError
+    from opsbook.config.file import from_dict
+    from opsbook.core.errors import OpsbookError
     from opsbook.recovery.scratch import restore_target_server
 
     cfg = from_dict({"targets": {"prod": {"dsn": "host=db.x port=5432 user=u dbname=app"},

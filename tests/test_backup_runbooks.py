@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from opsbook.runner import run_runbook
+from opsbook.run.runner import run_runbook
 from report_checks import offline_sweep  # noqa: F401 - autouse: checks every page this module writes
 from test_backup_verification import checksums, scratch_databases, seed, take
 

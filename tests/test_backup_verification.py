@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from opsbook.context import Runbook
+from opsbook.run.context import Runbook
 from opsbook.recovery import dump, tools
 from opsbook.recovery.verify import BackupVerification, objectives
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from opsbook import cli
+from opsbook.cli import main as cli
 
 EMPTY = Path(__file__).parent / "fixtures" / "runbooks"
 
@@ -102,8 +102,9 @@ def test_out_of_bounds_parameters_are_refused_before_anything_runs(tmp_path, run
 
 def test_values_inside_the_bounds_pass_validation(tmp_path):
     """The same validation accepts the edges: the bounds are not off by one."""
-    from opsbook import params, runner
-    from opsbook.config import load
+    from opsbook.config import params
+    from opsbook.run import runner
+    from opsbook.config.file import load
 
     (tmp_path / "usage.csv").write_text("date,metric,usage,unit\n")
     config = load()
@@ -128,7 +129,7 @@ def test_values_inside_the_bounds_pass_validation(tmp_path):
 
 def test_every_runbook_default_is_inside_its_own_bound():
     """Each parameters cell parses (bounds included) and its defaults obey them (parse checks it)."""
-    from opsbook import runner
+    from opsbook.run import runner
 
     bounded = {name: [p.name for p in runner.describe(name) if p.bound] for name in runner.runbook_names()}
     assert "statement_timeout_ms" in bounded["incident-triage"] and "jobs" in bounded["backup-verification"]
@@ -174,9 +175,9 @@ BAD_THRESHOLDS = [
 
 @pytest.mark.parametrize("text, message", BAD_THRESHOLDS, ids=[m for _, m in BAD_THRESHOLDS])
 def test_bad_thresholds_in_the_configuration_are_refused_before_the_run(tmp_path, text, message):
-    from opsbook.config import load
-    from opsbook.errors import ParameterError, UsageError
-    from opsbook.runner import run_runbook
+    from opsbook.config.file import load
+    from opsbook.core.errors import ParameterError, UsageError
+    from opsbook.run.runner import run_runbook
 
     (tmp_path / "opsbook.toml").write_text(text)
     # thresholds are checked before --fail-on: a bad --fail-on shows that the thresholds passed, and runs nothing
@@ -196,7 +197,7 @@ def test_bad_configuration_is_refused_before_anything_runs(tmp_path, text, messa
 
 
 def test_keys_other_features_read_are_accepted(tmp_path):
-    from opsbook.config import load
+    from opsbook.config.file import load
 
     (tmp_path / "dumps").mkdir()
     (tmp_path / "opsbook.toml").write_text('''
@@ -367,11 +368,11 @@ def test_a_full_disk_under_the_reports_is_one_line_and_leaves_no_tmp(tmp_path, t
 def test_two_processes_creating_the_store_at_once_both_succeed(tmp_path):
     """The store file exists (private) before its schema: a second opener racing the first must not fail with
     "table already exists"; open_store tries again and finds the schema made."""
-    from opsbook.config import from_dict
+    from opsbook.config.file import from_dict
     from opsbook.history import open_store
 
     config = from_dict({"history": {"url": f"sqlite:///{tmp_path / 'h.sqlite'}"}})
-    code = ("import sys; from opsbook.config import from_dict; from opsbook.history import open_store; "
+    code = ("import sys; from opsbook.config.file import from_dict; from opsbook.history import open_store; "
             f"open_store(from_dict({{'history': {{'url': 'sqlite:///{tmp_path / 'h.sqlite'}'}}}})).close()")
     procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(4)]
     errors = [p.communicate(timeout=120)[1] for p in procs]

@@ -10,8 +10,8 @@ import pytest
 from conftest import drop_database, make_database
 from opsbook import checks, history
 from opsbook.checks.registry import CheckContext, run_check
-from opsbook.config import from_dict
-from opsbook.db import connect
+from opsbook.config.file import from_dict
+from opsbook.database.session import connect
 
 DAY = 86400.0
 INT4_MAX = 2 ** 31 - 1

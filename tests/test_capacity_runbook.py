@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from opsbook.config import from_dict
-from opsbook.runner import run_runbook
+from opsbook.config.file import from_dict
+from opsbook.run.runner import run_runbook
 from test_history import DEMO_LIKE
 
 pytestmark = pytest.mark.slow

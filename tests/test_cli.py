@@ -11,7 +11,8 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from opsbook import cli, commands
+from opsbook.cli import commands
+from opsbook.cli import main as cli
 from report_checks import assert_report_files
 from report_checks import offline_sweep  # noqa: F401 - autouse: checks every page this module writes
 
@@ -66,7 +67,7 @@ def test_db_status_reads_without_starting(monkeypatch, tmp_path):
 
 
 def test_lab_gets_the_absolute_config_path(tmp_path):
-    from opsbook.lab import lab_command
+    from opsbook.run.lab import lab_command
 
     (tmp_path / "opsbook.toml").write_text("")
     cmd, env = lab_command(Path("opsbook.toml"), no_browser=True)
@@ -78,7 +79,7 @@ def test_lab_gets_the_absolute_config_path(tmp_path):
 def test_extra_command_modules_are_discovered(tmp_path, monkeypatch):
     (tmp_path / "zz_extra.py").write_text(
         "import click\n@click.command()\ndef hello():\n    '''Say hello with the config in use.'''\n"
-        "    from opsbook.commands import current_config\n"
+        "    from opsbook.cli.commands import current_config\n"
         "    click.echo('hello ' + ','.join(sorted(current_config().targets)))\nCOMMANDS = [hello]\n")
     (tmp_path / "zz_broken.py").write_text("raise RuntimeError('half-written add-on')\n")
     (tmp_path / "opsbook.toml").write_text('[targets.prod]\ndsn = "host=db.example dbname=app"\n')
@@ -203,7 +204,7 @@ def test_bad_thresholds_in_the_config_file_are_usage_errors(tmp_path):
     """An unknown check id or threshold name in opsbook.toml exits 2 before anything runs, like a bad -p."""
     from click.testing import CliRunner
 
-    from opsbook.cli import main
+    from opsbook.cli.main import main
 
     for body, message in (('[thresholds."nope.check"]\nwarning = 5\n', "unknown check 'nope.check'"),
                           ('[thresholds."activity.long_running"]\nwarn = 5\n', "no threshold 'warn'")):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from opsbook import checks
-from opsbook.config import from_dict, load, redact
-from opsbook.errors import ConfigError, ParameterError, UnknownTarget
+from opsbook.config.file import from_dict, load, redact
+from opsbook.core.errors import ConfigError, ParameterError, UnknownTarget
 
 
 def write(tmp_path, text):

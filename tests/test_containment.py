@@ -17,11 +17,11 @@ import psycopg
 import pytest
 
 from conftest import ROOT, unprivileged_home
-from opsbook.context import Runbook
+from opsbook.run.context import Runbook
 from opsbook.recovery import dump, tools
 from opsbook.recovery.script import ScriptGuard
 from opsbook.recovery.verify import BackupVerification
-from opsbook.sandbox.liveness import scratch_root
+from opsbook.database.sandbox.liveness import scratch_root
 from test_backup_verification import by_check, checksums, seed, take, worst
 
 TINY = "CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes SELECT g, 'n' || g FROM generate_series(1, 20) g;"
@@ -250,8 +250,8 @@ SLOW = "SELECT pg_sleep(30);\n"
 CHILD = """
 import json, sys
 sys.path.insert(0, {lib!r})
-from opsbook.config import from_dict
-from opsbook.context import Runbook
+from opsbook.config.file import from_dict
+from opsbook.run.context import Runbook
 from opsbook.recovery.verify import BackupVerification
 rb = Runbook("backup-verification", "test", config=from_dict({{"targets": {{"test": {{"dsn": {dsn!r}}}}}}}))
 rb.connect()
@@ -390,7 +390,7 @@ def test_jobs_are_capped_by_cores_and_free_connections(db, tmp_path):
 
 
 def test_non_positive_durations_are_refused():
-    from opsbook.errors import ParameterError
+    from opsbook.core.errors import ParameterError
     from opsbook.recovery.verify import objectives
 
     for bad in (0, -5, float("nan")):
@@ -456,7 +456,7 @@ def test_the_demo_deletes_known_rows_after_the_dump_and_puts_them_back_before_th
 def test_on_a_scratch_server_a_held_database_is_never_an_orphan_and_only_old_unheld_ones_are_dropped(pg):
     """Each run holds an advisory lock on its own opsbook_verify_* database: a run beside it never reports it as
     left by a killed run; one nobody holds is dropped once older than a day, and said."""
-    from opsbook.config import from_dict
+    from opsbook.config.file import from_dict
     from opsbook.recovery.scratch import open_scratch
 
     config = from_dict({"targets": {"spare": {"dsn": pg.conninfo(), "scratch": True}}})
@@ -481,7 +481,7 @@ def test_a_normal_user_gets_a_throwaway_cluster_run_as_themselves(tmp_path):
     pw, home = unprivileged_home(tmp_path)
     user = pw.pw_name
     code = ("import sys, os, psycopg; sys.path.insert(0, %r)\n"
-            "from opsbook.sandbox import throwaway_cluster\n"
+            "from opsbook.database.sandbox import throwaway_cluster\n"
             "with throwaway_cluster('opsbook_verify_20261201_000000_beef') as c:\n"
             "    c.make_database('opsbook_verify_20261201_000000_beef')\n"
             "    q = 'SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user'\n"

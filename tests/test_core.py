@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from opsbook.config import from_dict
-from opsbook.context import Runbook
-from opsbook.db import connect
+from opsbook.config.file import from_dict
+from opsbook.run.context import Runbook
+from opsbook.database.session import connect
 
 
 def test_session_is_read_only_with_timeouts(any_db):
@@ -57,7 +57,7 @@ def test_wrong_password_is_told_apart_and_never_shown(pg, monkeypatch):
 def test_a_check_that_meets_a_held_lock_degrades_to_info(db):
     """lock_timeout on a table someone holds exclusively: an info finding, not a crashed runbook."""
     from opsbook.checks.registry import Check, CheckContext, run_check
-    from opsbook.findings import Finding
+    from opsbook.core.findings import Finding
 
     db.execute("CREATE TABLE busy (id int)")
     holder = db.connect(autocommit=False)

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from opsbook.config import from_dict
+from opsbook.config.file import from_dict
 from opsbook.cost import pricing, usage as usage_mod
 from opsbook.cost.bill import compute_bill, money
-from opsbook.cost.settings import resolve
-from opsbook.errors import ConfigError, ParameterError
+from opsbook.config.billing import resolve
+from opsbook.core.errors import ConfigError, ParameterError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "cost" / "usage-2026-10.csv"
 PRICES = pricing.read_file(pricing.BUILTIN)
@@ -215,7 +215,7 @@ def test_price_file_and_refusals(tmp_path):
                                                'as_of = "2027-03-01"\nusd_month = 30')
     own.write_text(text)
     (tmp_path / "opsbook.toml").write_text('[pricing]\nfile = "prices.toml"\n')
-    from opsbook.config import load
+    from opsbook.config.file import load
     p = pricing.load(load(tmp_path / "opsbook.toml"))
     assert p.get("plans.pro.usd_month") == 30 and str(own) in p.describe()
     with pytest.raises(ConfigError, match="items.egres"):

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from opsbook.config import from_dict
+from opsbook.config.file import from_dict
 from opsbook.cost.analysis import gather
 from opsbook.cost.unpriced import NOT_PRICED
-from opsbook.db import connect
-from opsbook.runner import run_runbook
+from opsbook.database.session import connect
+from opsbook.run.runner import run_runbook
 
 UTC = dt.timezone.utc
 

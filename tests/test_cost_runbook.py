@@ -8,8 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import ROOT
-from opsbook import cli, cost
-from opsbook.params import describe
+from opsbook.cli import main as cli
+from opsbook import cost
+from opsbook.config.params import describe
 
 RUNBOOK = ROOT / "runbooks" / "cost-analysis.ipynb"
 FIXTURE = Path(__file__).parent / "fixtures" / "cost" / "usage-2026-10.csv"
@@ -26,7 +27,7 @@ def test_parameters_cell_declares_what_the_analysis_reads():
 
 def test_checks_share_one_analysis_per_session(db):
     """The cells and the four checks see the same analysis; a new session recomputes it."""
-    from opsbook.context import Runbook
+    from opsbook.run.context import Runbook
 
     cfg = db.config(plan="team", compute="small")
     rb = Runbook("cost-analysis", "test", config=cfg, params={"egress_gb": 400.0})
@@ -50,7 +51,7 @@ def test_runbook_bills_parameters_csv_and_config(db, tmp_path):
     """By hand: Pro 25 + PITR 7 days 100.01 + disk 40 GB configured (32 over) 4.00 + egress 320 GB
     from the parameter (70 over) 6.30 + from the CSV: file storage 0.30, MAU 66.63, invocations 2.00, Realtime
     peak 1.32, messages 2.50, image transformations 0.25 = 208.31 USD."""
-    from opsbook.runner import run_runbook
+    from opsbook.run.runner import run_runbook
 
     db.execute("""CREATE TABLE events (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL, payload text);
                   INSERT INTO events (created_at, payload)

@@ -11,9 +11,9 @@ from opsbook.checks import cost as checks
 from opsbook.cost import archive, pricing, usage as usage_mod, whatif
 from opsbook.cost.analysis import gather
 from opsbook.cost.bill import compute_bill
-from opsbook.cost.settings import resolve
-from opsbook.db import connect
-from opsbook.findings import Severity
+from opsbook.config.billing import resolve
+from opsbook.database.session import connect
+from opsbook.core.findings import Severity
 
 PRICES = pricing.read_file(pricing.BUILTIN)
 GB = usage_mod.GB

@@ -6,9 +6,9 @@ import time
 import psycopg
 import pytest
 
-from opsbook.config import DEMO_DATABASE
-from opsbook.config import from_dict
-from opsbook.context import Runbook
+from opsbook.config.file import DEMO_DATABASE
+from opsbook.config.file import from_dict
+from opsbook.run.context import Runbook
 from opsbook.demo import FRESHNESS, LIVE_PROBLEMS, LIVE_THRESHOLDS, PROBLEMS, ensure_demo_database, live_faults
 from opsbook.demo.build import BUILD_VERSION, MARKER, STAGING, read_marker
 

@@ -6,8 +6,8 @@ import re
 import pandas as pd
 import pytest
 
-from opsbook import display
-from opsbook.display import human_pct, human_seconds, human_value, metrics_html, plot_text, table_html
+from opsbook.core import display
+from opsbook.core.display import human_pct, human_seconds, human_value, metrics_html, plot_text, table_html
 
 BIGINT_MAX = 9223372036854775807
 
@@ -95,7 +95,7 @@ def test_the_slow_statement_list_leaves_out_opsbooks_own_work():
     own catalog queries are recognised by the start of their SQL file, pg_dump by its COPY ... TO stdout."""
     import re
 
-    from opsbook import sql as sqlfiles
+    from opsbook.database import sql as sqlfiles
     from opsbook.checks.queries import opsbook_own
 
     def as_pgss_shows(path) -> str:

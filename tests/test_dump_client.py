@@ -16,15 +16,15 @@ import psycopg
 import pytest
 
 from conftest import PG15_BIN, TEST_SETTINGS, _server, drop_database, free_port, make_database
-from opsbook.config import Target
-from opsbook.context import Runbook
-from opsbook.db import NEXT_STEPS, ConnectError, connect
-from opsbook.embedded import EmbeddedServer, chown_to_account, embedded_bindir
+from opsbook.config.file import Target
+from opsbook.run.context import Runbook
+from opsbook.database.session import NEXT_STEPS, ConnectError, connect
+from opsbook.database.embedded import EmbeddedServer, chown_to_account, embedded_bindir
 from opsbook.recovery import dump, tools
 from opsbook.recovery.recover import TableRecovery
 from opsbook.recovery.verify import BackupVerification
 from opsbook.recovery.tools import Client
-from opsbook.sandbox import cluster as sandbox
+from opsbook.database.sandbox import cluster as sandbox
 from test_backup_verification import by_check, seed, take, verify, worst
 
 needs_pg15 = pytest.mark.skipif(not (PG15_BIN / "pg_dump").exists(), reason="Debian's PostgreSQL 15 not installed")

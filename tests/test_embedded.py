@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from conftest import PG15_BIN, ROOT, free_port, unprivileged_home
-from opsbook.embedded import SERVER_ACCOUNT, EmbeddedServer
-from opsbook.errors import EmbeddedServerError
+from opsbook.database.embedded import SERVER_ACCOUNT, EmbeddedServer
+from opsbook.core.errors import EmbeddedServerError
 
 
 def _select_one(server: EmbeddedServer) -> int:
@@ -76,7 +76,7 @@ def test_stale_pid_file_after_crash_is_recovered(server):
 
 def test_server_outlives_a_killed_owner_process(server):
     """A Jupyter kernel that started the server and was killed leaves a server that status/stop still manage."""
-    code = ("import sys; sys.path.insert(0, %r); from opsbook.embedded import EmbeddedServer; "
+    code = ("import sys; sys.path.insert(0, %r); from opsbook.database.embedded import EmbeddedServer; "
             "EmbeddedServer(%r, port=%d).start(); import time; print('up', flush=True); time.sleep(60)"
             % (str(ROOT / "lib"), str(server.data_dir), server.port))
     owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -159,7 +159,7 @@ def test_works_as_a_normal_user(tmp_path):
     pw, home = unprivileged_home(tmp_path)
     user = pw.pw_name
     code = ("import sys; sys.path.insert(0, %r)\n"
-            "from opsbook.embedded import EmbeddedServer\nimport psycopg, os\n"
+            "from opsbook.database.embedded import EmbeddedServer\nimport psycopg, os\n"
             "s = EmbeddedServer(%r, port=%d)\nst = s.start()\n"
             "print(st['run_as'], psycopg.connect(s.conninfo()).execute('select current_user').fetchone()[0])\n"
             "s.stop()\n" % (str(ROOT / "lib"), str(home / "data"), free_port()))

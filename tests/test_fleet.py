@@ -162,7 +162,7 @@ def _worker_services() -> list[int]:
             cmd = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"opsbook.serve" in cmd and b"--parent-pid" in cmd:
+        if b"opsbook.run.serve" in cmd and b"--parent-pid" in cmd:
             found.append(int(proc.name))
     return found
 

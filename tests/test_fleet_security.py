@@ -278,7 +278,7 @@ def test_only_names_and_parameters_travel(certs, tls_cluster, tmp_path, monkeypa
     import cloudpickle
     from distributed import Client
 
-    from opsbook.config import load
+    from opsbook.config.file import load
     from opsbook.fleet import run_fleet
 
     monkeypatch.setenv("OPSBOOK_RUNBOOKS", str(FIXTURES))

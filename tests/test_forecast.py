@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from opsbook import forecast
+from opsbook.history import forecast
 
 DAY = 86400.0
 T0 = 1_780_000_000.0  # an arbitrary epoch second

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from conftest import drop_database, make_database
 from opsbook import history
-from opsbook.config import from_dict
+from opsbook.config.file import from_dict
 from opsbook.history import snapshot as snap
 from opsbook.history.readers import HistoryStore
 
@@ -297,7 +297,7 @@ def test_replay_grows_for_real_with_a_simulated_clock(db, tmp_path):
 
 def test_exact_sizes_for_the_most_written_relations_only(db):
     """On many-table databases only the most written relations are opened for an exact size; the rest read relpages."""
-    from opsbook.db import connect
+    from opsbook.database.session import connect
 
     # autovacuum off on both: an autovacuum or autoanalyze between the capture and the check below would move
     # `quiet`'s relpages (seen in a full-suite run: 35 pages captured, 69 read back) and give `busy` its free space
@@ -320,7 +320,7 @@ def test_exact_sizes_for_the_most_written_relations_only(db):
 def test_counters_survive_a_crash_restart(tmp_path):
     """A crash (immediate stop) discards the statistics: rates stay non-negative and count from the restart."""
     from conftest import free_port
-    from opsbook.embedded import EmbeddedServer
+    from opsbook.database.embedded import EmbeddedServer
 
     server = EmbeddedServer(tmp_path / "crash", port=free_port(), settings={"fsync": "off"})
     server.start()

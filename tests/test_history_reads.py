@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from opsbook import history
-from opsbook.config import from_dict
+from opsbook.config.file import from_dict
 from opsbook.history.readers import thinned
 
 

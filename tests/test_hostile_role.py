@@ -17,9 +17,9 @@ import pytest
 
 from conftest import PG15_BIN, _server
 from hostile import HostileDatabase, called_functions
-from opsbook.config import from_dict
+from opsbook.config.file import from_dict
 from opsbook.demo import ensure_demo_database
-from opsbook.runner import run_runbook
+from opsbook.run.runner import run_runbook
 
 pytestmark = pytest.mark.slow
 OPSBOOK = [sys.executable, "-m", "opsbook.cli"]

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from faults import Faults, advisory_wait, alive, blocking_chain, idle_in_transaction, long_running, slow_statements
-from opsbook import remediate, triage
+from opsbook.incident import remediate, triage
 from opsbook.checks.activity import judge_idle_in_transaction, judge_long_running
 from opsbook.checks.app_freshness import judge_freshness, newest_rows
 from opsbook.checks.cache import judge_hit_ratio
@@ -19,10 +19,10 @@ from opsbook.checks.registry import CheckContext
 from opsbook.checks.replication import judge_lag, judge_slots
 from opsbook.checks.temp_files import judge_temp_files
 from opsbook.checks.wraparound import judge_xid_age
-from opsbook.config import from_dict
-from opsbook.context import Runbook
-from opsbook.findings import Finding
-from opsbook.severity import incident_priority
+from opsbook.config.file import from_dict
+from opsbook.run.context import Runbook
+from opsbook.core.findings import Finding
+from opsbook.core.severity import incident_priority
 
 LOWERED = {"activity.long_running": {"warning": 1, "critical": 600},
            "activity.idle_in_transaction": {"warning": 1, "critical": 600}}

@@ -15,8 +15,8 @@ import pytest
 from conftest import drop_database, free_port, make_database
 from faults import (Faults, advisory_wait, alive, blocking_chain, burn_xids, deadlock, idle_in_transaction,
                     idle_sessions, inactive_slot, long_running, slow_statements, temp_file_sort)
-from opsbook.embedded import EmbeddedServer
-from opsbook.runner import run_runbook
+from opsbook.database.embedded import EmbeddedServer
+from opsbook.run.runner import run_runbook
 
 pytestmark = pytest.mark.slow
 
@@ -261,7 +261,7 @@ def test_nothing_listening_and_a_wrong_password_are_p0_with_their_next_steps(pg,
 
 
 def _config(dsn: str, name: str = "down"):
-    from opsbook.config import from_dict
+    from opsbook.config.file import from_dict
 
     return from_dict({"targets": {name: {"dsn": dsn}}})
 

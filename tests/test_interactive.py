@@ -9,8 +9,8 @@ import textwrap
 
 
 SCRIPT = textwrap.dedent("""
-    from opsbook.config import from_dict
-    from opsbook.context import Runbook
+    from opsbook.config.file import from_dict
+    from opsbook.run.context import Runbook
     config = from_dict({"targets": {"test": {"dsn": %r}}, "reports": {"dir": %r}})
     rb = Runbook("incident-triage", "test", config=config, params={"window_minutes": 5})
     rb.connect()

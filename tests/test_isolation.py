@@ -7,12 +7,12 @@ import dataclasses
 import psycopg
 import pytest
 
-from opsbook import triage
+from opsbook.incident import triage
 from opsbook.checks import REGISTRY, get
 from opsbook.checks.registry import STRICT_ENV
-from opsbook.context import Runbook, gaps_html
-from opsbook.findings import Finding, gaps
-from opsbook.severity import incident_priority
+from opsbook.run.context import Runbook, gaps_html
+from opsbook.core.findings import Finding, gaps
+from opsbook.core.severity import incident_priority
 
 FIRST = ("connections.saturation", "connections.idle", "activity.long_running")
 REST = ("activity.idle_in_transaction", "locks.blocking", "cache.hit_ratio", "wraparound.xid_age")

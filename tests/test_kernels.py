@@ -12,11 +12,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from opsbook.config import from_dict
-from opsbook.errors import UnknownTarget
-from opsbook.kernels import KernelPool
-from opsbook.kernels.many import Job, run_many
-from opsbook.kernels.warm import KernelError
+from opsbook.config.file import from_dict
+from opsbook.core.errors import UnknownTarget
+from opsbook.run.kernels import KernelPool
+from opsbook.run.kernels.many import Job, run_many
+from opsbook.run.kernels.warm import KernelError
 from report_checks import assert_report_files
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runbooks"
@@ -39,7 +39,7 @@ def notebook(folder: Path, name: str, *cells: str) -> Path:
 
 def test_the_iri_grammar_is_not_built_by_the_cli_yet_still_works_when_used():
     pytest.importorskip("rfc3987_syntax")  # installed with the lab extra, as by `make test`
-    code = ("import sys, opsbook.cli, papermill, nbformat, jsonschema\n"
+    code = ("import sys, opsbook.cli.main, papermill, nbformat, jsonschema\n"
             f"print({GRAMMAR!r} in sys.modules)\n"
             "from jsonschema import FormatChecker\n"
             "fc = FormatChecker()\n"
@@ -70,7 +70,7 @@ def test_the_grammar_stand_in_survives_a_walk_over_sys_modules():
 def test_a_pool_hands_out_each_kernel_once_warm_with_the_run_env_set_inside(tmp_path, factory):
     probe = ("import json, os, sys\n"
              f"open({str(tmp_path / 'seen.json')!r}, 'w').write(json.dumps({{'x': os.environ.get('OB_TEST_X'), "
-             "'cwd': os.getcwd(), 'pid': os.getpid(), 'warm': 'pandas' in sys.modules and 'opsbook.context' in "
+             "'cwd': os.getcwd(), 'pid': os.getpid(), 'warm': 'pandas' in sys.modules and 'opsbook.run.context' in "
              f"sys.modules, 'history': get_ipython().history_manager.enabled, 'grammar': {GRAMMAR!r} in sys.modules}}))")
     with KernelPool(size=1, cwd=tmp_path, factory=factory) as pool:
         first = pool.take()
@@ -126,7 +126,7 @@ def _is_kernel(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
-    return state != "Z" and ("ipykernel" in cmdline or "opsbook.kernels.zygote" in cmdline)
+    return state != "Z" and ("ipykernel" in cmdline or "opsbook.run.kernels.zygote" in cmdline)
 
 
 def _gone(pid: int, timeout: float = 15) -> bool:
@@ -141,7 +141,7 @@ def _gone(pid: int, timeout: float = 15) -> bool:
 def test_a_forked_kernel_dies_with_its_launcher_and_the_factory_with_its_owner(tmp_path):
     """jupyter_client kills the launcher (the process it started): the fork it stands for must not outlive it;
     and a factory whose owner was killed (no close) must not linger."""
-    from opsbook.kernels.warm import KernelFactory, WarmKernel
+    from opsbook.run.kernels.warm import KernelFactory, WarmKernel
 
     factory = KernelFactory()
     try:
@@ -155,7 +155,7 @@ def test_a_forked_kernel_dies_with_its_launcher_and_the_factory_with_its_owner(t
         kernel.shutdown()
     finally:
         factory.close()
-    owner = subprocess.run([sys.executable, "-c", "import os, time\nfrom opsbook.kernels.warm import KernelFactory\n"
+    owner = subprocess.run([sys.executable, "-c", "import os, time\nfrom opsbook.run.kernels.warm import KernelFactory\n"
                             "f = KernelFactory(); f.kernel_spec()\nprint(f.proc.pid, flush=True)\nos._exit(0)"],
                            capture_output=True, text=True, timeout=120, check=True)
     assert _gone(int(owner.stdout.split()[-1])), "the factory exited with the process that owned it"

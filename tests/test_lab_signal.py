@@ -109,7 +109,7 @@ def test_a_stop_signal_shuts_the_kernels_down_cleanly(how, code, tmp_path):
 
 STUBBORN = """
 import signal, subprocess, sys
-from opsbook.lab import supervise
+from opsbook.run.lab import supervise
 child = subprocess.Popen([sys.executable, "-c", "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
                           "print('ready', flush=True); time.sleep(600)"], stdout=subprocess.PIPE, text=True)
 assert child.stdout.readline() == "ready\\n"

@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from opsbook import display, triage
-from opsbook.findings import Finding
+from opsbook.core import display
+from opsbook.incident import triage
+from opsbook.core.findings import Finding
 from conftest import free_port
 from report_browser import CHROMIUM, browser
 

@@ -180,8 +180,8 @@ def test_parse_and_bind_are_not_statements(tmp_path):
     """log_min_duration_statement = 0 under the extended protocol logs parse, bind and execute: 7 duration lines
     for 4 statements executed (two simple queries, an unnamed and a named prepared statement). pgbadger counts 4;
     so do opsbook's count of executions and the post-mortem's count of slow statements."""
-    from opsbook.postmortem.evidence import read_log
-    from opsbook.postmortem.window import Window
+    from opsbook.incident.postmortem.evidence import read_log
+    from opsbook.incident.postmortem.window import Window
 
     path = copy(tmp_path, "extended_protocol.log")
     events, _ = read(path)

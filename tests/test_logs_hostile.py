@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from opsbook.demo.incident import LOG_SETTINGS
-from opsbook.embedded import EmbeddedServer
+from opsbook.database.embedded import EmbeddedServer
 
 FAKE_PID = 4242
 FAKE_DAY = "2001-02-03"

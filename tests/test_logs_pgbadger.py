@@ -45,7 +45,7 @@ def test_three_formats_agree_on_postgresql_15(incident_log_15):
     assert (csv_kinds["statement_timeout"], csv_kinds["deadlock"], csv_kinds["too_many_connections"]) == \
         (inc.timeouts, 1, inc.refused)
     from opsbook.history import open_store
-    from opsbook.watch import read_samples
+    from opsbook.incident.watch import read_samples
 
     store = open_store(incident_log_15.config)  # the sampler ran through it on 15 too
     rows = read_samples(store.engine, "shop", 0, incident_log_15.end + 1)

@@ -24,7 +24,7 @@ import psycopg
 import pytest
 
 from conftest import _server, free_port
-from opsbook.embedded import become_account, chown_to_account
+from opsbook.database.embedded import become_account, chown_to_account
 from opsbook.logs import Problems, iter_events, plan
 from pooler import PGBOUNCER
 from test_logs_formats import needs_pgbadger, pgbadger
@@ -275,7 +275,7 @@ class SyslogSocket:
 def syslog_log(tmp_path_factory):
     """A real PostgreSQL's syslog over a session of logins, a wrong password, a missing database, statements
     (one over two lines, one with a tab), errors and a warning; written to a file after the server stopped."""
-    from opsbook.embedded import server_account
+    from opsbook.database.embedded import server_account
 
     account = server_account()
     if account is None or shutil.which("unshare") is None or shutil.which("setpriv") is None:

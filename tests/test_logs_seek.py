@@ -227,8 +227,8 @@ def test_a_small_file_is_read_whole_with_its_line_numbers(tmp_path):
 def test_a_post_mortem_reads_its_window_and_a_baseline_of_as_long(logs, ext, monkeypatch):
     """Failed before: the post-mortem read the log from 7 days before the window (its error baseline), so a window
     of a big day read the whole day up to it. Now it reads the window, and the baseline from samples of as long."""
-    from opsbook.postmortem.evidence import baseline_spans, read_log
-    from opsbook.postmortem.window import Window
+    from opsbook.incident.postmortem.evidence import baseline_spans, read_log
+    from opsbook.incident.postmortem.window import Window
 
     path = logs / f"postgresql.{ext}"
     window = Window(SINCE, UNTIL, timedelta(0))

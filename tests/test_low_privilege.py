@@ -6,9 +6,9 @@ import pytest
 
 from conftest import drop_database, make_database
 from faults import Faults, advisory_wait, blocking_chain, drop_role, idle_in_transaction, monitoring_role, sequence_at
-from opsbook.config import from_dict
-from opsbook.context import Runbook
-from opsbook.severity import incident_priority
+from opsbook.config.file import from_dict
+from opsbook.run.context import Runbook
+from opsbook.core.severity import incident_priority
 
 INCIDENT = ["locks.blocking", "activity.idle_in_transaction", "activity.long_running", "connections.idle",
             "connections.saturation"]
@@ -112,7 +112,7 @@ def test_pg_monitor_sees_what_a_superuser_sees(faulty):
 @pytest.mark.slow
 def test_incident_triage_runs_through_when_locks_blocking_is_skipped(db):
     """The runbook's locks cell read len() of a skipped check's data (None): a TypeError, no report (issue 12)."""
-    from opsbook.runner import run_runbook
+    from opsbook.run.runner import run_runbook
 
     db.execute("REVOKE EXECUTE ON FUNCTION pg_blocking_pids(integer) FROM PUBLIC")
     dsn = monitoring_role(db.conninfo, "ob_no_blocking")

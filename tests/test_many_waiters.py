@@ -6,7 +6,7 @@ import pytest
 
 from conftest import _server, drop_database, make_database
 from faults import Faults, waiter_chain, waiter_queue
-from opsbook.context import Runbook
+from opsbook.run.context import Runbook
 
 QUEUE, CHAIN = 100, 20
 

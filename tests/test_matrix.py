@@ -23,9 +23,9 @@ import pytest
 import deployments
 import pgversions
 from deployments import SETUPS, SUPABASE_ADMIN, Deployment
-from opsbook.config import from_dict
-from opsbook.findings import NOT_JUDGED, PARTIAL, TIMED_OUT
-from opsbook.runner import runbook_meta, runbook_names
+from opsbook.config.file import from_dict
+from opsbook.core.findings import NOT_JUDGED, PARTIAL, TIMED_OUT
+from opsbook.run.runner import runbook_meta, runbook_names
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +109,7 @@ def short_watch(config, names: list[str]) -> dict:
     """`opsbook watch` over the cells' targets for two seconds, in-process (`watch --all` would also sample, and
     so build, the built-in demo target): {"lines": what it said, "samples": {target: sample rows}}."""
     from opsbook.history import open_store
-    from opsbook.watch import Watcher, read_samples
+    from opsbook.incident.watch import Watcher, read_samples
 
     lines: list[str] = []
     started = time.time()
@@ -125,7 +125,7 @@ def short_watch(config, names: list[str]) -> dict:
 def matrix(request, tmp_path_factory):
     """One pass over every selected cell (those of the collected tests: -k narrows it): {(version, set-up):
     outcome}, plus what was absent and the timings."""
-    from opsbook.kernels.many import Job, run_jobs
+    from opsbook.run.kernels.many import Job, run_jobs
 
     t0 = time.perf_counter()
     wanted: dict[int, set[str]] = {}

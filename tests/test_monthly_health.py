@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from opsbook.config import from_dict
-from opsbook.errors import ParameterError
+from opsbook.config.file import from_dict
+from opsbook.core.errors import ParameterError
 from opsbook.health.metrics import ReportMetrics
 from opsbook.health.month import Month, parse_month
-from opsbook.runner import run_runbook
+from opsbook.run.runner import run_runbook
 
 UTC = dt.timezone.utc
 

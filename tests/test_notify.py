@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from opsbook.config import from_dict
-from opsbook.errors import ConfigError
-from opsbook.notify import send_all
-from opsbook.notify.message import Message
-from opsbook.notify.spec import load_notifiers
+from opsbook.config.file import from_dict
+from opsbook.core.errors import ConfigError
+from opsbook.schedule.notify import send_all
+from opsbook.schedule.notify.message import Message
+from opsbook.schedule.notify.spec import load_notifiers
 from local_servers import http_recorder, smtp_server
 
 SIDECAR = {"runbook": "incident-triage", "target": "prod", "status": "ok", "error": None,

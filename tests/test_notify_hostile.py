@@ -10,11 +10,11 @@ from contextlib import contextmanager
 
 import pytest
 
-from opsbook.config import from_dict
-from opsbook.errors import ConfigError
-from opsbook.notify import send_all
-from opsbook.notify.message import Message
-from opsbook.notify.spec import load_notifiers
+from opsbook.config.file import from_dict
+from opsbook.core.errors import ConfigError
+from opsbook.schedule.notify import send_all
+from opsbook.schedule.notify.message import Message
+from opsbook.schedule.notify.spec import load_notifiers
 from local_servers import http_recorder
 
 HOSTILE_TABLE = "<!channel> <https://evil.example/login|Open the report>"

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from opsbook import params
-from opsbook.errors import ParameterError, UsageError
-from opsbook.params import Param
-from opsbook.tomlw import dumps
+from opsbook.config import params
+from opsbook.core.errors import ParameterError, UsageError
+from opsbook.config.params import Param
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "runbooks"
@@ -139,15 +138,23 @@ def test_parse_assignments_keeps_equals_signs_in_values():
         params.parse_assignments(["novalue"])
 
 
-def test_toml_writer_round_trips_what_the_kernel_reads():
-    raw = {"targets": {"test": {"dsn": 'host=/tmp/x "quoted" \\ end\n\x7f é', "plan": "pro",
+def test_the_config_a_kernel_reads_round_trips_through_toml(tmp_path):
+    """A configuration given as a dict (no file) reaches the kernel as a TOML file that reads back the same."""
+    from opsbook.config.file import from_dict
+    from opsbook.run.runner import _config_file
+
+    raw = {"targets": {"test": {"dsn": "host=/tmp/x dbname='quoted \\' é'", "plan": "pro",
+                                "description": 'a "quoted" \\ end\n\x7f é',
                                 "thresholds": {"activity.long_running": {"warning": 60, "critical": 1.5}}}},
-           "history": {"url": "sqlite:////tmp/h.sqlite"}, "flags": [True, False, 3, [1, {"a": "b"}]]}
-    assert tomllib.loads(dumps(raw)) == raw
+           "history": {"url": "sqlite:////tmp/h.sqlite"}}
+    config = from_dict(raw)
+    written = _config_file(config, tmp_path)
+    assert tomllib.loads(written.read_text()) == config.portable_raw()
+    assert tomllib.loads(written.read_text())["targets"]["test"]["dsn"] == raw["targets"]["test"]["dsn"]
 
 
 def test_a_broken_notebook_file_is_one_clear_error(tmp_path):
-    from opsbook.errors import OpsbookError
+    from opsbook.core.errors import OpsbookError
 
     (tmp_path / "broken.ipynb").write_text('{"cells": [')
     with pytest.raises(OpsbookError, match="broken.ipynb is not a readable notebook: JSONDecodeError"):

@@ -11,13 +11,13 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from opsbook import paths
-from opsbook.config import from_dict, load
-from opsbook.runner import _config_file, runbook_names, runbooks_dir
+from opsbook.config import paths
+from opsbook.config.file import from_dict, load
+from opsbook.run.runner import _config_file, runbook_names, runbooks_dir
 
 PROBE = """
 import json
-from opsbook.config import load
+from opsbook.config.file import load
 from opsbook.history import open_store
 _c = load()
 _s = open_store(_c, create=False)

@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from conftest import PG15_BIN
-from opsbook.config import Target
-from opsbook.embedded import embedded_bindir
+from opsbook.config.file import Target
+from opsbook.database.embedded import embedded_bindir
 from opsbook.recovery import archive, restore, script, tools
 from opsbook.recovery.scratch import open_scratch, prepare
 from opsbook.recovery.script import ScriptGuard

@@ -12,9 +12,9 @@ import psycopg
 import pytest
 
 from conftest import _server
-from opsbook.config import from_dict
-from opsbook.db import connect
-from opsbook.runner import run_runbook
+from opsbook.config.file import from_dict
+from opsbook.database.session import connect
+from opsbook.run.runner import run_runbook
 from pooler import PGBOUNCER, Application, Bouncer
 
 pytestmark = [pytest.mark.slow,

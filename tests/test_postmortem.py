@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from opsbook.logs import count_kinds, iter_events
-from opsbook.runner import run_runbook
+from opsbook.run.runner import run_runbook
 
 pytestmark = pytest.mark.slow
 
@@ -68,8 +68,8 @@ def test_runbook_counts_every_event_as_the_log_has_it_and_names_the_root_blocker
 
 def postmortem(inc, config=None, **params):
     """The runbook's library layer without a kernel: what its cells compute."""
-    from opsbook.context import Runbook
-    from opsbook.postmortem import PostMortem
+    from opsbook.run.context import Runbook
+    from opsbook.incident.postmortem import PostMortem
 
     rb = Runbook("post-mortem", "shop", config=config or inc.config)
     rb.connect()
@@ -96,7 +96,7 @@ def test_jsonlog_and_stderr_give_the_same_counts_and_cause(incident_log, logs_on
 
 def test_logs_only(incident_log, logs_only_folder, tmp_path):
     inc = incident_log
-    from opsbook.config import from_dict
+    from opsbook.config.file import from_dict
 
     no_history = from_dict({"targets": {"shop": {"dsn": inc.conninfo}},
                             "history": {"url": f"sqlite:///{tmp_path / 'none.sqlite'}"}})
@@ -128,8 +128,8 @@ def test_history_only_through_the_runner(incident_log, tmp_path):
     ({"padding_minutes": -1}, "padding_minutes"),
 ])
 def test_bad_parameters_say_what_to_do(params, msg):
-    from opsbook.errors import ParameterError
-    from opsbook.postmortem.window import check_severity, make_window
+    from opsbook.core.errors import ParameterError
+    from opsbook.incident.postmortem.window import check_severity, make_window
 
     with pytest.raises(ParameterError, match=msg):
         make_window(params.get("incident_start", "now-1h"), params.get("incident_end", "now"),
@@ -138,7 +138,7 @@ def test_bad_parameters_say_what_to_do(params, msg):
 
 
 def test_relative_and_iso_times():
-    from opsbook.postmortem.window import parse_when
+    from opsbook.incident.postmortem.window import parse_when
 
     now = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
     assert parse_when("now-2h", now=now) == datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import psycopg
 import pytest
 
-from opsbook.notify.escape import md_cell, md_code, md_text
+from opsbook.core.escape import md_cell, md_code, md_text
 
 pytestmark = pytest.mark.slow
 
@@ -92,9 +92,9 @@ def hostile_log(tmp_path_factory):
 
 
 def test_hostile_log_lines_stay_text_in_the_document(hostile_log, tmp_path, monkeypatch):
-    from opsbook.config import from_dict
-    from opsbook.context import Runbook
-    from opsbook.postmortem import PostMortem
+    from opsbook.config.file import from_dict
+    from opsbook.run.context import Runbook
+    from opsbook.incident.postmortem import PostMortem
 
     server, conninfo, log, start, end = hostile_log
     config = from_dict({"targets": {"shop": {"dsn": conninfo}},

@@ -11,9 +11,9 @@ import pytest
 
 from conftest import _server
 from opsbook.logs import Problems, iter_events
-from opsbook.postmortem import causes, timeline
-from opsbook.postmortem.evidence import Evidence, read_log
-from opsbook.postmortem.window import make_window
+from opsbook.incident.postmortem import causes, timeline
+from opsbook.incident.postmortem.evidence import Evidence, read_log
+from opsbook.incident.postmortem.window import make_window
 
 PREFIX = "%m [%p] %q%u@%d app=%a "
 MARKER = "opsbook-test-own-errors-over"
@@ -94,7 +94,7 @@ def test_the_timeline_and_causes_leave_out_opsbooks_errors_and_show_utc(logged, 
 
 
 def test_the_documents_timeline_in_utc_names_only_the_applications_error(logged):
-    from opsbook.postmortem import document
+    from opsbook.incident.postmortem import document
 
     log_dir, start, end = logged
     window = make_window(start.isoformat(), end.isoformat(), 1)
@@ -110,7 +110,7 @@ def test_the_documents_timeline_in_utc_names_only_the_applications_error(logged)
 
 
 def test_statements_failed_counts_only_the_applications_error(logged):
-    from opsbook.postmortem import document
+    from opsbook.incident.postmortem import document
 
     log_dir, start, end = logged
     window = make_window(start.isoformat(), end.isoformat(), 1)

@@ -14,10 +14,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from opsbook.config import DEMO_DATABASE, from_dict
+from opsbook.config.file import DEMO_DATABASE, from_dict
 from opsbook.demo import RECORDED_PROBLEMS
-from opsbook.embedded import EmbeddedServer
-from opsbook.runner import run_runbook, runbook_meta
+from opsbook.database.embedded import EmbeddedServer
+from opsbook.run.runner import run_runbook, runbook_meta
 
 pytestmark = pytest.mark.slow
 
@@ -148,7 +148,7 @@ def test_a_log_written_with_another_prefix_is_read_with_the_detected_one(other_p
 def test_a_given_prefix_that_matches_is_kept(other_prefix_log):
     """Detection is the fallback, not the rule: a prefix that matches the log's records reads it as given."""
     from opsbook.logs import plan
-    from opsbook.postmortem.evidence import choose_prefixes
+    from opsbook.incident.postmortem.evidence import choose_prefixes
 
     files = plan(other_prefix_log["log"])
     chosen, text = choose_prefixes(files, PREFIX_A, "the log_line_prefix parameter")

@@ -19,9 +19,9 @@ import pytest
 from conftest import _server, drop_database, make_database
 from faults import drop_role, monitoring_role
 from opsbook.checks.security import audit
-from opsbook.config import from_dict
-from opsbook.context import Runbook
-from opsbook.findings import PARTIAL, gaps
+from opsbook.config.file import from_dict
+from opsbook.run.context import Runbook
+from opsbook.core.findings import PARTIAL, gaps
 
 pytestmark = pytest.mark.slow
 
@@ -133,7 +133,7 @@ def config_for(dsn: str, tmp: Path):
 @pytest.fixture(scope="module")
 def passes(quiet, tmp_path_factory):
     """One pass of every runbook through the runner per case: {case: {runbook: (ERROR lines, sidecar)}}."""
-    from opsbook.runner import run_runbook
+    from opsbook.run.runner import run_runbook
 
     out: dict[str, dict[str, tuple[list[str], dict]]] = {}
     for case in ("plain-superuser", "plain-monitor", "supabase-monitor"):

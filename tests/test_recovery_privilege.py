@@ -8,9 +8,9 @@ import time
 import pytest
 
 from faults import drop_role, monitoring_role
-from opsbook.config import from_dict
-from opsbook.context import Runbook
-from opsbook.findings import gaps
+from opsbook.config.file import from_dict
+from opsbook.run.context import Runbook
+from opsbook.core.findings import gaps
 from opsbook.recovery.recover import TableRecovery
 from opsbook.recovery.verify import BackupVerification
 from test_backup_verification import seed, take

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from conftest import PG15_BIN, Database, _server, drop_database
-from opsbook.context import Runbook
+from opsbook.run.context import Runbook
 from opsbook.recovery import tools
 from opsbook.recovery.recover import TableRecovery
 from opsbook.recovery.verify import BackupVerification

@@ -13,10 +13,10 @@ import psycopg
 import pytest
 
 from incident import log_marker, wait_logged
-from opsbook.config import Target, from_dict
-from opsbook.db import connect
+from opsbook.config.file import Target, from_dict
+from opsbook.database.session import connect
 from opsbook.demo.incident import LOG_SETTINGS
-from opsbook.redact import MASK, redact_sql
+from opsbook.core.redact import MASK, redact_sql
 
 ROLE, MAPPED, SERVER, OTHER, SUB = "ob_red_role", "ob_red_mapped", "ob_red_srv", "ob_red_other", "ob_red_sub"
 NOWHERE = "host=127.0.0.1 port=1"  # dblink's connections are refused at once: the texts are what matters

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from opsbook import report_html, report_index
+from opsbook.report import html as report_html, index as report_index
 from report_browser import MEASURE, browser, measure
 from report_checks import offline_sweep  # noqa: F401 - autouse: checks every page this module writes
 from report_checks import page_problems, require_chromium
@@ -53,7 +53,7 @@ def builder(fig) -> dict:
 def good(chromium, tmp_path_factory):
     """One page (one plotly.js load) with what reads well: formatted cells, a small bar chart, and the real
     chart builders on the data issue 11 saw: a blocking tree of 2 and of 200 waiters, a few connections."""
-    from opsbook.charts import incident
+    from opsbook.report.charts import incident
 
     conns = connections()
     figures = [bars(["public.a", "public.b", "public.c"], 300, title={"text": "ok"}),
@@ -156,8 +156,8 @@ def test_charts_fit_the_paper_when_printed(chromium, tmp_path):
     """The browser's print fires beforeprint: every chart is laid out again at the paper's width, and back after."""
     import plotly.io as pio
 
-    from opsbook import charts
-    from opsbook.charts import incident
+    from opsbook.report import charts
+    from opsbook.report.charts import incident
 
     charts.setup()
     fragment = pio.renderers[charts.RENDERER].to_mimebundle(incident.blocking_tree(waiters(2)).to_dict())["text/html"]

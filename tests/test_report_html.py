@@ -9,8 +9,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from opsbook import report_html, runner
-from opsbook.config import from_dict
+from opsbook.report import html as report_html
+from opsbook.run import runner
+from opsbook.config.file import from_dict
 from report_checks import assert_offline, assert_report_files, fetched_urls, rendered_dom
 from report_checks import offline_sweep  # noqa: F401 - autouse: checks every page this module writes
 

@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from opsbook import report_index
+from opsbook.report import index as report_index
 from report_checks import assert_offline
 from report_checks import offline_sweep  # noqa: F401 - autouse: checks every page this module writes
 
@@ -125,7 +125,7 @@ def test_links_only_to_files_a_run_has(tmp_path):
     """A JupyterLab session leaves only its sidecar, a fleet summary no notebook: the index links what exists."""
     import json
 
-    from opsbook.report_index import write_index
+    from opsbook.report.index import write_index
 
     day = tmp_path / "2026-12-01"
     day.mkdir()

@@ -9,9 +9,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from opsbook import runner
-from opsbook.config import from_dict
-from opsbook.errors import ConfigError, ParameterError, UnknownRunbook, UnknownTarget, UsageError
+from opsbook.run import runner
+from opsbook.config.file import from_dict
+from opsbook.core.errors import ConfigError, ParameterError, UnknownRunbook, UnknownTarget, UsageError
 from report_checks import assert_report_files
 from report_checks import offline_sweep  # noqa: F401 - autouse: checks every page this module writes
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from opsbook.config import from_dict
-from opsbook.errors import ConfigError
+from opsbook.config.file import from_dict
+from opsbook.core.errors import ConfigError
 from opsbook.schedule.jobs import JobStore
 from opsbook.schedule.runs import run_due, run_now
 from opsbook.schedule.spec import load_schedules

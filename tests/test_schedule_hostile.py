@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from opsbook.config import from_dict
+from opsbook.config.file import from_dict
 from opsbook.schedule.install import MARKER
 from opsbook.schedule.jobs import JobStore, job_runs
 from opsbook.schedule.runs import run_due

@@ -12,10 +12,10 @@ from sqlalchemy import create_engine, select
 
 from faults import Faults
 from opsbook import history
-from opsbook.config import from_dict
-from opsbook.redact import SecretLeak, redact_sql, scrub_files, scrub_report
-from opsbook import runner
-from opsbook.runner import run_runbook
+from opsbook.config.file import from_dict
+from opsbook.core.redact import SecretLeak, redact_sql, scrub_files, scrub_report
+from opsbook.run import runner
+from opsbook.run.runner import run_runbook
 
 SHORT = ("table", "select", "demo", "ok")
 

@@ -12,10 +12,10 @@ import pytest
 from opsbook.checks import load_all
 from opsbook.checks.security import audit, buckets, rls
 from opsbook.checks.security.roles import judge_ssl
-from opsbook.config import from_dict
-from opsbook.context import Runbook
+from opsbook.config.file import from_dict
+from opsbook.run.context import Runbook
 from opsbook.demo import LIVE_PROBLEMS, PROBLEMS
-from opsbook.findings import PARTIAL, Severity, gaps
+from opsbook.core.findings import PARTIAL, Severity, gaps
 
 API_ROLES = ("anon", "authenticated", "service_role")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from opsbook.demo import PROBLEMS
-from opsbook.runner import run_runbook
+from opsbook.run.runner import run_runbook
 
 pytestmark = pytest.mark.slow
 

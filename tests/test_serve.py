@@ -2,6 +2,7 @@
 caller's environment, folder and configuration; the same answers, exit codes and reports as a local run."""
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ from test_kernels import notebook
 
 BIN = Path(sys.executable).parent
 OPSBOOK = str(BIN / "opsbook")
-PROBE = ("import os\nfrom opsbook import record\nfrom opsbook.paths import caller_cwd\n"
+PROBE = ("import os\nfrom opsbook import record\nfrom opsbook.config.paths import caller_cwd\n"
          "record('mark', os.environ.get('OB_SERVE_MARK', '-'))\n"
          "record('service_only', os.environ.get('OB_SERVE_SERVICE_ONLY', '-'))\n"
          "record('caller', str(caller_cwd()))\nrecord('pid', os.getpid())")
@@ -194,7 +195,7 @@ def test_a_caller_killed_mid_run_still_gets_its_report_written(own_service, tmp_
 
 
 def raw_request(svc, message: dict) -> dict:
-    from opsbook.serve import wire
+    from opsbook.run.serve import wire
 
     old = os.environ.get("OPSBOOK_HOME")
     os.environ["OPSBOOK_HOME"] = str(svc.home)
@@ -226,7 +227,7 @@ def test_a_malformed_request_gets_exit_2_and_the_service_goes_on(service):
 
 def test_the_client_sends_nothing_to_a_socket_in_a_folder_others_can_enter(tmp_path, monkeypatch):
     """An attacker's socket where ours should be: the request (which carries our environment) is never sent."""
-    from opsbook.serve import client, wire
+    from opsbook.run.serve import client, wire
 
     home = Path(tempfile.mkdtemp(prefix="ob-evil-"))
     try:
@@ -265,7 +266,7 @@ def test_the_client_sends_nothing_to_a_socket_in_a_folder_others_can_enter(tmp_p
 def test_a_service_whose_code_changed_declines_the_run_which_then_runs_locally(runbooks, tmp_path):
     svc = start_service()
     try:
-        module = Path(__import__("opsbook.serve.wire").serve.wire.__file__)
+        module = Path(importlib.import_module("opsbook.run.serve.wire").__file__)
         if not os.access(module, os.W_OK):
             pytest.skip("changing opsbook's code needs write access to the checkout (CI, as root, has it)")
         st = module.stat()
@@ -287,9 +288,9 @@ def test_a_service_whose_code_changed_declines_the_run_which_then_runs_locally(r
 def test_an_idle_service_exits_and_removes_its_socket():
     svc = start_service(idle=1)
     try:
-        from opsbook.serve import wire
+        from opsbook.run.serve import wire
 
-        sock = Path(subprocess.run([sys.executable, "-c", "from opsbook.serve import wire; print(wire.socket_path())"],
+        sock = Path(subprocess.run([sys.executable, "-c", "from opsbook.run.serve import wire; print(wire.socket_path())"],
                                    env=svc.env(), capture_output=True, text=True, check=True).stdout.strip())
         assert sock.exists() and oct(sock.stat().st_mode & 0o777) == "0o600"
         assert oct(sock.parent.stat().st_mode & 0o777) == "0o700"
@@ -313,7 +314,7 @@ def test_reports_written_by_the_service_get_the_callers_umask(service, runbooks,
 
 
 def test_nonsense_that_once_crashed_or_corrupted_the_service_is_refused(service):
-    from opsbook.serve import wire
+    from opsbook.run.serve import wire
 
     wait_warm(service)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:  # JSON nested deeper than Python recurses
@@ -334,9 +335,9 @@ def test_nonsense_that_once_crashed_or_corrupted_the_service_is_refused(service)
 
 def test_an_early_cancel_is_taken_by_the_run_when_it_becomes_interruptible(tmp_path, monkeypatch):
     """The service's cancel may land while the run still loads its configuration or waits for a kernel."""
-    from opsbook.config import from_dict
-    from opsbook.kernels import execute
-    from opsbook.runner import run_runbook
+    from opsbook.config.file import from_dict
+    from opsbook.run.kernels import execute
+    from opsbook.run.runner import run_runbook
 
     folder, marks = sleepy(tmp_path)
     monkeypatch.setenv("OPSBOOK_RUNBOOKS", str(folder))

@@ -24,7 +24,7 @@ def fallback(tmp_path):
     home = tmp_path / ("h" * 110)
     env = {**os.environ, "OPSBOOK_HOME": str(home), "TMPDIR": str(tmp)}
     env.pop("OPSBOOK_SERVICE_SOCKET", None)
-    out = subprocess.run([sys.executable, "-c", "from opsbook.serve import wire; print(wire.socket_path())"],
+    out = subprocess.run([sys.executable, "-c", "from opsbook.run.serve import wire; print(wire.socket_path())"],
                          env=env, capture_output=True, text=True, check=True)
     folder = Path(out.stdout.strip()).parent
     assert folder.parent == tmp and folder.name.startswith(f"opsbook-{os.getuid()}-"), folder  # control
@@ -79,7 +79,7 @@ def test_serve_stop_does_not_take_a_pid_from_a_folder_another_user_made(fallback
     env, folder = fallback
     make("another user's, open to all", folder, tmp_path)
     # a process of ours that looks like a service (another home's, a Dask worker's)
-    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "opsbook.serve"])
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "opsbook.run.serve"])
     try:
         (folder / "service.pid").write_text(f"{victim.pid}\n")
         out = subprocess.run([OPSBOOK, "serve", "stop"], env=env, capture_output=True, text=True, timeout=120)
@@ -93,7 +93,7 @@ def test_serve_stop_does_not_take_a_pid_from_a_folder_another_user_made(fallback
 
 
 def test_a_fresh_fallback_folder_is_ours_and_private_whatever_the_umask(tmp_path):
-    from opsbook.serve import wire
+    from opsbook.run.serve import wire
 
     folder = tmp_path / "opsbook-x"
     old = os.umask(0)

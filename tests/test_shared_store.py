@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from conftest import drop_database, make_database
-from opsbook.config import from_dict
+from opsbook.config.file import from_dict
 
 OPSBOOK = Path(sys.executable).parent / "opsbook"
 
@@ -72,7 +72,7 @@ def test_concurrent_snapshots_of_different_targets(pg, pg_store, tmp_path):
 
 def test_readers_answer_the_same_on_sqlite_and_postgresql(db, pg_store, tmp_path):
     """The same snapshots (same moments, same database) into both stores; every reader the runbooks use agrees."""
-    from opsbook.db import connect
+    from opsbook.database.session import connect
     from opsbook.history import open_store
     from opsbook.history import snapshot as snap
     from opsbook.history import store as st

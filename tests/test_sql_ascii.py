@@ -9,9 +9,9 @@ import pytest
 
 from conftest import Database, _server, drop_database
 from faults import Faults
-from opsbook.config import from_dict
-from opsbook.db import connect
-from opsbook.runner import run_runbook
+from opsbook.config.file import from_dict
+from opsbook.database.session import connect
+from opsbook.run.runner import run_runbook
 
 # A latin-1 "é" (0xE9) is not UTF-8: a SQL_ASCII database stores it as it came, and psycopg returns its text as bytes.
 LATIN1_NAME = b"<i>caf\xe9</i>"

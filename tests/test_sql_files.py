@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from opsbook import checks, sql
+from opsbook import checks
+from opsbook.database import sql
 
 SUPPORTED = [130000, 140000, 150000, 160000, 170000, 180000]
 LIB = Path(sql.__file__).resolve().parents[1]

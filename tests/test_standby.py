@@ -14,7 +14,7 @@ from conftest import Database, _server, drop_database, make_database
 import deployments
 from deployments import _one, make_standby
 from deployments import wait_for as _wait
-from opsbook.runner import run_runbook, runbook_names
+from opsbook.run.runner import run_runbook, runbook_names
 
 pytestmark = pytest.mark.slow
 
@@ -110,7 +110,7 @@ def test_the_same_run_on_the_primary_keeps_its_advice(pair, tmp_path):
 
 
 def test_every_runbook_header_says_standby_or_primary():
-    from opsbook.report_html import Header, header_html
+    from opsbook.report.html import Header, header_html
 
     base = dict(runbook="incident-triage", target="t", target_display="t", status="ok",
                 started_at="2026-01-01T00:00:00Z", duration_s=1.0, server_version="18.1", role="opsbook", superuser=False)

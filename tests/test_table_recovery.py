@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from opsbook.context import Runbook
+from opsbook.run.context import Runbook
 from opsbook.recovery import tools
 from opsbook.recovery.recover import TableRecovery
 from test_backup_verification import checksums, scratch_databases, seed, take

@@ -15,12 +15,12 @@ from click.testing import CliRunner
 from faults import Faults, blocking_chain
 from opsbook.cli import main
 from opsbook.history import open_store
-from opsbook.watch import Watcher, prune_samples, read_samples, take_sample
-from opsbook.db import connect
+from opsbook.incident.watch import Watcher, prune_samples, read_samples, take_sample
+from opsbook.database.session import connect
 
 
 def _cfg(db, tmp_path, name="h.sqlite"):
-    from opsbook.config import from_dict
+    from opsbook.config.file import from_dict
 
     return from_dict({"targets": {"test": {"dsn": db.conninfo}},
                       "history": {"url": f"sqlite:///{tmp_path / name}"}})
@@ -72,7 +72,7 @@ def test_gap_recorded_when_the_target_goes_away_and_sampling_goes_on(db, tmp_pat
     store = open_store(config)
     lines: list[str] = []
     w = Watcher(config, ["test"], store=store, every_s=0.1, echo=lines.append)
-    from opsbook.watch.store import ensure_table
+    from opsbook.incident.watch.store import ensure_table
 
     ensure_table(store.engine)
     assert w.tick("test")["status"] == "ok"
@@ -136,7 +136,7 @@ def test_history_prune_prunes_samples_too(db, tmp_path):
         f'[targets.test]\ndsn = "{db.conninfo}"\n[history]\nurl = "sqlite:///{tmp_path / "h.sqlite"}"\n')
     config = _cfg(db, tmp_path)
     store = open_store(config)
-    from opsbook.watch.store import ensure_table, write_sample
+    from opsbook.incident.watch.store import ensure_table, write_sample
 
     ensure_table(store.engine)
     now = time.time()

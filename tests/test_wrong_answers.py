@@ -6,8 +6,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from opsbook.config import from_dict
-from opsbook.context import Runbook
+from opsbook.config.file import from_dict
+from opsbook.run.context import Runbook
 
 
 def run(db, *check_ids, config_thresholds=None, **thresholds):
@@ -123,7 +123,7 @@ INSERT INTO auth.audit_log_entries (payload, created_at)
 def measured_mau(db) -> tuple[float, float | None, list[str]]:
     """(auth.mau's count in capacity-planning, cost-analysis's MAU quantity, cost-analysis's notes)."""
     from opsbook.cost.usage import from_database
-    from opsbook.db import connect
+    from opsbook.database.session import connect
 
     [f] = of(run(db, "auth.mau"), "auth.mau")
     with connect(db.config().target("test")) as session:
@@ -142,7 +142,7 @@ def test_mau_is_one_definition_used_by_capacity_and_cost(any_db):
 
 def test_plain_postgres_is_told_apart_from_an_error(any_db):
     from opsbook.cost.usage import from_database
-    from opsbook.db import connect
+    from opsbook.database.session import connect
 
     rb = run(any_db, "auth.mau", "storage.objects")
     skips = {f.check: f.skipped for f in rb.findings if f.skipped}

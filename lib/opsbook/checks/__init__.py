@@ -24,22 +24,10 @@ def get(check_id: str) -> Check:
     try:
         return REGISTRY[check_id]
     except KeyError:
-        from ..errors import UsageError  # noqa: PLC0415
+        from ..core.errors import UsageError  # noqa: PLC0415
 
         raise UsageError(f"unknown check {check_id!r}; `opsbook checks` lists them") from None
 
 
 __all__ = ["Check", "CheckContext", "CheckResult", "Threshold", "register", "run_check", "load_all", "get",
-           "catalogue_markdown",
            "REGISTRY"]
-
-
-def catalogue_markdown() -> str:
-    """The README's check table, generated so it cannot drift (tests/test_docs.py compares them)."""
-    lines = ["| id | what it looks at | thresholds (default, unit: source) | runbooks |", "|---|---|---|---|"]
-    from ..catalogue import check_catalogue  # noqa: PLC0415
-
-    for row in check_catalogue():
-        th = "<br>".join(f"`{t['name']}` = {t['default']} {t['unit']}: {t['source']}" for t in row["thresholds"])
-        lines.append(f"| `{row['id']}` | {row['description']} | {th or '-'} | {', '.join(row['runbooks'])} |")
-    return "\n".join(lines) + "\n"

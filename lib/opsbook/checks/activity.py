@@ -1,8 +1,8 @@
 """Activity: what the server is doing now: long-running statements and transactions left idle."""
 from __future__ import annotations
 
-from ..display import human_seconds
-from ..findings import Finding, Severity, grade
+from ..core.display import human_seconds
+from ..core.findings import Finding, Severity, grade
 from .registry import Check, CheckContext, Threshold, register
 from .visibility import STATS_GRANT, partial
 

@@ -1,8 +1,8 @@
 """app.freshness: configured tables whose newest row is older than allowed (guide 000: data freshness < 4 h)."""
 from __future__ import annotations
 
-from .. import sql as sqlfiles
-from ..findings import Finding, Severity
+from ..database import sql as sqlfiles
+from ..core.findings import Finding, Severity
 from .registry import Check, CheckContext, Threshold, register
 
 CONFIG_HOW = ('add rules to opsbook.toml: [targets.prod.freshness."public.vehicle_listings"] column = "scraped_at" '

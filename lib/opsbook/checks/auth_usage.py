@@ -1,7 +1,7 @@
 """Auth usage: monthly active users against the plan's quota."""
 from __future__ import annotations
 
-from ..findings import Finding, Severity, grade
+from ..core.findings import Finding, Severity, grade
 from ..history import capacity as cap
 from .registry import Check, CheckContext, Threshold, register
 from .supabase import MAU_WINDOW_DAYS, monthly_active_users

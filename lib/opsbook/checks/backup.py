@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..display import human_bytes, human_seconds
-from ..findings import Finding, Severity, ok, skipped
+from ..core.display import human_bytes, human_seconds
+from ..core.findings import Finding, Severity, ok, skipped
 from .registry import Check, Threshold, register
 
 VERIFY = ("backup-verification",)

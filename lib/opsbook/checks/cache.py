@@ -1,7 +1,7 @@
 """Cache: how often tables and indexes are read from shared buffers rather than from disk."""
 from __future__ import annotations
 
-from ..findings import Finding, Severity, grade
+from ..core.findings import Finding, Severity, grade
 from .registry import Check, CheckContext, Threshold, register
 
 

@@ -1,8 +1,8 @@
 """Connections: how many are in use against the limit, by whom, and which idle ones could go."""
 from __future__ import annotations
 
-from ..display import human_seconds
-from ..findings import Finding, Severity, grade
+from ..core.display import human_seconds
+from ..core.findings import Finding, Severity, grade
 from .registry import Check, CheckContext, Threshold, register
 from .standby import QUERY as STANDBY, mark, of
 from .visibility import partial

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import time
 
-from ..db import NEXT_STEPS, connect, ensure_demo_server
-from ..errors import ConnectError
-from ..findings import TIMED_OUT, Finding, Severity
+from ..database.session import NEXT_STEPS, connect, ensure_demo_server
+from ..core.errors import ConnectError
+from ..core.findings import TIMED_OUT, Finding, Severity
 from .registry import Check, Threshold, register
 
 

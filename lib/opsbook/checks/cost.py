@@ -1,7 +1,7 @@
 """Cost: usage over quota, a better-fitting plan or compute size, and the levers worth money."""
 from __future__ import annotations
 
-from ..findings import Finding, Severity
+from ..core.findings import Finding, Severity
 from .registry import Check, CheckContext, Threshold, register
 
 RUNBOOKS = ("cost-analysis",)

@@ -1,7 +1,7 @@
 """Connections headroom: peak connections over the history window against the compute size's limits."""
 from __future__ import annotations
 
-from ..findings import Finding, Severity, grade
+from ..core.findings import Finding, Severity, grade
 from ..history import capacity as cap
 from .registry import Check, CheckContext, Threshold, register
 

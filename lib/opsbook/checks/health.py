@@ -1,7 +1,7 @@
 """health.trend: a headline number of the monthly report that worsened month over month."""
 from __future__ import annotations
 
-from ..findings import Finding, Severity
+from ..core.findings import Finding, Severity
 from .registry import Check, Threshold, register
 
 

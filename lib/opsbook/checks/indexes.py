@@ -1,7 +1,7 @@
 """Indexes: unused, redundant, invalid, and missing under foreign keys."""
 from __future__ import annotations
 
-from ..findings import Finding, Severity
+from ..core.findings import Finding, Severity
 from .registry import Check, CheckContext, Threshold, register
 from .standby import QUERY as STANDBY, Standby, mark, of, relay
 

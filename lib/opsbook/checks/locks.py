@@ -5,8 +5,8 @@ import time
 from collections import deque
 from pathlib import Path
 
-from ..display import human_seconds
-from ..findings import Finding, Severity, grade
+from ..core.display import human_seconds
+from ..core.findings import Finding, Severity, grade
 from .registry import Check, CheckContext, Threshold, register
 from .visibility import partial
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from ..findings import Finding, Severity, grade
+from ..core.findings import Finding, Severity, grade
 from .registry import Check, Threshold, register
 
 RUNBOOKS = ("post-mortem",)

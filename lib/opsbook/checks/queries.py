@@ -1,9 +1,9 @@
 """Queries: the statements that cost the most, from pg_stat_statements in whatever schema it lives."""
 from __future__ import annotations
 
-from .. import sql as sqlfiles
-from ..errors import SkipCheck
-from ..findings import PARTIAL, Finding, Severity, grade
+from ..database import sql as sqlfiles
+from ..core.errors import SkipCheck
+from ..core.findings import PARTIAL, Finding, Severity, grade
 from .activity import hidden_finding, visible
 from .registry import Check, CheckContext, Threshold, register
 from .standby import QUERY as STANDBY, of_session

@@ -7,9 +7,10 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import ParameterError, SkipCheck
-from ..findings import CONNECTION_LOST, NOT_JUDGED, Finding, Severity, skipped
-from ..redact import redact_sql
+from ..core.errors import ParameterError, SkipCheck
+from ..core.findings import CONNECTION_LOST, NOT_JUDGED, Finding, Severity, skipped
+from ..core.redact import redact_sql
+from ..database.degraded import skip_reason
 from . import standby
 
 # Tests set OPSBOOK_STRICT=1 (tests/conftest.py; kernels inherit it): an unexpected error in a check re-raises
@@ -36,10 +37,10 @@ class Threshold:
 class CheckContext:
     """What a check's data function may use: the session, the target, the runbook's parameters."""
 
-    db: Any  # opsbook.db.Session
-    target: Any  # opsbook.config.Target
+    db: Any  # opsbook.database.session.Session
+    target: Any  # opsbook.config.file.Target
     params: dict[str, Any] = field(default_factory=dict)
-    config: Any = None  # opsbook.config.Config
+    config: Any = None  # opsbook.config.file.Config
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class Check:
                     if isinstance(value, bool) or not isinstance(value, (int, float)):
                         raise ParameterError(f"threshold {self.id}.{key} must be a number, got {value!r}")
                 out[key] = value
-        from ..bounds import check_thresholds  # noqa: PLC0415 - finite, not negative, warning before critical
+        from ..config.bounds import check_thresholds  # noqa: PLC0415 - finite, not negative, warning before critical
 
         check_thresholds(self.id, self.defaults(), out)
         return out
@@ -97,36 +98,6 @@ def register(check: Check) -> Check:
         raise ValueError(f"check id {check.id!r} registered twice")
     REGISTRY[check.id] = check
     return check
-
-
-def skip_reason(exc: BaseException) -> tuple[str, str] | None:
-    """(reason, how to enable) for the errors a check degrades on, else None."""
-    import psycopg.errors as pe  # noqa: PLC0415
-    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
-
-    if isinstance(exc, SkipCheck):
-        text = str(exc)
-        reason, _, how = text.partition(";")
-        return reason.strip(), how.strip()
-    orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    msg = " ".join(str(orig).split())[:300]
-    if isinstance(orig, pe.InsufficientPrivilege):
-        return (f"missing privilege: {msg}",
-                "grant the monitoring role pg_monitor (or pg_read_all_stats and pg_read_all_settings)")
-    if isinstance(orig, (pe.UndefinedTable, pe.UndefinedFunction, pe.UndefinedObject, pe.InvalidSchemaName)):
-        return (f"not available on this database: {msg}",
-                "install the extension or feature it needs (see the check's description)")
-    if isinstance(orig, pe.UndefinedColumn):
-        return f"this PostgreSQL version lacks a column it reads: {msg}", "upgrade PostgreSQL or report this"
-    if isinstance(orig, pe.LockNotAvailable):
-        return f"gave up waiting for a lock (lock_timeout): {msg}", "run again when the lock is released"
-    if isinstance(orig, pe.QueryCanceled):
-        return f"query cancelled by statement_timeout: {msg}", "raise statement_timeout_ms for this run"
-    if isinstance(orig, pe.ObjectNotInPrerequisiteState):
-        return f"not ready: {msg}", "add the library to shared_preload_libraries and restart"
-    if isinstance(orig, pe.FeatureNotSupported):
-        return f"not supported here: {msg}", ""
-    return None
 
 
 def connection_lost(exc: BaseException) -> str | None:

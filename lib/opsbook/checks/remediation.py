@@ -1,7 +1,7 @@
 """remediation.backends: the pg_cancel_backend / pg_terminate_backend calls a run made (confirm=True only)."""
 from __future__ import annotations
 
-from ..findings import Finding, Severity
+from ..core.findings import Finding, Severity
 from .registry import Check, register
 
 

@@ -1,8 +1,8 @@
 """Replication: slots that hold WAL (and fill the disk), and how far standbys are behind."""
 from __future__ import annotations
 
-from ..display import human_bytes, human_seconds
-from ..findings import PARTIAL, Finding, Severity, grade
+from ..core.display import human_bytes, human_seconds
+from ..core.findings import PARTIAL, Finding, Severity, grade
 from .activity import HIDDEN_HOW
 from .registry import Check, CheckContext, Threshold, register
 

@@ -1,7 +1,7 @@
 """Sequences: how close each sequence, and the integer column it feeds, is to its limit."""
 from __future__ import annotations
 
-from ..findings import Finding, Severity
+from ..core.findings import Finding, Severity
 from ..history import capacity as cap
 from .registry import Check, CheckContext, Threshold, register
 from .standby import QUERY as STANDBY, mark, of, relay

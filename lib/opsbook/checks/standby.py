@@ -5,7 +5,7 @@ import re
 import weakref
 from dataclasses import dataclass, replace
 
-from ..findings import Finding, Severity
+from ..core.findings import Finding, Severity
 from .visibility import PREFIX
 
 QUERY = "replication/standby"

@@ -1,7 +1,7 @@
 """Storage: database size against the plan's limits, its growth forecast, and Supabase Storage buckets."""
 from __future__ import annotations
 
-from ..findings import Finding, Severity, grade
+from ..core.findings import Finding, Severity, grade
 from ..history import HOW_TO_START
 from ..history import capacity as cap
 from . import supabase
@@ -110,7 +110,7 @@ def judge_growth_forecast(df, *, warning_days: float = 90, critical_days: float 
 GROWTH_FORECAST = register(Check(
     id="storage.growth_forecast",
     description="Database growth per day from the snapshot history, and days until 80% and 100% of each plan "
-                "limit, with a 90% band (opsbook.forecast: robust line, or quadratic/exponential when growth "
+                "limit, with a 90% band (opsbook.history.forecast: robust line, or quadratic/exponential when growth "
                 "accelerates).",
     data=growth_forecast, judge=judge_growth_forecast,
     thresholds=(Threshold("warning_days", 90, "days until 80% of a limit",

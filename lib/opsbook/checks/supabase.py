@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import SkipCheck
-from ..findings import PARTIAL
+from ..core.errors import SkipCheck
+from ..core.findings import PARTIAL
 
 MAU_WINDOW_DAYS = 30  # Supabase bills MAU per billing cycle; a rolling 30 days approximates it
 PRODUCTS = {"auth": "Supabase Auth", "storage": "Supabase Storage"}
@@ -47,7 +47,7 @@ def fetch(db, name: str, schema: str, **params: Any):
     import psycopg.errors as pe  # noqa: PLC0415
     from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
 
-    from .. import sql as sqlfiles  # noqa: PLC0415
+    from ..database import sql as sqlfiles  # noqa: PLC0415
 
     require_readable(db, schema, tables_named(sqlfiles.load(name, db.server_version_num), schema))
     try:

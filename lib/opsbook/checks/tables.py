@@ -1,7 +1,7 @@
 """Tables: estimated bloat of tables and indexes, and what removing it would save."""
 from __future__ import annotations
 
-from ..findings import Finding, Severity
+from ..core.findings import Finding, Severity
 from .registry import Check, CheckContext, Threshold, register
 from .standby import QUERY as STANDBY, mark, of, relay
 from .visibility import DATA_GRANT, partial
@@ -50,7 +50,7 @@ def _measure(ctx: CheckContext, unseen):
     can = can.head(MEASURE_AT_MOST)
     if can.empty:
         return pd.DataFrame(columns=["table_oid"])
-    from .. import sql as sqlfiles  # noqa: PLC0415
+    from ..database import sql as sqlfiles  # noqa: PLC0415
 
     text = sqlfiles.load("tables/approx", ctx.db.server_version_num).replace(
         "{{pgstattuple}}", can["pgstattuple_schema"].iloc[0])

@@ -1,8 +1,8 @@
 """storage.temp_files: temporary files written by queries whose sorts and hashes outgrew work_mem."""
 from __future__ import annotations
 
-from ..display import human_bytes
-from ..findings import Finding, Severity, grade
+from ..core.display import human_bytes
+from ..core.findings import Finding, Severity, grade
 from .locks import window_text, with_window
 from .registry import Check, CheckContext, Threshold, register
 from .standby import QUERY as STANDBY, mark, of, relay

@@ -1,7 +1,7 @@
 """Vacuum: dead tuples piling up where autovacuum falls behind, and planner statistics gone stale."""
 from __future__ import annotations
 
-from ..findings import Finding, Severity
+from ..core.findings import Finding, Severity
 from .registry import Check, CheckContext, Threshold, register
 from .standby import QUERY as STANDBY, mark, not_judged, of
 

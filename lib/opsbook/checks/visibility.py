@@ -1,7 +1,7 @@
 """Partial visibility: what a check's role could not see, said as an info finding and never read as healthy."""
 from __future__ import annotations
 
-from ..findings import PARTIAL, Finding, Severity
+from ..core.findings import PARTIAL, Finding, Severity
 
 PREFIX = f"{PARTIAL}: "  # the verdict says "incomplete" when a finding's `skipped` starts with it
 

@@ -1,7 +1,7 @@
 """Wraparound: how close each database's transaction IDs are to the 2^31 limit where writes stop."""
 from __future__ import annotations
 
-from ..findings import Finding, Severity, grade
+from ..core.findings import Finding, Severity, grade
 from .registry import Check, CheckContext, Threshold, register
 from .standby import QUERY as STANDBY, mark, of, relay
 

@@ -18,7 +18,7 @@ def thresholds_with(thresholds: dict, savings_min_usd: float | None) -> dict:
 
 
 def analyse(rb: Any):
-    """The analysis behind the cost runbook, for a connected `opsbook.context.Runbook` (computed once)."""
+    """The analysis behind the cost runbook, for a connected `opsbook.run.context.Runbook` (computed once)."""
     from .analysis import for_session  # noqa: PLC0415
 
     return for_session(rb.db, rb.target, rb.config, rb.params,

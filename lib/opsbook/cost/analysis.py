@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ParameterError
-from ..paths import CALLER_CWD_ENV
+from ..core.errors import ParameterError
+from ..config.paths import CALLER_CWD_ENV
 from . import archive as archive_mod
-from . import pricing, rds, settings as settings_mod, trend as trend_mod, usage as usage_mod
+from ..config import pricing, billing as settings_mod
+from . import rds, trend as trend_mod, usage as usage_mod
 from . import unpriced as unpriced_mod, whatif
 from .bill import Bill, compute_bill
 
@@ -88,7 +89,7 @@ def _usage(db, prices, target, config, params, s: settings_mod.Settings) -> usag
 def gather(db, target, config, params: dict[str, Any] | None = None, *, compute_thresholds: dict | None = None,
            with_history: bool = True) -> Analysis:
     """Measure, price and weigh every lever for one target (read-only; a few cheap catalog queries)."""
-    from ..checks.registry import skip_reason  # noqa: PLC0415
+    from ..database.degraded import skip_reason  # noqa: PLC0415
 
     params = dict(params or {})
     prices = pricing.load(config, target)

@@ -55,7 +55,7 @@ def estimate(db, days: int, *, tables: list[str] | None = None, now: float | Non
     """Per table: bytes of rows older than `days`, how it was estimated; largest first."""
     import pandas as pd  # noqa: PLC0415
 
-    from .. import sql as sqlfiles  # noqa: PLC0415
+    from ..database import sql as sqlfiles  # noqa: PLC0415
 
     cutoff = (now if now is not None else time.time()) - days * 86400
     df = db.fetch("cost/timestamp_columns", column_names=list(COLUMNS))

@@ -10,9 +10,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from ..errors import ConfigError
-from .pricing import PriceList
-from .settings import Settings
+from ..core.errors import ConfigError
+from ..config.pricing import PriceList
+from ..config.billing import Settings
 from .usage import Usage
 
 CENT = Decimal("0.01")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .bill import Bill, money, num
-from .pricing import PriceList
+from ..config.pricing import PriceList
 from .usage import Usage
 
 CAVEAT = ("AWS prices here come from third-party tables, not from AWS, and cover only the database server and its "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from ..display import esc, human_bytes
+from ..core.display import esc, human_bytes
 from .bill import Bill, num
 from .usage import GB, SIZE_ITEMS
 
@@ -155,7 +155,7 @@ UNAVAILABLE = '<p class="ob-muted">Not available: the database could not be reac
 
 
 def _show(markup: str) -> None:
-    from ..display import show_html  # noqa: PLC0415
+    from ..core.display import show_html  # noqa: PLC0415
 
     show_html(markup)
 

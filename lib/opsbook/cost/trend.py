@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from .bill import Bill, compute_bill
-from .pricing import PriceList
-from .settings import Settings
+from ..config.pricing import PriceList
+from ..config.billing import Settings
 from .usage import GB, Usage, provisioned_disk_gb
 
 # usage item -> (history metric, how a month's snapshots combine, bytes -> GB?)
@@ -63,7 +63,7 @@ def cost_trend(prices: PriceList, usage: Usage, settings: Settings, store: Any, 
     (egress, invocations...) stay at this month's values; so does every database but the target's own."""
     import pandas as pd  # noqa: PLC0415
 
-    from .. import forecast  # noqa: PLC0415
+    from ..history import forecast  # noqa: PLC0415
 
     auto = prices.get("disk.autoscale", {})
     other_db_gb = max(0.0, (usage.database_gb or 0.0) - (current_db_gb if current_db_gb is not None

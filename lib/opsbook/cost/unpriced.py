@@ -41,7 +41,7 @@ def measured_usage(db, params: dict[str, Any], csv_q: dict, notes: list[str]) ->
 
 def summary(usage: usage_mod.Usage, peak: float | None, max_connections: int | None) -> str:
     """One sentence of what was measured, for the finding and the report."""
-    from ..display import human_bytes  # noqa: PLC0415
+    from ..core.display import human_bytes  # noqa: PLC0415
 
     parts = []
     for q in usage.quantities.values():

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ParameterError
+from ..core.errors import ParameterError
 
 GB = 1024 ** 3
 # item -> (how rows combine, accepted metric names after normalising)
@@ -171,7 +171,7 @@ def provisioned_disk_gb(database_gb: float, autoscale: dict[str, Any]) -> float:
 
 def from_database(db) -> tuple[dict[str, Quantity], dict[str, Any], list[str]]:
     """What SQL can see: database sizes, storage objects per bucket, monthly active users."""
-    from ..checks.registry import skip_reason  # noqa: PLC0415
+    from ..database.degraded import skip_reason  # noqa: PLC0415
 
     q: dict[str, Quantity] = {}
     facts: dict[str, Any] = {}

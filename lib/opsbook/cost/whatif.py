@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .bill import Bill, compute_bill, money, num
-from .pricing import PriceList
-from .settings import PITR_CHOICES, Settings
+from ..config.pricing import PriceList
+from ..config.billing import PITR_CHOICES, Settings
 from .usage import GB, Usage
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config.file import DEMO_FRESHNESS
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -57,14 +59,7 @@ PROBLEMS: tuple[Problem, ...] = (
             "Supabase's default privileges grant every future public table and sequence to anon"),
 )
 
-# Freshness rules for the demo target (the shape of opsbook.toml's [targets.NAME.freshness]): the scraper's tables
-# are 9 hours stale, the ingest and job tables fresh to the minute.
-FRESHNESS: dict[str, dict] = {
-    "public.scraping_sessions": {"column": "started_at", "max_age_hours": 4},
-    "public.vehicle_listings": {"column": "created_at", "max_age_hours": 4},
-    "public.metrics": {"column": "created_at", "max_age_hours": 1},
-    "public.automation_jobs": {"column": "created_at", "max_age_hours": 1},
-}
+FRESHNESS = DEMO_FRESHNESS  # the demo target's freshness rules live with its definition (config.file)
 
 # The incident the post-mortem runbook records on the demo (opsbook.demo.incident.ensure_recorded: activity samples
 # into the history, the server's own log): its known cause, and what else the window shows.

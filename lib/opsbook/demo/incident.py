@@ -178,8 +178,8 @@ def ensure_recorded(rb, window) -> Incident | None:
     if not getattr(rb.target, "embedded", False) or window.end.timestamp() < time.time() - 60:
         return None
     from ..history import open_store  # noqa: PLC0415
-    from ..watch import Watcher, read_samples  # noqa: PLC0415
-    from ..watch.store import ensure_table  # noqa: PLC0415
+    from ..incident.watch import Watcher, read_samples  # noqa: PLC0415
+    from ..incident.watch.store import ensure_table  # noqa: PLC0415
 
     store = open_store(rb.config)
     try:
@@ -210,7 +210,7 @@ PADDING_S = 2.0  # context around the recorded incident: its first sample is tak
 
 
 def record_path() -> Path:
-    from ..embedded import default_server  # noqa: PLC0415
+    from ..database.embedded import default_server  # noqa: PLC0415
 
     return default_server().data_dir.parent / RECORD_FILE
 
@@ -218,7 +218,7 @@ def record_path() -> Path:
 def save_record(start: float, end: float, history_url: str) -> None:
     """Remember [start, end] (epoch seconds) of an incident played on the demo server, sampled into the history
     store `history_url` names (kept as a digest: a URL may hold a password)."""
-    from ..paths import atomic_write_text  # noqa: PLC0415
+    from ..config.paths import atomic_write_text  # noqa: PLC0415
 
     path = record_path()
     kept = [r for r in _read_records(path) if r["start"] != start][-(RECORD_KEEP - 1):]

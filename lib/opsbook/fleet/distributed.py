@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 CONNECT_TIMEOUT_S = 10
 

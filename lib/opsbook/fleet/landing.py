@@ -73,8 +73,8 @@ def _refused(files: Any) -> list[Any]:
 
 def _write(files: dict[str, bytes], root: Path, runbook: str, target: str) -> dict[str, Path]:
     """Each file under root/<day>/<runbook>--<target>--HHMMSSZ (another number if taken), never following a link."""
-    from ..report_html import ensure_shared_plotly  # noqa: PLC0415
-    from ..runner import reserve_stem  # noqa: PLC0415
+    from ..report.html import ensure_shared_plotly  # noqa: PLC0415
+    from ..run.runner import reserve_stem  # noqa: PLC0415
 
     stem = reserve_stem(root, runbook, target, dt.datetime.now(dt.timezone.utc))  # reserves <stem>.ipynb
     folder = stem.parent.resolve()

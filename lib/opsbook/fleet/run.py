@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 FAIL_ON = ("warning", "critical")
 RANK = {"critical": 3, "warning": 2, "info": 1, "ok": 0}
@@ -56,8 +56,8 @@ def run_fleet(runbook: str, targets: list[str], params: dict[str, str], *, confi
               insecure: bool = False) -> FleetResult:
     """Run `runbook` on each target; one failing target never stops the others. A Dask scheduler is tls:// with
     the [fleet] certificates, or plain tcp:// only with `insecure` (said on stderr and in the summary)."""
-    from .. import params as paramspec  # noqa: PLC0415
-    from ..runner import runbook_path  # noqa: PLC0415
+    from ..config import params as paramspec  # noqa: PLC0415
+    from ..run.runner import runbook_path  # noqa: PLC0415
 
     if fail_on is not None and fail_on not in FAIL_ON:
         raise UsageError(f"--fail-on must be one of {', '.join(FAIL_ON)}")
@@ -108,11 +108,11 @@ def run_fleet(runbook: str, targets: list[str], params: dict[str, str], *, confi
 
 
 def _run_local(runbook, targets, params, *, config, workers, timeout_s, fail_on, root, say) -> list[dict]:
-    """`workers` processes, each keeping a warm kernel ahead of its next target (opsbook.kernels.run_jobs): one
+    """`workers` processes, each keeping a warm kernel ahead of its next target (opsbook.run.kernels.run_jobs): one
     run per kernel, a run past the timeout killed with its worker, a failure one row that never stops the rest."""
     import socket  # noqa: PLC0415
 
-    from ..kernels.many import Job, run_jobs  # noqa: PLC0415
+    from ..run.kernels.many import Job, run_jobs  # noqa: PLC0415
 
     host = socket.gethostname()
     rows = []
@@ -136,7 +136,7 @@ def _run_local(runbook, targets, params, *, config, workers, timeout_s, fail_on,
 def config_text(config) -> str:
     """The configuration as TOML text for a child process on this machine (schedules); never sent to a Dask
     worker, which reads its own."""
-    from ..runner import _config_file  # noqa: PLC0415
+    from ..run.runner import _config_file  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as tmp:

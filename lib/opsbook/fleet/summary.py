@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..display import COLORS, badge, esc, human_value
+from ..core.display import COLORS, badge, esc, human_value
 
 # The metrics worth seeing side by side, in this order, when the runbook recorded them.
 KEY_METRICS = ("database_size_bytes", "days_until_disk_full", "days_until_scaling_trigger", "connections_peak",
@@ -85,7 +85,7 @@ def write_summary(result, root: Path, *, scheduler: str | None, workers: int, in
     tmp = result.summary_html.with_name(f".{result.summary_html.name}.tmp")
     tmp.write_text(html, encoding="utf-8")
     os.replace(tmp, result.summary_html)
-    from ..report_index import write_index  # noqa: PLC0415
+    from ..report.index import write_index  # noqa: PLC0415
 
     write_index(root)
 

@@ -1,8 +1,8 @@
 """Which targets a fleet run covers: named, every configured one, or those with a tag."""
 from __future__ import annotations
 
-from ..config import DEMO_TARGET
-from ..errors import UsageError
+from ..config.file import DEMO_TARGET
+from ..core.errors import UsageError
 
 
 def tags_of(target) -> list[str]:

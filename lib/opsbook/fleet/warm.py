@@ -39,7 +39,7 @@ class WarmKernelPlugin(WorkerPlugin):
         self.socket = str(Path(self._folder) / "opsbook.sock")
         log = open(Path(self._folder) / "service.log", "ab")  # noqa: SIM115 - the child keeps it (and the folder)
         env = {k: v for k, v in os.environ.items() if k != "OPSBOOK_NO_SERVICE"}
-        self._proc = subprocess.Popen([sys.executable, "-m", "opsbook.serve", "--socket", self.socket,
+        self._proc = subprocess.Popen([sys.executable, "-m", "opsbook.run.serve", "--socket", self.socket,
                                        "--idle", "86400", "--parent-pid", str(os.getpid()), "--own-folder"],
                                       stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=self._folder)
         log.close()
@@ -72,7 +72,7 @@ def worker_socket(worker=None) -> str | None:
 
 def service_status(dask_worker=None) -> dict | None:
     """This worker's service status (`client.run` passes `dask_worker`): runs answered, next kernel warm."""
-    from ..serve import control  # noqa: PLC0415
+    from ..run.serve import control  # noqa: PLC0415
 
     sock = worker_socket(dask_worker)
     return control.status(sock) if sock else None

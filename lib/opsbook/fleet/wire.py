@@ -11,7 +11,7 @@ import ssl
 import stat
 from pathlib import Path
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 TLS_KEYS = ("tls_ca_file", "tls_cert", "tls_key")
 INSECURE_NOTE = ("INSECURE: plain tcp:// without TLS: anyone who reaches {address} runs code as its workers and "

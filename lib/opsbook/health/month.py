@@ -5,7 +5,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from ..errors import ParameterError
+from ..core.errors import ParameterError
 
 UTC = dt.timezone.utc
 _MONTH = re.compile(r"^([0-9]{4})-([0-9]{2})$")

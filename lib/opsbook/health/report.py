@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cost.unpriced import NOT_PRICED
-from ..display import esc, human_bytes, show_html
+from ..core.display import esc, human_bytes, show_html
 from .checks_used import CAPACITY, MAINTENANCE, PERFORMANCE
 from .headlines import BY_KEY
 from .metrics import ReportMetrics, Run
@@ -73,7 +73,7 @@ class MonthlyReport:
 
     def show_trends(self) -> None:
         """health.trend's findings only: the headline table above already shows every number."""
-        from ..display import findings_html  # noqa: PLC0415
+        from ..core.display import findings_html  # noqa: PLC0415
 
         r = self.rb.results.get("health.trend")
         if r is not None:

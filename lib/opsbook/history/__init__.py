@@ -1,4 +1,5 @@
-"""Snapshot history: capture, store (any SQLAlchemy URL), read trends, prune; `open_store(config)` to start."""
+"""Snapshot history: capture, store (any SQLAlchemy URL), read trends and forecast them, prune; `open_store(config)`
+to start."""
 from __future__ import annotations
 
 import time
@@ -32,7 +33,7 @@ def with_retries(action, url: str, doing: str):
     waits the busy timeout); every store failure ends as one StoreError line that names the store, no password."""
     from sqlalchemy.exc import OperationalError, SQLAlchemyError  # noqa: PLC0415
 
-    from ..errors import StoreError  # noqa: PLC0415
+    from ..core.errors import StoreError  # noqa: PLC0415
     from . import store as st  # noqa: PLC0415
 
     where = st.sqlite_path(url) or _shown_url(url)
@@ -61,7 +62,7 @@ def with_retries(action, url: str, doing: str):
 
 
 def _shown_url(url: str) -> str:
-    from ..config import redact  # noqa: PLC0415
+    from ..config.file import redact  # noqa: PLC0415
 
     return redact(url) if "password" in url.lower() else url.split("?", 1)[0]
 
@@ -131,7 +132,7 @@ def take_snapshot(config, target: str, *, store: HistoryStore | None = None, db=
     own_db = db is None
     try:
         if db is None:
-            from ..db import connect  # noqa: PLC0415
+            from ..database.session import connect  # noqa: PLC0415
 
             db = connect(config.target(target), lock_timeout_ms=500)
         if heavy is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .. import limits
+from ..config import plan_limits as limits
 
 DEFAULT_WINDOW_DAYS = 90
 DEFAULT_HORIZON_DAYS = 90
@@ -74,7 +74,7 @@ def simulated(ctx) -> bool:
 
 
 def fit(series: pd.DataFrame, kind: str = "gauge") -> forecast.Forecast:
-    from .. import forecast  # noqa: PLC0415
+    from . import forecast  # noqa: PLC0415
 
     return forecast.fit(series["ts"], series["value"], kind=kind)
 
@@ -183,7 +183,7 @@ def table_trends(ctx, top: int = 8) -> tuple[pd.DataFrame, pd.DataFrame]:
 def headline(rb) -> str:
     """The verdict's first line: the size now and when the tightest limit reaches 80% and 100% (the forecast is
     an ok finding until it is near, but it is the number a capacity report is read for)."""
-    from ..display import human_bytes  # noqa: PLC0415
+    from ..core.display import human_bytes  # noqa: PLC0415
 
     size = rb.data("storage.database_size")
     growth = rb.data("storage.growth_forecast")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlalchemy import and_, delete, select, update
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from . import store as st
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")

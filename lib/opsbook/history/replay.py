@@ -62,8 +62,8 @@ def replay_history(server, days: int = 60, progress: Progress | None = None, *, 
     """Grow the demo database `dbname` on `server` day by day for `days` simulated days, storing a snapshot after
     each under `target` in the configuration's history store. `replace` forgets the target's earlier history (it
     described a database that was rebuilt). `scale` multiplies every row count (tests use a small one)."""
-    from ..config import Target, load  # noqa: PLC0415
-    from ..db import connect, raw_connect  # noqa: PLC0415
+    from ..config.file import Target, load  # noqa: PLC0415
+    from ..database.session import connect, raw_connect  # noqa: PLC0415
     from . import open_store, take_snapshot  # noqa: PLC0415
 
     t0 = time.perf_counter()

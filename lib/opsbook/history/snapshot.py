@@ -5,9 +5,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import sql as sqlfiles
-from ..db import unit_sql
-from ..errors import OpsbookError
+from ..database import sql as sqlfiles
+from ..database.session import unit_sql
+from ..core.errors import OpsbookError
 
 DEFAULT_BUDGET_MS = 10_000  # the whole capture; cron every minute leaves most of the minute free
 EXACT_SIZES = 1000  # relations sized exactly per snapshot (most written first); the rest from relpages

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 from sqlalchemy import (Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint,
                         create_engine, event, func, inspect, select, text)
 
-from ..redact import redact_sql
+from ..core.redact import redact_sql
 
 SCHEMA_VERSION = 2
 PREFIX = "opsbook_"
@@ -117,7 +117,7 @@ def make_engine(url: str):
         return engine
     if url.startswith("postgresql"):
         # opsbook's own tables live in public, named there; everything else resolves in pg_catalog only, so no
-        # function another user of that database plants runs as the store's role (see opsbook.db.SEARCH_PATH)
+        # function another user of that database plants runs as the store's role (see opsbook.database.session.SEARCH_PATH)
         engine = create_engine(url, pool_pre_ping=True,
                                connect_args={"options": "-c search_path=pg_catalog,pg_temp", "prepare_threshold": None})
         return engine.execution_options(schema_translate_map={None: STORE_SCHEMA})
@@ -150,7 +150,7 @@ def _create_private(path: str) -> None:
 
 def _redact_stored_texts(conn) -> None:
     """Version 2: statement texts stored before redaction lose their password literals (issue 9.4)."""
-    from ..redact import redact_sql  # noqa: PLC0415
+    from ..core.redact import redact_sql  # noqa: PLC0415
 
     rows = conn.execute(select(entities.c.id, entities.c.info).where(entities.c.info.is_not(None))).all()
     changed = [{"b_id": r.id, "b_info": redact_sql(r.info)} for r in rows if redact_sql(r.info) != r.info]
@@ -189,7 +189,7 @@ def migrate(engine) -> int:
             current = SCHEMA_VERSION if snapshots.name not in existing else 1
             conn.execute(schema_version.insert().values(version=current))
         if current > SCHEMA_VERSION:
-            from ..errors import ConfigError  # noqa: PLC0415
+            from ..core.errors import ConfigError  # noqa: PLC0415
 
             raise ConfigError(f"the history store has schema version {current}, newer than this opsbook "
                               f"({SCHEMA_VERSION}); upgrade opsbook")

@@ -1,6 +1,6 @@
-"""Redaction of SQL taken from logs: opsbook.redact.redact_sql, the one rule for every query text."""
+"""Redaction of SQL taken from logs: opsbook.core.redact.redact_sql, the one rule for every query text."""
 from __future__ import annotations
 
-from ..redact import redact_sql as redact_text
+from ..core.redact import redact_sql as redact_text
 
 __all__ = ["redact_text"]

@@ -324,7 +324,7 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
 
 
 def _env() -> dict:
-    from .tools import child_env  # noqa: PLC0415
+    from ..database.clientenv import child_env  # noqa: PLC0415
 
     return child_env()
 

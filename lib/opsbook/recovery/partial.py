@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..findings import PARTIAL, Finding, Severity
+from ..core.findings import PARTIAL, Finding, Severity
 
 # One table as this role sees it: may it read every column, would row-level security policies run as opsbook, and
 # the server's own count of its live rows (pg_stat_all_tables, readable by any role; reltuples where the statistics

@@ -129,7 +129,7 @@ class TableRecovery:
         return usable
 
     def _restore_and_compare(self, done: set[str]) -> None:
-        from ..db import raw_connect, unit  # noqa: PLC0415
+        from ..database.session import raw_connect, unit  # noqa: PLC0415
         from .verify import restore_attrs  # noqa: PLC0415
 
         scan = script.scan(self.backup) if not self.backup.is_archive else None
@@ -225,7 +225,7 @@ class TableRecovery:
         done.add("recovery.apply")
 
     def _write_artifacts(self, scratch_conn) -> None:
-        from .. import runrecord  # noqa: PLC0415
+        from ..report import record as runrecord  # noqa: PLC0415
 
         csv_path = runrecord.artifact_path(".missing.csv")
         sql_path = runrecord.artifact_path(".missing.sql")
@@ -299,7 +299,7 @@ class TableRecovery:
         """Record what was found and done; returns it as a table."""
         import pandas as pd  # noqa: PLC0415
 
-        from .. import runrecord  # noqa: PLC0415
+        from ..report import record as runrecord  # noqa: PLC0415
 
         out: dict = {}
         if self.diff is not None:

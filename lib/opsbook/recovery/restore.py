@@ -94,7 +94,7 @@ def restore(backup: Backup, client: Client, conninfo: str, *, jobs: int = 1, sec
     it, CREATE/DROP DATABASE, \\connect, ownership and grants are left out. Errors do not stop the restore, as
     with pg_restore's and psql's defaults; they are collected and quoted.
     """
-    from ..embedded import server_account  # noqa: PLC0415
+    from ..database.embedded import server_account  # noqa: PLC0415
     from .script import ScriptGuard, psql_problem  # noqa: PLC0415
     from .tools import client_connection  # noqa: PLC0415
 
@@ -160,7 +160,7 @@ def _for_account(env: dict) -> dict:
     import os  # noqa: PLC0415
     import pwd  # noqa: PLC0415
 
-    from ..embedded import server_account  # noqa: PLC0415
+    from ..database.embedded import server_account  # noqa: PLC0415
 
     pw = pwd.getpwnam(server_account())
     if service := env.get("PGSERVICEFILE"):  # 0600 in a 0700 folder that exists only while psql runs
@@ -345,7 +345,7 @@ def _watch(cmd, env, shown, parse_line, *, stdin_feed: Backup | None, timeout_s:
     state: dict = {"errors": [], "fatal": None, "psql_lines": []}
     kw = {}
     if as_account:  # psql, the one tool with shell escapes, runs as the unprivileged server account
-        from ..embedded import become_account  # noqa: PLC0415
+        from ..database.embedded import become_account  # noqa: PLC0415
 
         kw = {"preexec_fn": become_account(), "cwd": "/"}
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin_feed else subprocess.DEVNULL,

@@ -288,7 +288,7 @@ def apply(live_conninfo: str, scratch_conn, info: TableInfo, expected: int, *, s
     are never updated or deleted. Before commit: staged == expected, after - before == inserted, and every staged
     key present. Otherwise ROLLBACK, and nothing changed.
     """
-    from ..db import raw_connect  # noqa: PLC0415
+    from ..database.session import raw_connect  # noqa: PLC0415
 
     cols = ", ".join(quote_ident(c) for c in info.insert_columns)
     overriding = " OVERRIDING SYSTEM VALUE" if info.overriding else ""

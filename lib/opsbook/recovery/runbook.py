@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import OpsbookError
-from ..paths import user_path
+from ..core.errors import OpsbookError
+from ..config.paths import user_path
 from .tools import with_dbname
 
 DEMO_BACKUPS_KEEP = 1  # dumps of the demo database kept in its backups folder: the newest only
@@ -26,7 +26,7 @@ def judge(rb, check_id: str, data: Any, *, at_least: str | None = None, detail: 
     if at_least is None and not also and instead is None:
         return rb.judge(check_id, data)
     from .. import checks as registry  # noqa: PLC0415 - the loaded catalogue: get() and run_check()
-    from ..findings import Severity  # noqa: PLC0415
+    from ..core.findings import Severity  # noqa: PLC0415
 
     # Runbook.judge() keeps and records at once; the same steps here, with the findings settled in between
     context = rb._ctx()  # noqa: SLF001
@@ -63,7 +63,7 @@ def backups_folder(target) -> Path | None:
     if configured:
         return user_path(configured)
     if target.embedded:
-        from ..embedded import default_home  # noqa: PLC0415
+        from ..database.embedded import default_home  # noqa: PLC0415
 
         return default_home() / "backups" / target.name
     return None
@@ -92,7 +92,7 @@ class ClientChoice:
     def for_scratch(self, backup):
         """The server binaries of the throwaway cluster the backup restores into: the major version that made the
         dump where installed, else one that reads its output; chosen apart from client_bindir."""
-        from ..sandbox.cluster import ScratchClusterError, server_for  # noqa: PLC0415
+        from ..database.sandbox.cluster import ScratchClusterError, server_for  # noqa: PLC0415
 
         try:
             server = server_for(backup.dumped_by_major)

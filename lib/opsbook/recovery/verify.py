@@ -20,7 +20,7 @@ DISK_HEADROOM = 1.2  # a restore needs the live data's size and then some (index
 def objectives(thresholds: dict | None, *, rpo_hours: float | None = None, rto_minutes: float | None = None) -> dict:
     """The runbook's `thresholds` with rpo_hours/rto_minutes folded in (they win when given; None leaves the
     config file's or the default)."""
-    from ..errors import ParameterError  # noqa: PLC0415
+    from ..core.errors import ParameterError  # noqa: PLC0415
 
     for name, value in (("rpo_hours", rpo_hours), ("rto_minutes", rto_minutes)):
         if value is not None and not (float(value) > 0):  # `not >` catches NaN too
@@ -197,7 +197,7 @@ class BackupVerification:
         returns them as a table."""
         import pandas as pd  # noqa: PLC0415
 
-        from .. import runrecord  # noqa: PLC0415
+        from ..report import record as runrecord  # noqa: PLC0415
 
         out: dict = {}
         age = self.rb.data("backup.age")
@@ -298,13 +298,13 @@ class BackupVerification:
         return None
 
     def _disk_short(self) -> str | None:
-        from ..sandbox.cluster import free_bytes  # noqa: PLC0415
-        from ..sandbox.liveness import scratch_root  # noqa: PLC0415
+        from ..database.sandbox.cluster import free_bytes  # noqa: PLC0415
+        from ..database.sandbox.liveness import scratch_root  # noqa: PLC0415
 
         need = (self.live_bytes or self.backup.size_bytes * 5) * DISK_HEADROOM
         free = free_bytes()
         if free < need:
-            from ..display import human_bytes  # noqa: PLC0415
+            from ..core.display import human_bytes  # noqa: PLC0415
 
             return (f"not attempted: {human_bytes(free)} free on {scratch_root()}, the restore needs about "
                     f"{human_bytes(need)}; free disk or restore elsewhere (restore_target)")
@@ -359,7 +359,7 @@ def restore_attrs(scratch, result) -> dict:
 
 
 def _analyze(conninfo: str) -> None:
-    from ..db import raw_connect  # noqa: PLC0415
+    from ..database.session import raw_connect  # noqa: PLC0415
 
     with raw_connect(conninfo, read_only=False, statement_timeout_ms=0) as conn:
         conn.execute("ANALYZE")

@@ -15,8 +15,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import OpsbookError, UsageError
-from ..paths import atomic_write_text
+from ..core.errors import OpsbookError, UsageError
+from ..config.paths import atomic_write_text
 
 MARKER = "# opsbook schedule run-due (managed by `opsbook schedule install`; remove with `opsbook schedule uninstall`)"
 UNIT = "opsbook-schedule"

@@ -21,7 +21,7 @@ class PruneResult:
     folders: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        from ..display import human_bytes  # noqa: PLC0415
+        from ..core.display import human_bytes  # noqa: PLC0415
 
         return (f"removed {self.removed_runs} runs ({self.removed_files} files, {human_bytes(self.removed_bytes)})"
                 + (f"; kept {self.kept_monthly} monthly reports" if self.kept_monthly else ""))
@@ -63,7 +63,7 @@ def prune_reports(root: Path, older_than_s: float, *, keep_monthly: bool = True,
             day.rmdir()
             out.folders.append(day.name)
     if not dry_run:
-        from ..report_index import write_index  # noqa: PLC0415
+        from ..report.index import write_index  # noqa: PLC0415
 
         write_index(root)
     return out

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from .jobs import Claim, JobStore
 from .spec import Schedule, load_schedules
 
@@ -188,8 +188,8 @@ def events_of(s: Schedule, outcome: JobOutcome) -> set[str]:
 def _notify(config, s: Schedule, outcome: JobOutcome) -> list[dict[str, Any]]:
     if not s.notify:
         return []
-    from ..notify import send_all  # noqa: PLC0415
-    from ..notify.message import Message  # noqa: PLC0415
+    from .notify import send_all  # noqa: PLC0415
+    from .notify.message import Message  # noqa: PLC0415
 
     sidecar = _read(outcome.report)
     msg = Message.from_run(config, schedule=s.name, runbook=s.runbook, target=outcome.target, status=outcome.status,

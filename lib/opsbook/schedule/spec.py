@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 KEYS = {"name", "runbook", "targets", "cron", "timezone", "parameters", "notify", "fail_on", "max_attempts",
         "retry_backoff_s", "timeout_s", "description"}
@@ -136,7 +136,7 @@ def _one(entry: Any, i: int, config, check_runbooks: bool) -> Schedule:
             raise ConfigError(f"{where}: unknown target {t!r}; known: {', '.join(sorted(config.targets))}")
     if not s.resolve_targets(config):
         raise ConfigError(f"{where}: targets {list(s.targets)} match no configured target")
-    from ..notify.spec import load_notifiers  # noqa: PLC0415
+    from .notify.spec import load_notifiers  # noqa: PLC0415
 
     notifiers = load_notifiers(config)
     for n in s.notify:
@@ -144,7 +144,7 @@ def _one(entry: Any, i: int, config, check_runbooks: bool) -> Schedule:
             raise ConfigError(f"{where}: unknown notifier {n!r}; known: {', '.join(sorted(notifiers)) or 'none'} "
                               "(define it as [notify.NAME])")
     if check_runbooks:
-        from ..runner import runbook_names  # noqa: PLC0415
+        from ..run.runner import runbook_names  # noqa: PLC0415
 
         if s.runbook not in runbook_names():
             raise ConfigError(f"{where}: unknown runbook {s.runbook!r}; known: {', '.join(runbook_names())}")

@@ -1,8 +1,8 @@
 """The security-audit runbook's library side: which checks run, the verdict (what anon can reach), the record."""
 from __future__ import annotations
 
-from ... import display
-from ...findings import Severity, counts
+from ...core import display
+from ...core.findings import Severity, counts
 from .rls import always_true_policies
 from .scope import SUPABASE_CHECKS
 

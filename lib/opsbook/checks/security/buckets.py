@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from ...errors import SkipCheck
-from ...findings import Finding, Severity
+from ...core.errors import SkipCheck
+from ...core.findings import Finding, Severity
 from ..registry import Check, CheckContext, register
 from .scope import require_api_roles
 

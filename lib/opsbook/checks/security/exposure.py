@@ -2,8 +2,8 @@
 foreign tables, sensitive columns, extensions in public, functions with a mutable search_path."""
 from __future__ import annotations
 
-from ...errors import SkipCheck
-from ...findings import Finding, Severity
+from ...core.errors import SkipCheck
+from ...core.findings import Finding, Severity
 from ..registry import Check, CheckContext, register
 from .rls import q
 from .scope import params, require_api_roles

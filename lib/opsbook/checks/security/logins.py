@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from ...errors import SkipCheck
-from ...findings import PARTIAL, Finding, Severity
+from ...core.errors import SkipCheck
+from ...core.findings import PARTIAL, Finding, Severity
 from ..registry import Check, CheckContext, Threshold, register
 from .readable import access, grants
 

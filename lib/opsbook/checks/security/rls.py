@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ...findings import Finding, Severity
+from ...core.findings import Finding, Severity
 from ..registry import Check, CheckContext, register
 from .scope import params, require_api_roles, scope
 

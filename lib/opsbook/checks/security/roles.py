@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from ...errors import SkipCheck
-from ...findings import PARTIAL, Finding, Severity
+from ...core.errors import SkipCheck
+from ...core.findings import PARTIAL, Finding, Severity
 from ..registry import Check, CheckContext, register
 from .readable import access
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...errors import SkipCheck
-from ...findings import Finding, Severity
+from ...core.errors import SkipCheck
+from ...core.findings import Finding, Severity
 from ..registry import Check, CheckContext, register
 
 API_ROLES = ("anon", "authenticated")

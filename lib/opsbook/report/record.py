@@ -1,0 +1,78 @@
+"""The run record: findings and metrics a notebook hands to the runner, one JSON object per line.
+
+The runner sets OPSBOOK_RUN_RECORD to a file before it starts the kernel; in JupyterLab the variable is unset
+and records stay in memory only. Appending line by line means a notebook that fails half-way still leaves
+everything it recorded before the failure.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..core.findings import Finding, _jsonable
+
+ENV = "OPSBOOK_RUN_RECORD"
+_METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _append(entry: dict[str, Any]) -> None:
+    path = os.environ.get(ENV)
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps(entry, default=str) + "\n")
+
+
+def record(name: str, value: Any) -> Any:
+    """Record one number (or short value) under a snake_case name with its unit, e.g. database_size_bytes."""
+    if not _METRIC_NAME.match(name):
+        raise ValueError(f"metric name {name!r} must be snake_case, e.g. database_size_bytes")
+    _append({"type": "metric", "name": name, "value": _jsonable(value)})
+    return value
+
+
+def record_findings(findings: Iterable[Finding]) -> None:
+    for f in findings:
+        _append({"type": "finding", **f.to_dict()})
+
+
+def record_meta(**fields: Any) -> None:
+    """Facts about the run the sidecar carries (server_version_num, simulated clock, ...)."""
+    _append({"type": "meta", **{k: _jsonable(v) for k, v in fields.items()}})
+
+
+def read(path: str | Path) -> dict[str, Any]:
+    """{"findings": [...], "metrics": {...}, "meta": {...}} from a record file; a missing file is empty."""
+    out: dict[str, Any] = {"findings": [], "metrics": {}, "meta": {}}
+    p = Path(path)
+    if not p.exists():
+        return out
+    for line in p.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a killed kernel
+        kind = entry.pop("type", None)
+        if kind == "metric":
+            out["metrics"][entry["name"]] = entry["value"]
+        elif kind == "finding":
+            out["findings"].append(entry)
+        elif kind == "meta":
+            out["meta"].update(entry)
+    return out
+
+
+STEM_ENV = "OPSBOOK_REPORT_STEM"
+
+
+def artifact_path(suffix: str) -> Path:
+    """Where a runbook writes a file beside its report: `<report stem><suffix>` (e.g. `.missing.csv`).
+
+    Under the runner the stem is the report's own path without extension; in JupyterLab, the working folder.
+    """
+    stem = os.environ.get(STEM_ENV)
+    path = Path(f"{stem}{suffix}") if stem else Path.cwd() / f"opsbook-artifact{suffix}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

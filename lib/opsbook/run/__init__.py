@@ -1,0 +1,1 @@
+"""Running a runbook: headless with papermill, warm kernels, the service, Lab and the notebook's context."""

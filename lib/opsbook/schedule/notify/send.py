@@ -1,0 +1,127 @@
+"""Sending a Message: a Slack-compatible or JSON webhook (httpx), or e-mail (smtplib); retried briefly, never raising.
+
+httpx for HTTP: timeouts per phase and a clean error per failure; the standard library's smtplib and email for
+mail (STARTTLS, attachments), which are complete and well kept.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import smtplib
+import socket
+import ssl
+import time
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from ...core.escape import slack
+from .message import Message
+from .spec import Notifier, load_notifiers
+
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+
+class SendError(Exception):
+    """A notifier could not deliver; the message says why without any secret."""
+
+
+def send_all(config, names: list[str], msg: Message) -> list[dict[str, Any]]:
+    """Send `msg` to each named notifier that wants its events; one outcome record each (for the sidecar)."""
+    notifiers = load_notifiers(config)
+    out = []
+    for name in names:
+        n = notifiers[name]
+        if not n.wants(set(msg.events)) and not msg.test:
+            continue
+        out.append(send_one(config, n, msg))
+    return out
+
+
+def send_one(config, n: Notifier, msg: Message) -> dict[str, Any]:
+    """Deliver with `n.retries` quick retries; returns {notifier, kind, event, ok, attempts, error, at}."""
+    error = None
+    attempts = 0
+    for attempt in range(n.retries + 1):
+        attempts = attempt + 1
+        try:
+            (_webhook if n.kind == "webhook" else _email)(config, n, msg)
+            error = None
+            break
+        except SendError as e:
+            error = str(e)
+        if attempt < n.retries:
+            time.sleep(min(2 ** attempt, 4))
+    at = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    record = {"notifier": n.name, "kind": n.kind, "event": msg.event, "ok": error is None, "attempts": attempts,
+              "error": error, "at": at}
+    if error:
+        import sys  # noqa: PLC0415
+
+        print(f"opsbook: notifier {n.name!r} failed after {attempts} attempt(s): {error}", file=sys.stderr)
+    return record
+
+
+def _webhook(config, n: Notifier, msg: Message) -> None:
+    import httpx  # noqa: PLC0415
+
+    env = n.options["url_env"]
+    url = os.environ.get(env)
+    if not url:
+        raise SendError(f"environment variable {env} (the webhook URL) is not set")
+    body = (msg.payload(config, n.report_url_prefix) if n.options.get("format") == "json"
+            else {"text": slack(msg.text(config, n.report_url_prefix))})  # no `<!channel>`, no disguised link
+    try:
+        r = httpx.post(url, json=body, timeout=n.timeout_s, follow_redirects=False)
+    except httpx.TimeoutException:
+        raise SendError(f"the webhook did not answer within {n.timeout_s:g} s") from None
+    except httpx.HTTPError as e:  # the URL is never quoted: it is the secret
+        raise SendError(f"the webhook could not be reached: {type(e).__name__}") from None
+    if r.status_code >= 300:
+        raise SendError(f"the webhook answered HTTP {r.status_code}")
+
+
+def _email(config, n: Notifier, msg: Message) -> None:
+    o = n.options
+    host, _, port = o["smtp"].partition(":")
+    port = int(port or 587)
+    m = EmailMessage()
+    m["Subject"] = msg.subject()
+    m["From"] = o.get("from") or f"opsbook@{socket.getfqdn() or 'localhost'}"
+    m["To"] = ", ".join(o["to"])
+    m.set_content(msg.text(config, n.report_url_prefix))
+    if o.get("attach_html") and msg.report_html and Path(msg.report_html).is_file():
+        m.add_attachment(Path(msg.report_html).read_bytes(), maintype="text", subtype="html",
+                         filename=Path(msg.report_html).name)
+    user = os.environ.get(o.get("user_env", "OPSBOOK_SMTP_USER"), "")
+    password = os.environ.get(o.get("password_env", "OPSBOOK_SMTP_PASSWORD"), "")
+    starttls = o.get("starttls", "auto")
+    try:
+        with smtplib.SMTP(host, port, timeout=n.timeout_s) as smtp:
+            smtp.ehlo()
+            if starttls is True or (starttls == "auto" and smtp.has_extn("starttls")):
+                smtp.starttls(context=tls_context(o.get("ca_file")))  # without one, smtplib verifies nothing
+                smtp.ehlo()
+            elif user and host not in LOOPBACK:
+                raise SendError(f"{host} offers no STARTTLS: refusing to send the SMTP password in clear text")
+            elif o.get("ca_file"):  # a relay whose CA is named speaks TLS: its absence is a downgrade
+                raise SendError(f"{host} offers no STARTTLS, though ca_file names its CA: nothing was sent")
+            if user:
+                smtp.login(user, password)
+            smtp.send_message(m)
+    except SendError:
+        raise
+    except ssl.SSLCertVerificationError as e:
+        why = (e.verify_message or e.reason or "").rstrip(".")
+        raise SendError(f"SMTP {host}:{port}: the server's certificate is not trusted for {host} ({why}); nothing "
+                        "was sent. For a private relay, name its CA in ca_file") from None
+    except (smtplib.SMTPException, OSError) as e:
+        reason = getattr(e, "smtp_error", b"")
+        reason = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+        raise SendError(f"SMTP {host}:{port}: {type(e).__name__} {' '.join((reason or str(e)).split())[:200]}") \
+            from None
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """Certificate and host name verified: against the system's CAs, or only `ca_file`'s for a private relay."""
+    return ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
