@@ -1,4 +1,4 @@
-"""The check catalogue as plain data: what `opsbook checks` prints and what the README lists."""
+"""The check catalogue as plain data: what `opsbook checks` prints and docs/checks.md lists."""
 from __future__ import annotations
 
 from typing import Any

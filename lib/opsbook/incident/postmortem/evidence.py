@@ -248,7 +248,7 @@ def gather(config, target: str, window: Window, *, log_path: str | None = None, 
         if not ev.ok_samples:
             ev.missing.append(f"no activity samples of {target} in the window: sessions, blocking trees and "
                               f"counters come from `opsbook watch --target {target}` (run it all the time, e.g. "
-                              "as the systemd unit in the README)")
+                              "as the systemd unit in docs/history.md)")
         if ev.snapshots is None or len(ev.snapshots) < 2:
             ev.missing.append("fewer than two snapshots around the window: no statement statistics for what "
                               "changed (`opsbook snapshot` from cron)")

@@ -13,7 +13,7 @@ KINDS = ("webhook", "email")
 COMMON_KEYS = {"kind", "on", "report_url_prefix", "timeout_s", "retries", "description"}
 KIND_KEYS = {"webhook": {"url_env", "format"},
              "email": {"to", "smtp", "from", "user_env", "password_env", "starttls", "attach_html", "ca_file"}}
-# what each e-mail key holds (the README's example shows them; errors name them)
+# what each e-mail key holds (docs/schedules-and-notifications.md shows them; errors name them)
 EMAIL_HELP = {"ca_file": "PEM file of the CA that signed a private relay's certificate, instead of the system's "
                          "CAs (relative to opsbook.toml); the certificate and host name are verified either way"}
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
