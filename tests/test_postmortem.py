@@ -108,6 +108,17 @@ def test_logs_only(incident_log, logs_only_folder, tmp_path):
     assert "statement is not in the evidence" in first.detail  # the log names only the waiters' statements
 
 
+def test_the_targets_log_path_in_the_config_is_read_without_the_parameter(incident_log, logs_only_folder, tmp_path):
+    inc = incident_log
+    from opsbook.config.file import from_dict
+
+    configured = from_dict({"targets": {"shop": {"dsn": inc.conninfo, "log_path": str(logs_only_folder["csv"])}},
+                            "history": {"url": f"sqlite:///{tmp_path / 'none.sqlite'}"}})
+    pm = postmortem(inc, configured)  # no log_path parameter
+    assert pm.log_path == str(logs_only_folder["csv"])
+    assert pm.ev.log.counts["statement_timeout"] == inc.incident.timeouts
+
+
 def test_history_only_through_the_runner(incident_log, tmp_path):
     inc = incident_log
     hist = run(inc, tmp_path)  # no log_path

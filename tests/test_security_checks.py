@@ -306,15 +306,18 @@ def test_failed_logins_from_the_real_server_log(db):
             with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
                 psycopg.connect(host="127.0.0.1", port=port, user=role, password="a-wrong-one", dbname=db.name,
                                 connect_timeout=5)
-        rb = Runbook("security-audit", "test", config=db.config(), params={"log_path": str(db.server.log_file)},
-                     thresholds={"security.failed_logins": {"warning": 10}})
-        rb.connect()
-        rb.run(["security.failed_logins"])
-        rb.close()
-        hits = [f for f in rb.findings if f.check == "security.failed_logins" and role in f.objects]
-        assert len(hits) == 1 and hits[0].severity is Severity.WARNING and hits[0].value >= 12, rb.findings
-        assert "server log" in hits[0].detail
-        assert rb.data("security.failed_logins").attrs["sources"] == [f"server log {db.server.log_file}"]
+        # the log named by the runbook's parameter, or by the target's log_path in opsbook.toml
+        for config, params in [(db.config(), {"log_path": str(db.server.log_file)}),
+                               (db.config(log_path=str(db.server.log_file)), {})]:
+            rb = Runbook("security-audit", "test", config=config, params=params,
+                         thresholds={"security.failed_logins": {"warning": 10}})
+            rb.connect()
+            rb.run(["security.failed_logins"])
+            rb.close()
+            hits = [f for f in rb.findings if f.check == "security.failed_logins" and role in f.objects]
+            assert len(hits) == 1 and hits[0].severity is Severity.WARNING and hits[0].value >= 12, rb.findings
+            assert "server log" in hits[0].detail
+            assert rb.data("security.failed_logins").attrs["sources"] == [f"server log {db.server.log_file}"]
     finally:
         db.execute(f"DROP ROLE {role}")
 

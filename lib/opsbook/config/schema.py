@@ -115,7 +115,6 @@ SECTIONS: dict[str, dict[str, Key] | str] = {
     "pricing": "table",  # checked by opsbook.config.pricing when a price list is loaded
     "schedules": "tables|tables[]",  # [[schedules]] or [schedules.NAME]: checked by the scheduler
     "notify": "table",  # checked by the notifiers
-    "backups": "table",  # checked by `opsbook backups`
     "fleet": {  # a tls:// Dask scheduler's certificates (opsbook.fleet.wire); paths resolve against this file
         "tls_ca_file": Key("str", path=True, help="CA certificate(s) the cluster's certificates are signed by (PEM)"),
         "tls_cert": Key("str", path=True, help="this client's certificate, signed by that CA (PEM)"),

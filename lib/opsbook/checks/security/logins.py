@@ -66,7 +66,7 @@ def failed_logins(ctx: CheckContext):
         notes.append(f"{AUDIT_LOG} is not readable by this role ({table.why_not()})")
     else:
         notes.append(f"there is no {AUDIT_LOG} (no Supabase Auth here)")
-    log_path = ctx.params.get("log_path")
+    log_path = ctx.params.get("log_path") or (getattr(ctx.target, "extra", None) or {}).get("log_path")
     if log_path:
         log_rows, note = log_failures(log_path, since, prefix=_prefix(ctx))
         if "not read" not in note:

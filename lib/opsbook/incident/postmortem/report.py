@@ -20,7 +20,10 @@ CHECKS = ("postmortem.root_cause", "postmortem.errors", "postmortem.lock_waits",
 
 
 def default_log_path(target) -> str:
-    """The embedded server's own log for the demo target; nothing elsewhere (give log_path)."""
+    """The target's `log_path` in opsbook.toml; else the embedded server's own log for the demo target; else none."""
+    configured = (getattr(target, "extra", None) or {}).get("log_path")
+    if configured:
+        return str(configured)
     if getattr(target, "embedded", False):
         from ...database.embedded import default_server  # noqa: PLC0415
 
