@@ -49,5 +49,6 @@ MAU = register(Check(
                 "quota (Free 50,000; Pro/Team 100,000), with the trend from history.",
     data=mau, judge=judge_mau,
     thresholds=(Threshold("warning", 80, "% of the MAU quota", "source guide 000: scaling triggers at 80%"),
-                Threshold("critical", 100, "% of the MAU quota", "supabase-pricing-2026.md: overage past the quota")),
+                Threshold("critical", 100, "% of the MAU quota",
+                          "docs/sources/supabase-pricing-2026.md: overage past the quota")),
     queries=("auth/sources", "auth/mau", "auth/mau_audit"), runbooks=("capacity-planning",)))

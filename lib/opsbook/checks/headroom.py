@@ -55,7 +55,7 @@ def judge_headroom(df, *, warning: float = 80, critical: float = 95) -> list[Fin
 HEADROOM = register(Check(
     id="connections.headroom",
     description="Peak client connections over the history window (and now) against max_connections and the "
-                "compute size's direct and pooler limits (supabase-pricing-2026.md, S13).",
+                "compute size's direct and pooler limits (docs/sources/supabase-pricing-2026.md, S13).",
     data=headroom, judge=judge_headroom,
     thresholds=(Threshold("warning", 80, "% of the direct connection limit",
                           "source guide 002: upgrade trigger at > 80% connection utilization"),

@@ -52,7 +52,8 @@ def judge_database_size(df, *, warning: float = 80, critical: float = 95) -> lis
 DATABASE_SIZE = register(Check(
     id="storage.database_size",
     description="Database size (pg_database_size) against the plan's limits: Free 500 MB; paid plans' 8 GB "
-                "included disk, its auto-scaling at 90% and read-only point at 95% (supabase-pricing-2026.md).",
+                "included disk, its auto-scaling at 90% and read-only point at 95% "
+                "(docs/sources/supabase-pricing-2026.md).",
     data=database_size, judge=judge_database_size,
     thresholds=(Threshold("warning", 80, "% of the plan limit", "source guides 000/002: storage > 80% of limit"),
                 Threshold("critical", 95, "% of the plan limit",
@@ -163,5 +164,5 @@ OBJECTS = register(Check(
     data=storage_objects, judge=judge_storage_objects,
     thresholds=(Threshold("warning", 80, "% of the storage quota", "source guide 000: scaling triggers at 80%"),
                 Threshold("critical", 100, "% of the storage quota",
-                          "supabase-pricing-2026.md: past the quota, overage or restriction")),
+                          "docs/sources/supabase-pricing-2026.md: past the quota, overage or restriction")),
     queries=("storage/buckets",), runbooks=("capacity-planning",)))

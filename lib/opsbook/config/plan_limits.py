@@ -10,7 +10,7 @@ from typing import Any
 from ..core.errors import ParameterError
 
 DATA = Path(__file__).parent / "limits-supabase-2026.toml"
-PRICE_LIST = "supabase-pricing-2026.md, researched 2026-11-21"
+PRICE_LIST = "docs/sources/supabase-pricing-2026.md, researched 2026-11-21"
 OVERRIDABLE = {"database_size_bytes", "disk_bytes", "storage_bytes", "mau", "max_connections",
                "pooler_max_clients", "spend_cap"}
 
