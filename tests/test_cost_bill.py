@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from opsbook.config.file import from_dict
-from opsbook.cost import pricing, usage as usage_mod
+from opsbook.config import pricing
+from opsbook.cost import usage as usage_mod
 from opsbook.cost.bill import compute_bill, money
 from opsbook.config.billing import resolve
 from opsbook.core.errors import ConfigError, ParameterError

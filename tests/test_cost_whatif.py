@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from opsbook.checks import cost as checks
-from opsbook.cost import archive, pricing, usage as usage_mod, whatif
+from opsbook.config import pricing
+from opsbook.cost import archive, usage as usage_mod, whatif
 from opsbook.cost.analysis import gather
 from opsbook.cost.bill import compute_bill
 from opsbook.config.billing import resolve
