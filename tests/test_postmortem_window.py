@@ -61,7 +61,7 @@ def test_demo_post_mortem_reads_its_recorded_incident_not_the_build(demo_databas
     assert m["log_temp_file_count"] >= 1 and m["log_statement_timeout_count"] >= 8 and m["activity_samples"] >= 3
     assert "the demo&#x27;s recorded incident; asked: now-10m to now" in html
 
-    from opsbook.demo.incident import PADDING_S, recorded_between
+    from opsbook.incident.postmortem.recorded import PADDING_S, recorded_between
 
     found = recorded_between(noise_done, time.time(), config.history_url)
     assert found is not None, "the demo's incident was not recorded"

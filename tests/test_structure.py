@@ -12,6 +12,15 @@ def test_no_module_imports_itself_back_through_others():
     assert found == [], "import circles: " + "; ".join(" <-> ".join(c) for c in found)
 
 
+def test_the_packages_stand_in_layers_from_core_up_to_the_command_line():
+    packages = structure.top_level(structure.imports())
+    assert structure.circles(packages) == [], "packages importing each other: " + str(structure.circles(packages))
+    floors = structure.layers(packages)
+    assert floors[0] == ["opsbook.core"] and floors[-1] == ["opsbook.cli"], floors
+    below = {p for floor in floors[: [i for i, f in enumerate(floors) if "opsbook.checks" in f][0]] for p in floor}
+    assert {"opsbook.core", "opsbook.config", "opsbook.database"} <= below, "checks stand on the database layer"
+
+
 def test_the_circle_finder_finds_a_planted_circle(tmp_path):
     package = tmp_path / "opsbook"
     (package / "inner").mkdir(parents=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..core.findings import Finding, Severity, grade
 from ..history import capacity as cap
 from .registry import Check, CheckContext, Threshold, register
-from .supabase import MAU_WINDOW_DAYS, monthly_active_users
+from ..database.supabase import MAU_WINDOW_DAYS, monthly_active_users
 
 
 def mau(ctx: CheckContext) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..core.errors import ParameterError, SkipCheck
+from ..core.errors import ParameterError
 from ..core.findings import CONNECTION_LOST, NOT_JUDGED, Finding, Severity, skipped
 from ..core.redact import redact_sql
 from ..database.degraded import skip_reason

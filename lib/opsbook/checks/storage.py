@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..core.findings import Finding, Severity, grade
 from ..history import HOW_TO_START
 from ..history import capacity as cap
-from . import supabase
+from ..database import supabase
 from .registry import Check, CheckContext, Threshold, register
 from .standby import QUERY as STANDBY, mark, of, relay
 

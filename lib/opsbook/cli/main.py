@@ -165,7 +165,7 @@ def run(state, runbook, targets, params, output_dir, with_code, self_contained, 
 @pass_state
 def demo(state):
     """The whole product on the embedded demo database: start it, build it, run every runbook, write the index."""
-    from ..demo.tour import run_demo  # noqa: PLC0415
+    from .demo import run_demo  # noqa: PLC0415
 
     index, results = run_demo(config=state.config(), progress=click.echo)
     click.echo(str(index))

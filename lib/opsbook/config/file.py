@@ -46,7 +46,8 @@ class Target:
         return self.name == DEMO_TARGET and not (self.dsn or self.dsn_env or self.service)
 
     def conninfo(self) -> str:
-        """The libpq connection string; for `dsn_env`, read from the environment now."""
+        """The libpq connection string; for `dsn_env`, read from the environment now. (The embedded demo's comes
+        from its server: database.session.conninfo_of(target) answers for every target.)"""
         if self.dsn_env:
             value = os.environ.get(self.dsn_env)
             if not value:
@@ -57,10 +58,8 @@ class Target:
             return self.dsn
         if self.service:
             return f"service={self.service}"
-        if self.embedded:
-            from ..database.embedded import default_server  # noqa: PLC0415 - only the demo needs it
-
-            return default_server().conninfo(dbname=DEMO_DATABASE)
+        if self.embedded:  # the server's socket and port are the database layer's: database.session.conninfo_of
+            raise ConfigError(f"target {self.name!r} is the embedded demo server: ask database.session.conninfo_of")
         raise ConfigError(f"target {self.name!r} has none of dsn, dsn_env or service")
 
     def display(self) -> str:

@@ -36,8 +36,6 @@ def builtin_home() -> Path:
     checkout = project_checkout()
     if checkout is not None:
         return checkout
-    from ..database.embedded import default_home  # noqa: PLC0415
-
     return default_home()
 
 
@@ -92,3 +90,13 @@ def runbooks_dir() -> Path:
 
     repo = Path(opsbook.__file__).resolve().parents[2] / "runbooks"
     return repo if repo.is_dir() else Path("runbooks").absolute()
+
+
+def default_home() -> Path:
+    """Where opsbook keeps its embedded servers: $OPSBOOK_HOME, else a per-user data folder."""
+    if os.environ.get("OPSBOOK_HOME"):
+        return Path(os.environ["OPSBOOK_HOME"]).expanduser()
+    if os.geteuid() == 0:
+        return Path("/var/lib/opsbook")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "opsbook"

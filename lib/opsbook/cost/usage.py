@@ -182,7 +182,7 @@ def from_database(db) -> tuple[dict[str, Quantity], dict[str, Any], list[str]]:
     facts["database_gb"] = total / GB
     q["database"] = Quantity("database", total / GB, "database",
                              f"sum of pg_database_size over {len(dbs)} database{'s' * (len(dbs) != 1)}")
-    from ..checks import supabase  # noqa: PLC0415
+    from ..database import supabase  # noqa: PLC0415
 
     try:
         buckets = supabase.fetch(db, "cost/storage_buckets", "storage")

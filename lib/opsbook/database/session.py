@@ -243,6 +243,16 @@ def raw_connect(conninfo: str, *, read_only: bool = True, statement_timeout_ms: 
     return conn
 
 
+def conninfo_of(target: Target) -> str:
+    """The libpq connection string of any target: its own, or for the built-in demo the embedded server's socket."""
+    if target.embedded:
+        from ..config.file import DEMO_DATABASE  # noqa: PLC0415
+        from .embedded import default_server  # noqa: PLC0415
+
+        return default_server().conninfo(dbname=DEMO_DATABASE)
+    return target.conninfo()
+
+
 def connect(target: Target, *, read_only: bool = True, statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
             lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS,
             connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S, start_embedded: bool = True) -> Session:
@@ -258,8 +268,10 @@ def connect(target: Target, *, read_only: bool = True, statement_timeout_ms: int
     from sqlalchemy.pool import NullPool  # noqa: PLC0415
 
     if target.embedded and start_embedded:
-        ensure_demo_server()
-    conninfo = target.conninfo()
+        from .embedded import default_server  # noqa: PLC0415
+
+        default_server().start()  # the demo database itself is built by opsbook.demo.build.ensure_demo_server
+    conninfo = conninfo_of(target)
 
     def creator():
         return raw_connect(conninfo, read_only=read_only, statement_timeout_ms=statement_timeout_ms,
@@ -326,17 +338,3 @@ def classify_connect_error(exc: Exception) -> tuple[str, str]:
         if re.search(pattern, text, re.I):
             return kind, text
     return "other", text
-
-
-def ensure_demo_server():
-    """Start the embedded server and build the demo database if it is absent, so that a runbook opened in
-    JupyterLab against `demo` just works (the first build takes about half a minute; later calls return at once)."""
-    import sys  # noqa: PLC0415
-
-    from ..demo import ensure_demo_database  # noqa: PLC0415
-    from .embedded import default_server  # noqa: PLC0415
-
-    server = default_server()
-    server.start()
-    ensure_demo_database(server=server, progress=lambda line: print(line, file=sys.stderr))
-    return server

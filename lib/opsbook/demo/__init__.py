@@ -61,8 +61,8 @@ PROBLEMS: tuple[Problem, ...] = (
 
 FRESHNESS = DEMO_FRESHNESS  # the demo target's freshness rules live with its definition (config.file)
 
-# The incident the post-mortem runbook records on the demo (opsbook.demo.incident.ensure_recorded: activity samples
-# into the history, the server's own log): its known cause, and what else the window shows.
+# The incident the post-mortem runbook records on the demo (incident.postmortem.recorded.ensure_recorded: activity
+# samples into the history, the server's own log): its known cause, and what else the window shows.
 RECORDED_PROBLEMS: tuple[Problem, ...] = (
     Problem("postmortem.root_cause", ("report_job", "public.pm_branches"),
             "application report_job updates a pm_branches row and stays idle in transaction; four checkout_api "

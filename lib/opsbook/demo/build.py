@@ -170,3 +170,16 @@ def count_rows(conn: psycopg.Connection) -> dict[str, int]:
                           (list(SCHEMAS),)).fetchall()
     return {f"{s}.{t}": conn.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(s), sql.Identifier(t))
                                      ).fetchone()[0] for s, t in tables}
+
+
+def ensure_demo_server():
+    """Start the embedded server and build the demo database if it is absent, so that a runbook opened in
+    JupyterLab against `demo` just works (the first build takes about half a minute; later calls return at once)."""
+    import sys  # noqa: PLC0415
+
+    from ..database.embedded import default_server  # noqa: PLC0415
+
+    server = default_server()
+    server.start()
+    ensure_demo_database(server=server, progress=lambda line: print(line, file=sys.stderr))
+    return server

@@ -125,7 +125,7 @@ def capture(db, *, as_of: float | None = None, budget_ms: float = DEFAULT_BUDGET
         if heavy and d.get("has_storage"):
             optional("storage", lambda: _storage(cap, run("storage/buckets")))
         if heavy and d.get("has_auth"):
-            from ..checks.supabase import monthly_active_users  # noqa: PLC0415 - the checks' one definition
+            from ..database.supabase import monthly_active_users  # noqa: PLC0415 - the checks' one definition
 
             optional("auth", lambda: _auth(cap, monthly_active_users(db, as_of=_as_timestamp(cap.ts))))
         cap.server_ms = float(db.scalar("SELECT extract(epoch FROM clock_timestamp() - transaction_timestamp()) "

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from ..report import record as runrecord
-from ..database.session import raw_connect, unit
+from ..database.session import conninfo_of, raw_connect, unit
 
 COLUMNS = ["pid", "action", "sql", "reason", "check"]
 # What each finding asks for: an idle session has nothing to cancel; a running statement is cancelled first.
@@ -73,7 +73,7 @@ def _run(rb, rows: list[dict]) -> None:
     own = set()
     if rb.db is not None:
         own.add(int(rb.db.scalar("SELECT pg_backend_pid()")))
-    conn = raw_connect(rb.target.conninfo(), read_only=True, statement_timeout_ms=10_000, lock_timeout_ms=1_000)
+    conn = raw_connect(conninfo_of(rb.target), read_only=True, statement_timeout_ms=10_000, lock_timeout_ms=1_000)
     try:
         own.add(conn.info.backend_pid)
         for row in rows:

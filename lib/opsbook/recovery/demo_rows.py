@@ -15,7 +15,7 @@ PICK = (f"SELECT id FROM {TABLE} l WHERE NOT EXISTS (SELECT 1 FROM public.intera
 
 
 def stash_path() -> Path:
-    from ..database.embedded import default_home  # noqa: PLC0415
+    from ..config.paths import default_home  # noqa: PLC0415
 
     return default_home() / "demo" / "deleted-leads.json"
 

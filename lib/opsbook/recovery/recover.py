@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from ..database.session import conninfo_of
 from . import archive, demo_rows, partial, restore, rows, script
 from . import scratch as scratch_mod
 from .encoding import sql
@@ -154,7 +155,7 @@ class TableRecovery:
             elif self.result.completed:
                 try:
                     with raw_connect(scratch.conninfo, read_only=False, statement_timeout_ms=0) as sc, \
-                            raw_connect(self.rb.target.conninfo(),
+                            raw_connect(conninfo_of(self.rb.target),
                                         statement_timeout_ms=self.rb.statement_timeout_ms) as lc, \
                             unit(lc, statement_timeout_ms=self.rb.statement_timeout_ms):
                         self._compare(sc, lc, done)
@@ -219,7 +220,7 @@ class TableRecovery:
         judge(self.rb, "recovery.changed_rows", self.changed_sample)
         done.update({"recovery.missing_rows", "recovery.changed_rows"})
         if self.apply_requested and self._confirmed() and d.missing and not duplicates:
-            self.applied = rows.apply(self.rb.target.conninfo(), scratch_conn, self.info, d.missing,
+            self.applied = rows.apply(conninfo_of(self.rb.target), scratch_conn, self.info, d.missing,
                                       statement_timeout_ms=max(self.rb.statement_timeout_ms, 60_000))
         judge(self.rb, "recovery.apply", self._apply_frame())
         done.add("recovery.apply")

@@ -7,6 +7,7 @@ from typing import Any, Iterable
 
 from ..core.errors import OpsbookError
 from ..config.paths import user_path
+from ..database.session import conninfo_of
 from .tools import with_dbname
 
 DEMO_BACKUPS_KEEP = 1  # dumps of the demo database kept in its backups folder: the newest only
@@ -50,7 +51,7 @@ def _server_of(target) -> tuple[str, str] | None:
     if target.embedded:
         return None
     try:
-        parts = conninfo_to_dict(target.conninfo())
+        parts = conninfo_to_dict(conninfo_of(target))
     except Exception:  # noqa: BLE001 - a service name we cannot resolve here: compare by name only
         return None
     return (parts.get("host", ""), str(parts.get("port", "5432"))) if parts.get("host") else None
@@ -63,7 +64,7 @@ def backups_folder(target) -> Path | None:
     if configured:
         return user_path(configured)
     if target.embedded:
-        from ..database.embedded import default_home  # noqa: PLC0415
+        from ..config.paths import default_home  # noqa: PLC0415
 
         return default_home() / "backups" / target.name
     return None

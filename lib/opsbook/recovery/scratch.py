@@ -15,6 +15,7 @@ from typing import Iterator
 from ..core.errors import OpsbookError
 from .restore import is_scratch_name, scratch_name
 from ..database.clientenv import child_env
+from ..database.session import conninfo_of
 from .tools import scrub, with_dbname
 
 ADVISORY_CLASS = 0x6F70  # "op": the high half of the advisory-lock key a scratch database's owner holds
@@ -150,7 +151,7 @@ def _on_server(config, restore_target: str, live, purpose: str) -> Iterator[Scra
     from ..database.session import raw_connect  # noqa: PLC0415
 
     t = restore_target_server(config, restore_target, live)
-    admin = with_dbname(t.conninfo(), "postgres")
+    admin = with_dbname(conninfo_of(t), "postgres")
     name = scratch_name(purpose)
     owner = raw_connect(admin, read_only=False, statement_timeout_ms=120_000)
     try:

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..database.session import conninfo_of
 from . import archive, compare, dump, partial, restore, rto, script
 from . import scratch as scratch_mod
 from .runbook import DEMO_BACKUPS_KEEP, ClientChoice, backups_folder, judge, user_path
@@ -239,7 +240,7 @@ class BackupVerification:
         blocked = partial.dump_blocked(self.rb.db)
         if blocked:
             return archive.Located("(pg_dump)", None, reason=blocked)
-        live = dump_conninfo(self.rb.target.conninfo(), session_tls(self.rb.db))  # TLS at least the session's
+        live = dump_conninfo(conninfo_of(self.rb.target), session_tls(self.rb.db))  # TLS at least the session's
         client = self.clients.for_dump(self.rb.db.server_version_num, live)
         if client is None:
             return archive.Located("(pg_dump)", None, reason=str(self.clients.error))

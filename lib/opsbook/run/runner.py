@@ -150,7 +150,8 @@ def check_run(name: str, target: str = "demo", params: dict[str, Any] | None = N
     values = _validated_params(path, params or {}, {"config": config, "target": tgt})
     paramspec.preflight(paramspec.read_notebook(path), values, {"config": config, "target": tgt})
     if not tgt.embedded:
-        tgt.conninfo()  # an unset dsn_env variable is a usage error, not a failed run
+        if not tgt.embedded:
+            tgt.conninfo()  # an unset dsn_env variable is a usage error, not a failed run
     _validate_config_thresholds(config, tgt)
     if fail_on is not None and fail_on not in FAIL_ON:
         raise UsageError(f"--fail-on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")

@@ -41,7 +41,7 @@ def bucket_listing(ctx: CheckContext):
     if not s.has_storage_tables:
         raise SkipCheck("does not apply: there is no storage.buckets/storage.objects (no Supabase Storage here)")
     if not s.can_read_storage_tables:  # which buckets are public is Storage's data, not the catalogue's
-        from ..supabase import require_readable  # noqa: PLC0415
+        from ...database.supabase import require_readable  # noqa: PLC0415
 
         require_readable(ctx.db, "storage", ["storage.buckets", "storage.objects"])
     buckets = ctx.db.fetch("security/public_buckets")

@@ -8,7 +8,7 @@ import re
 from ...core.errors import SkipCheck
 from ...core.findings import PARTIAL, Finding, Severity
 from ..registry import Check, CheckContext, Threshold, register
-from .readable import access, grants
+from ...database.readable import access, grants
 
 AUDIT_LOG = "auth.audit_log_entries"
 COLUMNS = ["ts", "source", "client_addr", "user_name", "database", "message"]

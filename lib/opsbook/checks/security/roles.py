@@ -7,7 +7,7 @@ import ipaddress
 from ...core.errors import SkipCheck
 from ...core.findings import PARTIAL, Finding, Severity
 from ..registry import Check, CheckContext, register
-from .readable import access
+from ...database.readable import access
 
 RUNBOOKS = ("security-audit",)
 # Superuser/replication/BYPASSRLS roles the platform itself logs in with (Supabase, RDS, Cloud SQL, Azure), besides

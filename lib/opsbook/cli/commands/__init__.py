@@ -50,6 +50,16 @@ def current_config():
     return state.config()
 
 
+def known_targets(config, names: list[str]) -> None:
+    """Every name a configured target (else exit 2 before anything runs); the built-in demo target's server
+    started and its database built, as a runbook on it would."""
+    targets = [config.target(name) for name in names]
+    if any(t.embedded for t in targets):
+        from ...demo.build import ensure_demo_server  # noqa: PLC0415
+
+        ensure_demo_server()
+
+
 def discover() -> dict[str, Any]:
     """{name: click command} from every module in this package that defines COMMANDS."""
     found = {}

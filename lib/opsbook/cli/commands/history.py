@@ -21,7 +21,7 @@ def snapshot(targets, all_targets, budget_ms):
     unset dsn_env, an unreachable server) is reported on stderr and the others are still taken; the exit code
     is then 1. A store that is locked or full stops the command with one line (exit 2).
     """
-    from . import current_config  # noqa: PLC0415
+    from . import current_config, known_targets  # noqa: PLC0415
     from ...core.errors import StoreError  # noqa: PLC0415
     from ...history import open_store, take_snapshot  # noqa: PLC0415
 
@@ -29,8 +29,7 @@ def snapshot(targets, all_targets, budget_ms):
         raise UsageError("give --target NAME or --all, not both")
     config = current_config()
     names = configured_targets(config) if all_targets else list(dict.fromkeys(targets)) or ["demo"]
-    for name in names:
-        config.target(name)  # unknown target: exit 2 before anything runs
+    known_targets(config, names)
     store = open_store(config)
     failed = 0
     try:

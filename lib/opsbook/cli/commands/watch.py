@@ -17,7 +17,7 @@ def watch(target, all_targets, every, for_):
     Runs until --for ends or SIGTERM/SIGINT arrives (the sample in progress is stored, exit 0). A target that
     goes away is retried at every tick and the gap is recorded. Each sample is one read-only query.
     """
-    from . import current_config  # noqa: PLC0415
+    from . import current_config, known_targets  # noqa: PLC0415
     from ...history import open_store  # noqa: PLC0415
     from ...history.prune import parse_duration  # noqa: PLC0415
     from ...incident.watch import Watcher  # noqa: PLC0415
@@ -28,8 +28,7 @@ def watch(target, all_targets, every, for_):
     for_s = parse_duration(for_) if for_ else None
     config = current_config()
     names = sorted(config.targets) if all_targets else [target or "demo"]
-    for name in names:
-        config.target(name)  # unknown target: exit 2 before anything runs
+    known_targets(config, names)
     store = open_store(config)
     try:
         w = Watcher(config, names, store=store, every_s=every_s, for_s=for_s, echo=click.echo)

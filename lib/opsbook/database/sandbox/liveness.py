@@ -19,7 +19,7 @@ ORPHAN_AGE_S = 24 * 3600
 
 def scratch_root() -> Path:
     """Where throwaway clusters live while a run uses them: beside the embedded server, under $OPSBOOK_HOME."""
-    from ..embedded import default_home  # noqa: PLC0415
+    from ...config.paths import default_home  # noqa: PLC0415
 
     return default_home() / "scratch"
 

@@ -208,7 +208,7 @@ def demo_window(rb, window, when: tuple) -> Window:
     holds the demo's build and the other runbooks' runs. Times the user named are kept as given."""
     if not getattr(rb.target, "embedded", False) or not all(is_relative(t) for t in when[:2]):
         return window
-    from ...demo.incident import DEMO_NOTE, PADDING_S, recorded_between  # noqa: PLC0415
+    from .recorded import DEMO_NOTE, PADDING_S, recorded_between  # noqa: PLC0415
 
     found = recorded_between(window.start.timestamp(), window.end.timestamp(), rb.config.history_url)
     if found is None:

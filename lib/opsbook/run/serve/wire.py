@@ -46,7 +46,7 @@ def supported() -> bool:
 
 
 def home() -> Path:
-    from ...database.embedded import default_home  # noqa: PLC0415
+    from ...config.paths import default_home  # noqa: PLC0415
 
     return default_home().absolute()
 

@@ -21,7 +21,7 @@ def tables_named(sql_text: str, schema: str) -> list[str]:
 def require_readable(db, schema: str, relations: list[str]) -> None:
     """SkipCheck unless every relation exists and this role may read it, asked of the catalogue (a query on a
     missing table or a schema without USAGE would write an ERROR into the server's log)."""
-    from .security.readable import access  # noqa: PLC0415
+    from .readable import access  # noqa: PLC0415
 
     seen = access(db, *relations)
     if not all(a.present for a in seen.values()):
@@ -32,7 +32,7 @@ def require_readable(db, schema: str, relations: list[str]) -> None:
 
 
 def not_readable(schema: str, unreadable) -> SkipCheck:
-    from .security.readable import grants  # noqa: PLC0415
+    from .readable import grants  # noqa: PLC0415
 
     lacks = ", ".join(dict.fromkeys(x for a in unreadable for x in a.lacks()))
     return SkipCheck(f"{PARTIAL}: {PRODUCTS[schema]} is here but role {unreadable[0].role} may not read it (it lacks "
@@ -47,7 +47,7 @@ def fetch(db, name: str, schema: str, **params: Any):
     import psycopg.errors as pe  # noqa: PLC0415
     from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
 
-    from ..database import sql as sqlfiles  # noqa: PLC0415
+    from . import sql as sqlfiles  # noqa: PLC0415
 
     require_readable(db, schema, tables_named(sqlfiles.load(name, db.server_version_num), schema))
     try:
