@@ -403,8 +403,8 @@ INTEGRITY = _register("backup.integrity", "The archive reads whole: table of con
                       "(pg_restore), or the SQL script's header, gzip CRC and closing line.", judge_integrity, VERIFY)
 RESTORE = _register("backup.restore", "The backup restores into a scratch database (opsbook_verify_<time>, "
                     "opsbook_recover_<time>) in a throwaway cluster, as a role that is not a superuser, deleted "
-                    "afterwards even on failure; restore errors quoted, orphans of killed runs dropped.", judge_restore, VERIFY + RECOVER,
-                    queries=("backup/scratch_databases",))
+                    "afterwards even on failure; restore errors quoted, orphans of killed runs dropped.", judge_restore,
+                    VERIFY + RECOVER)
 COMPLETENESS = _register("backup.completeness", "Restored against live: tables, row counts, indexes, constraints, "
                          "RLS and policies, functions, triggers, types, extensions.", judge_completeness, VERIFY,
                          queries=("backup/objects", "backup/tables"))

@@ -10,7 +10,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .tools import Client, scrub
+from ..core.redact import redact_sql
+from .tools import Client
 
 # What a folder of backups may hold: pg_dump's usual extensions, plain SQL (gzipped too), directory dumps.
 DUMP_SUFFIXES = (".dump", ".backup", ".pgdump", ".custom", ".sql", ".sql.gz", ".tar", ".pgsql")
@@ -316,7 +317,7 @@ def _plain_read_whole(backup: Backup) -> tuple[bool, str]:
 
 
 def _step(step: str, ok: bool, seconds: float, message: str) -> dict:
-    return {"step": step, "ok": ok, "duration_s": round(seconds, 3), "message": scrub(message)}
+    return {"step": step, "ok": ok, "duration_s": round(seconds, 3), "message": redact_sql(message or "")}
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
@@ -332,4 +333,4 @@ def _env() -> dict:
 def _last_error(stderr: str) -> str:
     lines = [line for line in (stderr or "").splitlines() if line.strip()]
     errors = [line for line in lines if "error:" in line]
-    return scrub((errors or lines or [""])[-1].replace("pg_restore: error: ", "").strip())
+    return redact_sql((errors or lines or [""])[-1].replace("pg_restore: error: ", "").strip())

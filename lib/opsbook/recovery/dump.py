@@ -9,7 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .tools import Client, client_connection, scrub
+from ..core.redact import redact_sql
+from .tools import Client, client_connection
 
 FORMATS = {"custom": ("c", ".dump"), "directory": ("d", ".dir"), "plain": ("p", ".sql"), "tar": ("t", ".tar")}
 # pg_dump takes ACCESS SHARE locks on every table; behind a pending ACCESS EXCLUSIVE lock (a migration) it would
@@ -67,7 +68,7 @@ def explain(stderr: str, client: Client) -> str:
     """pg_dump's own words, with the next step where we know it."""
     lines = [line.replace("pg_dump: error: ", "").replace("pg_dump: detail: ", "")
              for line in (stderr or "").splitlines() if line.strip()]
-    text = scrub("; ".join(lines[-3:]) or "pg_dump failed without a message")
+    text = redact_sql("; ".join(lines[-3:]) or "pg_dump failed without a message")
     if "server version mismatch" in text:
         text += (f" -- the client ({client.describe()}) is older than the server; use a pg_dump of the server's "
                  "major version or newer (client_bindir)")

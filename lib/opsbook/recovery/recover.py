@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 
+from ..core.redact import redact_sql
 from ..database.session import conninfo_of
 from . import archive, demo_rows, partial, restore, rows, script
 from . import scratch as scratch_mod
 from .encoding import sql
 from .runbook import ClientChoice, backups_folder, judge, user_path
-from .tools import scrub
 
 CHECKS = ("recovery.key", "backup.missing", "backup.restore", "recovery.source", "recovery.missing_rows",
           "recovery.changed_rows", "recovery.apply")
 
 
 def _one_line(e: Exception) -> str:
-    return scrub(" ".join(f"{type(e).__name__}: {e}".split()))[:400]
+    return redact_sql(" ".join(f"{type(e).__name__}: {e}".split()))[:400]
 
 
 def _frame(rows_=None, columns=None, **attrs):
@@ -56,7 +56,7 @@ class TableRecovery:
             if self._resolve(done) and self._locate(done):
                 self._restore_and_compare(done)
         except Exception as e:  # noqa: BLE001 - the report must still say what happened; scratch already dropped
-            message = scrub(" ".join(f"{type(e).__name__}: {e}".split()))[:400]
+            message = redact_sql(" ".join(f"{type(e).__name__}: {e}".split()))[:400]
             if "backup.restore" not in done:
                 judge(self.rb, "backup.restore", _frame(fatal=message, command="", duration_s=0))
                 done.add("backup.restore")
@@ -286,7 +286,7 @@ class TableRecovery:
         if self.clients.error:
             return f"no client tools: {self.clients.error}"
         if self.result is not None and not self.result.completed:
-            return f"the restore did not complete: {scrub(self.result.fatal or '')}"
+            return f"the restore did not complete: {redact_sql(self.result.fatal or '')}"
         if self.access is not None and self.access.blind:
             return partial.not_compared(self.access)
         return "an earlier step did not complete"

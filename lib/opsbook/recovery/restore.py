@@ -13,8 +13,9 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.redact import redact_sql
 from .archive import Backup, toc_kind
-from .tools import Client, scrub, session_for
+from .tools import Client
 
 SCRATCH_PREFIXES = ("opsbook_verify", "opsbook_recover")
 _SCRATCH_NAME = re.compile(r"^opsbook_(verify|recover)_\d{8}_\d{6}_[0-9a-f]{4}$")
@@ -43,13 +44,6 @@ def scratch_name(purpose: str = "verify", at: dt.datetime | None = None) -> str:
 
 def is_scratch_name(name: str) -> bool:
     return bool(_SCRATCH_NAME.match(name))
-
-
-def leftovers(admin_conninfo: str):
-    """Scratch databases on the restore server left by runs that were killed before they could drop them."""
-    with session_for(admin_conninfo, "restore-server") as s:
-        df = s.fetch("backup/scratch_databases", prefixes=[f"{p}_%" for p in SCRATCH_PREFIXES])
-    return df[df["database"].map(is_scratch_name)].reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------------------ restoring
@@ -376,7 +370,7 @@ def _watch(cmd, env, shown, parse_line, *, stdin_feed: Backup | None, timeout_s:
         fatal = f"the restore did not finish within {timeout_s / 60:.0f} min and was stopped"
     elif proc.returncode != 0 and not state["errors"] and not fatal:
         fatal = f"{Path(cmd[0]).name} exited with status {proc.returncode}"
-    return RestoreResult(shown, proc.returncode, t_end, events, state["errors"], fatal and scrub(fatal), timed_out,
+    return RestoreResult(shown, proc.returncode, t_end, events, state["errors"], fatal and redact_sql(fatal), timed_out,
                          state.get("refused"), state.get("left_out", {}))
 
 

@@ -327,10 +327,10 @@ def apply(live_conninfo: str, scratch_conn, info: TableInfo, expected: int, *, s
                        f"one transaction: {inserted} inserted{note}; count {before} -> {after}; all {staged} "
                        "recovered keys present; committed")
     except Exception as e:  # noqa: BLE001 - any failure: roll back and say why
-        from .tools import scrub  # noqa: PLC0415
+        from ..core.redact import redact_sql  # noqa: PLC0415
 
         conn.rollback()
-        return Applied("failed", 0, 0, 0, scrub(" ".join(f"{type(e).__name__}: {e}".split()))[:400]
+        return Applied("failed", 0, 0, 0, redact_sql(" ".join(f"{type(e).__name__}: {e}".split()))[:400]
                        + ". Rolled back: nothing changed.")
     finally:
         conn.close()

@@ -1,14 +1,11 @@
 """Where recovery runbooks meet the Runbook object: judge data gathered here, find the restore server and backups."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..core.errors import OpsbookError
 from ..config.paths import user_path
 from ..database.session import conninfo_of
-from .tools import with_dbname
 
 DEMO_BACKUPS_KEEP = 1  # dumps of the demo database kept in its backups folder: the newest only
 

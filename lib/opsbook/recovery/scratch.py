@@ -14,9 +14,10 @@ from typing import Iterator
 
 from ..core.errors import OpsbookError
 from .restore import is_scratch_name, scratch_name
+from ..core.redact import redact_sql
 from ..database.clientenv import child_env
 from ..database.session import conninfo_of
-from .tools import scrub, with_dbname
+from .tools import with_dbname
 
 ADVISORY_CLASS = 0x6F70  # "op": the high half of the advisory-lock key a scratch database's owner holds
 ORPHAN_AGE_S = 24 * 3600  # a scratch database nobody holds is dropped once older than any run may take
@@ -173,7 +174,7 @@ def _on_server(config, restore_target: str, live, purpose: str) -> Iterator[Scra
                 if dbid:
                     _forget_statements(owner, dbid[0])
             except Exception as e:  # noqa: BLE001 - reported as a finding with the command to drop it
-                scratch.drop_error = scrub(" ".join(str(e).split()))
+                scratch.drop_error = redact_sql(" ".join(str(e).split()))
     finally:
         owner.close()
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import OpsbookError
-from ..core.redact import redact_sql
 from ..database.clientenv import SYSTEM_GLOBS, child_env, scratch_env
 
 TOOLS = ("pg_dump", "pg_restore", "psql")
@@ -284,9 +283,3 @@ def session_for(conninfo: str, label: str, **kw):
     from ..database.session import connect  # noqa: PLC0415
 
     return connect(Target(label, dsn=conninfo), **kw)
-
-
-def scrub(text: str) -> str:
-    """Tool output made safe to show: password=..., OPTIONS (password '...') of user mappings quoted back by
-    pg_restore, and the password in URL user info, removed (opsbook.core.redact's one rule for every text)."""
-    return redact_sql(text or "")

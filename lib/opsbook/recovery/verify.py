@@ -134,9 +134,9 @@ class BackupVerification:
         try:
             self._restore()
         except Exception as e:  # noqa: BLE001 - the report must still say what happened; scratch already dropped
-            from .tools import scrub  # noqa: PLC0415
+            from ..core.redact import redact_sql  # noqa: PLC0415
 
-            message = scrub(" ".join(f"{type(e).__name__}: {e}".split()))[:400]
+            message = redact_sql(" ".join(f"{type(e).__name__}: {e}".split()))[:400]
             for cid in ("backup.restore", "backup.completeness", "backup.restore_time"):
                 if cid not in self.rb.results:
                     judge(self.rb, cid, _frame(fatal=message, command="", duration_s=0) if cid == "backup.restore"
