@@ -18,6 +18,9 @@ from opsbook.database.embedded import EmbeddedServer, default_server
 
 PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 ROOT = Path(__file__).resolve().parents[1]
+# Variables that steer the suite itself (kept); every other OPSBOOK_* and PG* variable of the caller is dropped
+SUITE_CONTROLS = {"OPSBOOK_TEST_HOME", "OPSBOOK_MATRIX", "OPSBOOK_MATRIX_FULL", "OPSBOOK_MATRIX_REPORT",
+                  "OPSBOOK_PG_CACHE", "OPSBOOK_LAB_TEST", "OPSBOOK_KEEP_FACTORY_LOG"}
 TEST_SETTINGS = {"max_connections": "60", "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
@@ -26,6 +29,8 @@ def pytest_configure(config):
 
     Kernels started by the runner or nbval inherit it, so they use the same server and the same demo database.
     """
+    for name in [n for n in os.environ if n.startswith(("OPSBOOK_", "PG")) and n not in SUITE_CONTROLS]:
+        del os.environ[name]  # the user's configuration, service socket, libpq defaults: never the suite's
     if not os.environ.get("OPSBOOK_TEST_HOME"):
         home = tempfile.mkdtemp(prefix="opsbook-test-")
         os.environ["OPSBOOK_TEST_HOME"] = home
