@@ -59,3 +59,14 @@ def test_every_relative_link_resolves_inside_the_repository():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert broken == [], broken
     assert not any("../shared" in p.read_text() for p in pages), "a user's clone has no ../shared"
+
+
+def test_the_layers_in_development_md_are_the_layers_of_the_code():
+    import structure
+
+    floors = structure.layers(structure.top_level(structure.imports()))
+    actual = {p.removeprefix("opsbook."): k for k, floor in enumerate(floors, 1) for p in floor if p != "opsbook"}
+    text = (ROOT / "docs" / "development.md").read_text()
+    documented = {name: int(floor) for floor, names in re.findall(r"^\| (\d+) \| ([^|]+) \|", text, re.M)
+                  for name in re.findall(r"`([a-z]+)`", names)}
+    assert documented == actual
