@@ -196,7 +196,7 @@ def test_schema_version_and_reopen(tmp_path):
 
 
 def test_cli_snapshot_and_prune(db, tmp_path):
-    from opsbook.cli import main
+    from opsbook.cli.main import main
 
     setup_app(db)
     (tmp_path / "opsbook.toml").write_text(

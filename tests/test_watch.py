@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from faults import Faults, blocking_chain
-from opsbook.cli import main
+from opsbook.cli.main import main
 from opsbook.history import open_store
 from opsbook.incident.watch import Watcher, prune_samples, read_samples, take_sample
 from opsbook.database.session import connect
