@@ -45,9 +45,9 @@ def _parse_into(calls: _Calls, text: str) -> bool:
 
 def called_functions() -> set[str]:
     """The name of every function opsbook's SQL calls, read by PostgreSQL's own parser (pglast): the files under
-    lib/opsbook/sql/ and every string in the library's Python that parses as a SELECT/WITH statement."""
+    lib/opsbook/database/sql/ and every string in the library's Python that parses as a SELECT/WITH statement."""
     calls = _Calls()
-    for path in sorted((LIB / "sql").rglob("*.sql")):
+    for path in sorted((LIB / "database" / "sql").rglob("*.sql")):
         assert _parse_into(calls, path.read_text()), f"{path} does not parse"
     for path in sorted(LIB.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):

@@ -10,7 +10,7 @@ from opsbook import checks
 from opsbook.database import sql
 
 SUPPORTED = [130000, 140000, 150000, 160000, 170000, 180000]
-LIB = Path(sql.__file__).resolve().parents[1]
+LIB = Path(sql.__file__).resolve().parents[2]  # lib/opsbook
 
 
 def test_every_check_query_resolves_on_every_supported_version():
