@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,lab,fleet]'
+	$(BIN)/opsbook lab --install-kernel  # the `opsbook` kernelspec the runbooks name, for any JupyterLab or JupyterHub
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then git config core.hooksPath .githooks; fi
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -27,8 +29,11 @@ test: $(STAMP) pg-versions
 test-matrix: $(STAMP) pg-versions
 	$(BIN)/python -m pytest tests/test_matrix.py
 
+# JupyterLab on a dated working copy of RUNBOOK for TARGET in the reports folder (the templates stay read-only)
+RUNBOOK ?= incident-triage
+TARGET ?= demo
 lab: $(STAMP)
-	$(BIN)/opsbook lab
+	$(BIN)/opsbook lab $(RUNBOOK) --target $(TARGET)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

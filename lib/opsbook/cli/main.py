@@ -211,13 +211,38 @@ def _server_status(s: dict) -> str:
 
 
 @main.command()
+@click.argument("runbook", required=False)
+@click.option("--target", "-t", "targets", multiple=True, metavar="NAME",
+              help="Target name from opsbook.toml for the working copy (default: demo).")
+@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Set a runbook parameter in the working copy (repeatable), checked as `opsbook run` checks it.")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser (prints the URL).")
+@click.option("--install-kernel", is_flag=True,
+              help="Install the `opsbook` kernelspec (this Python) into this environment's share/jupyter, and exit.")
 @pass_state
-def lab(state, no_browser):
-    """JupyterLab on the runbooks folder, with OPSBOOK_CONFIG set to the configuration in use."""
-    from ..run.lab import launch_lab  # noqa: PLC0415
+def lab(state, runbook, targets, params, no_browser, install_kernel):
+    """JupyterLab on a working copy of RUNBOOK: a dated copy in the reports folder, with the parameters injected as
+    `opsbook run` injects them; the template under runbooks/ is never saved over. Without RUNBOOK, Lab on the
+    runbooks folder, whose templates open read-only. OPSBOOK_CONFIG is set to the configuration in use."""
+    from ..core.errors import UsageError  # noqa: PLC0415
+    from ..config.params import parse_assignments  # noqa: PLC0415
 
-    return launch_lab(state.config_file(), no_browser=no_browser)
+    if install_kernel:
+        from ..run.kernelspec import install_kernelspec  # noqa: PLC0415
+
+        click.echo(install_kernelspec(config_file=state.config_path))
+        return 0
+    if runbook is None and (targets or params):
+        raise UsageError("--target and -p set up a working copy: name its runbook, "
+                         "e.g. `opsbook lab incident-triage --target demo`")
+    if len(set(targets)) > 1:
+        raise UsageError(f"--target given {len(targets)} times ({', '.join(targets)}); a working copy is for "
+                         "one target")
+    from ..run.lab import open_lab  # noqa: PLC0415
+
+    return open_lab(state.config(), state.config_file(), runbook,
+                    targets[0] if targets else "demo", parse_assignments(params), no_browser=no_browser,
+                    announce=lambda copy: click.echo(f"working copy: {copy}"))
 
 
 if __name__ == "__main__":  # pragma: no cover
