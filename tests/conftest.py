@@ -31,6 +31,13 @@ def pytest_configure(config):
     """
     for name in [n for n in os.environ if n.startswith(("OPSBOOK_", "PG")) and n not in SUITE_CONTROLS]:
         del os.environ[name]  # the user's configuration, service socket, libpq defaults: never the suite's
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:  # one of `make test`'s parallel workers: its own temporary folder and home, servers and kernels
+        tmp = tempfile.mkdtemp(prefix=f"opsbook-{worker}-")
+        os.chmod(tmp, 0o711)  # as root, the server account traverses it to its data directory
+        os.environ["TMPDIR"] = tempfile.tempdir = tmp
+        os.environ.pop("OPSBOOK_TEST_HOME", None)
+        config._opsbook_tmp = tmp
     if not os.environ.get("OPSBOOK_TEST_HOME"):
         home = tempfile.mkdtemp(prefix="opsbook-test-")
         os.environ["OPSBOOK_TEST_HOME"] = home
@@ -46,20 +53,19 @@ def pytest_unconfigure(config):
             default_server().stop()
         finally:
             shutil.rmtree(home, ignore_errors=True)
+    if getattr(config, "_opsbook_tmp", None):
+        shutil.rmtree(config._opsbook_tmp, ignore_errors=True)
 
 
 def unprivileged_home(tmp_path: Path, user: str = "opsbook-tester"):
     """(passwd entry, home) of a plain system account (created once) that can reach python, the code and its own
     home under tmp_path: for the root-only tests that prove the unprivileged path."""
     import pwd
-    import subprocess
     import sys
 
-    try:
-        pwd.getpwnam(user)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-                        "--shell", "/usr/sbin/nologin", user], check=True)
+    from opsbook.database.embedded import ensure_system_account
+
+    ensure_system_account(user)
     pw = pwd.getpwnam(user)
     home = tmp_path / "home"
     home.mkdir()

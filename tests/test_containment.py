@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from conftest import ROOT, unprivileged_home
+from processes import descends_from
 from opsbook.run.context import Runbook
 from opsbook.recovery import dump, tools
 from opsbook.recovery.script import ScriptGuard
@@ -225,7 +226,7 @@ def test_sslpassword_and_password_never_reach_a_childs_command_line(db, tmp_path
                     env = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
                 except OSError:
                     continue
-                if "pg_dump" in cmd or "pg_restore" in cmd or "psql" in cmd:
+                if ("pg_dump" in cmd or "pg_restore" in cmd or "psql" in cmd) and descends_from(int(pid)):
                     seen.append(cmd + "\n" + env)
             time.sleep(0.002)
 
@@ -297,22 +298,10 @@ def _wait_for_restore(proc: subprocess.Popen, timeout: float = 60) -> str:
                     cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
                 except OSError:
                     continue
-                if b"psql" in cmd and b"opsbook-s-" in cmd and _descends_from(int(pid), proc.pid):
+                if b"psql" in cmd and b"opsbook-s-" in cmd and descends_from(int(pid), proc.pid):
                     return clusters_left()[0]
         time.sleep(0.05)
     raise AssertionError("the restore never started")
-
-
-def _descends_from(pid: int, ancestor: int) -> bool:
-    """Whether `pid` is `ancestor` or one of its descendants: another run's restore on the machine is not ours."""
-    while pid > 1:
-        if pid == ancestor:
-            return True
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            return False
-    return False
 
 
 def _postgres_of(name: str) -> list[int]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import drop_database, make_database
+from processes import own_processes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runbooks"
 BIN = Path(sys.executable).parent
@@ -156,14 +157,14 @@ def dask_cluster(tmp_path, fleet_config):
 
 
 def _worker_services() -> list[int]:
+    """The opsbook services of this test's Dask workers (another test's or run's are not counted)."""
     found = []
-    for proc in Path("/proc").glob("[0-9]*"):
+    for pid in own_processes(b"opsbook.run.serve"):
         try:
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"--parent-pid" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
         except OSError:
-            continue
-        if b"opsbook.run.serve" in cmd and b"--parent-pid" in cmd:
-            found.append(int(proc.name))
+            continue  # it ended meanwhile
     return found
 
 

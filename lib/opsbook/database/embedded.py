@@ -265,11 +265,7 @@ def prepare_account(data_dir: Path, bindir: Path) -> None:
     account = server_account()
     if not account:
         return
-    try:
-        pwd.getpwnam(account)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-                        "--shell", "/usr/sbin/nologin", account], check=True, capture_output=True)
+    ensure_system_account(account)
     for path in (Path(data_dir), Path(bindir)):
         for parent in path.parents:  # the account must be able to traverse to both
             mode = parent.stat().st_mode
@@ -277,6 +273,22 @@ def prepare_account(data_dir: Path, bindir: Path) -> None:
                 parent.chmod(mode | stat.S_IXOTH)
     Path(data_dir).chmod(0o700)
     chown_to_account(data_dir)
+
+
+def ensure_system_account(account: str) -> None:
+    """A system account without a home or a shell, made once; another process making it at the same moment is fine."""
+    try:
+        pwd.getpwnam(account)
+        return
+    except KeyError:
+        pass
+    made = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                           "--shell", "/usr/sbin/nologin", account], capture_output=True, text=True)
+    try:
+        pwd.getpwnam(account)  # made here, or by a concurrent process (useradd then exits 9: already exists)
+    except KeyError:
+        raise EmbeddedServerError(f"cannot create the system account {account!r} PostgreSQL runs as: "
+                                  f"{' '.join((made.stderr or '').split())[:200]}") from None
 
 
 def chown_to_account(path: Path) -> None:
