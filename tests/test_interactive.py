@@ -1,4 +1,5 @@
-"""A runbook stepped through in JupyterLab (no runner) leaves a sidecar in the reports folder at kernel exit."""
+"""A Runbook made in a kernel of a JupyterLab session (no runner) that never reaches its last cell leaves a sidecar
+at exit, marked so; plain Python and the runner leave none of their own."""
 from __future__ import annotations
 
 import json
@@ -34,7 +35,8 @@ def test_lab_kernel_writes_its_sidecar_and_the_index_at_exit(db, tmp_path):
     (path,) = paths
     sidecar = json.loads(path.read_text())
     assert sidecar["interactive"] is True and sidecar["runbook"] == "incident-triage"
-    assert sidecar["target"] == "test" and sidecar["parameters"] == {"window_minutes": 5}
+    assert sidecar["target"] == "test" and sidecar["parameters"] == {"target": "test", "window_minutes": 5}
+    assert sidecar["status"] == "kernel stopped" and "before the run's last cell" in sidecar["error"]
     assert sidecar["metrics"]["connections_used"] == 3
     assert {f["check"] for f in sidecar["findings"]} >= {"connectivity.unreachable", "connections.saturation"}
     assert sidecar["notebook"] == "/work/runbooks/incident-triage.ipynb"

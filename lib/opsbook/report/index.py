@@ -1,5 +1,8 @@
 """reports/index.html: the newest run of each runbook per target, then every run by month; offline and escaped.
 
+The newest-report table shows, per runbook and target, the newest report (HTML) and beside it the newest run
+stepped through in JupyterLab (a sidecar only): a Lab run never stands in for the report.
+
 Each run is read from its sidecar once: a summary of it is kept in `.index-cache.json` beside the index, so a
 new run costs one sidecar read, not one per run ever made. The index page holds the newest month; each older
 month has its own page (`index-YYYY-MM.html`), rewritten only when a run of that month appears or disappears.
@@ -19,7 +22,7 @@ DAY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SIDECAR = re.compile(r"^.+--.+--\d{6}Z(-\d+)?\.json$")
 SEVERITIES = ("critical", "warning", "info", "ok")
 CACHE = ".index-cache.json"  # per day folder: its mtime; per month: count, tally, newest runs
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the digest keeps the newest Lab run apart
 ERROR_LINE = re.compile(r"^(?P<ename>[A-Za-z_][\w.]*): (?P<evalue>.*?)(?: \((?P<where>(?:code cell|before any "
                         r"cell)[^()]*(?:\([^()]*\)[^()]*)*)\))?$", re.S)
 CSS = """
@@ -63,7 +66,12 @@ def summarize(data: dict[str, Any], stem: str) -> dict[str, Any]:
             "status": str(data.get("status")), "started_at": str(data.get("started_at") or ""),
             "duration_s": duration if isinstance(duration, (int, float)) else None, "counts": counts,
             "worst": worst, "error": None if not data.get("error") else str(data["error"]),
-            "files": _files(data)}
+            "files": _files(data), "interactive": bool(data.get("interactive"))}
+
+
+def is_lab(run: dict[str, Any]) -> bool:
+    """A run stepped through in JupyterLab (summaries cached before the flag say so by their files)."""
+    return bool(run.get("interactive")) or run.get("files") == ["json"]
 
 
 def _files(data: dict[str, Any]) -> list[str]:
@@ -180,10 +188,27 @@ def _refresh(root: Path) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict
 
 
 def _digest(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """count, tally, and per runbook and target the newest report and, apart, the newest Lab run."""
     latest: dict[str, dict[str, Any]] = {}
+    lab: dict[str, dict[str, Any]] = {}
     for r in runs:
-        latest.setdefault(f"{r['runbook']}\x00{r['target']}", r)
-    return {"count": len(runs), "tally": _month_tally(runs), "latest": list(latest.values())}
+        (lab if is_lab(r) else latest).setdefault(f"{r['runbook']}\x00{r['target']}", r)
+    return {"count": len(runs), "tally": _month_tally(runs), "latest": list(latest.values()),
+            "lab": list(lab.values())}
+
+
+def _newest(months: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per runbook and target (newest month first): the newest report, with the newest Lab run under "lab"; a
+    runbook only ever stepped through in Lab has no report (`None` in "report")."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    lab: dict[tuple[str, str], dict[str, Any]] = {}
+    for digest in months.values():
+        for r in digest["latest"]:
+            latest.setdefault((r["runbook"], r["target"]), r)
+        for r in digest.get("lab", []):
+            lab.setdefault((r["runbook"], r["target"]), r)
+    return [{"runbook": k[0], "target": k[1], "report": latest.get(k), "lab": lab.get(k)}
+            for k in sorted({*latest, *lab}, key=lambda k: (k[1], k[0]))]
 
 
 def _month_runs(root: Path, month: str, read: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -212,12 +237,8 @@ def write_index(root: Path) -> Path:
     for page in root.glob("index-*.html"):  # a month with no run left, or now the newest
         if page.name not in {month_page(m) for m in names[1:]}:
             page.unlink(missing_ok=True)
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for digest in months.values():
-        for r in digest["latest"]:
-            latest.setdefault((r["runbook"], r["target"]), r)
     first = _month_runs(root, names[0], read) if names else []
-    _write(index_path(root), render_page(first, months, list(latest.values())))
+    _write(index_path(root), render_page(first, months, _newest(months)))
     return index_path(root)
 
 
@@ -234,26 +255,22 @@ def render(runs: list[dict[str, Any]]) -> str:
     for r in _newest_first(runs):
         by_month.setdefault(_month(r), []).append(r)
     months = {m: _digest(rs) for m, rs in sorted(by_month.items(), reverse=True)}
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for digest in months.values():
-        for r in digest["latest"]:
-            latest.setdefault((r["runbook"], r["target"]), r)
     first = by_month[next(iter(months))] if months else []
-    return render_page(first, months, list(latest.values()))
+    return render_page(first, months, _newest(months))
 
 
 def render_page(first: list[dict[str, Any]], months: dict[str, dict[str, Any]],
-                latest: list[dict[str, Any]]) -> str:
-    """The newest run of each runbook per target, the newest month in full, links to the older months' pages."""
+                newest: list[dict[str, Any]]) -> str:
+    """The newest report of each runbook per target (the newest Lab run beside it), the newest month in full,
+    links to the older months' pages."""
     if not months:
         body = '<p class="muted">No runs yet: try <code>opsbook run incident-triage</code>.</p>'
         return _page("opsbook reports", body, runs=[])
     names = list(months)
     total = sum(d["count"] for d in months.values())
-    newest = sorted(latest, key=lambda r: (r["target"], r["runbook"]))
     body = (f'<p class="muted">{total:,} runs. The badge is the worst finding of the run; the status says '
             "whether it ran to the end.</p>"
-            f"<h2>Newest report of each runbook, per target</h2>{_table(newest)}"
+            f"<h2>Newest report of each runbook, per target</h2>{_newest_table(newest)}"
             f"{_filters(first + newest)}<h2>{esc(names[0])}</h2>{_table(first)}")
     if len(names) > 1:
         links = "".join(f'<li><a href="{esc(month_page(m))}">{esc(m)}</a> <span class="muted">'
@@ -298,7 +315,35 @@ def _table(runs: list[dict[str, Any]]) -> str:
     return f"<table><thead>{head}</thead><tbody>{''.join(_row(r) for r in runs)}</tbody></table>"
 
 
-def _row(r: dict[str, Any]) -> str:
+def _newest_table(newest: list[dict[str, Any]]) -> str:
+    """One row per runbook and target: its newest report, then the newest run stepped through in JupyterLab."""
+    head = ("<tr><th>started (UTC)</th><th>runbook</th><th>target</th><th>worst</th><th>status</th>"
+            + "".join(f"<th>{s}</th>" for s in SEVERITIES)
+            + "<th>duration</th><th>files</th><th>stepped through in JupyterLab</th></tr>")
+    rows = []
+    for n in newest:
+        lab = _lab_cell(n["lab"])
+        if n["report"] is not None:
+            rows.append(_row(n["report"], extra=lab))
+            continue
+        blank = "".join("<td></td>" for _ in SEVERITIES)
+        rows.append(f'<tr data-runbook="{esc(n["runbook"])}" data-target="{esc(n["target"])}"><td></td>'
+                    f'<td>{esc(n["runbook"])}</td><td>{esc(n["target"])}</td><td></td>'
+                    f'<td><span class="muted">no report yet</span></td>{blank}<td></td><td></td>{lab}</tr>')
+    return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _lab_cell(r: dict[str, Any] | None) -> str:
+    if r is None:
+        return '<td class="muted">none</td>'
+    started = (r.get("started_at") or "").replace("T", " ").rstrip("Z")
+    worst = badge(r["worst"]) if r.get("worst") else '<span class="muted">no findings</span>'
+    status = "ran" if r.get("status") == "ok" else f'<span class="failed">{esc(r.get("status"))}</span>'
+    return (f'<td class="nowrap"><a href="{esc(quote(r["stem"]))}.json">{esc(started)}</a> {worst} '
+            f"{status}</td>")
+
+
+def _row(r: dict[str, Any], extra: str = "") -> str:
     href = quote(r["stem"])
     counts = r.get("counts") or {}
     worst = badge(r["worst"]) if r.get("worst") else '<span class="muted">no findings</span>'
@@ -321,5 +366,5 @@ def _row(r: dict[str, Any]) -> str:
     return (f'<tr data-runbook="{esc(r["runbook"])}" data-target="{esc(r["target"])}">'
             f'<td class="nowrap">{esc(started)}</td><td><a href="{esc(href)}.{files[0]}">{esc(r["runbook"])}</a></td>'
             f'<td>{esc(r["target"])}</td><td>{worst}</td><td>{status}</td>{tally}<td class="num">{esc(dur)}</td>'
-            f'<td class="nowrap">{links}</td></tr>')
+            f'<td class="nowrap">{links}</td>{extra}</tr>')
 

@@ -1,28 +1,38 @@
 """The run record: findings and metrics a notebook hands to the runner, one JSON object per line.
 
-The runner sets OPSBOOK_RUN_RECORD to a file before it starts the kernel; in JupyterLab the variable is unset
-and records stay in memory only. Appending line by line means a notebook that fails half-way still leaves
-everything it recorded before the failure.
+The runner sets OPSBOOK_RUN_RECORD to a file before it starts the kernel; in JupyterLab each run gets a file of its
+own (opsbook.run.interactive). Appending line by line means a notebook that fails half-way still leaves
+everything it recorded before the failure. Each line carries the time it was recorded (`at`, epoch seconds).
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ..core.findings import Finding, _jsonable
 
 ENV = "OPSBOOK_RUN_RECORD"
 _METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_LISTENERS: list[Callable[[str, dict[str, Any]], None]] = []  # told of each line written: (file, entry)
+
+
+def listen(callback: Callable[[str, dict[str, Any]], None]) -> None:
+    """Call `callback(path, entry)` after each entry appended to a record file (a Lab run keeps its sidecar fresh)."""
+    if callback not in _LISTENERS:
+        _LISTENERS.append(callback)
 
 
 def _append(entry: dict[str, Any]) -> None:
     path = os.environ.get(ENV)
     if path:
         with open(path, "a") as f:
-            f.write(json.dumps(entry, default=str) + "\n")
+            f.write(json.dumps({**entry, "at": round(time.time(), 3)}, default=str) + "\n")
+        for callback in _LISTENERS:
+            callback(path, entry)
 
 
 def record(name: str, value: Any) -> Any:
@@ -44,8 +54,9 @@ def record_meta(**fields: Any) -> None:
 
 
 def read(path: str | Path) -> dict[str, Any]:
-    """{"findings": [...], "metrics": {...}, "meta": {...}} from a record file; a missing file is empty."""
-    out: dict[str, Any] = {"findings": [], "metrics": {}, "meta": {}}
+    """{"findings": [...], "metrics": {...}, "meta": {...}, "found_at": [...]} from a record file (`found_at`: when
+    each finding was recorded, epoch seconds or None); a missing file is empty."""
+    out: dict[str, Any] = {"findings": [], "metrics": {}, "meta": {}, "found_at": []}
     p = Path(path)
     if not p.exists():
         return out
@@ -55,10 +66,12 @@ def read(path: str | Path) -> dict[str, Any]:
         except json.JSONDecodeError:
             continue  # a line cut short by a killed kernel
         kind = entry.pop("type", None)
+        at = entry.pop("at", None)
         if kind == "metric":
             out["metrics"][entry["name"]] = entry["value"]
         elif kind == "finding":
             out["findings"].append(entry)
+            out["found_at"].append(at)
         elif kind == "meta":
             out["meta"].update(entry)
     return out

@@ -67,7 +67,7 @@ class Runbook:
         self.measured_at: float | None = None  # when the last check's result came in
         if notebook:
             cellcheck.track(self)
-        interactive.attach(self)  # a run stepped through in JupyterLab leaves a sidecar at kernel exit
+        interactive.attach(self)  # in JupyterLab, a new run: it leaves a sidecar of its own
 
     # ------------------------------------------------------------------ doing
     def connect(self):
@@ -191,7 +191,9 @@ class Runbook:
         display.show_html(markup)
 
     def close(self) -> None:
-        """End the session; a later call that needs it opens a new one."""
+        """End the session (and, in JupyterLab, the run: its sidecar is written); a later call that needs the
+        session opens a new one."""
+        interactive.closed(self)
         dead, self._db = self._db, None
         if dead is not None:
             self._closed = True
