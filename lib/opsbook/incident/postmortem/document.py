@@ -77,6 +77,11 @@ def document(*, title: str, severity: str, target: str, ev, findings, imp: dict,
             lines.append(f"{i}. **{md_code(f.title)}**. {md_code(f.detail)}")
     else:
         lines.append("_No candidate in the evidence._")
+    lines += ["", "## Actions taken during the incident", ""]
+    taken = sorted(((f["ts"], sc["runbook"], f) for sc in ev.sidecars for f in sc["remediation"]),
+                   key=lambda item: item[0])
+    lines += [f"- {ts:%H:%M:%S} UTC, {md_text(runbook)}: {md_code(f.get('title'))}" for ts, runbook, f in taken] \
+        or ["- _None recorded by opsbook (fill in what people did)._"]
     lines += ["", "## Contributing factors", ""]
     lines += [f"- {md_code(f.title)}" for f in other] or ["- _(fill in)_"]
     if ev.missing:

@@ -213,11 +213,30 @@ def read_sidecars(reports_dir: Path, target: str, window: Window) -> list[dict]:
             if not (window.before <= started <= window.after):
                 continue
             findings = d.get("findings") or []
-            done = [f for f in findings if f.get("check", "").startswith("remediation")]
             out.append({"ts": started, "runbook": d.get("runbook"), "status": d.get("status"),
                         "interactive": bool(d.get("interactive")), "path": str(path.with_suffix(".html")),
                         "worst": [f for f in findings if f.get("severity") in ("critical", "warning")][:3],
-                        "remediation": done, "parameters": d.get("parameters") or {}})
+                        "remediation": _acted(d, findings, started), "parameters": d.get("parameters") or {}})
+    return out
+
+
+def _acted(sidecar: dict, findings: list[dict], started: datetime) -> list[dict]:
+    """The cancel/terminate calls a run attempted, each with when it happened (`ts`): a Lab run's sidecar says when
+    (its `remediation`, with `at`); a run of `opsbook run` made them during the run, dated by its start."""
+    listed = sidecar.get("remediation")
+    if not isinstance(listed, list):
+        listed = [f for f in findings if str(f.get("check", "")).startswith("remediation.")
+                  and f.get("severity") != "ok" and (f.get("value") is True or f.get("severity") == "warning")]
+    out = []
+    for f in listed:
+        if not isinstance(f, dict):
+            continue
+        try:
+            ts = datetime.fromisoformat(str(f["at"]).replace("Z", "+00:00")) if f.get("at") else started
+        except ValueError:
+            ts = started
+        out.append({**f, "ts": ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc),
+                    "done": f.get("value") is True})
     return out
 
 

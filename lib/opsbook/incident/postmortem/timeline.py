@@ -135,10 +135,11 @@ def events_table(ev: Evidence, max_rows: int = 400) -> pd.DataFrame:
         what = f"{sc['runbook']} run ({sc['status']}{', interactive' if sc['interactive'] else ''})"
         if sc["worst"]:
             what += ": " + "; ".join(f["title"] for f in sc["worst"])
-        for f in sc["remediation"]:
-            what += f" | remediation: {f.get('title')}"
-        rows.append({"ts": utc(sc["ts"]), "source": "opsbook", "kind": "remediation" if sc["remediation"] else "run",
-                     "pid": None, "application": None, "what": what[:400]})
+        rows.append({"ts": utc(sc["ts"]), "source": "opsbook", "kind": "run", "pid": None, "application": None,
+                     "what": what[:400]})
+        for f in sc["remediation"]:  # at the moment it happened, not the run's start
+            rows.append({"ts": utc(f["ts"]), "source": "opsbook", "kind": "remediation", "pid": None,
+                         "application": None, "what": f"{sc['runbook']}: {f.get('title')}"[:400]})
     df = pd.DataFrame(rows, columns=["ts", "source", "kind", "pid", "application", "what"])
     if df.empty:
         return df
