@@ -48,3 +48,20 @@ def test_plain_python_and_the_runner_leave_nothing_extra(db, tmp_path):
     record = tmp_path / "record.jsonl"
     assert run_kernel_like(db, tmp_path, JPY_SESSION_NAME="x.ipynb", OPSBOOK_RUN_RECORD=str(record)) == []
     assert record.exists()  # the runner's own record file got the findings instead
+
+
+def test_a_file_a_lab_run_writes_goes_beside_its_sidecar_never_into_the_notebooks_folder(db, tmp_path):
+    """The post-mortem's document and table-recovery's rows, written from a notebook opened in runbooks/: in the
+    reports folder, named after the run."""
+    runbooks = tmp_path / "runbooks"
+    runbooks.mkdir()
+    code = (SCRIPT % (db.conninfo, str(tmp_path / "reports")) +
+            "from opsbook.report import record\nprint(record.artifact_path('.md'))\n")
+    full = {k: v for k, v in os.environ.items() if k not in ("JPY_SESSION_NAME", "OPSBOOK_RUN_RECORD",
+                                                              "OPSBOOK_REPORT_STEM")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=runbooks, capture_output=True, text=True, timeout=120,
+                         env={**full, "JPY_SESSION_NAME": str(runbooks / "incident-triage.ipynb")})
+    assert out.returncode == 0, out.stderr
+    written = out.stdout.strip().splitlines()[-1]
+    assert written.startswith(str(tmp_path / "reports")) and "incident-triage--test--" in written, written
+    assert written.endswith("Z.md") and not list(runbooks.iterdir())

@@ -78,14 +78,24 @@ def read(path: str | Path) -> dict[str, Any]:
 
 
 STEM_ENV = "OPSBOOK_REPORT_STEM"
+_LAB_STEM: dict[str, str] = {}  # the current JupyterLab run's stem in the reports folder (opsbook.run.interactive)
+
+
+def use_artifact_stem(stem: str | Path | None) -> None:
+    """In JupyterLab, files a run writes go beside its sidecar in the reports folder (never into runbooks/)."""
+    if stem is None:
+        _LAB_STEM.pop("stem", None)
+    else:
+        _LAB_STEM["stem"] = str(stem)
 
 
 def artifact_path(suffix: str) -> Path:
     """Where a runbook writes a file beside its report: `<report stem><suffix>` (e.g. `.missing.csv`).
 
-    Under the runner the stem is the report's own path without extension; in JupyterLab, the working folder.
+    Under the runner the stem is the report's own path without extension; in JupyterLab, the run's stem in the
+    reports folder; elsewhere (plain Python), the working folder.
     """
-    stem = os.environ.get(STEM_ENV)
+    stem = os.environ.get(STEM_ENV) or _LAB_STEM.get("stem")
     path = Path(f"{stem}{suffix}") if stem else Path.cwd() / f"opsbook-artifact{suffix}"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path

@@ -81,6 +81,8 @@ def attach(rb) -> None:
         run.parameters = _parameters(run, rb.params)
         _STATE["run"] = run
         os.environ[runrecord.ENV] = path
+        begun = dt.datetime.fromtimestamp(started, tz=dt.timezone.utc)
+        runrecord.use_artifact_stem(run.root / f"{begun:%Y-%m-%d}" / f"{run.runbook}--{run.target}--{begun:%H%M%S}Z")
 
 
 def closed(rb) -> None:
