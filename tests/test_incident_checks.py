@@ -209,6 +209,13 @@ def test_incident_priority_and_the_verdict():
                                          remediation="SELECT pg_terminate_backend(1);  -- again")])
     assert "<script>" not in html and "&lt;script&gt;" in html and "P1 High" in html and "within 2 hours" in html
     assert html.count("pg_terminate_backend(1)") == 1  # one action per call, one line per pid
+    # a live blocker's action comes before tuning advice of a higher severity; an outage before both
+    cache = f("cache.hit_ratio", "critical", remediation="Raise shared_buffers. More below.")
+    blocker = f("locks.blocking", "warning", objects=["pid 9"], remediation="SELECT pg_terminate_backend(9);  -- x")
+    assert [what for _, what in triage.next_actions([cache, blocker])][:2] == \
+        ["SELECT pg_terminate_backend(9);", "Raise shared_buffers"]
+    full = f("connections.saturation", "critical", remediation="Free connection slots now. Then more.")
+    assert triage.next_actions([cache, blocker, full])[0][1] == "Free connection slots now"
     calm = triage.verdict_html([f("queries.slow", "ok")])
     assert "P3 Low" in calm and "the database is not what is hurting" in calm
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..database.session import NEXT_STEPS
 from ..core.display import COLORS, badge, esc, show_html, table_html
 from ..core.findings import Finding, Severity, counts, gaps
-from ..core.severity import ESCALATION, incident_priority, ranked
+from ..core.severity import ESCALATION, finding_priority, incident_priority, ranked
 
 CHECKS = ("connections.saturation", "connections.idle", "activity.long_running", "activity.idle_in_transaction",
           "locks.blocking", "locks.deadlocks", "queries.slow", "cache.hit_ratio", "replication.slots",
@@ -16,6 +16,17 @@ OUTAGE_STEPS = ("Check https://status.supabase.com and the project's dashboard: 
                 "restarting?",
                 "If users are affected: enable maintenance mode, fail over to a read replica if there is one, and post "
                 "an INCIDENT ALERT (guide 004, 9.7) on the status page.")
+
+
+# Problems of live sessions, where the remedy is an action on the database now (end a blocker, an idle
+# transaction, a runaway statement): when one is at warning or worse, its action comes before any tuning advice,
+# whatever that advice's severity (a low cache hit ratio is not fixed in the next minutes).
+LIVE = ("locks.blocking", "activity.idle_in_transaction", "activity.long_running")
+
+
+def _urgency(f: Finding, order: int) -> tuple[int, int]:
+    """An outage (P0) first, then live sessions, then the rest, each in `ranked` order."""
+    return (0 if finding_priority(f) == 0 else 1 if f.check in LIVE else 2, order)
 
 
 def _first_call(remediation: str) -> str:
@@ -34,7 +45,8 @@ def next_actions(findings: list[Finding], n: int = 3) -> list[tuple[str, str]]:
                ("users cannot reach the app", OUTAGE_STEPS[1])]
         return out[:n]
     seen: set[str] = set()
-    for f in ranked(x for x in findings if x.severity.rank >= Severity.WARNING.rank and x.remediation):
+    urgent = ranked(x for x in findings if x.severity.rank >= Severity.WARNING.rank and x.remediation)
+    for _, f in sorted(enumerate(urgent), key=lambda pair: _urgency(pair[1], pair[0])):
         what = _first_call(f.remediation)
         if what in seen:
             continue
