@@ -55,3 +55,18 @@ def test_no_action_recorded_says_so(tmp_path):
     text = document(title="t", severity="P2", target="prod", ev=ev, findings=[], imp=impact(ev, []),
                     timeline=events_table(ev))
     assert "None recorded by opsbook" in text.split("## Actions taken during the incident", 1)[1]
+
+
+def test_the_document_is_shown_rendered_and_what_the_database_said_stays_text(tmp_path):
+    from opsbook.report.cells import document_html
+
+    evil = {"check": "remediation.backends", "severity": "info", "value": True,
+            "title": "terminate pid 1: <img src=x onerror=alert(1)> [link](javascript:alert(2))", "at": iso(START)}
+    sidecar(tmp_path, "lab", started_at=iso(START), interactive=True, findings=[evil], remediation=[evil])
+    window = make_window(iso(START), iso(START + timedelta(minutes=20)), 5)
+    ev = Evidence("prod", window, sidecars=read_sidecars(tmp_path, "prod", window))
+    text = document(title="<script>alert(3)</script>", severity="P1", target="prod", ev=ev, findings=[],
+                    imp=impact(ev, []), timeline=events_table(ev))
+    html = document_html(text + "\n<div onclick=alert(4)>raw</div>\n")
+    assert "<h1>" in html and "<table>" in html and "<h2>Actions taken during the incident</h2>" in html
+    assert "<script" not in html and "<img" not in html and "<div" not in html and 'href="javascript' not in html

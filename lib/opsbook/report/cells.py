@@ -28,6 +28,14 @@ def markdown(text: str) -> str:
     return _markdown(text)
 
 
+def document_html(text: str) -> str:
+    """Markdown opsbook wrote from untrusted text (a post-mortem document) to HTML: any raw HTML in it is escaped,
+    never rendered (what the database said is in code spans already)."""
+    import mistune  # noqa: PLC0415
+
+    return mistune.create_markdown(escape=True, plugins=["table", "strikethrough"])(text)
+
+
 def cells_html(nb, *, with_code: bool = False, failed: bool = False) -> str:
     """Every visible cell, in order; the cell that failed carries the anchor and a one-line note, not the
     traceback (the banner at the top has it, folded)."""

@@ -177,10 +177,13 @@ class PostMortem:
         return md
 
     def show_document(self) -> None:
+        from ...report.cells import document_html  # noqa: PLC0415
+
         md = self.write_document()
         display.show_html(f"<p>Written beside this report as <code>{escape(self.document_path.name)}</code> "
-                          f"(Markdown, for a wiki or an issue):</p><pre style='white-space:pre-wrap'>"
-                          f"{escape(md)}</pre>")
+                          f"(Markdown, for a wiki or an issue):</p><div class='ob-document'>{document_html(md)}</div>"
+                          f"<details><summary>The Markdown source</summary><pre style='white-space:pre-wrap'>"
+                          f"{escape(md)}</pre></details>")
 
     def show_messages(self) -> None:
         msgs = document.messages(severity=self.severity, ev=self.ev, findings=self.findings,
