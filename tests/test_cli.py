@@ -66,6 +66,18 @@ def test_db_status_reads_without_starting(monkeypatch, tmp_path):
     assert not (tmp_path / "home" / "embedded" / "PG_VERSION").exists()
 
 
+def test_db_status_of_a_running_server_gives_the_demo_dsn_and_a_psql_line_that_works(demo_database):
+    import shlex
+    import subprocess
+
+    status = json.loads(invoke("db", "status", "--json").output)
+    assert status["running"] is True and "dbname=demo" in status["dsn"]
+    assert f"psql: {status['psql']}" in invoke("db", "status").output
+    out = subprocess.run([*shlex.split(status["psql"]), "-Atc", "SELECT current_database()"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "demo", out.stderr
+
+
 def test_lab_gets_the_absolute_config_path(tmp_path):
     from opsbook.run.lab import lab_command
 

@@ -199,15 +199,24 @@ def db_status(as_json):
     """Whether the embedded server runs, where, and which version."""
     from ..database.embedded import default_server  # noqa: PLC0415
 
-    status = default_server().status()
+    server = default_server()
+    status = server.status()
+    if status["running"]:  # how to reach the demo database by hand: its connection string and a psql line
+        import shlex  # noqa: PLC0415
+
+        from ..config.file import DEMO_DATABASE  # noqa: PLC0415
+
+        status["dsn"] = server.conninfo(dbname=DEMO_DATABASE)
+        status["psql"] = shlex.join([str(server.bindir / "psql"), status["dsn"]])
     click.echo(json.dumps(status, indent=2) if as_json else _server_status(status))
 
 
 def _server_status(s: dict) -> str:
     state = f"running (pid {s['pid']}, port {s['port']})" if s["running"] else \
         ("stopped" if s["initialized"] else "not initialised (`opsbook db start` creates it)")
+    reach = f"\n  demo database: {s['dsn']}\n  psql: {s['psql']}" if s.get("dsn") else ""
     return (f"embedded PostgreSQL {s['version']}: {state}\n  data: {s['data_dir']}\n  runs as: {s['run_as']}\n"
-            f"  log: {s['log']}")
+            f"  log: {s['log']}{reach}")
 
 
 @main.command()
