@@ -95,6 +95,27 @@ def test_a_pool_hands_out_each_kernel_once_warm_with_the_run_env_set_inside(tmp_
     assert again["pid"] != seen["pid"] and again["x"] is None and again["cwd"] == str(FIXTURES), "nothing leaks"
 
 
+@pytest.mark.parametrize("factory", [False, True], ids=["started", "forked"])
+def test_a_kernel_that_died_before_its_run_is_replaced_by_a_fresh_one(tmp_path, factory):
+    """A warm kernel killed while it waited in the pool (or one that died starting) costs no run: take() hands
+    out a fresh kernel instead."""
+    with KernelPool(size=1, cwd=tmp_path, factory=factory, refill=False) as pool:
+        pool.wait_ready()
+        doomed = pool._starting[0][0]
+        os.kill(doomed.kernel_pid, signal.SIGKILL)
+        deadline = time.time() + 30
+        while doomed.alive() and time.time() < deadline:
+            time.sleep(0.05)
+        kernel = pool.take()
+        try:
+            assert kernel is not doomed and kernel.error is None and kernel.alive()
+            kernel.prepare({}, tmp_path)
+            kernel.execute(f"open({str(tmp_path / 'ran')!r}, 'w').write('yes')")
+        finally:
+            kernel.shutdown()
+    assert (tmp_path / "ran").read_text() == "yes"
+
+
 def test_run_many_runs_each_job_in_a_fresh_kernel_on_worker_processes(tmp_path, monkeypatch):
     folder = tmp_path / "rbs"
     notebook(folder, "pid", "import os\nfrom opsbook import record\nrecord('kernel_pid', os.getpid())\n"

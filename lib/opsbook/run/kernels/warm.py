@@ -59,7 +59,24 @@ class WarmKernel:
             self.execute(WARM_UP)
         except BaseException as e:  # noqa: BLE001 - reported when the run takes this kernel
             self.error = e
+            self.log_tail = self._log_tail()
         return self
+
+    log_tail = ""  # the last line the kernel wrote before it failed to start (why, usually)
+
+    def _log_tail(self) -> str:
+        try:
+            lines = [line for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
+        except OSError:
+            return ""
+        return " ".join(lines[-1].split())[:300] if lines else ""
+
+    def alive(self) -> bool:
+        """Whether the kernel process still runs (one killed while waiting in the pool does not)."""
+        try:
+            return self.km is not None and bool(self.km.is_alive())
+        except Exception:  # noqa: BLE001 - a manager in a broken state: not a kernel to run in
+            return False
 
     @property
     def pid(self) -> int | None:
@@ -91,7 +108,8 @@ class WarmKernel:
         """The code `prepare` runs, for a caller that runs it through its own client (one client per run saves
         the second client's wait for a quiet kernel); marks the kernel used."""
         if self.error is not None:
-            raise KernelError(f"the kernel did not start: {type(self.error).__name__}: {self.error}")
+            said = f" (its log: {self.log_tail})" if self.log_tail else ""
+            raise KernelError(f"the kernel did not start: {type(self.error).__name__}: {self.error}{said}")
         if self.used:
             raise KernelError("a kernel runs one runbook only")  # no state may leak between runs or targets
         self.used = True
@@ -235,6 +253,11 @@ class KernelPool:
             if self.refill:
                 self._spawn()
         thread.join(START_TIMEOUT_S * 2)
+        if (kernel.error is not None or not kernel.alive()) and not thread.is_alive() and not self._closed:
+            # it died before the run began (starting, or waiting in the pool): nothing of the run happened in it,
+            # so one fresh kernel more; its error, if any, is the run's
+            kernel.shutdown()
+            kernel = WarmKernel(self.cwd, self.factory).start()
         return kernel
 
     def retire(self, kernel: WarmKernel) -> None:
