@@ -22,8 +22,9 @@ demo: $(STAMP)
 pg-versions: $(STAMP)
 	-$(BIN)/python tests/pgversions.py fetch
 
+# Two pytest workers (pytest-xdist), each test file whole on one of them: its own temporary folder, home and servers
 test: $(STAMP) pg-versions
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The support matrix alone (every runbook, snapshot and watch on PostgreSQL 13-18 in five set-ups; also in `test`)
 test-matrix: $(STAMP) pg-versions

@@ -46,6 +46,16 @@ def pytest_configure(config):
     os.environ["OPSBOOK_STRICT"] = "1"  # a check's unexpected error fails the test instead of becoming a finding
 
 
+# The longest files, started first so that `make test`'s two workers do not end on one of them alone
+LONGEST_FIRST = ("test_matrix.py", "test_make_demo.py", "test_hostile_role.py", "test_quiet_server.py",
+                 "test_pooler.py", "test_containment.py", "test_fleet.py", "test_demo.py", "test_notebooks.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 def pytest_unconfigure(config):
     home = getattr(config, "_opsbook_home", None)
     if home:
