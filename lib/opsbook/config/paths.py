@@ -86,9 +86,7 @@ def runbooks_dir() -> Path:
     """$OPSBOOK_RUNBOOKS, else the repository's runbooks/ next to lib/, else ./runbooks."""
     if os.environ.get(RUNBOOKS_ENV):
         return Path(os.environ[RUNBOOKS_ENV]).absolute()
-    import opsbook  # noqa: PLC0415
-
-    repo = Path(opsbook.__file__).resolve().parents[2] / "runbooks"
+    repo = Path(__file__).resolve().parents[3] / "runbooks"  # lib/opsbook/config/paths.py -> the checkout
     return repo if repo.is_dir() else Path("runbooks").absolute()
 
 

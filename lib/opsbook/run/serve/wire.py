@@ -26,11 +26,10 @@ GREETING_TIMEOUT_S = 0.5  # how long a client waits to be taken before it runs l
 
 
 def code_stamp() -> str:
-    """A digest of the opsbook code this process imported: version, folder, every module's size and mtime."""
-    import opsbook  # noqa: PLC0415
-
-    root = Path(opsbook.__file__).parent
-    h = hashlib.sha256(f"{opsbook.__version__}\0{root}".encode())
+    """A digest of the opsbook code this process imported: its folder, every module's size and mtime (the version
+    is in opsbook/__init__.py, one of them)."""
+    root = Path(__file__).resolve().parents[2]  # lib/opsbook/run/serve/wire.py -> lib/opsbook
+    h = hashlib.sha256(f"{root}".encode())
     for path in sorted(root.rglob("*.py")):
         st = path.stat()
         h.update(f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
