@@ -3,6 +3,11 @@
 Every value written into them (paths, HOME, PATH) is checked first: a newline, carriage return, NUL or other
 control character would start a crontab entry or a unit setting of its own, so it is refused (exit 2, naming
 where the value came from) and nothing is written. What remains is quoted for sh, cron's `%` and systemd.
+
+Secrets: cron hands its command a bare environment and a unit gets only what it says, so the variables the
+notifiers name (`url_env`, `user_env`, `password_env`) go, from the installing shell, into an env file of mode 0600
+(see secrets_env.py) that the crontab line sources and the service reads with `EnvironmentFile=`; a secret in a
+file (`url_file`, ...) needs nothing more, as opsbook.toml names the file.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from pathlib import Path
 
 from ..core.errors import OpsbookError, UsageError
 from ..config.paths import atomic_write_text
+from .secrets_env import EnvFile, env_file_for
 
 MARKER = "# opsbook schedule run-due (managed by `opsbook schedule install`; remove with `opsbook schedule uninstall`)"
 UNIT = "opsbook-schedule"
@@ -63,17 +69,23 @@ def log_file(config) -> Path:
     return Path(config.reports_dir).absolute() / "schedule.log"
 
 
-def crontab_line(config, config_file: Path | None) -> str:
+def crontab_line(config, config_file: Path | None, env: EnvFile | None = None) -> str:
     """`* * * * * mkdir -p LOGDIR && HOME=.. PATH=.. opsbook ... schedule run-due >> LOG 2>&1 # marker`: cron hands
     the command to /bin/sh with a bare environment (HOME and PATH matter for ~/.pgpass and the client tools), the
-    log's folder may not exist yet on a fresh machine, and `%` would be a newline to cron."""
+    log's folder may not exist yet on a fresh machine, and `%` would be a newline to cron. With an env file (the
+    notifiers' variables), `set -a && . ENVFILE 2>> LOG && set +a && ` comes before HOME: a missing file is said
+    in the log."""
     where = "a crontab line"
     log = log_file(config)
     logdir = checked(str(log.parent), "[reports] dir", where)
     home = checked(str(Path.home()), "HOME (environment)", where)
     path = checked(os.environ.get("PATH", "/usr/bin:/bin"), "PATH (environment)", where)
     cmd = " ".join(_cron_word(checked(w, key, where) if key else w) for w, key in opsbook_command(config_file))
-    command = (f"mkdir -p {_cron_word(logdir)} && HOME={_cron_word(home)} PATH={_cron_word(path)} {cmd} "
+    source = ""
+    if env is not None and env.values:
+        envfile = checked(str(env.path), "the env file's path", where)
+        source = f"set -a && . {_cron_word(envfile)} 2>> {_cron_word(str(log))} && set +a && "
+    command = (f"mkdir -p {_cron_word(logdir)} && {source}HOME={_cron_word(home)} PATH={_cron_word(path)} {cmd} "
                f">> {_cron_word(str(log))} 2>&1")
     return f"* * * * * {command} {MARKER}"
 
@@ -110,9 +122,12 @@ def units_folder(user: bool) -> Path:
     return Path("/etc/systemd/system")
 
 
-def systemd_units(config, config_file: Path | None, *, user: bool) -> Units:
+def systemd_units(config, config_file: Path | None, *, user: bool, env: EnvFile | None = None) -> Units:
     folder = units_folder(user)
     where = "a systemd unit"
+    environment_file = []
+    if env is not None and env.values:  # one path, `%` doubled (a specifier otherwise); read before the start
+        environment_file = [f"EnvironmentFile={checked(str(env.path), 'the env file path', where).replace('%', '%%')}"]
     exec_start = " ".join(_systemd_word(checked(w, key, where) if key else w, variables=True)
                           for w, key in opsbook_command(config_file))
     home = _systemd_word("HOME=" + checked(str(Path.home()), "HOME (environment)", where), variables=False)
@@ -126,6 +141,7 @@ def systemd_units(config, config_file: Path | None, *, user: bool) -> Units:
         "Type=oneshot",
         f"ExecStart={exec_start}",
         f"Environment={home}",
+        *environment_file,
         # a run may take minutes (a backup restore); the timer does not start a second one meanwhile
         "TimeoutStartSec=6h",
         "Nice=10",
@@ -149,9 +165,11 @@ def systemd_units(config, config_file: Path | None, *, user: bool) -> Units:
 
 # ------------------------------------------------------------------------------------------ installing
 def install_cron(config, config_file: Path | None, *, dry_run: bool) -> str:
-    line = crontab_line(config, config_file)
+    env = env_file_for(config, "cron", user=True)
+    line = crontab_line(config, config_file, env)
     if dry_run:
         return line
+    env.write()  # before the line that sources it
     kept, _ = _without_ours(_read_crontab())
     _write_crontab("\n".join([*kept, line]) + "\n")
     return line
@@ -159,6 +177,7 @@ def install_cron(config, config_file: Path | None, *, dry_run: bool) -> str:
 
 def uninstall_cron() -> bool:
     kept, removed = _without_ours(_read_crontab())
+    EnvFile.remove("cron", user=True)
     if not removed:
         return False
     _write_crontab("\n".join(kept) + ("\n" if kept else ""))
@@ -196,8 +215,10 @@ def _legacy_entry(text: str) -> bool:
 
 
 def install_systemd(config, config_file: Path | None, *, user: bool, dry_run: bool) -> Units:
-    units = systemd_units(config, config_file, user=user)
+    env = env_file_for(config, "systemd", user=user)
+    units = systemd_units(config, config_file, user=user, env=env)
     if not dry_run:
+        env.write()
         try:
             units.folder.mkdir(parents=True, exist_ok=True)
             for path, text in units.files().items():
@@ -221,7 +242,8 @@ def uninstall_systemd(*, user: bool) -> list[Path]:
         if p.is_symlink() or p.is_file():
             p.unlink()
             removed.append(p)
-    return removed
+    gone = EnvFile.remove("systemd", user=user)
+    return removed + ([gone] if gone else [])
 
 
 def _crontab() -> str:

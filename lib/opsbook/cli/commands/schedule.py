@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import click
 
@@ -36,7 +37,8 @@ def list_schedules(as_json):
                          "timezone": s.timezone, "next_run": f"{s.next_slot(now):%Y-%m-%dT%H:%M:%SZ}",
                          "last_run": _iso(r["started_at"]) if r else None, "last_status": r["status"] if r else None,
                          "last_attempt": r["attempt"] if r else None, "last_report": r["report"] if r else None,
-                         "last_error": r["error"] if r else None})
+                         "last_error": r["error"] if r else None,
+                         "last_notify_failures": _notify_failures(r["report"]) if r else []})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -47,6 +49,22 @@ def list_schedules(as_json):
                                                                   else "")) if r["last_run"] else "never run"
         click.echo(f"{r['schedule']} ({r['runbook']} on {r['target']}, '{r['cron']}' {r['timezone']}): "
                    f"next {r['next_run']}; {last_run}")
+        for f in r["last_notify_failures"]:
+            click.echo(f"  notifier {f['notifier']} FAILED at {f['at']}: {f['error']}")
+
+
+def _notify_failures(report: str | None) -> list[dict]:
+    """The notifications of the last run (its sidecar's `notifications`) that did not arrive: notifier, error, at."""
+    from ...core.escape import line  # noqa: PLC0415
+
+    if not report:
+        return []
+    try:
+        sent = json.loads(Path(report).read_text(encoding="utf-8")).get("notifications") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [{"notifier": line(str(n.get("notifier"))), "error": line(str(n.get("error") or "not delivered")),
+             "at": n.get("at")} for n in sent if isinstance(n, dict) and not n.get("ok")]
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -60,7 +78,10 @@ def run_due():
     from ...schedule.runs import run_due as run  # noqa: PLC0415
 
     outcomes = run(current_config(), progress=click.echo)
-    return 1 if any(o.status == "failed" for o in outcomes) else 0
+    unsent = [(o, n) for o in outcomes for n in o.notifications if not n.get("ok")]
+    for o, n in unsent:  # into the schedule log, with the run it belongs to; `schedule list` shows it too
+        click.echo(f"{o.schedule} on {o.target}: notifier {n['notifier']} FAILED: {n['error']}", err=True)
+    return 1 if any(o.status == "failed" for o in outcomes) or unsent else 0
 
 
 @schedule.command("run")
@@ -95,12 +116,21 @@ def install(ctx, how, user, dry_run):
     if how == "cron":
         line = inst.install_cron(config, config_file, dry_run=dry_run)
         click.echo(line if dry_run else f"installed in the crontab:\n{line}")
+        _say_env_file(inst.env_file_for(config, "cron", user=True), dry_run)
         return
     units = inst.install_systemd(config, config_file, user=user, dry_run=dry_run)
     for path, text in units.files().items():
         click.echo(f"# {path}" + (" (not written: --dry-run)" if dry_run else ""))
         click.echo(text)
+    _say_env_file(inst.env_file_for(config, "systemd", user=user), dry_run)
     click.echo(f"# then: {units.enable_hint()}")
+
+
+def _say_env_file(env, dry_run: bool) -> None:
+    """Which variables went into the env file (never their values)."""
+    if env.values:
+        click.echo(f"# {env.path} (mode 0600{', not written: --dry-run' if dry_run else ''}): "
+                   f"{', '.join(sorted(env.values))} from this shell")
 
 
 @schedule.command()

@@ -6,7 +6,6 @@ mail (STARTTLS, attachments), which are complete and well kept.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import smtplib
 import socket
 import ssl
@@ -15,8 +14,10 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from ...core.errors import ConfigError
 from ...core.escape import slack
 from .message import Message
+from .secrets import SecretMissing, secret
 from .spec import Notifier, load_notifiers
 
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
@@ -39,9 +40,11 @@ def send_all(config, names: list[str], msg: Message) -> list[dict[str, Any]]:
 
 
 def send_one(config, n: Notifier, msg: Message) -> dict[str, Any]:
-    """Deliver with `n.retries` quick retries; returns {notifier, kind, event, ok, attempts, error, at}."""
+    """Deliver with `n.retries` quick retries; returns {notifier, kind, event, ok, attempts, error, at}, with
+    `secret: false` when the notifier could not get its secret (no retry helps: the run must say so loudly)."""
     error = None
     attempts = 0
+    no_secret = False
     for attempt in range(n.retries + 1):
         attempts = attempt + 1
         try:
@@ -50,11 +53,16 @@ def send_one(config, n: Notifier, msg: Message) -> dict[str, Any]:
             break
         except SendError as e:
             error = str(e)
+        except (SecretMissing, ConfigError) as e:
+            error, no_secret = str(e), True
+            break
         if attempt < n.retries:
             time.sleep(min(2 ** attempt, 4))
     at = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     record = {"notifier": n.name, "kind": n.kind, "event": msg.event, "ok": error is None, "attempts": attempts,
               "error": error, "at": at}
+    if no_secret:
+        record["secret"] = False
     if error:
         import sys  # noqa: PLC0415
 
@@ -65,10 +73,7 @@ def send_one(config, n: Notifier, msg: Message) -> dict[str, Any]:
 def _webhook(config, n: Notifier, msg: Message) -> None:
     import httpx  # noqa: PLC0415
 
-    env = n.options["url_env"]
-    url = os.environ.get(env)
-    if not url:
-        raise SendError(f"environment variable {env} (the webhook URL) is not set")
+    url = secret(n, "url", required=True)
     body = (msg.payload(config, n.report_url_prefix) if n.options.get("format") == "json"
             else {"text": slack(msg.text(config, n.report_url_prefix))})  # no `<!channel>`, no disguised link
     try:
@@ -93,8 +98,10 @@ def _email(config, n: Notifier, msg: Message) -> None:
     if o.get("attach_html") and msg.report_html and Path(msg.report_html).is_file():
         m.add_attachment(Path(msg.report_html).read_bytes(), maintype="text", subtype="html",
                          filename=Path(msg.report_html).name)
-    user = os.environ.get(o.get("user_env", "OPSBOOK_SMTP_USER"), "")
-    password = os.environ.get(o.get("password_env", "OPSBOOK_SMTP_PASSWORD"), "")
+    # a secret the configuration names must be there (a timer without the installing shell's environment);
+    # without user_env/user_file the default variables are used when set, and no login when not
+    user = secret(n, "user", required="user_env" in o or "user_file" in o)
+    password = secret(n, "password", required=bool(user) and ("password_env" in o or "password_file" in o))
     starttls = o.get("starttls", "auto")
     try:
         with smtplib.SMTP(host, port, timeout=n.timeout_s) as smtp:

@@ -1,4 +1,5 @@
-"""`[notify.NAME]` in opsbook.toml, validated. Secrets (a webhook URL, an SMTP password) come from the environment."""
+"""`[notify.NAME]` in opsbook.toml, validated. Secrets (a webhook URL, an SMTP password) come from the
+environment (`*_env`) or from a file only the runner may read (`*_file`, see secrets.py)."""
 from __future__ import annotations
 
 import re
@@ -7,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from ...core.errors import ConfigError
+from .secrets import SECRETS, secret_path
 
 EVENTS = ("failed", "critical", "done")
 KINDS = ("webhook", "email")
 COMMON_KEYS = {"kind", "on", "report_url_prefix", "timeout_s", "retries", "description"}
-KIND_KEYS = {"webhook": {"url_env", "format"},
-             "email": {"to", "smtp", "from", "user_env", "password_env", "starttls", "attach_html", "ca_file"}}
+KIND_KEYS = {"webhook": {"url_env", "url_file", "format"},
+             "email": {"to", "smtp", "from", "user_env", "user_file", "password_env", "password_file", "starttls",
+                       "attach_html", "ca_file"}}
 # what each e-mail key holds (docs/schedules-and-notifications.md shows them; errors name them)
 EMAIL_HELP = {"ca_file": "PEM file of the CA that signed a private relay's certificate, instead of the system's "
                          "CAs (relative to opsbook.toml); the certificate and host name are verified either way"}
@@ -60,9 +63,11 @@ def _one(name: str, t: dict[str, Any], prefix: str | None, base: Path | None = N
     if kind not in KINDS:
         raise ConfigError(f"{where}: kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if kind == "webhook" and "url" in t:
-        raise ConfigError(f"{where}: a webhook URL is a secret: put it in an environment variable named by url_env")
+        raise ConfigError(f"{where}: a webhook URL is a secret: put it in an environment variable named by url_env "
+                          "or in a file (mode 0600) named by url_file")
     if kind == "email" and ("password" in t or "user" in t):
-        raise ConfigError(f"{where}: SMTP credentials come from the environment (user_env, password_env)")
+        raise ConfigError(f"{where}: SMTP credentials come from the environment (user_env, password_env) or from "
+                          "files (mode 0600) named by user_file, password_file")
     unknown = sorted(set(t) - COMMON_KEYS - KIND_KEYS[kind])
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} for kind {kind!r}; known: "
@@ -76,10 +81,16 @@ def _one(name: str, t: dict[str, Any], prefix: str | None, base: Path | None = N
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 5:
         raise ConfigError(f"{where}: retries must be an integer from 0 to 5")
     options = {k: v for k, v in t.items() if k in KIND_KEYS[kind]}
+    for env_key, file_key, _, label in SECRETS[kind].values():
+        if env_key in t and file_key in t:
+            raise ConfigError(f"{where}: give {env_key} or {file_key} for {label}, not both")
+        if file_key in t:
+            options[file_key] = secret_path(t[file_key], base, where, file_key)
     if kind == "webhook":
         env = t.get("url_env")
-        if not isinstance(env, str) or not ENV_NAME.match(env):
-            raise ConfigError(f"{where}: url_env must name the environment variable that holds the webhook URL")
+        if "url_file" not in t and (not isinstance(env, str) or not ENV_NAME.match(env)):
+            raise ConfigError(f"{where}: url_env must name the environment variable that holds the webhook URL "
+                              "(or url_file a file, mode 0600, that holds it)")
         if t.get("format", "slack") not in ("slack", "json"):
             raise ConfigError(f"{where}: format must be \"slack\" (Slack-compatible text) or \"json\"")
     else:
