@@ -23,7 +23,7 @@ job_runs = Table(
     Column("target", String(200), nullable=False),
     Column("slot", Float, nullable=False),  # epoch seconds of the cron slot this run is for
     Column("attempt", Integer, nullable=False),
-    Column("status", String(16), nullable=False),  # running, ok, retrying, failed
+    Column("status", String(16), nullable=False),  # running, ok, retrying, failed, skipped
     Column("started_at", Float, nullable=False),
     Column("finished_at", Float),
     Column("next_retry_at", Float),
@@ -81,6 +81,25 @@ class JobStore:
         except IntegrityError:
             return None
         return Claim(rid, schedule, target, slot, 1)
+
+    def seen(self, schedule: str) -> bool:
+        """Whether the schedule has any row yet (a slot run, tried, skipped, or a manual run)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(job_runs.c.id).where(job_runs.c.schedule == schedule).limit(1)).first() \
+                is not None
+
+    def skip_slot(self, schedule: str, targets: list[str], slot: float, now: float, reason: str) -> bool:
+        """Mark the slot as not run on every target (status `skipped`, attempt 0), in one transaction: another
+        invocation sees all of the rows or none. False when another invocation had the slot first."""
+        try:
+            with self.engine.begin() as conn:
+                for target in targets:
+                    conn.execute(job_runs.insert().values(
+                        schedule=schedule, target=target, slot=slot, attempt=0, status="skipped", started_at=now,
+                        finished_at=now, owner=owner(), error=f"not run: {reason}"))
+        except IntegrityError:
+            return False
+        return True
 
     def due_retries(self, schedule: str, now: float) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

@@ -8,12 +8,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
 from ..core.errors import UsageError
 from .jobs import Claim, JobStore
 from .spec import Schedule, load_schedules
 
 SEVERITY_RANK = {"critical": 3, "warning": 2, "info": 1, "ok": 0}
+# The timer calls run-due every minute: a slot less than this old is the one it was called for, not a missed one.
+TICK_S = 60
 
 
 @dataclass
@@ -29,13 +32,15 @@ class JobOutcome:
     worst: str | None = None
     error: str | None = None
     notifications: list[dict[str, Any]] = field(default_factory=list)
+    timezone: str = "UTC"  # the schedule's: the slot is shown on its clock
 
     def line(self) -> str:
         where = f" -> {self.report}" if self.report else ""
         why = f": {self.error}" if self.error else ""
         worst = f", worst {self.worst}" if self.worst else ""
-        return (f"{self.schedule} on {self.target} (slot {self.slot:%Y-%m-%d %H:%M} UTC, attempt {self.attempt}): "
-                f"{self.status}{worst}{why}{where}")
+        local = self.slot.astimezone(ZoneInfo(self.timezone))
+        return (f"{self.schedule} on {self.target} (slot {local:%Y-%m-%d %H:%M} {self.timezone}, "
+                f"attempt {self.attempt}): {self.status}{worst}{why}{where}")
 
 
 def _now() -> dt.datetime:
@@ -45,7 +50,8 @@ def _now() -> dt.datetime:
 def run_due(config, *, now: dt.datetime | None = None, progress: Callable[[str], None] = lambda s: None,
             output_dir: Path | None = None) -> list[JobOutcome]:
     """Run every job whose newest cron slot at or before now has not run yet (a missed slot is caught up once,
-    not once per slot missed), and every retry whose backoff has passed."""
+    not once per slot missed), and every retry whose backoff has passed. A schedule seen for the first time starts
+    at its next slot (see `first_seen`)."""
     now = now or _now()
     schedules = load_schedules(config)
     store = JobStore(config.history_url)
@@ -65,6 +71,8 @@ def run_due(config, *, now: dt.datetime | None = None, progress: Callable[[str],
                 if c is not None:
                     claims.append(c)
             slot = s.latest_slot(now)
+            if first_seen(store, s, targets, slot, now, progress):
+                continue
             for target in targets:
                 c = store.claim_slot(s.name, target, slot.timestamp(), now.timestamp())
                 if c is not None:
@@ -73,6 +81,22 @@ def run_due(config, *, now: dt.datetime | None = None, progress: Callable[[str],
     finally:
         store.close()
     return out
+
+
+def first_seen(store: JobStore, s: Schedule, targets: list[str], slot: dt.datetime, now: dt.datetime,
+               progress: Callable[[str], None] = lambda s: None) -> bool:
+    """True when `s` has no row yet and its newest slot is not run: that slot belongs to the time before the
+    schedule existed, so it is recorded as skipped and the first slot run is the next one. Not so with
+    `catch_up = true`, nor for a slot of this very minute (the one the timer fires for)."""
+    if s.catch_up or (now - slot).total_seconds() < TICK_S or store.seen(s.name):
+        return False
+    first = s.local(s.next_slot(now))
+    reason = (f"the schedule was first seen at {s.local(now):%Y-%m-%d %H:%M} {s.timezone}, after this slot; "
+              "catch_up = true runs it")
+    if store.skip_slot(s.name, targets, slot.timestamp(), now.timestamp(), reason):
+        progress(f"{s.name}: new schedule, first slot {first:%Y-%m-%d %H:%M} {s.timezone} (the slot of "
+                 f"{s.local(slot):%Y-%m-%d %H:%M} came before it; set catch_up = true to run that one now)")
+    return True
 
 
 def foreign_row(row: dict[str, Any], s: Schedule, targets: list[str]) -> str | None:
@@ -96,6 +120,8 @@ def run_now(config, name: str, *, progress: Callable[[str], None] = lambda s: No
     store = JobStore(config.history_url)
     out = []
     try:
+        start = _now()  # a first manual run is no reason for the timer to catch up the slot before it
+        first_seen(store, s, s.resolve_targets(config), s.latest_slot(start), start, progress)
         for target in s.resolve_targets(config):
             now = time.time()
             c = None
@@ -123,6 +149,17 @@ def _run_claims(config, store: JobStore, s: Schedule, claims: list[Claim], outpu
     return out
 
 
+def parameters(s: Schedule, slot: dt.datetime) -> dict[str, Any]:
+    """The schedule's parameters, and for a runbook with a `month` parameter the schedule does not set, the month
+    the slot reports on in the schedule's time zone (the runbook's own default would be the month before the run
+    in UTC)."""
+    from ..run.runner import describe  # noqa: PLC0415
+
+    if "month" not in s.parameters and any(p.name == "month" for p in describe(s.runbook)):
+        return {**s.parameters, "month": s.month_of(slot)}
+    return dict(s.parameters)
+
+
 def _cli_value(v: Any) -> str:
     """A TOML parameter value as `-p NAME=VALUE` text (lists and tables as JSON, as the CLI reads them)."""
     if isinstance(v, str):
@@ -139,11 +176,11 @@ def _attempt(config, store: JobStore, s: Schedule, c: Claim, output_dir: Path | 
 
     t0 = time.time()
     slot = dt.datetime.fromtimestamp(c.slot, dt.timezone.utc)
-    outcome = JobOutcome(s.name, c.target, slot, c.attempt, "failed")
+    outcome = JobOutcome(s.name, c.target, slot, c.attempt, "failed", timezone=s.timezone)
     retry = True
     cfg = Path(config.path).absolute() if config.path is not None and Path(config.path).is_file() else None
     root = Path(output_dir or config.reports_dir).absolute()
-    raw = run_target(s.runbook, c.target, {k: _cli_value(v) for k, v in s.parameters.items()},
+    raw = run_target(s.runbook, c.target, {k: _cli_value(v) for k, v in parameters(s, slot).items()},
                      config_path=str(cfg) if cfg else None, config_text=None if cfg else config_text(config),
                      timeout_s=s.timeout_s, output_dir=str(root))
     result = raw.get("result")

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..core.errors import ConfigError
 
 KEYS = {"name", "runbook", "targets", "cron", "timezone", "parameters", "notify", "fail_on", "max_attempts",
-        "retry_backoff_s", "timeout_s", "description"}
+        "retry_backoff_s", "timeout_s", "description", "catch_up"}
 FAIL_ON = ("warning", "critical")
 # A failed run is tried again this many times in all (the first try included), `retry_backoff_s` x 2^(n-1) apart,
 # then recorded as failed and left alone until the schedule's next slot (Superset's alerts do the same).
@@ -34,10 +34,22 @@ class Schedule:
     retry_backoff_s: float = RETRY_BACKOFF_S
     timeout_s: float = TIMEOUT_S
     description: str = ""
+    catch_up: bool = False  # seen for the first time, run the newest past slot at once (else wait for the next)
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def local(self, t: dt.datetime) -> dt.datetime:
+        """`t` (UTC-aware) on the schedule's clock."""
+        return t.astimezone(self.tz)
+
+    def month_of(self, slot: dt.datetime) -> str:
+        """The month a run for `slot` reports on, `YYYY-MM`: the last complete month at the slot's local date (a
+        Sydney `0 6 1 * *` slot, 19:00 UTC on Jan 31, is Feb 1 there: January)."""
+        from ..health.month import parse_month  # noqa: PLC0415
+
+        return parse_month(None, now=self.local(slot)).key
 
     def latest_slot(self, now: dt.datetime) -> dt.datetime:
         """The newest cron slot at or before `now` (UTC-aware), as a UTC datetime."""
@@ -125,10 +137,13 @@ def _one(entry: Any, i: int, config, check_runbooks: bool) -> Schedule:
     timeout = entry.get("timeout_s", TIMEOUT_S)
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 1 <= timeout <= 86400:
         raise ConfigError(f"{where}: timeout_s must be a number of seconds from 1 to 86400")
+    catch_up = entry.get("catch_up", False)
+    if not isinstance(catch_up, bool):
+        raise ConfigError(f"{where}: catch_up must be true or false")
     s = Schedule(name=name, runbook=entry["runbook"], targets=tuple(targets), cron=entry["cron"].strip(),
                  timezone=entry.get("timezone", "UTC"), parameters=params, notify=tuple(notify), fail_on=fail_on,
                  max_attempts=attempts, retry_backoff_s=float(backoff), timeout_s=float(timeout),
-                 description=str(entry.get("description", "")))
+                 description=str(entry.get("description", "")), catch_up=catch_up)
     _check_cron(s, where)
     _check_timezone(s, where)
     for t in s.targets:
