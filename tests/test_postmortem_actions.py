@@ -3,6 +3,7 @@ sidecar says when; a run of `opsbook run` made it during the run), in the timeli
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 
 from opsbook.incident.postmortem.document import document, impact
@@ -68,5 +69,6 @@ def test_the_document_is_shown_rendered_and_what_the_database_said_stays_text(tm
     text = document(title="<script>alert(3)</script>", severity="P1", target="prod", ev=ev, findings=[],
                     imp=impact(ev, []), timeline=events_table(ev))
     html = document_html(text + "\n<div onclick=alert(4)>raw</div>\n")
-    assert "<h1>" in html and "<table>" in html and "<h2>Actions taken during the incident</h2>" in html
+    assert "<h5>" in html and "<table>" in html and "<h6>Actions taken during the incident</h6>" in html
+    assert not re.search(r"<h[1-4]\b", html), "the document's headings are not the report's sections"
     assert "<script" not in html and "<img" not in html and "<div" not in html and 'href="javascript' not in html

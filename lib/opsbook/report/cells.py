@@ -30,10 +30,14 @@ def markdown(text: str) -> str:
 
 def document_html(text: str) -> str:
     """Markdown opsbook wrote from untrusted text (a post-mortem document) to HTML: any raw HTML in it is escaped,
-    never rendered (what the database said is in code spans already)."""
+    never rendered (what the database said is in code spans already). Its headings become h5/h6: a document quoted
+    in a report, not sections of the report (nor entries of its table of contents)."""
+    import re  # noqa: PLC0415
+
     import mistune  # noqa: PLC0415
 
-    return mistune.create_markdown(escape=True, plugins=["table", "strikethrough"])(text)
+    html = mistune.create_markdown(escape=True, plugins=["table", "strikethrough"])(text)
+    return re.sub(r"<(/?)h([1-6])\b", lambda m: f"<{m[1]}h{5 if m[2] == '1' else 6}", html)
 
 
 def cells_html(nb, *, with_code: bool = False, failed: bool = False) -> str:
