@@ -30,7 +30,8 @@ BIN = Path(sys.executable).parent
 # issue 12, measured before this work on the same 2-core machine
 OLD = {"cli_triage": "1.34x (5.8-6.2 s against 4.3 s)", "triage_html": "341 kB",
        "capacity": "2.1x (13.5 s at 6,000 against 6.3 s at 60)", "capacity_html": "3.4 MB",
-       "many": "about 1.0x (119 s for 20, one at a time)", "interactive": "not built"}
+       "many": "about 1.0x (119 s for 20, one at a time)", "interactive": "not built",
+       "lab_verdict": "15.4 s first, 5-8 s usually (issue 23)"}
 
 
 def one_cell_notebook(path: Path) -> Path:
@@ -201,6 +202,15 @@ def log_seek(gb: float) -> list[dict]:
         return seek_rows(Path(tmp), gb)
 
 
+def lab_verdict(repeat: int) -> dict:
+    """Issue 23's time to verdict in a real browser (benchmarks/lab_verdict.py); the ratio is to `opsbook run`."""
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        return {"skipped": "needs chromium"}
+    from lab_verdict import measure  # benchmarks/, this script's folder
+
+    return measure(repeat=repeat, cli_repeat=repeat)
+
+
 def ensure_demo() -> None:
     from opsbook.demo import ensure_demo_database
 
@@ -217,6 +227,8 @@ def main() -> int:
     ap.add_argument("--log-seek-gb", type=float, default=1,
                     help="one hour of a day of this many GB of logs, read by seeking, beside a full scan "
                          "(benchmarks/log_parse.py --seek-gb; `make bench-seek` does 10 GB; 0 leaves it out)")
+    ap.add_argument("--skip-lab", action="store_true",
+                    help="leave out the time to verdict in JupyterLab (benchmarks/lab_verdict.py; needs chromium)")
     args = ap.parse_args()
     os.environ["OPSBOOK_NO_SERVICE"] = "1"  # every measure but the interactive one runs in its own process
     ensure_demo()
@@ -258,6 +270,7 @@ def main() -> int:
         "capacity": cap,
         "import_ms": {m: import_ms(m, args.repeat) for m in ("opsbook", "opsbook.cli.main")},
         "log_seek": log_seek(args.log_seek_gb),
+        "lab_verdict": {"skipped": "--skip-lab"} if args.skip_lab else lab_verdict(args.repeat),
     }
     (HERE / "results").mkdir(exist_ok=True)
     path = HERE / "results" / f"{result['date'][:10]}.json"
@@ -282,6 +295,12 @@ def main() -> int:
                  "<= 0.2x", OLD["interactive"]))
     rows.append(("  (run_runbook on a warm kernel inside one process, no CLI)", f"{statistics.median(warm):.2f} s",
                  f"{result['warm_ratio']:.2f}x", "", ""))
+    lab = result["lab_verdict"]
+    if "verdict_first_s" in lab:
+        rerun = statistics.median(lab["verdict_rerun_s"])
+        rows.append(("JupyterLab: Run All to the verdict on screen, first / median re-run",
+                     f"{lab['verdict_first_s']:.2f} s / {rerun:.2f} s", f"{lab['ratio_rerun_to_cli']:.2f}x",
+                     f"<= {lab['goal_s']:.0f} s", OLD["lab_verdict"]))
     for r in result["log_seek"]:
         if "hour_s" in r:
             rows.append((f"one hour of a {r['gb']:.0f} GB day of {r['format']} / a full scan",

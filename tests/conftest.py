@@ -20,7 +20,7 @@ PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 ROOT = Path(__file__).resolve().parents[1]
 # Variables that steer the suite itself (kept); every other OPSBOOK_* and PG* variable of the caller is dropped
 SUITE_CONTROLS = {"OPSBOOK_TEST_HOME", "OPSBOOK_MATRIX", "OPSBOOK_MATRIX_FULL", "OPSBOOK_MATRIX_REPORT",
-                  "OPSBOOK_PG_CACHE", "OPSBOOK_LAB_TEST", "OPSBOOK_KEEP_FACTORY_LOG"}
+                  "OPSBOOK_PG_CACHE", "OPSBOOK_LAB_TEST", "OPSBOOK_KEEP_FACTORY_LOG", "OPSBOOK_SCREENSHOTS"}
 TEST_SETTINGS = {"max_connections": "60", "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
