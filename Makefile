@@ -22,9 +22,10 @@ demo: $(STAMP)
 pg-versions: $(STAMP)
 	-$(BIN)/python tests/pgversions.py fetch
 
-# Two pytest workers (pytest-xdist), each test file whole on one of them: its own temporary folder, home and servers
+# Three pytest workers (pytest-xdist; the suite waits on servers and kernels more than it computes), each test file
+# whole on one of them, with its own temporary folder, home and servers
 test: $(STAMP) pg-versions
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 # The support matrix alone (every runbook, snapshot and watch on PostgreSQL 13-18 in five set-ups; also in `test`)
 test-matrix: $(STAMP) pg-versions
