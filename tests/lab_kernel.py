@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Iterator
 
 import nbformat
+import psycopg
 from nbclient import NotebookClient
 
 from conftest import ROOT
@@ -16,10 +17,24 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def config_file(tmp_path: Path, db) -> Path:
-    """An opsbook.toml whose target `test` is the given database, reports in tmp_path."""
+    """An opsbook.toml whose target `test` is the given database, reports and history store in tmp_path."""
     path = tmp_path / "opsbook.toml"
-    path.write_text(f'[targets.test]\ndsn = "{db.conninfo}"\n\n[reports]\ndir = "{tmp_path / "reports"}"\n')
+    path.write_text(f'[targets.test]\ndsn = "{db.conninfo}"\n\n[reports]\ndir = "{tmp_path / "reports"}"\n\n'
+                    f'[history]\nurl = "sqlite:///{tmp_path / "history.sqlite"}"\n')
     return path
+
+
+@contextlib.contextmanager
+def lock_holder(db) -> Iterator[int]:
+    """A session idle in transaction holding an exclusive lock on a new table public.t: its pid, closed after."""
+    blocker = psycopg.connect(db.conninfo)
+    try:
+        blocker.execute("CREATE TABLE public.t (id int)")
+        blocker.commit()
+        blocker.execute("LOCK TABLE public.t IN ACCESS EXCLUSIVE MODE")
+        yield blocker.info.backend_pid
+    finally:
+        blocker.close()
 
 
 class LabKernel:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import psycopg
 
-from lab_kernel import config_file, errors, lab_kernel, text
+from lab_kernel import config_file, errors, lab_kernel, lock_holder, text
 
 
 def backends(db) -> int:
@@ -21,19 +21,12 @@ def test_remediation_alone_after_run_all_ends_the_blocker(db, tmp_path, monkeypa
 
         # an idle transaction holding a lock appears; the engineer types its pid and confirm, runs the
         # parameters cell, then only the Remediation cell (the natural way, not Run All)
-        blocker = psycopg.connect(db.conninfo)
-        try:
-            blocker.execute("CREATE TABLE public.t (id int)")
-            blocker.commit()
-            blocker.execute("LOCK TABLE public.t IN ACCESS EXCLUSIVE MODE")
-            pid = blocker.info.backend_pid
+        with lock_holder(db) as pid:
             lab.set_params(target="test", terminate_pids=[pid], confirm=True)
             out = lab.run(lab.index_of("remediate.apply("))
             assert not errors(out), errors(out)
             assert f"pg_terminate_backend({pid})" in text(out) and "signal sent" in text(out)
             assert backends(db) == 1  # the blocker is gone; opsbook's own reopened session is the one left
-        finally:
-            blocker.close()
 
 
 def test_every_cell_again_after_the_last_and_connected_only_when_it_is(db, tmp_path, monkeypatch):

@@ -12,20 +12,13 @@ from pathlib import Path
 from typing import Iterator
 
 import nbformat
-import psycopg
 from jupyter_client import KernelManager
 
 from conftest import ROOT
+from lab_kernel import config_file, lock_holder
 
 RUNBOOKS = ROOT / "runbooks"
 DEADLINE_S = 60
-
-
-def config_file(tmp_path: Path, db) -> Path:
-    path = tmp_path / "opsbook.toml"
-    path.write_text(f'[targets.test]\ndsn = "{db.conninfo}"\n\n[reports]\ndir = "{tmp_path / "reports"}"\n\n'
-                    f'[history]\nurl = "sqlite:///{tmp_path / "history.sqlite"}"\n')
-    return path
 
 
 class Kernel:
@@ -229,17 +222,10 @@ def test_a_kernel_sent_sigterm_mid_run_leaves_a_record_marked_so(db, tmp_path):
 
 def test_a_termination_is_recorded_once_in_the_run_that_made_it(db, tmp_path):
     with lab_kernel("incident-triage", config_file(tmp_path, db)) as k:
-        blocker = psycopg.connect(db.conninfo)
-        try:
-            blocker.execute("CREATE TABLE public.t (id int)")
-            blocker.commit()
-            blocker.execute("LOCK TABLE public.t IN ACCESS EXCLUSIVE MODE")
-            pid = blocker.info.backend_pid
+        with lock_holder(db) as pid:
             k.run_all(target="test", terminate_pids=[pid], confirm=False)  # first, what it would do
             before = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
             k.run_all(target="test", terminate_pids=[pid], confirm=True)  # then a second Run All that does it
-        finally:
-            blocker.close()
     one, two = sidecars(tmp_path)
     title = f"terminate pid {pid}: signal sent: terminated"
     assert [f["title"] for f in one["findings"] if f["check"] == "remediation.backends"] == [
@@ -253,19 +239,12 @@ def test_a_termination_is_recorded_once_in_the_run_that_made_it(db, tmp_path):
 def test_remediation_alone_after_the_last_cell_is_recorded_once_at_the_time_it_happened(db, tmp_path):
     with lab_kernel("incident-triage", config_file(tmp_path, db)) as k:
         k.run_all(target="test")
-        blocker = psycopg.connect(db.conninfo)
-        try:
-            blocker.execute("CREATE TABLE public.t (id int)")
-            blocker.commit()
-            blocker.execute("LOCK TABLE public.t IN ACCESS EXCLUSIVE MODE")
-            pid = blocker.info.backend_pid
+        with lock_holder(db) as pid:
             # later, the natural way: the pid and confirm in the parameters cell, then only the Remediation cell
             before = after_second(sidecars(tmp_path)[0]["started_at"])
             assert k.params(target="test", terminate_pids=[pid], confirm=True)["status"] == "ok"
             remediation = next(n for n, src in enumerate(k.code) if "remediate.apply(" in src)
             assert k.cell(remediation)["status"] == "ok"
-        finally:
-            blocker.close()
     (record,) = sidecars(tmp_path)
     done = [f for f in record["findings"] if f["check"] == "remediation.backends" and f"pid {pid}" in f["title"]]
     assert len(done) == 1 and "signal sent" in done[0]["title"]
