@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 STEM = re.compile(r"^(?P<runbook>[a-z0-9-]+)--(?P<target>[A-Za-z0-9_.-]+)--\d{6}Z(-\d+)?$")
-SIDECAR_KEYS = {"runbook", "target", "status", "started_at", "duration_s", "server_version_num", "parameters",
-                "findings", "metrics", "error"}
+SIDECAR_KEYS = {"runbook", "target", "status", "started_at", "started_by", "duration_s", "server_version_num",
+                "parameters", "findings", "metrics", "error"}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

@@ -24,13 +24,15 @@ HEADLINES = (
     Headline("database_size_bytes", "database size at month end", "bytes", 0, 0, "history"),
     Headline("growth_bytes", "growth during the month", "bytes", +1, 10 * 1024 ** 2, "history"),
     Headline("connections_peak", "peak connections", "count", +1, 5, "history"),
-    Headline("cache_miss_pct", "cache misses (100% - hit ratio)", "pct", +1, 0.5, "history"),
+    Headline("cache_miss_pct", "cache misses during the month (100% - hit ratio)", "pct", +1, 0.5, "history"),
     Headline("rollback_pct", "rolled-back transactions", "pct", +1, 1.0, "history"),
     Headline("deadlocks", "deadlocks", "count", +1, 5, "history"),
     Headline("temp_bytes", "temporary file bytes (sorts past work_mem)", "bytes", +1, 100 * 1024 ** 2, "history"),
     Headline("mau", "monthly active users", "count", 0, 0, "history"),
     Headline("monthly_cost_usd", "estimated monthly bill", "usd", +1, 5, "sidecar"),
-    Headline("incident_runs", "incident-triage runs", "count", +1, 2, "sidecar"),
+    Headline("incident_runs", "incidents (incident-triage runs started by a person)", "count", +1, 2, "sidecar"),
+    Headline("scheduled_triage_runs", "scheduled incident-triage runs (routine, not incidents)", "count", 0, 0,
+             "sidecar"),
 )
 BY_KEY = {h.key: h for h in HEADLINES}
 
@@ -72,14 +74,17 @@ def from_sidecars(reports: ReportMetrics, target: str, month: Month) -> dict[str
     """Numbers of one month from earlier reports; the incident count only when any report of the month exists
     (no reports at all means nothing was watching, not zero incidents)."""
     runs = reports.runs(target=target, start=month.start, end=month.end)
-    incidents = sum(1 for r in runs if r.runbook == "incident-triage")
+    # a triage the scheduler or a fleet ran is a routine check, not an incident: only a person's run counts
+    triage = [r for r in runs if r.runbook == "incident-triage"]
+    incidents = sum(1 for r in triage if r.by_a_person)
     # the month's newest cost analysis, or none: one that priced nothing (no plan, not Supabase) leaves no bill,
     # and an older run's bill is not this target's bill any more
     cost = reports.latest("cost-analysis", target, start=month.start, before=month.end)
     value = cost.metrics.get("monthly_cost_usd") if cost is not None else None
     return {"monthly_cost_usd": float(value) if isinstance(value, (int, float)) and not isinstance(value, bool)
             else None,
-            "incident_runs": float(incidents) if runs else None}
+            "incident_runs": float(incidents) if runs else None,
+            "scheduled_triage_runs": float(len(triage) - incidents) if runs else None}
 
 
 def table(store, reports: ReportMetrics, target: str, month: Month):

@@ -15,6 +15,9 @@ from typing import Any
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SIDECAR = re.compile(r"^(?P<runbook>.+?)--(?P<target>.+?)--\d{6}Z(-\d+)?\.json$")
 UTC = dt.timezone.utc
+# what the sidecar's `started_by` says (opsbook.report.record): a person asked for these runs; the scheduler and a
+# fleet start routine ones. A sidecar older than the field says nothing: counted as a person's, as it always was.
+BY_A_PERSON = ("cli", "lab", "service", None)
 
 
 @dataclass
@@ -34,6 +37,16 @@ class Run:
     @property
     def metrics(self) -> dict[str, Any]:
         return self.sidecar.get("metrics") or {}
+
+    @property
+    def started_by(self) -> str | None:
+        """cli, schedule, fleet, lab or service; None in sidecars written before opsbook recorded it."""
+        value = self.sidecar.get("started_by")
+        return value if isinstance(value, str) else None
+
+    @property
+    def by_a_person(self) -> bool:
+        return self.started_by in BY_A_PERSON
 
     @property
     def status(self) -> str:
@@ -63,9 +76,11 @@ class ReportMetrics:
         if not self.root.is_dir():
             return []
         out = []
+        first = start.astimezone(UTC).date() if start else None  # day folders are UTC days
+        last = end.astimezone(UTC).date() if end else None
         for day in sorted(p for p in self.root.iterdir() if p.is_dir() and DAY.match(p.name)):
             d = dt.date.fromisoformat(day.name)
-            if (start and d < start.date()) or (end and d > end.date()):
+            if (first and d < first) or (last and d > last):
                 continue
             for path in day.glob("*.json"):
                 m = SIDECAR.match(path.name)

@@ -55,6 +55,7 @@ class Header:
     primary: str | None = None  # on a standby: the primary it streams from, as the checks name it
     error: dict[str, Any] | None = None  # {"ename", "evalue", "cell_index", "source", "traceback"}
     findings: list[dict[str, Any]] = field(default_factory=list)  # the sidecar's; listed up top on a failed run
+    title: str | None = None  # the runbook's own title for this run (`record_meta(title=...)`), e.g. with its month
 
 
 def export(nb, html_path: Path, header: Header, *, reports_root: Path, with_code: bool = False,
@@ -77,7 +78,7 @@ def render(nb, html_path: Path, header: Header, *, reports_root: Path, with_code
     from .cells import cells_html  # noqa: PLC0415
 
     tag = plotly_tag(Path(html_path), reports_root, self_contained) if has_plotly(nb) else ""
-    title = f"{header.runbook} on {header.target}, {header.started_at}"
+    title = header.title or f"{header.runbook} on {header.target}, {header.started_at}"
     body = cells_html(nb, with_code=with_code, failed=header.error is not None)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{esc(title)}</title>'
@@ -166,7 +167,7 @@ def header_html(h: Header, html_path: Path, reports_root: Path) -> str:
                              f"counters are its own, maintenance and index decisions belong on "
                              f"{esc(h.primary or 'the primary')}"))
     dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
-    return (f'<header class="ob-report"><h1>{esc(h.runbook)} '
+    return (f'<header class="ob-report"><h1>{esc(h.title or h.runbook)} '
             f'<span class="ob-status" style="background:{status_color}">{esc(status_label)}</span></h1>'
             f'<dl class="ob-facts">{dl}</dl><p><a href="{esc(index)}">all reports</a></p></header>'
             + failure_html(h.error, h.findings if h.error else None))

@@ -77,6 +77,23 @@ def read(path: str | Path) -> dict[str, Any]:
     return out
 
 
+STARTED_BY_ENV = "OPSBOOK_STARTED_BY"  # set by whatever launches `opsbook run`: the scheduler, a fleet
+STARTED_BY = ("cli", "schedule", "fleet", "lab", "service")  # the sidecar's `started_by`; a person's: cli, lab, service
+
+
+def started_by(environ: dict[str, str] | None = None, *, default: str = "cli") -> str:
+    """What started a run, from OPSBOOK_STARTED_BY in `environ` (default: this process's), else `default`."""
+    value = (os.environ if environ is None else environ).get(STARTED_BY_ENV, "").strip()
+    if not value:
+        return default
+    if value not in STARTED_BY:
+        from ..core.errors import UsageError  # noqa: PLC0415
+
+        raise UsageError(f"{STARTED_BY_ENV}={value!r} is not one of {', '.join(STARTED_BY)}; unset it, or name "
+                         "what starts the run")
+    return value
+
+
 STEM_ENV = "OPSBOOK_REPORT_STEM"
 _LAB_STEM: dict[str, str] = {}  # the current JupyterLab run's stem in the reports folder (opsbook.run.interactive)
 

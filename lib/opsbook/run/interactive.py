@@ -217,7 +217,8 @@ def _write(run: LabRun) -> Path | None:
         remediation = [{"at": _iso(at), **f} for f, at in zip(record["findings"], record["found_at"])
                        if str(f.get("check", "")).startswith("remediation.") and _acted(f)]
         sidecar = {"runbook": run.runbook, "target": run.target, "status": run.status,
-                   "started_at": _iso(run.started), "duration_s": round(max(run.ended - run.started, 0.0), 2),
+                   "started_at": _iso(run.started), "started_by": "lab",
+                   "duration_s": round(max(run.ended - run.started, 0.0), 2),
                    "server_version_num": record["meta"].get("server_version_num"),
                    "parameters": run.parameters, "interactive": True, "notebook": os.environ.get(LAB_ENV),
                    "findings": record["findings"], "metrics": record["metrics"], "remediation": remediation,

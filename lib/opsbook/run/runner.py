@@ -95,6 +95,10 @@ def run_runbook(name: str, target: str = "demo", params: dict[str, Any] | None =
     """
     config = config or load()
     path, values, tgt, injected = check_run(name, target, params, config=config, fail_on=fail_on)
+    from ..report import record as runrecord  # noqa: PLC0415
+
+    # what started it: the launcher says so (schedule, fleet); else a person, here or through the service
+    started_by = runrecord.started_by(environ, default="cli" if environ is None else "service")
 
     root = writable_dir(output_dir or config.reports_dir, "--output-dir" if output_dir else "the reports folder")
     started = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -115,14 +119,12 @@ def run_runbook(name: str, target: str = "demo", params: dict[str, Any] | None =
                           CALLER_CWD_ENV: os.getcwd()}
             with _RUN_LOCK, _quiet_papermill():
                 nb, error, stopped_by = _execute(path, injected, pool, kernel_env, environ)
-            from ..report import record as runrecord  # noqa: PLC0415
-
             record = runrecord.read(record_file)
     finally:
         if own_pool:
             pool.close()
     sidecar = {"runbook": name, "target": target, "status": "failed" if error else "ok",
-               "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+               "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "started_by": started_by,
                "duration_s": round(time.perf_counter() - t0, 2),
                "server_version_num": record["meta"].get("server_version_num"),
                "parameters": values, "findings": record["findings"], "metrics": record["metrics"],
@@ -325,7 +327,7 @@ def _render(nb, html_path, sidecar, record, target_display, error, root, with_co
                     server_version=record["meta"].get("server_version"), role=record["meta"].get("role"),
                     superuser=bool(record["meta"].get("superuser")), in_recovery=record["meta"].get("in_recovery"),
                     primary=record["meta"].get("primary"), error=error,
-                    findings=sidecar["findings"])
+                    findings=sidecar["findings"], title=record["meta"].get("title"))
     return render(nb, html_path, header, reports_root=root, with_code=with_code, self_contained=self_contained)
 
 
