@@ -75,11 +75,11 @@ def is_lab(run: dict[str, Any]) -> bool:
 
 
 def _files(data: dict[str, Any]) -> list[str]:
-    """Which of the run's files exist to link: a JupyterLab session leaves only its sidecar, a fleet summary has
-    no notebook."""
+    """Which of the run's files exist to link: a JupyterLab session leaves only its sidecar, a fleet summary and
+    the record of a scheduled run killed before it wrote its report (schedule/noreport.py) have no notebook."""
     if data.get("interactive"):
         return ["json"]
-    if data.get("kind") == "fleet":
+    if data.get("kind") in ("fleet", "no_report"):
         return ["html", "json"]
     return ["html", "ipynb", "json"]
 

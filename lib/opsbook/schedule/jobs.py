@@ -23,7 +23,7 @@ job_runs = Table(
     Column("target", String(200), nullable=False),
     Column("slot", Float, nullable=False),  # epoch seconds of the cron slot this run is for
     Column("attempt", Integer, nullable=False),
-    Column("status", String(16), nullable=False),  # running, ok, retrying, failed, skipped
+    Column("status", String(16), nullable=False),  # running, ok, retrying, failed, skipped, and the two below
     Column("started_at", Float, nullable=False),
     Column("finished_at", Float),
     Column("next_retry_at", Float),
@@ -35,6 +35,12 @@ job_runs = Table(
 )
 # A run still "running" after this long lost its invocation (killed, rebooted): it counts as a failed attempt.
 STALE_AFTER_S = 6 * 3600
+# The target could not be reached in any attempt (people were told): the job runs once more when it answers again,
+# until the schedule's next slot (kept in next_retry_at for `schedule list`; run-due recomputes it).
+WAITING_TARGET = "waiting_target"
+# Not run yet (attempt 0): a job feeding this one's report (schedule/order.py) is running or retrying on the target.
+WAITING_FEED = "waiting_feed"
+UNFINISHED = ("running", "retrying", WAITING_FEED)  # what a reader waits for (a down target is not waited for)
 
 
 @dataclass
@@ -44,6 +50,7 @@ class Claim:
     target: str
     slot: float
     attempt: int
+    rerun: bool = False  # the run once more after the target answers again (never retried, nor reported twice)
 
 
 def owner() -> str:
@@ -101,6 +108,49 @@ class JobStore:
             return False
         return True
 
+    def hold_slot(self, schedule: str, target: str, slot: float, now: float, reason: str) -> bool:
+        """Claim the slot without running it yet (status waiting_feed, attempt 0); False when another invocation
+        has it."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(job_runs.insert().values(
+                    schedule=schedule, target=target, slot=slot, attempt=0, status=WAITING_FEED, started_at=now,
+                    owner=owner(), error=f"waiting: {reason}"))
+        except IntegrityError:
+            return False
+        return True
+
+    def waiting(self, schedule: str) -> list[dict[str, Any]]:
+        """The schedule's jobs waiting for their target or for the jobs that feed them."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(job_runs).where(job_runs.c.schedule == schedule,
+                                                       job_runs.c.status.in_((WAITING_TARGET, WAITING_FEED)))
+                                .order_by(job_runs.c.slot, job_runs.c.id)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def claim_waiting(self, row: dict[str, Any], now: float) -> Claim | None:
+        """Run a waiting job now: its first attempt (waiting_feed) or the run once more after its target answered
+        again (waiting_target); only one invocation's update matches."""
+        with self.engine.begin() as conn:
+            n = conn.execute(update(job_runs).where(job_runs.c.id == row["id"], job_runs.c.status == row["status"],
+                                                    job_runs.c.attempt == row["attempt"])
+                             .values(status="running", attempt=row["attempt"] + 1, started_at=now, next_retry_at=None,
+                                     owner=owner())).rowcount
+        return Claim(row["id"], row["schedule"], row["target"], row["slot"], row["attempt"] + 1,
+                     rerun=row["status"] == WAITING_TARGET) if n == 1 else None
+
+    def unfinished(self, schedules: list[str], target: str, upto_slot: float) -> list[dict[str, Any]]:
+        """Jobs of `schedules` on `target` for a slot at or before `upto_slot` still running, retrying or held."""
+        if not schedules:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(job_runs).where(job_runs.c.schedule.in_(schedules),
+                                                       job_runs.c.target == target,
+                                                       job_runs.c.slot <= upto_slot,
+                                                       job_runs.c.status.in_(UNFINISHED))
+                                .order_by(job_runs.c.slot, job_runs.c.id)).mappings().all()
+        return [dict(r) for r in rows]
+
     def due_retries(self, schedule: str, now: float) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(job_runs).where(job_runs.c.schedule == schedule,
@@ -118,13 +168,16 @@ class JobStore:
         return Claim(row["id"], row["schedule"], row["target"], row["slot"], row["attempt"] + 1) if n == 1 else None
 
     def refuse_retry(self, row: dict[str, Any], reason: str, now: float) -> bool:
-        """Close a retry that must not run (`reason` recorded as its error); False when another invocation took
-        or closed it first."""
+        """Close a retry or a waiting job that must not run (`reason` recorded as its error); False when another
+        invocation took or closed it first."""
+        return self.close_row(row, f"not run: {reason}", now)
+
+    def close_row(self, row: dict[str, Any], error: str, now: float) -> bool:
+        """Mark a retrying or waiting row failed with `error`, unless another invocation changed it first."""
         with self.engine.begin() as conn:
-            n = conn.execute(update(job_runs).where(job_runs.c.id == row["id"], job_runs.c.status == "retrying",
+            n = conn.execute(update(job_runs).where(job_runs.c.id == row["id"], job_runs.c.status == row["status"],
                                                     job_runs.c.attempt == row["attempt"])
-                             .values(status="failed", finished_at=now, next_retry_at=None,
-                                     error=f"not run: {reason}")).rowcount
+                             .values(status="failed", finished_at=now, next_retry_at=None, error=error)).rowcount
         return n == 1
 
     def reclaim_stale(self, now: float) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,15 @@ class Message:
     error: str | None = None
     attempt: int | None = None
     test: bool = False
+    month: str | None = None  # YYYY-MM of a monthly report (the sidecar's `month` parameter)
+    verdict: list[str] = field(default_factory=list)  # the report's verdict sentences, plain text
+    # set by the dispatcher from what was announced before (state.py): check -> "YYYY-MM-DD" it has been open since,
+    # the findings that cleared, and whether anything at or above fail_on is new
+    standing: dict[str, str] = field(default_factory=dict)
+    resolved: list[dict[str, Any]] = field(default_factory=list)
+    news: bool = True
+    classified: bool = False  # compared with what was announced before: unmarked findings are new
+    slot: str | None = None  # the slot on the schedule's clock, "YYYY-MM-DD HH:MM TZ"
 
     @classmethod
     def from_run(cls, config, *, schedule: str | None, runbook: str, target: str, status: str, events: set[str],
@@ -46,8 +56,26 @@ class Message:
                for f in serious[:TOP_FINDINGS]]
         html = str(Path(report).with_suffix(".html")) if report else None
         event = next(e for e in ("failed", "critical", "done") if e in events)
+        from .report_page import verdict  # noqa: PLC0415
+
         return cls(event, tuple(sorted(events)), schedule, runbook, target, status, counts, top, html,
-                   error or (sidecar or {}).get("error"), attempt)
+                   error or (sidecar or {}).get("error"), attempt, month=month_of(sidecar),
+                   verdict=verdict(html) if html and status == "ok" else [])
+
+    @property
+    def rows(self) -> list["Message"]:
+        return [self]
+
+    def month_label(self) -> str:
+        return month_label(self.month)
+
+    def what(self) -> str:
+        """The run's news in two or three words (failed; something new; only what was open before; a report)."""
+        if self.event == "failed":
+            return "FAILED"
+        if self.event == "critical":
+            return "needs attention" if self.news else "still open"
+        return "report ready"
 
     def where(self, config, url_prefix: str | None) -> str | None:
         """The report as a URL under `url_prefix` (reports served or synced), else its local path."""
@@ -65,10 +93,11 @@ class Message:
     def subject(self) -> str:
         if self.test:
             return "[opsbook test] notifications from opsbook reach you here"
-        what = {"failed": "FAILED", "critical": "needs attention", "done": "report ready"}[self.event]
         tally = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n and s in ("critical", "warning"))
-        prefix = "[opsbook test] " if self.test else "[opsbook] "
-        return line(f"{prefix}{self.runbook} on {self.target}: {what}" + (f" ({tally})" if tally else ""))
+        month = f", {self.month_label()}" if self.month else ""
+        cleared = f"; {len(self.resolved)} resolved" if self.resolved else ""
+        return line(f"[opsbook] {self.runbook} on {self.target}{month}: {self.what()}"
+                    + (f" ({tally})" if tally else "") + cleared)
 
     def text(self, config, url_prefix: str | None) -> str:
         """Plain text; what others wrote (names, titles, the error) is one clean line each, so it cannot forge a
@@ -86,17 +115,44 @@ class Message:
         if self.error:
             lines.append(f"error: {line(self.error)}")
         tally = " · ".join(f"{s} {n}" for s, n in self.counts.items() if n)
+        lines += [line(s) for s in self.verdict]
         lines.append(f"findings: {tally or 'none'}")
         for f in self.top:
-            lines.append(line(f"- {f['severity']}: {f['check']}: {f['title']}"))
+            since = self.standing.get(f["check"])
+            lines.append(line(f"- {f['severity']}: {f['check']}: {f['title']}"
+                              + (f" (still open since {since})" if since else " (new)" if self.classified else "")))
+        for f in self.resolved:
+            lines.append(line(f"- resolved: {f['check']}: {f['title']} (open since {f['since']})"))
         where = self.where(config, url_prefix)
         if where:
             lines.append(f"report: {line(where)}")
         return "\n".join(lines)
+
+    def html(self, config, url_prefix: str | None, attached: set[str] | None = None) -> str:
+        from .body import html_body  # noqa: PLC0415
+
+        return html_body(self, config, url_prefix, attached)
 
     def payload(self, config, url_prefix: str | None) -> dict[str, Any]:
         """The generic JSON body (format = "json")."""
         return {"event": self.event, "events": list(self.events), "schedule": self.schedule,
                 "runbook": self.runbook, "target": self.target, "status": self.status, "counts": self.counts,
                 "top_findings": self.top, "report": self.where(config, url_prefix), "error": self.error,
-                "attempt": self.attempt, "test": self.test}
+                "attempt": self.attempt, "test": self.test, "month": self.month, "verdict": self.verdict,
+                "standing": self.standing, "resolved": self.resolved}
+
+
+def month_of(sidecar: dict[str, Any] | None) -> str | None:
+    """A monthly report's month, `YYYY-MM`, from the sidecar's parameters (a schedule passes it); else None."""
+    m = ((sidecar or {}).get("parameters") or {}).get("month")
+    return m if isinstance(m, str) and re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", m) else None
+
+
+def month_label(month: str | None) -> str:
+    """`2026-11` as `November 2026`."""
+    if not month:
+        return ""
+    import calendar  # noqa: PLC0415
+
+    year, mon = month.split("-")
+    return f"{calendar.month_name[int(mon)]} {year}"

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import smtplib
-import socket
 import ssl
 import time
-from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 from ...core.errors import ConfigError
@@ -87,17 +84,12 @@ def _webhook(config, n: Notifier, msg: Message) -> None:
 
 
 def _email(config, n: Notifier, msg: Message) -> None:
+    from .mail import build  # noqa: PLC0415
+
     o = n.options
     host, _, port = o["smtp"].partition(":")
     port = int(port or 587)
-    m = EmailMessage()
-    m["Subject"] = msg.subject()
-    m["From"] = o.get("from") or f"opsbook@{socket.getfqdn() or 'localhost'}"
-    m["To"] = ", ".join(o["to"])
-    m.set_content(msg.text(config, n.report_url_prefix))
-    if o.get("attach_html") and msg.report_html and Path(msg.report_html).is_file():
-        m.add_attachment(Path(msg.report_html).read_bytes(), maintype="text", subtype="html",
-                         filename=Path(msg.report_html).name)
+    m, _ = build(config, n, msg)
     # a secret the configuration names must be there (a timer without the installing shell's environment);
     # without user_env/user_file the default variables are used when set, and no login when not
     user = secret(n, "user", required="user_env" in o or "user_file" in o)

@@ -12,15 +12,18 @@ from .secrets import SECRETS, secret_path
 
 EVENTS = ("failed", "critical", "done")
 KINDS = ("webhook", "email")
-COMMON_KEYS = {"kind", "on", "report_url_prefix", "timeout_s", "retries", "description"}
+COMMON_KEYS = {"kind", "on", "report_url_prefix", "timeout_s", "retries", "description", "repeat_every"}
 KIND_KEYS = {"webhook": {"url_env", "url_file", "format"},
              "email": {"to", "smtp", "from", "user_env", "user_file", "password_env", "password_file", "starttls",
-                       "attach_html", "ca_file"}}
+                       "attach_html", "attach", "max_attach_mb", "ca_file"}}
+ATTACH = ("html", "pdf", "none")
 # what each e-mail key holds (docs/schedules-and-notifications.md shows them; errors name them)
 EMAIL_HELP = {"ca_file": "PEM file of the CA that signed a private relay's certificate, instead of the system's "
                          "CAs (relative to opsbook.toml); the certificate and host name are verified either way"}
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|h|d|w)\s*$")  # as `reports prune --older-than` reads them
+DURATION_S = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
 DEFAULT_TIMEOUT_S = 10
 DEFAULT_RETRIES = 2  # tries after the first, 1 s and 2 s later: a notifier must never hold a scheduled run up long
 
@@ -34,6 +37,7 @@ class Notifier:
     timeout_s: float = DEFAULT_TIMEOUT_S
     retries: int = DEFAULT_RETRIES
     options: dict[str, Any] = field(default_factory=dict)
+    repeat_every_s: float | None = None  # a message about only standing findings at most this often; None: never
 
     def wants(self, events: set[str]) -> bool:
         return bool(events & set(self.on))
@@ -107,16 +111,51 @@ def _one(name: str, t: dict[str, Any], prefix: str | None, base: Path | None = N
                 raise ConfigError(f"{where}: {key} must name an environment variable")
         if t.get("starttls", "auto") not in ("auto", True, False):
             raise ConfigError(f"{where}: starttls must be true, false or \"auto\"")
-        if "from" in t and not (isinstance(t["from"], str) and EMAIL.match(t["from"])):
-            raise ConfigError(f"{where}: from must be an e-mail address")
+        if "from" in t:
+            options["from"] = _sender(t["from"], where)
         if not isinstance(t.get("attach_html", False), bool):
             raise ConfigError(f"{where}: attach_html must be true or false")
+        if "attach" in t and "attach_html" in t:
+            raise ConfigError(f"{where}: give attach (\"html\", \"pdf\" or \"none\"), not attach_html as well")
+        attach = t.get("attach", "html" if t.get("attach_html", True) else "none")
+        if attach not in ATTACH:
+            raise ConfigError(f"{where}: attach must be \"html\" (the report, opening alone), \"pdf\" or \"none\"")
+        options["attach"] = attach
+        mb = t.get("max_attach_mb", 20)
+        if not isinstance(mb, (int, float)) or isinstance(mb, bool) or not 0 < mb <= 100:
+            raise ConfigError(f"{where}: max_attach_mb must be a number of megabytes above 0 and at most 100")
         if "ca_file" in t:
             options["ca_file"] = _ca_file(t["ca_file"], base, where)
     url_prefix = t.get("report_url_prefix", prefix)
     if url_prefix is not None and not isinstance(url_prefix, str):
         raise ConfigError(f"{where}: report_url_prefix must be a string (a URL)")
-    return Notifier(name, kind, tuple(on), url_prefix, float(timeout), retries, options)
+    return Notifier(name, kind, tuple(on), url_prefix, float(timeout), retries, options,
+                    _repeat_every(t.get("repeat_every"), where))
+
+
+def _repeat_every(value: Any, where: str) -> float | None:
+    """`repeat_every = "7d"`: seconds; absent (or "never"): None, a standing finding is not repeated at all."""
+    if value is None or value == "never":
+        return None
+    m = DURATION.match(value) if isinstance(value, str) else None
+    if not m or float(m.group(1)) <= 0:
+        _bad_repeat(where)
+    return float(m.group(1)) * DURATION_S[m.group(2)]
+
+
+def _bad_repeat(where: str) -> None:
+    raise ConfigError(f"{where}: repeat_every must be a duration such as \"7d\", \"12h\" or \"2w\" (or \"never\", "
+                      "the default: a standing finding is told again only when something changes)")
+
+
+def _sender(value: Any, where: str) -> str:
+    """`from`: an address, or `Name <address>`, as one clean header value."""
+    from email.utils import formataddr, parseaddr  # noqa: PLC0415
+
+    name, addr = parseaddr(value) if isinstance(value, str) and "\n" not in value and "\r" not in value else ("", "")
+    if not EMAIL.match(addr or ""):
+        raise ConfigError(f"{where}: from must be an e-mail address, or \"Name <address>\"")
+    return formataddr((name, addr)) if name else addr
 
 
 def _ca_file(value: Any, base: Path | None, where: str) -> str:
