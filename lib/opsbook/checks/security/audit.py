@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from ...core import display
 from ...core.findings import Severity, counts
-from .rls import always_true_policies
+from . import advisor
+from .queues import reach
+from .rls import USER_METADATA, always_true_policies, per_row_calls
 from .scope import SUPABASE_CHECKS
 
 RLS = ["security.rls_disabled", "security.rls_no_policy", "security.policy_rls_disabled",
@@ -11,10 +13,12 @@ RLS = ["security.rls_disabled", "security.rls_no_policy", "security.policy_rls_d
        "security.rls_user_metadata"]
 EXPOSURE = ["security.auth_users_exposed", "security.security_definer_view", "security.secdef_function_executable",
             "security.function_search_path", "security.extension_in_public", "security.materialized_view_in_api",
-            "security.foreign_table_in_api", "security.sensitive_columns_exposed", "security.bucket_listing"]
+            "security.foreign_table_in_api", "security.sensitive_columns_exposed", "security.bucket_listing",
+            "security.queue_exposed", "security.graphql_anon_exposed", "security.graphql_authenticated_exposed"]
+UPGRADES = ["security.auth_unique_fkey", "security.unsupported_reg_types", "security.extension_outdated"]
 ROLES = ["security.superusers", "security.password_expiry", "security.public_schema_create",
          "security.default_privileges", "security.ssl", "security.hba", "security.failed_logins"]
-CHECKS = ["security.scope", *RLS, *EXPOSURE, *ROLES]
+CHECKS = ["security.scope", *RLS, *EXPOSURE, *UPGRADES, *ROLES]
 
 
 def run(rb) -> None:
@@ -61,7 +65,8 @@ def anon_exposure(rb):
             add(f"{r.schema_name}.{r.table_name}", r.command, f'policy "{r.policy_name}" is always true',
                 "security.policy_always_true")
     for r in _rows(rb, "security.auth_users_exposed"):
-        if "anon" in r.readers.split(", "):
+        if "anon" in r.readers.split(", ") and (not r.security_invoker
+                                                 or "anon" in (r.auth_users_readers or "").split(", ")):
             add(f"{r.schema_name}.{r.view_name}", "SELECT", "exposes auth.users (emails, phones)",
                 "security.auth_users_exposed")
     for r in _rows(rb, "security.security_definer_view"):
@@ -79,8 +84,12 @@ def anon_exposure(rb):
                 add(f"{r.schema_name}.{r.relation_name}", "SELECT", f"a {kind}: RLS cannot guard it", check)
     for r in _rows(rb, "security.bucket_listing"):
         if r.anon_can_list:
-            add(f"storage bucket {r.bucket_id}", "list objects",
+            add(f"storage bucket {r.bucket_id}", f"list {r.anon_scope}",
                 "public bucket with a broad SELECT policy (judged from its text)", "security.bucket_listing")
+    for r in _rows(rb, "security.queue_exposed"):
+        if r.role_name == "anon" and reach(r) and (not r.rls_enabled or r.definer_functions):
+            add(f"{r.schema_name}.{r.table_name}", reach(r), "a queue without row-level security",
+                "security.queue_exposed")
     return pd.DataFrame(rows, columns=["object", "privilege", "why", "check"])
 
 
@@ -106,6 +115,15 @@ def show_verdict(rb) -> None:
         display.show_html(display.table_html(exposed, max_rows=100))
 
 
+def show_record(rb) -> None:
+    """The recorded metrics as a table (name, value), never a raw dict."""
+    import pandas as pd  # noqa: PLC0415
+
+    metrics = record(rb)
+    display.show_html(display.table_html(pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())}),
+                                         max_rows=len(metrics) + 1))
+
+
 def record(rb) -> dict:
     """Counts by severity and per check into the sidecar's metrics."""
     mine = [f for f in rb.findings if f.check.startswith("security.")]
@@ -121,16 +139,60 @@ def record(rb) -> dict:
     return out
 
 
+# Checks that share one DataFrame (every policy; every queue table; materialized views with foreign tables): each
+# section shows only the rows behind its own findings.
+_POLICY_ROWS = {
+    "security.policy_rls_disabled": lambda df: df[~df["rls_enabled"].astype(bool)],
+    "security.policy_always_true": lambda df: df.loc[[p["row"].Index for p in always_true_policies(df)]],
+    "security.rls_initplan": lambda df: df[[bool(on) and bool(per_row_calls(u) or per_row_calls(c))
+                                            for on, u, c in zip(df["rls_enabled"], df["using_expr"], df["check_expr"])]],
+    "security.rls_user_metadata": lambda df: df[[bool(USER_METADATA.search(f"{u or ''} {c or ''}"))
+                                                 for u, c in zip(df["using_expr"], df["check_expr"])]],
+    "security.multiple_permissive_policies": lambda df: df[df["permissive"].astype(bool)],
+}
+_NAME_COLUMNS = ("table_name", "view_name", "relation_name", "object_name", "function_name")
+_GRAPHQL_ROLE = {"security.graphql_anon_exposed": "anon", "security.graphql_authenticated_exposed": "authenticated"}
+SHARED = {*_POLICY_ROWS, *_GRAPHQL_ROLE, "security.materialized_view_in_api", "security.foreign_table_in_api"}
+
+
+def section_rows(cid: str, df, findings):
+    """The rows of `df` behind this check's findings: none when it found nothing."""
+    objects = {o for f in findings if f.severity is not Severity.OK and not f.skipped for o in f.objects}
+    if df is None or not hasattr(df, "columns") or not objects:
+        return None if df is None or not hasattr(df, "columns") else df.iloc[:0]
+    if cid in _POLICY_ROWS:
+        df = _POLICY_ROWS[cid](df)
+    if cid in _GRAPHQL_ROLE:
+        df = df[df["role_name"] == _GRAPHQL_ROLE[cid]]
+    name = next((c for c in _NAME_COLUMNS if c in df.columns), None)
+    if "schema_name" in df.columns and name:
+        df = df[[f"{s}.{n}" in objects for s, n in zip(df["schema_name"], df[name])]]
+    return df
+
+
 def sections(rb, *check_ids: str, columns: dict[str, list[str]] | None = None) -> None:
-    """Each check's findings and rows; a Supabase check not run on plain PostgreSQL says it does not apply."""
+    """Each check's findings, then the rows behind them (never the same shared table twice); a Supabase check not
+    run on plain PostgreSQL says it does not apply."""
     scope = rb.data("security.scope")
     plain = scope is not None and not scope.attrs["scope"].supabase
     for cid in check_ids:
+        r = rb.results.get(cid)
         if plain and cid in SUPABASE_CHECKS:
             display.show_html(f'<p class="ob-muted">{display.esc(cid)}: does not apply (no anon/authenticated '
                               "roles: not a Supabase database).</p>")
+        elif r is None or cid not in SHARED:
+            rb.section(cid, columns=(columns or {}).get(cid))  # its own rows (or why it was not run)
         else:
-            rb.section(cid, columns=(columns or {}).get(cid))
+            markup = display.findings_html(r.findings)
+            rows = section_rows(cid, r.data, r.findings)
+            if rows is not None and len(rows):
+                markup += display.table_html(rows, max_rows=25, columns=(columns or {}).get(cid))
+            display.show_html(markup)
+
+
+def compared_with_advisor(rb):
+    """One row per splinter lint id: the advisor's level and what this run found, to match the dashboard."""
+    return advisor.comparison(rb.findings, set(rb.results))
 
 
 def fixes(rb):

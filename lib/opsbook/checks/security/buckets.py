@@ -13,7 +13,7 @@ JUDGED_FROM_TEXT = ("Judged from the policies' text and the catalogue; opsbook n
                     "would run with its privileges.")
 # A policy that depends on who asks cannot let an anonymous client list everything.
 _USER_DEPENDENT = re.compile(r"auth\.|\buid\(\)|current_setting|current_user|session_user|\bowner\b|owner_id|"
-                             r"foldername|jwt", re.I)
+                             r"jwt", re.I)
 _BUCKET_REF = re.compile(r"bucket_id", re.I)
 _PUBLIC_SUBQUERY = re.compile(r"select\b.*\bbuckets\b.*\bpublic\b", re.I | re.S)
 
@@ -29,6 +29,34 @@ def policy_lists(using_expr, bucket_id: str) -> bool:
         return True  # constant true, or a condition that never looks at the bucket
     literal = "'" + bucket_id.replace("'", "''") + "'"
     return literal in text or bool(_PUBLIC_SUBQUERY.search(text))
+
+
+# A condition that keeps listing to one folder, as pg_get_expr writes it: name LIKE 'public/%' (~~),
+# starts_with(name, 'public/'), name ^@ 'public/', (storage.foldername(name))[1] = 'public'.
+_LIKE = re.compile(r"\bname\s+~~\s+'((?:[^'%_\\]|'')*)%'", re.I)
+_STARTS = re.compile(r"(?:starts_with\(\s*name\s*,\s*|\bname\s+\^@\s+)'((?:[^']|'')+)'", re.I)
+_FOLDER = re.compile(r"foldername\(name\)\)\[1\]\s*=\s*'((?:[^']|'')+)'", re.I)
+
+
+def listing_prefix(using_expr) -> str | None:
+    """The name prefix a listing policy keeps clients to ('public/'), or None when it keeps them to none (no such
+    condition, or one OR-ed with others: then it is not a limit)."""
+    if using_expr is None or using_expr != using_expr or re.search(r"\bOR\b", str(using_expr), re.I):
+        return None
+    text = str(using_expr)
+    for pattern, suffix in ((_LIKE, ""), (_STARTS, ""), (_FOLDER, "/")):
+        m = pattern.search(text)
+        if m and m.group(1):
+            return m.group(1).replace("''", "'") + suffix
+    return None
+
+
+def listing_scope(using_exprs) -> str:
+    """'every object', or which prefixes, for the policies that let a role list a bucket."""
+    prefixes = [listing_prefix(e) for e in using_exprs]
+    if not prefixes or None in prefixes:
+        return "every object"
+    return "objects under " + ", ".join(sorted(set(prefixes)))
 
 
 def bucket_listing(ctx: CheckContext):
@@ -48,15 +76,17 @@ def bucket_listing(ctx: CheckContext):
     policies = ctx.db.fetch("security/storage_policies")
     rows = []
     for b in buckets.itertuples():
-        broad = [p.policy_name for p in policies.itertuples()
+        broad = [p for p in policies.itertuples()
                  if set(p.roles) & {"public", "anon"} and policy_lists(p.using_expr, b.bucket_id)]
-        signed_in = [p.policy_name for p in policies.itertuples()
-                     if "authenticated" in p.roles and policy_lists(p.using_expr, b.bucket_id)]
+        signed_in = [p for p in policies.itertuples()
+                     if set(p.roles) & {"public", "authenticated"} and policy_lists(p.using_expr, b.bucket_id)]
         rows.append({"bucket_id": b.bucket_id, "bucket_name": b.bucket_name, "objects_seen": b.objects_seen,
-                     "anon_can_list": bool(broad), "broad_policies": ", ".join(broad),
-                     "signed_in_policies": ", ".join(signed_in)})
+                     "anon_can_list": bool(broad), "broad_policies": ", ".join(p.policy_name for p in broad),
+                     "anon_scope": listing_scope([p.using_expr for p in broad]) if broad else "",
+                     "signed_in_policies": ", ".join(p.policy_name for p in signed_in),
+                     "signed_in_scope": listing_scope([p.using_expr for p in signed_in]) if signed_in else ""})
     df = pd.DataFrame(rows, columns=["bucket_id", "bucket_name", "objects_seen", "anon_can_list", "broad_policies",
-                                     "signed_in_policies"])
+                                     "anon_scope", "signed_in_policies", "signed_in_scope"])
     df.attrs["note"] = JUDGED_FROM_TEXT
     return df
 
@@ -66,9 +96,9 @@ def judge_bucket_listing(df) -> list[Finding]:
     out = []
     for r in df.itertuples():
         if r.anon_can_list:
-            how = f"policies {r.broad_policies} let anyone read every row"
+            how = f"policies {r.broad_policies} let anyone read {r.anon_scope}"
             out.append(Finding("security.bucket_listing", Severity.WARNING,
-                               f"public bucket {r.bucket_id}: anon can list every object",
+                               f"public bucket {r.bucket_id}: anon can list {r.anon_scope}",
                                detail=f"Public buckets serve files by URL without any policy; a broad SELECT policy "
                                       f"on storage.objects also lets clients enumerate them ({how}). "
                                       f"{note}".strip(),
@@ -78,17 +108,23 @@ def judge_bucket_listing(df) -> list[Finding]:
                                            f"narrow it: USING (bucket_id = '{r.bucket_id}' AND owner = "
                                            "(SELECT auth.uid()))"))
         elif r.signed_in_policies:
-            out.append(Finding("security.bucket_listing", Severity.INFO,
-                               f"public bucket {r.bucket_id}: any signed-in user can list every object",
-                               detail=f"Policies {r.signed_in_policies} (authenticated) do not depend on the user; "
-                                      "anyone can sign up. " + note, objects=[f"bucket:{r.bucket_id}"]))
+            # splinter 0025's level (WARN): with open sign-up, `authenticated` is anyone with an email address
+            out.append(Finding("security.bucket_listing", Severity.WARNING,
+                               f"public bucket {r.bucket_id}: any signed-in user can list {r.signed_in_scope}",
+                               detail=f"Policies {r.signed_in_policies} (authenticated) do not depend on the user, "
+                                      "and anyone can sign up; public URLs do not need them. " + note,
+                               objects=[f"bucket:{r.bucket_id}"],
+                               remediation="DROP POLICY ... ON storage.objects;  -- the broad SELECT policy "
+                                           f"({r.signed_in_policies}); or narrow it: USING (bucket_id = "
+                                           f"'{r.bucket_id}' AND owner = (SELECT auth.uid()))"))
     return out or [Finding("security.bucket_listing", Severity.OK,
                            f"no public bucket anon can list ({len(df)} public)", detail=note)]
 
 
 BUCKET_LISTING = register(Check(
     id="security.bucket_listing",
-    description="Public Storage buckets whose objects anon can list, judged from the storage.objects policies' "
-                "text, subqueries included (splinter 0025); no policy is ever run with opsbook's privileges.",
+    description="Public Storage buckets whose objects anon or any signed-in user can list, and under which "
+                "prefix, judged from the storage.objects policies' text, subqueries included (splinter 0025, WARN); "
+                "no policy is ever run with opsbook's privileges.",
     data=bucket_listing, judge=judge_bucket_listing,
     queries=("security/public_buckets", "security/storage_policies"), runbooks=("security-audit",)))

@@ -37,9 +37,23 @@ def auth_users_exposed(ctx: CheckContext):
 def judge_auth_users_exposed(df) -> list[Finding]:
     out = []
     for r in _readers(df).itertuples():
-        if r.security_invoker and not r.auth_users_readers:
-            continue  # runs with the caller's rights, and the caller cannot read auth.users
         name = f"{r.schema_name}.{r.view_name}"
+        blocked = [x for x in r.readers.split(", ") if x not in (r.auth_users_readers or "").split(", ")]
+        if r.security_invoker and blocked == r.readers.split(", "):
+            # splinter 0002 says ERROR; nothing is readable through it today, so a warning, with the grant that
+            # would make it the ERROR
+            out.append(Finding(
+                "security.auth_users_exposed", Severity.WARNING,
+                f"view {name} over auth.users is granted to {r.readers}, one grant away from exposing it",
+                detail=f"It runs with the caller's rights (security_invoker) and {', '.join(blocked)} may not read "
+                       "auth.users, so a request through it fails today (permission denied for table users). A "
+                       f"GRANT SELECT ON auth.users TO {blocked[0]} (or a column grant) would publish every user's "
+                       "email and phone through it. Supabase's advisor reports it as ERROR (0002); opsbook says "
+                       "warning because nothing is readable through it yet.",
+                objects=[name],
+                remediation=f"REVOKE SELECT ON {q(r.schema_name, r.view_name)} FROM anon, authenticated;  -- or "
+                            "move it to a schema the API does not serve"))
+            continue
         out.append(Finding("security.auth_users_exposed", Severity.CRITICAL,
                            f"{r.kind} {name} exposes auth.users to {r.readers}",
                            detail="auth.users holds every user's email, phone and sign-in metadata; through this "
@@ -53,7 +67,8 @@ def judge_auth_users_exposed(df) -> list[Finding]:
 AUTH_USERS_EXPOSED = register(Check(
     id="security.auth_users_exposed",
     description="Views and materialized views in the API-exposed schemas built on auth.users that anon or "
-                "authenticated may read (splinter 0002).",
+                "authenticated may read (splinter 0002, ERROR): critical; a security_invoker view whose readers "
+                "may not read auth.users is a warning (nothing is readable through it until auth.users is granted).",
     data=auth_users_exposed, judge=judge_auth_users_exposed, queries=("security/auth_users_exposed",),
     runbooks=RUNBOOKS))
 

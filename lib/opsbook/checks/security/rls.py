@@ -6,7 +6,7 @@ import re
 
 from ...core.findings import Finding, Severity
 from ..registry import Check, CheckContext, register
-from .scope import params, require_api_roles, scope
+from .scope import POLICY_EXCLUDED, TABLE_EXCLUDED, params, require_api_roles, scope
 
 RUNBOOKS = ("security-audit",)
 WRITES = ("INSERT", "UPDATE", "DELETE")
@@ -24,7 +24,8 @@ def expr_text(expr) -> str:
 
 
 def _policies(ctx: CheckContext):
-    return ctx.db.fetch("security/policies", **params(scope(ctx)))
+    """Every policy users wrote: realtime.messages and storage.objects included, extension schemas left out."""
+    return ctx.db.fetch("security/policies", excluded_schemas=POLICY_EXCLUDED, **params(scope(ctx)))
 
 
 def _policy_ref(r) -> str:
@@ -63,7 +64,7 @@ RLS_DISABLED = register(Check(
 
 # ---------------------------------------------------------------- security.rls_no_policy
 def rls_no_policy(ctx: CheckContext):
-    return ctx.db.fetch("security/rls_no_policy", **params(scope(ctx)))
+    return ctx.db.fetch("security/rls_no_policy", excluded_schemas=TABLE_EXCLUDED, **params(scope(ctx)))
 
 
 def judge_rls_no_policy(df) -> list[Finding]:
@@ -260,7 +261,7 @@ RLS_INITPLAN = register(Check(
 
 
 # ---------------------------------------------------------------- security.rls_user_metadata
-_METADATA = re.compile(r"user_metadata|raw_user_meta_data", re.I)
+USER_METADATA = re.compile(r"user_metadata|raw_user_meta_data", re.I)
 
 
 def rls_user_metadata(ctx: CheckContext):
@@ -272,7 +273,7 @@ def judge_rls_user_metadata(df) -> list[Finding]:
     out = []
     for r in df.itertuples():
         text = f"{r.using_expr or ''} {r.check_expr or ''}"
-        if not _METADATA.search(text):
+        if not USER_METADATA.search(text):
             continue
         out.append(Finding("security.rls_user_metadata", Severity.CRITICAL,
                            f"{_policy_ref(r)} trusts user_metadata",

@@ -5,15 +5,29 @@ from dataclasses import dataclass, field
 
 from ...core.errors import SkipCheck
 from ...core.findings import Finding, Severity
+from ...database.session import EXCLUDED_SCHEMAS
 from ..registry import Check, CheckContext, register
 
 API_ROLES = ("anon", "authenticated")
+# Schemas that extensions own (their tables are the extension's, not the user's): splinter leaves the same out of its
+# table lints (0008, 0026, 0027). The one list the security checks add to the platform's (database/session.py).
+EXTENSION_SCHEMAS = ("pgmq", "pgroonga", "repack", "tiger", "topology", "_timescaledb_cache", "_timescaledb_catalog",
+                     "_timescaledb_config", "_timescaledb_internal")
+# Platform schemas where users write the policies themselves (storage.objects, realtime.messages): splinter 0003
+# reads every schema's policies, so realtime.messages is kept on purpose; the policy checks read them too.
+USER_POLICY_SCHEMAS = ("storage", "realtime")
+# Tables: system, platform and extension schemas left out (rls_no_policy, GraphQL exposure, reg* columns).
+TABLE_EXCLUDED = [*EXCLUDED_SCHEMAS, *EXTENSION_SCHEMAS]
+# Policies: the same, but the platform schemas users write policies in are kept.
+POLICY_EXCLUDED = [s for s in TABLE_EXCLUDED if s not in USER_POLICY_SCHEMAS]
 # The checks that need Supabase's API roles (they ask what anon/authenticated can do); on plain PostgreSQL the
 # scope check says once that they do not apply, and the runbook does not run them.
 SUPABASE_CHECKS = ("security.rls_disabled", "security.policy_always_true", "security.rls_user_metadata",
                    "security.auth_users_exposed", "security.security_definer_view",
                    "security.secdef_function_executable", "security.materialized_view_in_api",
-                   "security.foreign_table_in_api", "security.sensitive_columns_exposed", "security.bucket_listing")
+                   "security.foreign_table_in_api", "security.sensitive_columns_exposed", "security.bucket_listing",
+                   "security.queue_exposed", "security.graphql_anon_exposed",
+                   "security.graphql_authenticated_exposed")
 
 
 @dataclass
@@ -30,6 +44,8 @@ class Scope:
     missing_schemas: list[str] = field(default_factory=list)
     can_read_auth_users: bool = True
     can_read_storage_tables: bool = True
+    empty_settings: list[str] = field(default_factory=list)  # pgrst.db_schemas set to '' (not the same as unset)
+    present_schemas: frozenset = frozenset()  # every schema of the database, from pg_namespace
 
     @property
     def supabase(self) -> bool:
@@ -37,7 +53,8 @@ class Scope:
 
     def describe(self) -> str:
         where = ", ".join(self.api_schemas) or "none"
-        return f"API-exposed schemas: {where}; from {self.source}"
+        empty = "".join(f"; {e} is set but empty" for e in self.empty_settings if e not in self.source)
+        return f"API-exposed schemas: {where}; from {self.source}{empty}"
 
 
 def _split(value) -> list[str]:
@@ -55,14 +72,21 @@ def scope(ctx: CheckContext) -> Scope:
     r = ctx.db.fetch("security/scope").iloc[0]
     override = _split(ctx.params.get("api_schemas"))
     configured = _split(ctx.target.extra.get("api_schemas")) if ctx.target is not None else []
+    # NULL is unset; '' is a setting that names no schema (splinter then sees nothing exposed): said, not hidden
+    empty = [name for name, value in (("the pgrst.db_schemas setting", r["session_db_schemas"]),
+                                      ("pgrst.db_schemas on role authenticator", r["authenticator_db_schemas"]))
+             if value is not None and not _split(value)]
     if override:
         schemas, source = override, "the runbook's api_schemas parameter"
-    elif r["session_db_schemas"]:
+    elif _split(r["session_db_schemas"]):
         schemas, source = _split(r["session_db_schemas"]), "the pgrst.db_schemas setting"
-    elif r["authenticator_db_schemas"]:
+    elif _split(r["authenticator_db_schemas"]):
         schemas, source = _split(r["authenticator_db_schemas"]), "pgrst.db_schemas set on role authenticator"
     elif configured:
         schemas, source = configured, f"api_schemas of target {ctx.target.name!r} in opsbook.toml"
+    elif empty:
+        schemas, source = ["public"], (f"the default, public: {' and '.join(empty)} is set but empty, naming no "
+                                       "schema (splinter then sees none exposed), and no api_schemas in opsbook.toml")
     else:
         schemas, source = ["public"], "the default, public: no pgrst.db_schemas setting and no api_schemas in opsbook.toml"
     existing = set(r["schemas"])
@@ -71,7 +95,8 @@ def scope(ctx: CheckContext) -> Scope:
               current_user=str(r["current_user_name"]), is_superuser=bool(r["is_superuser"]),
               missing_schemas=[x for x in schemas if x not in existing],
               can_read_auth_users=bool(r["can_read_auth_users"]),
-              can_read_storage_tables=bool(r["can_read_storage_tables"]))
+              can_read_storage_tables=bool(r["can_read_storage_tables"]), empty_settings=empty,
+              present_schemas=frozenset(existing))
     try:
         ctx.db._security_scope = s
     except AttributeError:  # pragma: no cover - a session type without attributes: compute again next time

@@ -1,4 +1,5 @@
--- Every row-level security policy outside the system and platform schemas, with its table's RLS switch, command,
+-- Every row-level security policy outside the schemas in :excluded_schemas (the checks keep realtime and storage,
+-- whose policies users write), with its table's RLS switch, command,
 -- roles ('public' for PUBLIC) and expressions; PostgreSQL 13+.
 SELECT n.nspname::text AS schema_name, c.relname::text AS table_name, c.relrowsecurity AS rls_enabled,
        p.polname::text AS policy_name, p.polpermissive AS permissive,

@@ -17,7 +17,7 @@ SELECT ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname IN ('anon', 'authe
        coalesce((SELECT bool_and(readable) FROM platform WHERE schema_name = 'auth'), false) AS can_read_auth_users,
        coalesce((SELECT bool_and(readable) FROM platform WHERE schema_name = 'storage'), false)
          AS can_read_storage_tables,
-       nullif(current_setting('pgrst.db_schemas', true), '') AS session_db_schemas,
+       current_setting('pgrst.db_schemas', true) AS session_db_schemas,
        (SELECT substr(cfg, length('pgrst.db_schemas=') + 1)
           FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole, unnest(s.setconfig) AS cfg
          WHERE r.rolname = 'authenticator' AND cfg LIKE 'pgrst.db\_schemas=%'
