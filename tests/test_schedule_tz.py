@@ -186,7 +186,9 @@ def test_monthly_health_from_sydney_reports_january_under_faketime(tmp_path, db)
     (sidecar,) = (tmp_path / "reports").glob("2027-01-31/monthly-health--test--*.json")
     html = sidecar.with_suffix(".html").read_text()
     assert "January 2027" in html and "In December 2026" not in html  # before: the month before Jan 31 in UTC
-    assert json.loads(sidecar.read_text())["parameters"].get("month") == "2027-01"
+    params = json.loads(sidecar.read_text())["parameters"]
+    assert params.get("month") == "2027-01"
+    assert params.get("timezone") == "Australia/Sydney", "the month's days are counted on the schedule's clock"
 
 
 @pytest.mark.skipif(shutil.which("faketime") is None, reason="needs faketime (apt-get install faketime)")

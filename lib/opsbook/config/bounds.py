@@ -174,6 +174,20 @@ def _time(name: str, value: Any, _ctx: dict[str, Any]) -> None:
     parse_when(str(value), name=name)
 
 
+def _timezone(name: str, value: Any, _ctx: dict[str, Any]) -> None:
+    """An IANA time zone name (Europe/Berlin), or empty for UTC."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: PLC0415
+
+    text = str(value)
+    if not text:
+        return
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ParameterError(f"{name} must be an IANA time zone such as Europe/Berlin, or empty for UTC, "
+                             f"got {_shown(value)}") from None
+
+
 def _plan(name: str, value: Any, ctx: dict[str, Any]) -> None:
     known = list(_prices(ctx).plans())
     if value not in known:
@@ -196,7 +210,7 @@ def _prices(ctx: dict[str, Any]):
 KINDS: dict[str, Callable[[str, Any, dict[str, Any]], None]] = {
     "file": _file, "dir": _dir, "existing": _existing, "table": _table, "columns": _columns,
     "freshness": _freshness, "plan": _plan, "compute": _compute, "month": _month,
-    "time": _time,
+    "time": _time, "timezone": _timezone,
 }
 
 

@@ -217,12 +217,16 @@ def _run_claims(config, store: JobStore, s: Schedule, claims: list[Claim], outpu
 def parameters(s: Schedule, slot: dt.datetime) -> dict[str, Any]:
     """The schedule's parameters, and for a runbook with a `month` parameter the schedule does not set, the month
     the slot reports on in the schedule's time zone (the runbook's own default would be the month before the run
-    in UTC)."""
+    in UTC), and for one with a `timezone` parameter, the schedule's zone."""
     from ..run.runner import describe  # noqa: PLC0415
 
-    if "month" not in s.parameters and any(p.name == "month" for p in describe(s.runbook)):
-        return {**s.parameters, "month": s.month_of(slot)}
-    return dict(s.parameters)
+    declared = {p.name for p in describe(s.runbook)}
+    out = dict(s.parameters)
+    if "month" not in out and "month" in declared:
+        out["month"] = s.month_of(slot)
+    if "timezone" not in out and "timezone" in declared:
+        out["timezone"] = s.timezone  # the month's boundaries on the schedule's clock
+    return out
 
 
 def _cli_value(v: Any) -> str:
