@@ -219,8 +219,8 @@ def demo_database(demo_server):
 
     The first build always meets what a killed earlier build leaves behind (an abandoned staging database and a
     `demo` from an older builder version) and two callers at once, so tests/test_demo.py can check both."""
-    from opsbook.demo import ensure_demo_database
-    from opsbook.demo.build import MARKER, STAGING, read_marker
+    from opsbook.database.demo import ensure_demo_database
+    from opsbook.database.demo.build import MARKER, STAGING, read_marker
     from opsbook.config.file import DEMO_DATABASE
 
     with psycopg.connect(demo_server.conninfo(), autocommit=True) as admin:

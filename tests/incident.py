@@ -1,5 +1,5 @@
 """The recorded-incident server for the log and post-mortem tests: a real server logging csvlog, jsonlog and
-stderr at once, and one real incident played on it (opsbook.demo.incident)."""
+stderr at once, and one real incident played on it (opsbook.database.demo.incident)."""
 from __future__ import annotations
 
 import os
@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from opsbook.demo.incident import LOG_SETTINGS, Incident, run_incident
+from opsbook.database.demo.incident import LOG_SETTINGS, Incident, run_incident
 from opsbook.database.embedded import EmbeddedServer
 
 MARKER = "opsbook-test-incident-over"

@@ -9,8 +9,8 @@ import pytest
 from opsbook.config.file import DEMO_DATABASE
 from opsbook.config.file import from_dict
 from opsbook.run.context import Runbook
-from opsbook.demo import FRESHNESS, LIVE_PROBLEMS, LIVE_THRESHOLDS, PROBLEMS, ensure_demo_database, live_faults
-from opsbook.demo.build import BUILD_VERSION, MARKER, STAGING, read_marker
+from opsbook.database.demo import FRESHNESS, LIVE_PROBLEMS, LIVE_THRESHOLDS, PROBLEMS, ensure_demo_database, live_faults
+from opsbook.database.demo.build import BUILD_VERSION, MARKER, STAGING, read_marker
 
 pytestmark = pytest.mark.slow  # builds the demo database (20-40 s on two busy cores)
 

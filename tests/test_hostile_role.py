@@ -18,7 +18,7 @@ import pytest
 from conftest import PG15_BIN, _server
 from hostile import HostileDatabase, called_functions
 from opsbook.config.file import from_dict
-from opsbook.demo import ensure_demo_database
+from opsbook.database.demo import ensure_demo_database
 from opsbook.run.runner import run_runbook
 
 pytestmark = pytest.mark.slow

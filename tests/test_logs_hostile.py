@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from opsbook.demo.incident import LOG_SETTINGS
+from opsbook.database.demo.incident import LOG_SETTINGS
 from opsbook.database.embedded import EmbeddedServer
 
 FAKE_PID = 4242

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from opsbook.demo import RECORDED_PROBLEMS
+from opsbook.database.demo import RECORDED_PROBLEMS
 from opsbook.run.runner import run_runbook
 
 pytestmark = pytest.mark.slow

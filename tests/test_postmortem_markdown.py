@@ -69,7 +69,7 @@ def hostile_log(tmp_path_factory):
     (server, conninfo, log file, start, end)."""
     from conftest import _server
     from incident import log_marker, wait_logged
-    from opsbook.demo.incident import LOG_SETTINGS
+    from opsbook.database.demo.incident import LOG_SETTINGS
 
     server = _server(tmp_path_factory, "pm-md", **LOG_SETTINGS)
     try:

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from opsbook.config.file import DEMO_DATABASE, from_dict
-from opsbook.demo import RECORDED_PROBLEMS
+from opsbook.database.demo import RECORDED_PROBLEMS
 from opsbook.database.embedded import EmbeddedServer
 from opsbook.run.runner import run_runbook, runbook_meta
 

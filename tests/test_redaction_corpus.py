@@ -15,7 +15,7 @@ import pytest
 from incident import log_marker, wait_logged
 from opsbook.config.file import Target, from_dict
 from opsbook.database.session import connect
-from opsbook.demo.incident import LOG_SETTINGS
+from opsbook.database.demo.incident import LOG_SETTINGS
 from opsbook.core.redact import MASK, redact_sql
 
 ROLE, MAPPED, SERVER, OTHER, SUB = "ob_red_role", "ob_red_mapped", "ob_red_srv", "ob_red_other", "ob_red_sub"

@@ -14,7 +14,7 @@ from opsbook.checks.security import audit, buckets, rls
 from opsbook.checks.security.roles import judge_ssl
 from opsbook.config.file import from_dict
 from opsbook.run.context import Runbook
-from opsbook.demo import LIVE_PROBLEMS, PROBLEMS
+from opsbook.database.demo import LIVE_PROBLEMS, PROBLEMS
 from opsbook.core.findings import PARTIAL, Severity, gaps
 
 API_ROLES = ("anon", "authenticated", "service_role")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from opsbook.demo import PROBLEMS
+from opsbook.database.demo import PROBLEMS
 from opsbook.run.runner import run_runbook
 
 pytestmark = pytest.mark.slow

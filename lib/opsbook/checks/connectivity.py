@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from ..database.session import NEXT_STEPS, connect
-from ..demo.build import ensure_demo_server
+from ..database.demo.build import ensure_demo_server
 from ..core.errors import ConnectError
 from ..core.findings import TIMED_OUT, Finding, Severity
 from .registry import Check, Threshold, register

@@ -14,9 +14,9 @@ from ..history.replay import replay_history
 from ..recovery import demo_rows  # rows deleted after the dump, for table-recovery
 from ..report.index import index_path
 from ..run.runner import RunResult, run_all, runbook_meta
-from ..demo import LIVE_THRESHOLDS
-from ..demo.build import ensure_demo_database
-from ..demo.live import live_faults
+from ..database.demo import LIVE_THRESHOLDS
+from ..database.demo.build import ensure_demo_database
+from ..database.demo.live import live_faults
 
 LIVE_INCIDENT_AGE_S = 5  # the demo's live faults age this long before incident-triage looks at them
 

@@ -270,7 +270,7 @@ def connect(target: Target, *, read_only: bool = True, statement_timeout_ms: int
     if target.embedded and start_embedded:
         from .embedded import default_server  # noqa: PLC0415
 
-        default_server().start()  # the demo database itself is built by opsbook.demo.build.ensure_demo_server
+        default_server().start()  # the demo database itself is built by opsbook.database.demo.build.ensure_demo_server
     conninfo = conninfo_of(target)
 
     def creator():

@@ -55,7 +55,7 @@ def known_targets(config, names: list[str]) -> None:
     started and its database built, as a runbook on it would."""
     targets = [config.target(name) for name in names]
     if any(t.embedded for t in targets):
-        from ...demo.build import ensure_demo_server  # noqa: PLC0415
+        from ...database.demo.build import ensure_demo_server  # noqa: PLC0415
 
         ensure_demo_server()
 

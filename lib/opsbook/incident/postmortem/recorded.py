@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from ...demo.incident import DEMO_NOTE, DEMO_ROLE, Incident, run_incident
+from ...database.demo.incident import DEMO_NOTE, DEMO_ROLE, Incident, run_incident
 
 __all__ = ["DEMO_NOTE", "PADDING_S", "ensure_recorded", "recorded_between", "save_record"]
 

@@ -1,5 +1,5 @@
 -- Deliberate problems made with plain DDL (the others need their own connection: faults.py). Each is listed,
--- with the check that should find it, in opsbook.demo.PROBLEMS.
+-- with the check that should find it, in opsbook.database.demo.PROBLEMS.
 
 -- indexes.unused: 24 MB on the largest table, for a sync job that was removed; no query uses it.
 CREATE INDEX idx_vehicle_listings_updated_at ON vehicle_listings (updated_at);

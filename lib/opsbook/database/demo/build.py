@@ -11,8 +11,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from ..config.file import DEMO_DATABASE
-from ..core.errors import OpsbookError
+from ...config.file import DEMO_DATABASE
+from ...core.errors import OpsbookError
 from . import faults, workload
 
 # Bump when the schema, data or problems change: a demo built by another version is rebuilt on first use.
@@ -41,7 +41,7 @@ def ensure_demo_database(server=None, *, rebuild: bool = False, progress: Progre
     started = time.perf_counter()
     say = progress or (lambda line: None)
     if server is None:
-        from ..database.embedded import default_server  # noqa: PLC0415 - keep `import opsbook.demo` light
+        from ..embedded import default_server  # noqa: PLC0415 - keep `import opsbook.database.demo` light
 
         server = default_server()
     if server.running_pid() is None:
@@ -177,7 +177,7 @@ def ensure_demo_server():
     JupyterLab against `demo` just works (the first build takes about half a minute; later calls return at once)."""
     import sys  # noqa: PLC0415
 
-    from ..database.embedded import default_server  # noqa: PLC0415
+    from ..embedded import default_server  # noqa: PLC0415
 
     server = default_server()
     server.start()

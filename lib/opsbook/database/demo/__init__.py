@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config.file import DEMO_FRESHNESS
+from ...config.file import DEMO_FRESHNESS
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ __all__ = ["PROBLEMS", "LIVE_PROBLEMS", "RECORDED_PROBLEMS", "LIVE_THRESHOLDS", 
 
 
 def __getattr__(name: str):
-    """The builders need psycopg: imported on first use, so that `from opsbook.demo import PROBLEMS` stays light."""
+    """The builders need psycopg: imported on first use, so that `from opsbook.database.demo import PROBLEMS` stays light."""
     if name == "ensure_demo_database":
         from .build import ensure_demo_database as found  # noqa: PLC0415
     elif name == "live_faults":
