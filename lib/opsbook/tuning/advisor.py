@@ -1,0 +1,201 @@
+"""One tuning run: the costliest statements, their plans on the target and on the shadow, and proven indexes."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..core.errors import OpsbookError, SkipCheck
+from . import catalog, reasons, statement, target_plan
+from .candidates import evaluate, propose
+from .plans import LARGE_ROWS, summarise
+from .shadow import ident, open_shadow, qualified
+
+DEFAULTS = {"top_statements": 20, "max_indexes": 5, "min_gain_pct": 10.0, "min_rows": LARGE_ROWS}
+
+
+@dataclass
+class Tuning:
+    statements: object  # DataFrame: one row per statement looked at
+    indexes: object  # DataFrame: the proposals, best first
+    unhelped: object  # DataFrame: planned statements no index helped, and why
+    skipped: str | None = None  # why nothing could be looked at (no pg_stat_statements, ...)
+    hidden: int = 0  # statements whose text this role could not see
+    own_excluded: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    shadow_gone: bool | None = None
+    shadow_error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def tune(db, params: dict | None = None) -> Tuning:
+    import pandas as pd
+
+    from ..checks.queries import statements as top_statements
+    from ..checks.registry import CheckContext
+
+    p = {**DEFAULTS, **{k: v for k, v in (params or {}).items() if v is not None}}
+    t0, first_timing = time.perf_counter(), len(db.timings)
+    empty = pd.DataFrame()
+    try:
+        df = top_statements(CheckContext(db=db, target=None, params={}), int(p["top_statements"]))
+    except SkipCheck as e:
+        return Tuning(empty, empty, empty, skipped=str(e))
+    if len(df):
+        df = df[~df["query"].map(statement.session_chatter)].reset_index(drop=True)
+    hidden = int(df["hidden"].astype(bool).sum()) if len(df) else 0
+    df = df[~df["hidden"].astype(bool)].reset_index(drop=True) if len(df) else df
+    out = Tuning(df, empty, empty, hidden=hidden, own_excluded=int(df.attrs.get("own_excluded", 0)))
+    rows = df.to_dict("records")
+    for r in rows:
+        r["status"] = statement.refusal(r["query"]) or ""
+        r.update(target_plan="", shadow_cost=None, plan="")
+    plannable = [r for r in rows if not r["status"]]
+    names = set().union(*(statement.names(r["query"]) for r in plannable)) if plannable else set()
+    info = catalog.read(db, names) if names else None
+    if info is not None and len(info["tables"]):
+        try:
+            _with_shadow(db, out, rows, info, p)
+        except (OpsbookError, OSError) as e:  # no server binaries, no disk, a file the account may not write
+            out.shadow_error = f"the shadow cluster could not be built: {' '.join(str(e).split())[:300]}"
+            for r in rows:
+                if not r["status"] and r["shadow_cost"] is None:
+                    r["status"] = "not planned: " + out.shadow_error
+    else:
+        for r in plannable:
+            r["status"] = "names no user table opsbook could read"
+    out.statements = pd.DataFrame(rows, columns=list(df.columns) + ["status", "target_plan", "shadow_cost", "plan"])
+    out.timings["run_s"] = time.perf_counter() - t0
+    out.timings["target_server_ms"] = sum(t.duration_ms for t in db.timings[first_timing:])
+    return out
+
+
+def _with_shadow(db, out: Tuning, rows: list[dict], info: dict, p: dict) -> None:
+    import pandas as pd
+
+    tables = info["tables"]
+    reltuples = {(r.schema_name, r.table_name): float(r.reltuples) for r in tables.itertuples()}
+    never = {(r.schema_name, r.table_name) for r in tables.itertuples() if r.never_analyzed or r.reltuples < 0}
+    cols = info["columns"]
+    columns = {(r.schema_name, r.table_name): set(cols[cols["oid"] == r.oid]["column_name"])
+               for r in tables.itertuples()}
+    existing: dict = {}
+    for ix in info["indexes"].itertuples():
+        key = next(((r.schema_name, r.table_name) for r in tables.itertuples() if r.oid == ix.oid), None)
+        existing.setdefault(key, []).append(list(ix.columns))
+    t0 = time.perf_counter()
+    with open_shadow(info) as shadow:
+        out.timings["shadow_build_s"] = time.perf_counter() - t0
+        planned = {}
+        for r in rows:
+            if r["status"]:
+                continue
+            try:
+                s = summarise(shadow.explain(r["query"]), columns)
+            except Exception as e:  # noqa: BLE001 - the server's refusal is the answer: say it
+                r["status"] = "not planned: " + _why_not(str(e))
+                continue
+            used = {x.relation for x in s.nodes if x.relation} & set(shadow.copied)
+            if not used:
+                r["status"] = "reads no user table"
+                continue
+            r["shadow_cost"], r["plan"] = s.total_cost, s.text()
+            planned[r["queryid"]] = {"text": r["query"], "calls": float(r["calls"]), "summary": s}
+            why = target_plan.refusal(db, used, info)
+            if why:
+                r["target_plan"] = why
+                continue
+            try:
+                ts = summarise(target_plan.explain(db, r["query"], sorted({sc for sc, _ in used})), columns)
+                r["target_plan"] = f"cost {ts.total_cost:,.0f}: " + ts.text(2)
+            except Exception as e:  # noqa: BLE001 - a timeout, a policy (row_security off): said, not fatal
+                r["target_plan"] = "not planned on the target: " + _why_not(str(e))
+        blind = {tuple(t.split(".", 1)) for t in shadow.no_stats}  # default selectivities prove nothing
+        cands = [c for c in propose({q: v["summary"] for q, v in planned.items()}, reltuples, existing,
+                                    float(p["min_rows"]), _distinct(info, reltuples)) if c.table not in blind]
+        t1 = time.perf_counter()
+        kept = evaluate(shadow, cands, planned, columns, max_indexes=int(p["max_indexes"]),
+                        min_gain_pct=float(p["min_gain_pct"]))
+        out.timings["candidates_s"] = time.perf_counter() - t1
+        out.timings["candidates_tried"] = len(cands)
+        out.notes += [f"{s}.{t} not in the shadow: {why}" for (s, t), why in shadow.not_copied.items()]
+        out.notes += [f"{t}: column statistics not readable by this role (SELECT on the table needed)"
+                      for t in shadow.no_stats]
+        if shadow.indexes_skipped:
+            out.notes.append("indexes not copied to the shadow (expressions, predicates or non-built-in operator "
+                             "classes): " + ", ".join(shadow.indexes_skipped[:10]))
+        cluster = shadow.cluster
+    out.shadow_gone = not cluster.directory.exists()
+    taken = set(info["indexes"]["index_name"]) if len(info["indexes"]) else set()
+    droppable: dict = {}  # plain, non-unique indexes: a longer one starting with their columns serves their scans
+    for ix in info["indexes"].itertuples():
+        key = next(((r.schema_name, r.table_name) for r in tables.itertuples() if r.oid == ix.oid), None)
+        if ix.simple and not ix.is_unique:
+            droppable.setdefault(key, []).append((ix.index_name, list(ix.columns)))
+    out.indexes = pd.DataFrame([_proposal_row(i + 1, k, tables, droppable, taken) for i, k in enumerate(kept)],
+                               columns=["rank", "create_sql", "table", "columns", "benefit", "helps",
+                                        "size_bytes_est", "write_note", "makes_redundant"])
+    helped = {q for k in kept for q, _, _ in k.helped}
+    out.unhelped = pd.DataFrame(
+        [{"queryid": q, "calls": v["calls"], "shadow_cost": v["summary"].total_cost,
+          "why": reasons.why_no_index(v["summary"], reltuples, never, float(p["min_gain_pct"])),
+          "query": v["text"][:300]} for q, v in planned.items() if q not in helped],
+        columns=["queryid", "calls", "shadow_cost", "why", "query"])
+
+
+def _distinct(info: dict, reltuples: dict) -> dict:
+    """(table, column) -> estimated distinct values (pg_stats' n_distinct: negative is a fraction of the rows)."""
+    out = {}
+    for s in info["stats"].itertuples() if len(info["stats"]) else []:
+        key = (s.schema_name, s.table_name)
+        nd = float(s.n_distinct)
+        out[(key, s.column_name)] = -nd * max(reltuples.get(key, 0), 0) if nd < 0 else nd
+    return out
+
+
+def _proposal_row(rank: int, k, tables, droppable: dict, taken: set) -> dict:
+    (schema, table), cols, null = k.candidate.table, k.candidate.columns, k.candidate.null_column
+    stem = "_".join([table, *cols] + ([null, "null"] if null else []))[:55]
+    name = f"{stem}_idx"
+    n = 1
+    while name in taken:  # index names are unique per schema: never propose one that exists
+        n += 1
+        name = f"{stem}_idx{n}"
+    taken.add(name)
+    t = tables[(tables["schema_name"] == schema) & (tables["table_name"] == table)].iloc[0]
+    return {"rank": rank,
+            "create_sql": f"CREATE INDEX CONCURRENTLY {ident(name)} ON {qualified(schema, table)} "
+                          f"({', '.join(ident(c) for c in cols)})"
+                          + (f" WHERE {ident(null)} IS NULL" if null else "") + ";",
+            "table": f"{schema}.{table}", "columns": ", ".join(cols) + (f" where {null} is null" if null else ""),
+            "benefit": round(k.benefit, 1),
+            "helps": "; ".join(f"queryid {q}: cost {b:,.0f} -> {a:,.0f}" for q, b, a in k.helped),
+            "size_bytes_est": int(k.pages) * 8192, "write_note": write_note(t),
+            "makes_redundant": ", ".join(f"{schema}.{n} ({', '.join(e)})" for n, e in droppable.get((schema, table), [])
+                                         if not null and len(e) < len(cols) and list(cols[:len(e)]) == list(e))}
+
+
+HEAVY_UPDATE_SHARE = 0.5  # updates at least half of the table's row writes
+
+
+def write_note(t) -> str:
+    """What one more index costs this table's writes: every insert and non-HOT update maintains it, and an update
+    that changes an indexed column can no longer be HOT."""
+    writes = int(t["n_tup_ins"] + t["n_tup_upd"] + t["n_tup_del"])
+    if not writes:
+        return "no writes counted since the statistics reset"
+    upd = int(t["n_tup_upd"])
+    hot = 100.0 * int(t["n_tup_hot_upd"]) / upd if upd else 0.0
+    note = f"{writes:,} rows written ({upd:,} updated, {hot:.0f}% HOT)"
+    if upd >= HEAVY_UPDATE_SHARE * writes and upd:
+        note += ("; heavily updated: if the updates change these columns they stop being HOT and every one "
+                 "writes this index too")
+    return note
+
+
+def _why_not(message: str) -> str:
+    first = " ".join(message.split()).split(" LINE ")[0][:200]
+    if "does not exist" in first:
+        return (first + " in the shadow, which holds only the target's tables and PostgreSQL's own code: the "
+                "statement uses something else (the database's own functions, types or views), so opsbook "
+                "plans it nowhere")
+    return first

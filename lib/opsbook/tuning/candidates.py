@@ -1,0 +1,101 @@
+"""Candidate indexes from the plans' compared columns, tried one by one on the shadow; the best kept, greedily."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .plans import PlanSummary, summarise
+
+MAX_COLUMNS = 3
+NEAR_TIE = 1.02  # benefits within 2% are a tie: the smaller index wins it
+
+
+@dataclass(frozen=True)
+class Candidate:
+    table: tuple[str, str]
+    columns: tuple[str, ...]
+    null_column: str | None = None  # a partial index: WHERE null_column IS NULL
+
+
+@dataclass
+class Proposal:
+    candidate: Candidate
+    pages: int
+    benefit: float  # planned cost saved, summed over the statements' calls
+    helped: list[tuple[str, float, float]] = field(default_factory=list)  # (queryid, cost before, cost after)
+
+
+def propose(summaries: dict[str, PlanSummary], reltuples: dict, existing: dict, min_rows: float,
+            distinct: dict | None = None) -> list[Candidate]:
+    """Per statement and large table: an index on each compared column, and one on all of them (equality columns
+    first, the most distinct first (`distinct`: (table, column) -> distinct values), then IS NULL columns, then one
+    range column), unless an existing index already starts with those columns."""
+    distinct = distinct or {}
+    out: list[Candidate] = []
+    for summary in summaries.values():
+        by_table: dict[tuple[str, str], list] = {}
+        for p in summary.predicates:
+            if reltuples.get(p.table, 0) >= min_rows:
+                by_table.setdefault(p.table, []).append(p)
+        for table, preds in by_table.items():
+            eq = sorted(dict.fromkeys(p.column for p in preds if p.kind == "eq"),
+                        key=lambda c: -distinct.get((table, c), 0))
+            eq += [p.column for p in preds if p.kind == "null" and p.column not in eq]
+            rng = [p.column for p in preds if p.kind == "range" and p.column not in eq]
+            shapes = [(c,) for c in dict.fromkeys(eq + rng)]
+            combined = tuple(dict.fromkeys(eq))[:MAX_COLUMNS - 1] + tuple(rng[:1])
+            if len(combined) > 1:
+                shapes.append(combined)
+            found = [Candidate(table, cols) for cols in shapes]
+            nulls = [p.column for p in preds if p.kind == "null"]
+            rest = tuple(c for c in combined if c != (nulls[0] if nulls else None))
+            if nulls and rest:  # rows waiting for something (read_at IS NULL) are usually few: index only those
+                found.append(Candidate(table, rest, nulls[0]))
+            for c in found:
+                if c not in out and (c.null_column or not _covered(c.columns, existing.get(table, []))):
+                    out.append(c)
+    return out
+
+
+def _covered(cols: tuple[str, ...], existing: list[list[str]]) -> bool:
+    return any(list(e[:len(cols)]) == list(cols) for e in existing)
+
+
+def evaluate(shadow, candidates: list[Candidate], planned: dict[str, dict], columns: dict, *,
+             max_indexes: int, min_gain_pct: float) -> list[Proposal]:
+    """Greedy: each round tries every remaining candidate against the statements that read its table, keeps the
+    one that saves most planned cost weighted by calls (only where the plan uses it and the statement gets at least
+    `min_gain_pct` cheaper), and plans the next round with it in place."""
+    baseline = {q: p["summary"].total_cost for q, p in planned.items()}
+    remaining, kept = list(candidates), []
+    for n in range(max_indexes):
+        best: Proposal | None = None
+        for cand in remaining:
+            trial = _try(shadow, cand, planned, columns, baseline, min_gain_pct)
+            if trial.helped and (best is None or trial.benefit > best.benefit * NEAR_TIE
+                                 or (trial.benefit >= best.benefit / NEAR_TIE and trial.pages < best.pages)):
+                best = trial
+        if best is None:
+            break
+        name = f"opsbook_proposal_{n + 1}"
+        with shadow.with_index(*best.candidate.table, list(best.candidate.columns), name=name, keep=True,
+                               null_column=best.candidate.null_column):
+            pass
+        for qid, _, after in best.helped:
+            baseline[qid] = after
+        kept.append(best)
+        remaining.remove(best.candidate)
+    return kept
+
+
+def _try(shadow, cand: Candidate, planned: dict, columns: dict, baseline: dict, min_gain_pct: float) -> Proposal:
+    result = Proposal(cand, 0, 0.0)
+    affected = [q for q, p in planned.items() if any(x.relation == cand.table for x in p["summary"].nodes)]
+    with shadow.with_index(*cand.table, list(cand.columns), null_column=cand.null_column) as (name, pages):
+        result.pages = pages
+        for qid in affected:
+            after = summarise(shadow.explain(planned[qid]["text"]), columns)
+            before = baseline[qid]
+            if after.uses(name) and after.total_cost <= before * (1 - min_gain_pct / 100):
+                result.helped.append((qid, before, after.total_cost))
+                result.benefit += planned[qid]["calls"] * (before - after.total_cost)
+    return result
