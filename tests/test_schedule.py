@@ -15,6 +15,7 @@ from opsbook.core.errors import ConfigError
 from opsbook.schedule.jobs import JobStore
 from opsbook.schedule.runs import run_due, run_now
 from opsbook.schedule.spec import load_schedules
+from opsbook.schedule.timers import config_id
 from local_servers import http_recorder
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runbooks"
@@ -175,7 +176,7 @@ def test_install_cron_dry_run_and_systemd_units(fixture_runbooks, tmp_path):
     out = subprocess.run([str(OPSBOOK), "--config", str(cfg), "schedule", "install", "--cron", "--dry-run"],
                          capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
-    line = out.stdout.strip()
+    line = out.stdout.splitlines()[0]  # then the history snapshots' line (tests/test_schedule_collect.py)
     assert line.startswith("* * * * * mkdir -p ") and f"{OPSBOOK} --config {cfg} schedule run-due" in line
     assert line.endswith("remove with `opsbook schedule uninstall`)") and "# opsbook schedule run-due" in line
     # the line works on a fresh machine: cron hands everything after the five fields to sh, in a bare environment,
@@ -189,15 +190,16 @@ def test_install_cron_dry_run_and_systemd_units(fixture_runbooks, tmp_path):
                          capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     units = tmp_path / "xdg" / "systemd" / "user"
-    service, timer = (units / "opsbook-schedule.service").read_text(), (units / "opsbook-schedule.timer").read_text()
+    name = f"opsbook-schedule-{config_id(cfg)}"
+    service, timer = (units / f"{name}.service").read_text(), (units / f"{name}.timer").read_text()
     assert f"ExecStart={OPSBOOK} --config {cfg} schedule run-due" in service and "Type=oneshot" in service
     assert "OnCalendar=*-*-* *:*:00" in timer and "Persistent=true" in timer
     again = subprocess.run([str(OPSBOOK), "--config", str(cfg), "schedule", "install", "--systemd", "--user"],
                            capture_output=True, text=True, env=env)
-    assert again.returncode == 0 and sorted(p.name for p in units.iterdir()) == ["opsbook-schedule.service",
-                                                                                  "opsbook-schedule.timer"]
-    gone = subprocess.run([str(OPSBOOK), "schedule", "uninstall", "--systemd", "--user"], capture_output=True,
-                          text=True, env=env)
+    assert again.returncode == 0 and sorted(p.name for p in units.iterdir() if "schedule" in p.name) == [
+        f"{name}.service", f"{name}.timer"]
+    gone = subprocess.run([str(OPSBOOK), "--config", str(cfg), "schedule", "uninstall", "--systemd", "--user"],
+                          capture_output=True, text=True, env=env)
     assert gone.returncode == 0 and list(units.iterdir()) == []
 
 

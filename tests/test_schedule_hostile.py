@@ -16,6 +16,7 @@ from opsbook.config.file import from_dict
 from opsbook.schedule.install import MARKER
 from opsbook.schedule.jobs import JobStore, job_runs
 from opsbook.schedule.runs import run_due
+from opsbook.schedule.timers import config_id
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runbooks"
 OPSBOOK = Path(sys.executable).parent / "opsbook"
@@ -178,7 +179,8 @@ def test_systemd_units_escape_percent_dollar_quotes_and_backslashes(cron, tmp_pa
     out = opsbook({**env, "HOME": str(home)}, "schedule", "install", "--systemd", "--user", config=cfg)
     assert out.returncode == 0, out.stderr
     units = tmp_path / "xdg" / "systemd" / "user"
-    service = (units / "opsbook-schedule.service").read_text()
+    name = f"opsbook-schedule-{config_id(cfg)}"
+    service = (units / f"{name}.service").read_text()
     (exec_start,) = [line[len("ExecStart="):] for line in service.splitlines() if line.startswith("ExecStart=")]
     assert systemd_words(exec_start) == [str(OPSBOOK), "--config", str(cfg), "schedule", "run-due"]
     (environment,) = [line[len("Environment="):] for line in service.splitlines()
@@ -187,7 +189,7 @@ def test_systemd_units_escape_percent_dollar_quotes_and_backslashes(cron, tmp_pa
     assert environment == '"HOME=' + str(home).replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
     if shutil.which("systemd-analyze"):
         verify = subprocess.run(["systemd-analyze", "verify", "--man=no", "--generators=no",
-                                 str(units / "opsbook-schedule.service"), str(units / "opsbook-schedule.timer")],
+                                 str(units / f"{name}.service"), str(units / f"{name}.timer")],
                                 capture_output=True, text=True, timeout=60)
         assert verify.returncode == 0, verify.stderr  # an unescaped %Z is "Failed to resolve unit specifiers"
 
@@ -237,15 +239,16 @@ def test_systemd_uninstall_removes_units_leftovers_and_the_enable_link(cron, tmp
     assert opsbook(env, "schedule", "install", "--systemd", "--user", config=cfg).returncode == 0
     units = tmp_path / "xdg" / "systemd" / "user"
     # what `systemctl --user enable` adds, and a temporary file an interrupted install left
+    name = f"opsbook-schedule-{config_id(cfg)}"
     (units / "timers.target.wants").mkdir()
-    (units / "timers.target.wants" / "opsbook-schedule.timer").symlink_to(units / "opsbook-schedule.timer")
-    (units / ".opsbook-schedule.service.tmp").write_text("[Service]\n")
+    (units / "timers.target.wants" / f"{name}.timer").symlink_to(units / f"{name}.timer")
+    (units / f".{name}.service.123.tmp").write_text("[Service]\n")
     (units / "other.service").write_text("[Service]\nExecStart=/bin/true\n")
-    out = opsbook(env, "schedule", "uninstall", "--systemd", "--user")
+    out = opsbook(env, "schedule", "uninstall", "--systemd", "--user", config=cfg)
     assert out.returncode == 0, out.stderr
     left = sorted(p.relative_to(units).as_posix() for p in units.rglob("*"))
     assert left == ["other.service", "timers.target.wants"], left
-    assert "no opsbook units" in opsbook(env, "schedule", "uninstall", "--systemd", "--user").stdout
+    assert "no opsbook units" in opsbook(env, "schedule", "uninstall", "--systemd", "--user", config=cfg).stdout
 
 
 # ------------------------------------------------------------------------------------------ job rows

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from local_servers import http_recorder
+from opsbook.schedule.timers import config_id
 from test_schedule_hostile import FAKE_CRONTAB, cron_command
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runbooks"
@@ -93,7 +94,7 @@ def test_the_installed_cron_line_run_as_cron_delivers_the_webhook(box, tmp_path,
         assert out.returncode == 0, out.stderr
         assert hook.url not in out.stdout + out.stderr, "the secret is never printed"
         line = installed_line(table)
-        envfile = tmp_path / "xdg" / "opsbook" / "schedule-cron.env"
+        envfile = tmp_path / "xdg" / "opsbook" / f"schedule-cron-{config_id(cfg)}.env"
         if how == "url_env":
             assert f". {envfile} 2>> " in line and "set -a" in line and hook.url not in line
             assert mode(envfile) == 0o600 and mode(envfile.parent) == 0o700
@@ -117,12 +118,11 @@ def test_systemd_unit_reads_the_env_file(box, tmp_path, db):
     assert out.returncode == 0, out.stderr
     assert "hooks.example.com" not in out.stdout + out.stderr and VAR in out.stdout  # named, never shown
     units = tmp_path / "xdg" / "systemd" / "user"
-    envfile = tmp_path / "xdg" / "opsbook" / "schedule-systemd.env"
-    service = (units / "opsbook-schedule.service").read_text()
+    envfile = tmp_path / "xdg" / "opsbook" / f"schedule-systemd-{config_id(cfg)}.env"
+    service = (units / f"opsbook-schedule-{config_id(cfg)}.service").read_text()
     assert f"EnvironmentFile={envfile}\n" in service
     assert mode(envfile) == 0o600 and f'{VAR}="https://hooks.example.com/T0/B0/secret"' in envfile.read_text()
-    gone = subprocess.run([str(OPSBOOK), "schedule", "uninstall", "--systemd", "--user"], capture_output=True,
-                          text=True, env=env)
+    gone = opsbook(env, cfg, "schedule", "uninstall", "--systemd", "--user")
     assert gone.returncode == 0 and not envfile.exists() and list(units.iterdir()) == []
 
 
@@ -134,8 +134,8 @@ def test_systemd_analyze_verify_accepts_the_unit_with_its_env_file(box, tmp_path
     assert opsbook({**env, VAR: "http://127.0.0.1:9/x"}, cfg, "schedule", "install", "--systemd", "--user"
                    ).returncode == 0
     units = tmp_path / "xdg" / "systemd" / "user"
-    out = subprocess.run(["systemd-analyze", "verify", "--man=no", str(units / "opsbook-schedule.service"),
-                          str(units / "opsbook-schedule.timer")], capture_output=True, text=True, env=env, timeout=60)
+    out = subprocess.run(["systemd-analyze", "verify", "--man=no", *map(str, sorted(units.iterdir()))],
+                         capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "EnvironmentFile" not in out.stderr, out.stderr
 

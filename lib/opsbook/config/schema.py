@@ -109,7 +109,9 @@ TARGET: dict[str, Key] = {
 
 SECTIONS: dict[str, dict[str, Key] | str] = {
     "targets": "tables",
-    "history": {"url": Key("str", help="SQLAlchemy URL of the snapshot store")},
+    "history": {"url": Key("str", help="SQLAlchemy URL of the snapshot store"),
+                "snapshot_every": Key("str", help="how often the installed timer snapshots (opsbook.schedule.timers)"),
+                "watch_every": Key("str", help="set: the installed timer runs `opsbook watch` at this interval")},
     "reports": {"dir": Key("str", path=True, help="where reports are written")},
     "thresholds": "tables",
     "pricing": "table",  # checked by opsbook.config.pricing when a price list is loaded

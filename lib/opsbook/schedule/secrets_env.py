@@ -1,9 +1,10 @@
-"""The env file `schedule install` writes for a timer: the notifiers' `*_env` variables, taken from the installing
-shell, in a file of mode 0600 that the crontab line sources and a systemd service reads (`EnvironmentFile=`).
+"""The env file `schedule install` writes for a timer: the notifiers' `*_env` variables and the targets' `dsn_env`,
+taken from the installing shell, in a file of mode 0600 (one per configuration) that the crontab lines source and
+the systemd services read (`EnvironmentFile=`).
 
 One format serves both readers: `NAME="value"` with `\\`, `"`, `$` and `` ` `` escaped by a backslash, which sh
-(after `set -a`) and systemd's EnvironmentFile parser read the same. Only what the schedules' notifiers name goes
-in; a value is never printed (errors name the variable).
+(after `set -a`) and systemd's EnvironmentFile parser read the same. Only what the schedules' notifiers and the
+configuration's targets name goes in; a value is never printed (errors name the variable).
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ class EnvFile:
     values: dict[str, str] = field(default_factory=dict)
 
     def text(self) -> str:
-        lines = ["# written by `opsbook schedule install` (mode 0600): the notifiers' variables for the timer"]
+        lines = ["# written by `opsbook schedule install` (mode 0600): the variables the timers' runs need"]
         lines += [f'{k}="{_escaped(v)}"' for k, v in sorted(self.values.items())]
         return "\n".join(lines) + "\n"
 
@@ -64,23 +65,36 @@ class EnvFile:
             raise
 
     @staticmethod
-    def remove(kind: str, *, user: bool) -> Path | None:
-        path = env_folder(user) / f"schedule-{kind}.env"
-        if path.is_file() or path.is_symlink():
-            path.unlink()
-            return path
-        return None
+    def remove(kind: str, *, user: bool, cid: str | None) -> list[Path]:
+        """Remove the `kind` env file of the configuration `cid` ("": an earlier opsbook's, named without an id;
+        None: every configuration's and that one); the files removed."""
+        folder = env_folder(user)
+        paths = [env_path(kind, user=user, cid=cid)] if cid is not None else \
+            ([*sorted(folder.glob(f"schedule-{kind}-*.env")), env_path(kind, user=user, cid="")]
+             if folder.is_dir() else [])
+        gone = []
+        for path in paths:
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+                gone.append(path)
+        return gone
 
 
-def env_file_for(config, kind: str, *, user: bool) -> EnvFile:
-    """The env file a `kind` timer needs for the schedules' notifiers (no variables: none needed). Refused with a
+def env_path(kind: str, *, user: bool, cid: str) -> Path:
+    """schedule-KIND-ID.env: one per configuration, as its timers are (`schedule-KIND.env` without an id)."""
+    return env_folder(user) / (f"schedule-{kind}-{cid}.env" if cid else f"schedule-{kind}.env")
+
+
+def env_file_for(config, kind: str, *, user: bool, cid: str) -> EnvFile:
+    """The env file a `kind` timer needs for the schedules' notifiers and the targets' `dsn_env` (no variables:
+    none needed). Refused with a
     one-line error, nothing installed: a named variable unset in this shell, a value that is not one line, a
     secret file that is missing or readable by others (ConfigError)."""
     used = sorted({name for s in load_schedules(config) for name in s.notify})
     notifiers = load_notifiers(config)
     chosen = [notifiers[name] for name in used if name in notifiers]
     check_files(chosen)
-    path = env_folder(user) / f"schedule-{kind}.env"
+    path = env_path(kind, user=user, cid=cid)
     values: dict[str, str] = {}
     for var, name, key in env_variables(chosen):
         value = os.environ.get(var, "")
@@ -94,4 +108,22 @@ def env_file_for(config, kind: str, *, user: bool) -> EnvFile:
             raise UsageError(f"notifier {name!r}: {var} holds a newline or control character, which cannot go "
                              "into the env file; nothing installed")
         values[var] = value
+    for name, var in _dsn_variables(config):  # the timers' runs and snapshots connect with them
+        value = os.environ.get(var, "")
+        if not value:
+            raise UsageError(f"target {name!r}: dsn_env names {var}, which is not set in this shell: set it and "
+                             f"install again (it is copied into {path}, mode 0600), or give the target a service "
+                             "or a dsn with ~/.pgpass; nothing installed")
+        if CONTROL.search(value):
+            raise UsageError(f"target {name!r}: {var} holds a newline or control character, which cannot go into "
+                             "the env file; nothing installed")
+        values[var] = value
     return EnvFile(path, values)
+
+
+def _dsn_variables(config) -> list[tuple[str, str]]:
+    """(target, variable) for the targets of the configuration file (what the timers' `snapshot --all` and
+    schedules reach) whose DSN comes from the environment."""
+    named = config.raw.get("targets") or {}
+    return [(n, config.targets[n].dsn_env) for n in sorted(named)
+            if n in config.targets and config.targets[n].dsn_env]

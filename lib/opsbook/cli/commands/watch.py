@@ -8,7 +8,8 @@ from ...core.errors import UsageError
 
 @click.command()
 @click.option("--target", "target", metavar="NAME", help="Target to sample (default: demo).")
-@click.option("--all", "all_targets", is_flag=True, help="Sample every configured target.")
+@click.option("--all", "all_targets", is_flag=True,
+              help="Sample every target of the configuration (demo only when it is configured or alone).")
 @click.option("--every", default="10s", show_default=True, metavar="DURATION", help="Time between samples.")
 @click.option("--for", "for_", default=None, metavar="DURATION", help="Stop after this long (default: never).")
 def watch(target, all_targets, every, for_):
@@ -27,7 +28,9 @@ def watch(target, all_targets, every, for_):
     every_s = parse_duration(every)
     for_s = parse_duration(for_) if for_ else None
     config = current_config()
-    names = sorted(config.targets) if all_targets else [target or "demo"]
+    from .history import configured_targets  # noqa: PLC0415 - what `snapshot --all` means
+
+    names = configured_targets(config) if all_targets else [target or "demo"]
     known_targets(config, names)
     store = open_store(config)
     try:
