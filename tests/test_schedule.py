@@ -224,3 +224,26 @@ def test_reports_prune_keeps_monthly_and_the_index_consistent(tmp_path):
     assert "2025-01-01/monthly-health--prod--060000Z.html" in left and "2025-01-01/notes.txt" in left
     index = (root / "index.html").read_text()
     assert "2025-01-01/incident-triage--prod" not in index and "2025-01-01/monthly-health--prod" in index
+
+
+def test_reports_prune_takes_old_lab_working_copies_unless_a_kept_report_links_them(tmp_path):
+    """JupyterLab's working copies (<reports>/lab/<day>/) age like the reports: an old one goes, a recent one and
+    one a kept Lab record links to stay, and the emptied day folder goes with it."""
+    from opsbook.schedule.retention import prune_reports
+
+    root = tmp_path / "reports"
+    lab = root / "lab"
+    for day in ("2025-01-01", "2026-11-30"):
+        (lab / day).mkdir(parents=True)
+        (lab / day / "incident-triage--prod--060000Z.ipynb").write_text("{}")
+    (lab / "2025-01-01" / "incident-triage--prod--070000Z.ipynb").write_text("{}")
+    kept = root / "2026-11-30" / "incident-triage--prod--080000Z.html"  # a recent Lab record of the old copy
+    kept.parent.mkdir(parents=True)
+    kept.write_text('<a href="../lab/2025-01-01/incident-triage--prod--070000Z.ipynb">the notebook</a>')
+    r = prune_reports(root, 30 * 86400, now=dt.datetime(2026, 12, 1, tzinfo=UTC))
+    left = sorted(p.relative_to(lab).as_posix() for p in lab.rglob("*") if p.is_file())
+    assert left == ["2025-01-01/incident-triage--prod--070000Z.ipynb", "2026-11-30/incident-triage--prod--060000Z.ipynb"]
+    assert (r.removed_runs, r.kept_linked) == (1, 1)
+    (kept).unlink()
+    prune_reports(root, 30 * 86400, now=dt.datetime(2026, 12, 1, tzinfo=UTC))
+    assert not (lab / "2025-01-01").exists(), "an emptied day folder of the lab goes too"

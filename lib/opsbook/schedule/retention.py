@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 STEM = re.compile(r"^(?P<runbook>[^.]+?)--(?P<target>.+?)--\d{6}Z(-\d+)?$")
+LAB = "lab"  # <reports>/lab/<day>/: JupyterLab's working copies (run/workcopy.py), aged like the reports
 MONTHLY = ("monthly-health",)  # kept by default: a year of monthly reports is what the team compares against
 HREF = re.compile(rb"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
 
@@ -66,10 +67,10 @@ def prune_reports(root: Path, older_than_s: float, *, keep_monthly: bool = True,
             if not dry_run:
                 shutil.rmtree(f) if f.is_dir() else f.unlink()
     if not dry_run:
-        for day in sorted(p for p in root.iterdir() if p.is_dir() and DAY.match(p.name)):
+        for day in _day_folders(root):
             if dt.date.fromisoformat(day.name) < cutoff and not any(day.iterdir()):
                 day.rmdir()
-                out.folders.append(day.name)
+                out.folders.append(day.relative_to(root).as_posix())
         from ..report.index import write_index  # noqa: PLC0415
 
         write_index(root)
@@ -80,9 +81,10 @@ Runs = dict[Path, tuple[str, dt.date, list[Path]]]  # stem (day folder / name) -
 
 
 def _runs(root: Path) -> Runs:
-    """Every run of ours under root, with the files sharing its stem (report, notebook, sidecar, artifacts)."""
+    """Every run of ours under root, with the files sharing its stem (report, notebook, sidecar, artifacts), and
+    every Lab working copy."""
     out: Runs = {}
-    for day in sorted(p for p in root.iterdir() if p.is_dir() and DAY.match(p.name)):
+    for day in _day_folders(root):
         date = dt.date.fromisoformat(day.name)
         for f in day.iterdir():
             stem = f.name.split(".", 1)[0]
@@ -91,6 +93,15 @@ def _runs(root: Path) -> Runs:
                 continue  # not a report of ours: leave it
             out.setdefault(day / stem, (m.group("runbook"), date, []))[2].append(f)
     return out
+
+
+def _day_folders(root: Path) -> list[Path]:
+    """The dated folders of reports, and of JupyterLab's working copies under lab/."""
+    found = []
+    for parent in (root, root / LAB):
+        if parent.is_dir() and not parent.is_symlink():
+            found += sorted(p for p in parent.iterdir() if p.is_dir() and not p.is_symlink() and DAY.match(p.name))
+    return found
 
 
 def _linked(root: Path, runs: Runs, doomed: dict[Path, list[Path]]) -> set[Path]:
