@@ -99,7 +99,7 @@ def lab_kernel(runbook: str, config: Path, monkeypatch) -> Iterator[LabKernel]:
     monkeypatch.setenv("JPY_SESSION_NAME", str(path))
     monkeypatch.delenv("OPSBOOK_REPORT_STEM", raising=False)
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=180, kernel_name="python3", allow_errors=True,
+    client = NotebookClient(nb, timeout=180, startup_timeout=180, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(RUNBOOKS)}})
     with client.setup_kernel():
         yield LabKernel(client, nb)

@@ -88,7 +88,7 @@ def run_like_lab(notebooks: list[Path], env: dict) -> list[dict]:
     os.environ.update(env)
     os.environ.pop("OPSBOOK_CONFIG", None)
     try:
-        NotebookClient(probe, timeout=120, kernel_name="python3",
+        NotebookClient(probe, timeout=120, startup_timeout=180, kernel_name="python3",
                        resources={"metadata": {"path": str(notebooks[0].parent)}}).execute()
     finally:
         for k, v in saved.items():

@@ -191,7 +191,7 @@ def runner_kernel(tmp_path: Path, db, monkeypatch):
     monkeypatch.setenv("OPSBOOK_RUN_RECORD", str(tmp_path / "record.jsonl"))
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     nb = nbformat.read(RUNBOOKS / "incident-triage.ipynb", as_version=4)
-    client = NotebookClient(nb, timeout=180, kernel_name="python3", allow_errors=True,
+    client = NotebookClient(nb, timeout=180, startup_timeout=180, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(tmp_path)}})
     with client.setup_kernel():
         yield LabKernel(client, nb)
