@@ -11,11 +11,16 @@ from .scope import params, require_api_roles
 RUNBOOKS = ("security-audit",)
 
 # Column names that hold credentials or identifiers nobody should read through the API: opsbook's own list, after
-# splinter 0023's categories (credentials, personal identifiers, financial), matched as whole `_`-separated words.
+# splinter 0023's categories (credentials, personal identifiers, financial), matched as whole `_`-separated words;
+# and every other name on splinter's list (health, device, keys...) as a whole column name, as splinter matches them.
 SENSITIVE_PATTERN = (r"(^|_)(password|passwd|pwd|passphrase|secret|secret_key|private_key|api_?key|auth_key|token|"
                      r"access_token|refresh_token|session_token|jwt|otp|totp|recovery_code|backup_code|ssn|"
                      r"social_security(_number)?|national_id|tax_id|passport(_number|_no)?|drivers?_licen[cs]e|"
-                     r"credit_card|card_number|cvv|cvc|iban|account_number|routing_number)(_|$)")
+                     r"credit_card|card_number|cvv|cvc|iban|account_number|routing_number)(_|$)|"
+                     r"^(auth_code|session_id|session_key|verification_code|two_factor|2fa_code|license_number|cvn|"
+                     r"bank_account|swift_code|bic|health_record|medical_record|patient_id|insurance_number|"
+                     r"health_insurance|medical_insurance|treatment|mac_address|macaddr|imei|device_uuid|pgp_key|"
+                     r"gpg_key|ssh_key|certificate|license_key|activation_key|facial_recognition)$")
 
 
 def _readers(df, column: str = "readers"):
