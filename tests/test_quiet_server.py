@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 RUNBOOKS = ("capacity-planning", "security-audit", "cost-analysis", "incident-triage", "monthly-health")
 ERROR_LINE = re.compile(r"\b(ERROR|FATAL|PANIC):  ")
-PLATFORM_SQL = Path(__file__).resolve().parents[1] / "lib" / "opsbook" / "demo" / "00_platform.sql"
+PLATFORM_SQL = Path(__file__).resolve().parents[1] / "lib" / "opsbook" / "database" / "demo" / "00_platform.sql"
 
 # Supabase's platform layer (the demo's own roles, schemas and tables), then what Supabase does that the demo does
 # not: auth and storage belong to their admin roles, which nobody else is. Then one hole of each kind.
