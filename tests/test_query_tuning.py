@@ -21,6 +21,9 @@ NO_INDEX = "SELECT status, count(*) FROM public.events GROUP BY status ORDER BY 
 RESET_MINE = "SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = current_database()), 0)"
 UNREAD = "SELECT id FROM public.notices WHERE user_id = %s AND read_at IS NULL"
 TWO_COLUMNS = "SELECT id, note FROM public.orders WHERE region = %s AND channel = %s"
+# barely useful: two calls a month on a table that takes 40,000 inserts and 24,000 (HOT) updates of another column
+LEDGER = "SELECT id FROM public.ledger WHERE account = %s"
+TABLES = ("events", "orders", "notices", "ledger")
 
 
 def _seed(d) -> None:
@@ -31,14 +34,25 @@ def _seed(d) -> None:
               "md5(g::text) FROM generate_series(1, 200000) g")
     d.execute("CREATE TABLE public.orders (id bigint PRIMARY KEY, region int, channel int, note text)")
     d.execute("INSERT INTO public.orders SELECT g, g % 50, (g / 50) % 40, 'n' FROM generate_series(1, 200000) g")
-    d.execute("UPDATE public.orders SET note = 'm'")  # a write-heavy table: as many rows updated as inserted
     d.execute("CREATE INDEX orders_region_channel_idx ON public.orders (note)")  # a name the proposal must avoid
     d.execute("CREATE TABLE public.notices (id bigint PRIMARY KEY, user_id int, read_at timestamptz)")
     d.execute("INSERT INTO public.notices SELECT g, g % 5000, CASE WHEN g % 20 <> 0 THEN now() END "
               "FROM generate_series(1, 200000) g")
-    d.execute("ANALYZE public.events, public.orders, public.notices")
+    d.execute("CREATE TABLE public.ledger (id bigint PRIMARY KEY, account int NOT NULL, note text) "
+              "WITH (fillfactor = 70)")
+    d.execute("INSERT INTO public.ledger SELECT g, g % 2000, 'n' FROM generate_series(1, 200000) g")
     hostile_schema(d)
+    # the bulk load was long ago: the tables' write counters start after it (a reset once its counts arrived)
+    _wait_for(d, "SELECT count(*) = 4 FROM pg_stat_user_tables WHERE relname = ANY(%s) AND n_tup_ins >= 200000",
+              params=(list(TABLES),))
+    d.execute("SELECT pg_stat_reset_single_table_counters(c.oid) FROM pg_class c WHERE c.relname = ANY(%s) "
+              "AND c.relnamespace = 'public'::regnamespace", (list(TABLES),))
+    _wait_for(d, "SELECT sum(n_tup_ins) = 0 FROM pg_stat_user_tables WHERE relname = ANY(%s)", params=(list(TABLES),))
+    d.execute("ANALYZE public.events, public.orders, public.notices, public.ledger")  # the reset forgot the last one
     d.execute(RESET_MINE)
+    d.execute("UPDATE public.orders SET note = 'm' WHERE id <= 2000")  # heavily updated, but few writes
+    d.execute("INSERT INTO public.ledger SELECT g, g % 2000, 'n' FROM generate_series(200001, 240000) g")
+    d.execute("UPDATE public.ledger SET note = 'x' WHERE id % 10 = 0")  # HOT: note is in no index
     with psycopg.connect(d.conninfo, autocommit=True) as c:
         for i in range(40):
             c.execute(SLOW, (i,)).fetchall()
@@ -48,13 +62,16 @@ def _seed(d) -> None:
         for i in range(20):
             c.execute(TWO_COLUMNS, (i, i)).fetchall()
             c.execute(UNREAD, (i,)).fetchall()
-    _wait_for(d, "SELECT n_tup_upd >= 200000 FROM pg_stat_user_tables WHERE relname = 'orders'")
+        for i in range(2):
+            c.execute(LEDGER, (i,)).fetchall()
+    _wait_for(d, "SELECT count(*) = 2 FROM pg_stat_user_tables WHERE (relname = 'orders' AND n_tup_upd >= 2000) "
+                 "OR (relname = 'ledger' AND n_tup_ins >= 40000 AND n_tup_upd >= 24000)")
 
 
-def _wait_for(d, sql: str, deadline_s: float = 20) -> None:
+def _wait_for(d, sql: str, deadline_s: float = 20, params=None) -> None:
     """Table statistics reach the views when a backend goes idle or ends: wait for them, with a deadline."""
     end = time.monotonic() + deadline_s
-    while not (d.execute(sql) or [[False]])[0][0]:
+    while not (d.execute(sql, params) or [[False]])[0][0]:
         if time.monotonic() > end:
             raise AssertionError(f"not true within {deadline_s} s: {sql}")
         time.sleep(0.2)
@@ -138,7 +155,15 @@ def test_proposes_the_index_creates_nothing_runs_no_user_code(workload, tmp_path
     partial = [f for f in proposals if "public.notices" in f["title"]]
     assert partial and 'ON "public"."notices" ("user_id") WHERE "read_at" IS NULL;' in partial[0]["remediation"], \
         [f["remediation"][:120] for f in proposals]
-    assert len(proposals) == 3, [f["title"] for f in proposals]  # nothing proposed for the aggregate
+    assert len(proposals) == 3, [f["title"] for f in proposals]  # nothing for the aggregate, nor the ledger
+    assert "a month net of its write cost" in first["title"] and "costs 0 in writes" in first["detail"]
+    assert re.search(r"costs [1-9][\d,]* in writes", two[0]["detail"])  # orders' 2,000 updates cost something
+    lost = [f for f in by_check(result, "tuning.indexes") if "public.ledger" in f["title"]]
+    assert len(lost) == 1 and lost[0]["severity"] == "info", [f["title"] for f in lost]
+    assert re.fullmatch(r"index on public\.ledger \(account\) not proposed: it would save [\d,]+ a month but cost "
+                        r"about [\d,]+ in writes \(net -[\d,]+\)", lost[0]["title"]), lost[0]["title"]
+    assert "UPDATEs of the table set note: 0% of their calls change an indexed column" in lost[0]["detail"]
+    assert result.sidecar["metrics"]["tuning_best_saving_pct"] > 50
     m = result.sidecar["metrics"]
     print(f"\nrun {seconds:.1f} s, shadow built in {m['tuning_shadow_build_s']} s, "
           f"target server time {m['tuning_target_server_ms']} ms; {first['title']}; {first['detail'][:200]}")
@@ -306,3 +331,93 @@ def test_target_plan_rule_on_hand_made_catalogues():
     assert "uses evil.hostile" in refusal(Db(), {("public", "t")}, trap)
     Db.server_version_num = 150000
     assert refusal(Db(), {("public", "t")}, clean) == "no plan (PostgreSQL < 16)"
+
+
+def test_write_cost_from_the_counters_and_the_update_texts():
+    """The write estimate's arithmetic on hand-made counters: the UPDATE texts say which columns change; an index on
+    a column the updates change loses their HOT-ness (and writes every index); none seen: the worst is assumed."""
+    import pandas as pd
+    from opsbook.tuning.writes import MONTH_S, entry_cost, estimate, updated_columns
+
+    texts = [("UPDATE public.ledger SET note = $1, seen = coalesce($2, seen) WHERE id = $3", 30.0),
+             ('UPDATE ONLY "public"."ledger" AS l SET "Account" = $1 WHERE l.id = $2', 10.0),
+             ("UPDATE public.other SET account = $1", 99.0), ("SELECT 1", 5.0)]
+    seen = updated_columns(texts, "public", "ledger")
+    assert seen == {"": 40.0, "note": 30.0, "seen": 30.0, "Account": 10.0}
+    assert updated_columns(texts, "public", "nothing") is None
+    t = pd.Series({"n_tup_ins": 1000, "n_tup_upd": 4000, "n_tup_hot_upd": 3000, "n_tup_del": 0, "reltuples": 1e6})
+    one = entry_cost({}, 1e6)
+    assert one == pytest.approx(1 + 0.005 + 0.0025 * 19.93, rel=1e-3)
+    kept_hot = estimate(t, ("account",), indexes_now=2, settings={}, window_s=MONTH_S, updates=seen)
+    assert kept_hot.entries_per_month == 2000  # inserts and non-HOT updates: the HOT ones stay HOT
+    loses = estimate(t, ("note",), indexes_now=2, settings={}, window_s=MONTH_S, updates=seen)
+    assert loses.entries_per_month == 2000 + 3000 * 0.75 * 3  # 75% of HOT updates now write all three indexes
+    assert "75% of their calls change an indexed column" in loses.text
+    blind = estimate(t, ("account",), indexes_now=2, settings={}, window_s=MONTH_S, updates=None)
+    assert blind.entries_per_month == 2000 + 3000 * 3 and "assumed the worst" in blind.text
+    twice = estimate(t, ("account",), indexes_now=2, settings={}, window_s=2 * MONTH_S, updates=seen)
+    assert twice.per_month == pytest.approx(kept_hot.per_month / 2)  # counted over two months: half a month's
+    assert "loaded once in bulk" not in twice.text
+    loaded = estimate({**t, "n_tup_ins": 900_000}, ("account",), indexes_now=2, settings={}, window_s=MONTH_S,
+                      updates=seen)
+    assert "loaded once in bulk" in loaded.text
+
+
+FEED = "SELECT id, body FROM public.posts ORDER BY created_at DESC LIMIT %s"
+BY_AUTHOR = "SELECT id, body FROM public.posts p WHERE p.author = %s ORDER BY p.created_at DESC LIMIT %s"
+
+
+def test_a_top_n_query_gets_an_index_in_its_order(pg):
+    """ORDER BY ... LIMIT: the newest posts, and an author's newest posts; without an index in their order each reads
+    and sorts the whole table (or all of the author's rows). The proposals: (created_at), read backwards, and
+    (author, created_at)."""
+    from opsbook.checks.tuning import judge_indexes
+    from opsbook.database.session import connect
+    from opsbook.tuning.advisor import tune
+
+    d = make_database(pg)
+    try:
+        d.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        d.execute("CREATE TABLE public.posts (id bigint PRIMARY KEY, author int NOT NULL, created_at timestamptz, "
+                  "body text)")
+        d.execute("INSERT INTO public.posts SELECT g, g % 1000, timestamptz '2026-01-01' + g * interval '1 minute', "
+                  "md5(g::text) FROM generate_series(1, 200000) g")
+        _wait_for(d, "SELECT n_tup_ins >= 200000 FROM pg_stat_user_tables WHERE relname = 'posts'")
+        d.execute("SELECT pg_stat_reset_single_table_counters('public.posts'::regclass)")  # the load: long ago
+        _wait_for(d, "SELECT n_tup_ins = 0 FROM pg_stat_user_tables WHERE relname = 'posts'")
+        d.execute("ANALYZE public.posts")
+        d.execute(RESET_MINE)
+        with psycopg.connect(d.conninfo, autocommit=True) as c:
+            for i in range(20):
+                c.execute(FEED, (20,)).fetchall()
+                c.execute(BY_AUTHOR, (i, 20)).fetchall()
+        with connect(d.config().target("test")) as db:
+            t = tune(db)
+        made = sorted(t.indexes["create_sql"])
+        assert made == [('CREATE INDEX CONCURRENTLY "posts_author_created_at_idx" ON "public"."posts" '
+                         '("author", "created_at");'),
+                        'CREATE INDEX CONCURRENTLY "posts_created_at_idx" ON "public"."posts" ("created_at");'], \
+            [f.title for f in judge_indexes(t)]
+        assert not len(t.unhelped), t.unhelped.to_dict("records")
+    finally:
+        drop_database(d)
+
+
+@pytest.mark.parametrize("keys, expected", [
+    (["p.created_at DESC"], ("created_at",)),
+    (["p.author", "p.created_at"], ("author", "created_at")),
+    (["p.author DESC", "p.created_at"], None),  # mixed directions: an index in plain order cannot serve it
+    (["p.created_at DESC NULLS LAST"], None),
+    (["(p.author + 1)"], None),
+    (["p.nothing"], None),
+])
+def test_top_n_sort_keys(keys, expected):
+    from opsbook.tuning.plans import summarise
+
+    plan = {"Node Type": "Limit", "Total Cost": 10, "Plans": [
+        {"Node Type": "Sort", "Total Cost": 10, "Sort Key": keys, "Plans": [
+            {"Node Type": "Seq Scan", "Schema": "public", "Relation Name": "posts", "Alias": "p", "Total Cost": 5}]}]}
+    s = summarise(plan, {("public", "posts"): {"author", "created_at"}})
+    assert [o.columns for o in s.orders] == ([expected] if expected else [])
+    plan["Node Type"] = "Aggregate"  # a sort that feeds no Limit is no top-N
+    assert summarise(plan, {("public", "posts"): {"author", "created_at"}}).orders == []

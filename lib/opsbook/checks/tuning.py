@@ -11,6 +11,10 @@ SAFELY = ("Create one at a time, outside peak hours: SET lock_timeout = '5s'; th
           "(pg_stat_statements) and that writes to the table did not slow.")
 
 
+SAME_WINDOW = ("Costs are the planner's units; the statements' calls (pg_stat_statements) are taken as counted over "
+               "the same window as the table's writes.")
+
+
 def judge_statements(t, **_) -> list[Finding]:
     if t.skipped:
         return [Finding("tuning.statements", Severity.INFO, t.skipped, skipped=t.skipped)]
@@ -42,14 +46,23 @@ def judge_indexes(t, *, min_gain_pct: float = 10, max_indexes: float = 5, min_ro
     for r in t.indexes.itertuples():
         out.append(Finding("tuning.indexes", Severity.WARNING,
                            f"index #{r.rank} on {r.table} ({r.columns}) lowers planned cost by {r.benefit:,.0f} "
-                           "(weighted by calls)",
-                           detail=f"{r.helps}. Writes: {r.write_note}."
+                           f"(weighted by calls), {r.net_per_month:,.0f} a month net of its write cost",
+                           detail=f"{r.helps}. Saves {r.benefit_per_month:,.0f} a month, costs "
+                                  f"{r.write_cost_per_month:,.0f} in writes. Writes: {r.write_note}. {SAME_WINDOW}"
                                   + (f" Makes redundant: {r.makes_redundant}." if r.makes_redundant else ""),
                            objects=[r.table], value=r.benefit, remediation=f"{r.create_sql} {SAFELY}"))
+    rejected = t.rejected if t.rejected is not None else ()
+    for r in rejected.itertuples() if len(rejected) else ():
+        out.append(Finding("tuning.indexes", Severity.INFO,
+                           f"index on {r.table} ({r.columns}) not proposed: it would save {r.benefit_per_month:,.0f} "
+                           f"a month but cost about {r.write_cost_per_month:,.0f} in writes "
+                           f"(net {r.net_per_month:,.0f})",
+                           detail=f"{r.helps}. Writes: {r.write_note}. {SAME_WINDOW}", objects=[r.table],
+                           value=r.net_per_month))
     for r in t.unhelped.itertuples():
         out.append(Finding("tuning.indexes", Severity.INFO, f"no index helps queryid {r.queryid}: {r.why}",
                            detail=r.query, objects=[f"queryid {r.queryid}"], value=round(r.shadow_cost, 1)))
-    if not len(t.indexes):
+    if not len(t.indexes) and not len(rejected):
         out.append(Finding("tuning.indexes", Severity.OK, "no candidate index lowered a statement's planned cost "
                            f"by {min_gain_pct:.0f}% or more on the shadow", value=0))
     return out

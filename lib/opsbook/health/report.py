@@ -243,9 +243,24 @@ class MonthlyReport:
             show_html("".join(f'<p class="ob-muted">{esc(g)}</p>' for g in gaps))
 
     def show_counters_window(self) -> None:
-        """One line: PostgreSQL's counters in the checks below count over another window than the month."""
+        """One line: PostgreSQL's counters in the checks below count over another window than the month; and the
+        month's query tuning, where one ran (the performance section shows this line)."""
         show_html(f'<p class="ob-muted">Counters read live (cache hits, index scans) count '
-                  f"{esc(self.counters_window())}, not over {esc(self.month.label)}.</p>")
+                  f"{esc(self.counters_window())}, not over {esc(self.month.label)}.</p>" + self.tuning_line())
+
+    def tuning_line(self) -> str:
+        """The newest query-tuning run since the month began (a scheduled one runs just after the month, in the same
+        slot as this report), in one linked sentence; empty when none ran."""
+        run = self.reports.latest("query-tuning", self.rb.target.name, start=self.month.start)
+        if run is None:
+            return ""
+        n, best = run.metrics.get("tuning_indexes_proposed"), run.metrics.get("tuning_best_saving_pct")
+        if not isinstance(n, (int, float)) or isinstance(n, bool):
+            return f"<p>{self.link(run, f'query tuning of {run.started:%Y-%m-%d}')} recorded no proposal count.</p>"
+        said = f"proposes {int(n)} index{'es' if int(n) != 1 else ''}" if n else "proposes no index"
+        if n and isinstance(best, (int, float)) and not isinstance(best, bool):
+            said += f", the best saves {best:.0f}% of the planned cost of its statements"
+        return f"<p>{self.link(run, f'query tuning of {run.started:%Y-%m-%d}')} {esc(said)}.</p>"
 
     def show_run(self, runbook: str, what: str, keys: tuple[str, ...] = ()) -> None:
         """The latest run of another runbook: its date, status, counts, chosen metrics and a link."""

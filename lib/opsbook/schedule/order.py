@@ -3,10 +3,11 @@ from __future__ import annotations
 
 # runbook -> the runbooks whose reports it reads (links, headline numbers). monthly-health: the latest capacity,
 # cost, backup and security reports (health/report.py show_run, headlines.py from_sidecars) and the month's
-# incident-triage and post-mortem runs (show_incidents). tests/test_schedule_order.py checks this against the code.
+# incident-triage and post-mortem runs (show_incidents), and the month's query tuning (tuning_line).
+# tests/test_schedule_order.py checks this against the code.
 READS: dict[str, tuple[str, ...]] = {
     "monthly-health": ("capacity-planning", "cost-analysis", "backup-verification", "security-audit",
-                       "incident-triage", "post-mortem"),
+                       "incident-triage", "post-mortem", "query-tuning"),
 }
 
 

@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..core.errors import OpsbookError, SkipCheck
-from . import catalog, reasons, statement, target_plan
+from . import catalog, reasons, statement, target_plan, writes
 from .candidates import evaluate, propose
 from .plans import LARGE_ROWS, summarise
 from .shadow import ident, open_shadow, qualified
@@ -25,6 +25,7 @@ class Tuning:
     shadow_gone: bool | None = None
     shadow_error: str | None = None
     notes: list[str] = field(default_factory=list)
+    rejected: object = None  # DataFrame: indexes that helped but cost more in writes than they save
 
 
 def tune(db, params: dict | None = None) -> Tuning:
@@ -53,6 +54,7 @@ def tune(db, params: dict | None = None) -> Tuning:
     names = set().union(*(statement.names(r["query"]) for r in plannable)) if plannable else set()
     info = catalog.read(db, names) if names else None
     if info is not None and len(info["tables"]):
+        info["updates"] = [(r["query"], float(r["calls"])) for r in rows]  # UPDATE texts: which columns change
         try:
             _with_shadow(db, out, rows, info, p)
         except (OpsbookError, OSError) as e:  # no server binaries, no disk, a file the account may not write
@@ -113,8 +115,11 @@ def _with_shadow(db, out: Tuning, rows: list[dict], info: dict, p: dict) -> None
         cands = [c for c in propose({q: v["summary"] for q, v in planned.items()}, reltuples, existing,
                                     float(p["min_rows"]), _distinct(info, reltuples)) if c.table not in blind]
         t1 = time.perf_counter()
+        costs, months = _write_costs(info), _months(info)
+        losers: list = []
         kept = evaluate(shadow, cands, planned, columns, max_indexes=int(p["max_indexes"]),
-                        min_gain_pct=float(p["min_gain_pct"]))
+                        min_gain_pct=float(p["min_gain_pct"]), write_cost=lambda c: costs(c).per_month * months,
+                        rejected=losers)
         out.timings["candidates_s"] = time.perf_counter() - t1
         out.timings["candidates_tried"] = len(cands)
         out.notes += [f"{s}.{t} not in the shadow: {why}" for (s, t), why in shadow.not_copied.items()]
@@ -131,15 +136,75 @@ def _with_shadow(db, out: Tuning, rows: list[dict], info: dict, p: dict) -> None
         key = next(((r.schema_name, r.table_name) for r in tables.itertuples() if r.oid == ix.oid), None)
         if ix.simple and not ix.is_unique:
             droppable.setdefault(key, []).append((ix.index_name, list(ix.columns)))
-    out.indexes = pd.DataFrame([_proposal_row(i + 1, k, tables, droppable, taken) for i, k in enumerate(kept)],
-                               columns=["rank", "create_sql", "table", "columns", "benefit", "helps",
-                                        "size_bytes_est", "write_note", "makes_redundant"])
-    helped = {q for k in kept for q, _, _ in k.helped}
+    rows_out = []
+    for i, k in enumerate(kept):
+        row = _proposal_row(i + 1, k, tables, droppable, taken)
+        before = sum(planned[q]["calls"] * b for q, b, _ in k.helped)
+        row.update(saving_pct=round(100.0 * k.benefit / before, 1) if before else None,
+                   benefit_per_month=round(k.benefit / months, 1), write_cost_per_month=round(k.write_cost / months, 1),
+                   net_per_month=round(k.net / months, 1),
+                   write_note=costs(k.candidate).text + "; " + row["write_note"])
+        rows_out.append(row)
+    out.indexes = pd.DataFrame(rows_out, columns=["rank", "create_sql", "table", "columns", "benefit", "helps",
+                                                  "size_bytes_est", "write_note", "makes_redundant", "saving_pct",
+                                                  "benefit_per_month", "write_cost_per_month", "net_per_month"])
+    best_loss: dict = {}
+    for k in losers:  # per statement set, the loser that would have saved most
+        key = frozenset(q for q, _, _ in k.helped)
+        if key not in best_loss or k.benefit > best_loss[key].benefit:
+            best_loss[key] = k
+    out.rejected = pd.DataFrame(
+        [{"table": ".".join(k.candidate.table), "columns": ", ".join(k.candidate.columns)
+          + (f" where {k.candidate.null_column} is null" if k.candidate.null_column else ""),
+          "benefit_per_month": round(k.benefit / months, 1), "write_cost_per_month": round(k.write_cost / months, 1),
+          "net_per_month": round(k.net / months, 1),
+          "helps": "; ".join(f"queryid {q}: cost {b:,.0f} -> {a:,.0f}" for q, b, a in k.helped),
+          "write_note": costs(k.candidate).text} for k in best_loss.values()],
+        columns=["table", "columns", "benefit_per_month", "write_cost_per_month", "net_per_month", "helps",
+                 "write_note"])
+    helped = {q for k in [*kept, *best_loss.values()] for q, _, _ in k.helped}
     out.unhelped = pd.DataFrame(
         [{"queryid": q, "calls": v["calls"], "shadow_cost": v["summary"].total_cost,
           "why": reasons.why_no_index(v["summary"], reltuples, never, float(p["min_gain_pct"])),
           "query": v["text"][:300]} for q, v in planned.items() if q not in helped],
         columns=["queryid", "calls", "shadow_cost", "why", "query"])
+
+
+def _months(info: dict) -> float:
+    """The table counters' window in months (the statements' calls are taken as counted over the same window:
+    pg_stat_statements and pg_stat_user_tables are usually reset together, or never)."""
+    w = info.get("window")
+    window_s = float(w["window_s"].iloc[0]) if w is not None and len(w) and w["window_s"].iloc[0] == \
+        w["window_s"].iloc[0] else writes.MONTH_S
+    return max(window_s, 3600.0) / writes.MONTH_S
+
+
+def _write_costs(info: dict):
+    """candidate -> writes.WriteCost, from its table's counters, its index count and the visible UPDATE texts."""
+    tables = info["tables"]
+    settings = {}
+    for s in info["settings"].itertuples():
+        try:
+            settings[s.name] = float(s.setting)
+        except (TypeError, ValueError):
+            pass
+    window_s = _months(info) * writes.MONTH_S
+    stats = info["stats"]
+
+    def cost(c):
+        schema, table = c.table
+        t = tables[(tables["schema_name"] == schema) & (tables["table_name"] == table)].iloc[0]
+        fraction = 1.0
+        if c.null_column and len(stats):
+            s = stats[(stats["schema_name"] == schema) & (stats["table_name"] == table)
+                      & (stats["column_name"] == c.null_column)]
+            fraction = float(s["null_frac"].iloc[0]) if len(s) else 1.0
+        n = int((info["indexes"]["oid"] == t["oid"]).sum()) if len(info["indexes"]) else 0
+        return writes.estimate(t, tuple(c.columns) + ((c.null_column,) if c.null_column else ()), indexes_now=n,
+                               settings=settings, window_s=window_s,
+                               updates=writes.updated_columns(info.get("updates", []), schema, table),
+                               fraction=fraction)
+    return cost
 
 
 def _distinct(info: dict, reltuples: dict) -> dict:

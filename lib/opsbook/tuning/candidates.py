@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from .plans import PlanSummary, summarise
 
 MAX_COLUMNS = 3
+MAX_ORDER_COLUMNS = 4  # equality columns, then a top-N query's sort columns
 NEAR_TIE = 1.02  # benefits within 2% are a tie: the smaller index wins it
 
 
@@ -22,13 +23,19 @@ class Proposal:
     pages: int
     benefit: float  # planned cost saved, summed over the statements' calls
     helped: list[tuple[str, float, float]] = field(default_factory=list)  # (queryid, cost before, cost after)
+    write_cost: float = 0.0  # the added write cost over the same window, in the same units (writes.estimate)
+
+    @property
+    def net(self) -> float:
+        return self.benefit - self.write_cost
 
 
 def propose(summaries: dict[str, PlanSummary], reltuples: dict, existing: dict, min_rows: float,
             distinct: dict | None = None) -> list[Candidate]:
     """Per statement and large table: an index on each compared column, and one on all of them (equality columns
     first, the most distinct first (`distinct`: (table, column) -> distinct values), then IS NULL columns, then one
-    range column), unless an existing index already starts with those columns."""
+    range column), unless an existing index already starts with those columns; for a top-N sort (ORDER BY ...
+    LIMIT), one on the sort's columns and one on the equality columns followed by them."""
     distinct = distinct or {}
     out: list[Candidate] = []
     for summary in summaries.values():
@@ -53,6 +60,18 @@ def propose(summaries: dict[str, PlanSummary], reltuples: dict, existing: dict, 
             for c in found:
                 if c not in out and (c.null_column or not _covered(c.columns, existing.get(table, []))):
                     out.append(c)
+        for order in summary.orders:  # ORDER BY ... LIMIT: the equality columns, then the sort's, in its order
+            if reltuples.get(order.table, 0) < min_rows:
+                continue
+            preds = by_table.get(order.table, [])
+            eq = sorted(dict.fromkeys(p.column for p in preds if p.kind == "eq"),
+                        key=lambda c: -distinct.get((order.table, c), 0))[:MAX_COLUMNS - 1]
+            shapes = {order.columns[:MAX_ORDER_COLUMNS],
+                      (tuple(eq) + tuple(c for c in order.columns if c not in eq))[:MAX_ORDER_COLUMNS]}
+            for cols in sorted(shapes, key=len):
+                c = Candidate(order.table, cols)
+                if c not in out and not _covered(cols, existing.get(order.table, [])):
+                    out.append(c)
     return out
 
 
@@ -61,18 +80,25 @@ def _covered(cols: tuple[str, ...], existing: list[list[str]]) -> bool:
 
 
 def evaluate(shadow, candidates: list[Candidate], planned: dict[str, dict], columns: dict, *,
-             max_indexes: int, min_gain_pct: float) -> list[Proposal]:
+             max_indexes: int, min_gain_pct: float, write_cost=None, rejected: list | None = None) -> list[Proposal]:
     """Greedy: each round tries every remaining candidate against the statements that read its table, keeps the
     one that saves most planned cost weighted by calls (only where the plan uses it and the statement gets at least
-    `min_gain_pct` cheaper), and plans the next round with it in place."""
+    `min_gain_pct` cheaper) net of `write_cost(candidate)` (same units), and plans the next round with it in place.
+    A candidate that helps but costs more in writes than it saves goes to `rejected` (its latest trial)."""
     baseline = {q: p["summary"].total_cost for q, p in planned.items()}
     remaining, kept = list(candidates), []
+    losers: dict[Candidate, Proposal] = {}
     for n in range(max_indexes):
         best: Proposal | None = None
         for cand in remaining:
             trial = _try(shadow, cand, planned, columns, baseline, min_gain_pct)
-            if trial.helped and (best is None or trial.benefit > best.benefit * NEAR_TIE
-                                 or (trial.benefit >= best.benefit / NEAR_TIE and trial.pages < best.pages)):
+            trial.write_cost = float(write_cost(cand)) if write_cost and trial.helped else 0.0
+            if trial.helped and trial.net <= 0:
+                losers[cand] = trial
+                continue
+            losers.pop(cand, None)
+            if trial.helped and (best is None or trial.net > best.net * NEAR_TIE
+                                 or (trial.net >= best.net / NEAR_TIE and trial.pages < best.pages)):
                 best = trial
         if best is None:
             break
@@ -84,6 +110,9 @@ def evaluate(shadow, candidates: list[Candidate], planned: dict[str, dict], colu
             baseline[qid] = after
         kept.append(best)
         remaining.remove(best.candidate)
+    if rejected is not None:  # said only for statements no kept index helps: the others got their index
+        served = {q for k in kept for q, _, _ in k.helped}
+        rejected += [t for t in losers.values() if not {q for q, _, _ in t.helped} & served]
     return kept
 
 

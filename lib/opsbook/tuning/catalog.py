@@ -110,6 +110,15 @@ FROM pg_namespace n WHERE n.nspname = ANY(:schemas) ORDER BY 1
 """
 
 
+# How long the table counters (pg_stat_user_tables) have been counting: since this database's statistics reset,
+# else since the server started.
+WINDOW = """
+SELECT extract(epoch FROM now() - coalesce(d.stats_reset, pg_postmaster_start_time()))::float8 AS window_s,
+       d.stats_reset IS NOT NULL AS since_reset
+FROM pg_stat_database d WHERE d.datname = current_database() ORDER BY 1
+"""
+
+
 def read(db, names: set[str]):
     """Everything the shadow needs about the tables named in `names`, as a dict of DataFrames."""
     import pandas as pd
@@ -120,6 +129,7 @@ def read(db, names: set[str]):
     for key, sql in (("columns", COLUMNS), ("indexes", INDEXES), ("stats", STATS), ("table_code", TABLE_CODE)):
         out[key] = db.query(sql, _name=f"tuning/{key}", oids=oids) if oids else pd.DataFrame()
     out["settings"] = db.query(SETTINGS, _name="tuning/settings", names=list(PLANNER))
+    out["window"] = db.query(WINDOW, _name="tuning/window")
     schemas = sorted(set(tables["schema_name"])) if len(tables) else []
     out["schema_code"] = db.query(SCHEMA_CODE, _name="tuning/schema_code", schemas=schemas) if schemas else \
         pd.DataFrame(columns=["schema_name", "functions", "operators", "types"])

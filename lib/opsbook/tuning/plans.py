@@ -32,10 +32,24 @@ class Predicate:
 
 
 @dataclass
+class Order:
+    """A top-N sort (a Sort under a Limit) on plain columns of one table, all in one direction: an index in that
+    order (read backwards for DESC) would return the first rows without sorting them all."""
+
+    table: tuple[str, str]
+    columns: tuple[str, ...]
+
+
+_SORT_KEY = re.compile(r'^(?:(?P<alias>\w+|"(?:[^"]|"")+")\.)?(?P<col>\w+|"(?:[^"]|"")+")(?P<desc>\s+DESC)?$')
+PASS_LIMIT = ("Limit", "Gather Merge", "Gather")  # a Sort below these still feeds the Limit in its order
+
+
+@dataclass
 class PlanSummary:
     total_cost: float
     nodes: list[Node] = field(default_factory=list)
     predicates: list[Predicate] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)
 
     def top(self, n: int = 3) -> list[Node]:
         return sorted(self.nodes, key=lambda x: -x.self_cost)[:n]
@@ -64,8 +78,9 @@ def summarise(plan: dict, columns: dict[tuple[str, str], set[str]]) -> PlanSumma
     out = PlanSummary(float(plan.get("Total Cost", 0)))
     aliases: dict[str, tuple[str, str]] = {}
     raw: list[tuple[Node, dict]] = []
+    top_n: list[tuple[Node, list[str]]] = []
 
-    def walk(p: dict) -> None:
+    def walk(p: dict, under_limit: bool = False) -> None:
         kids = p.get("Plans", [])
         rel = (p["Schema"], p["Relation Name"]) if "Relation Name" in p and "Schema" in p else None
         if rel:
@@ -80,8 +95,10 @@ def summarise(plan: dict, columns: dict[tuple[str, str], set[str]]) -> PlanSumma
                     max(own, 0.0), float(p.get("Plan Rows", 0)), conds)
         out.nodes.append(node)
         raw.append((node, p))
+        if under_limit and node.kind in ("Sort", "Incremental Sort") and p.get("Sort Key"):
+            top_n.append((node, list(p["Sort Key"])))
         for k in kids:
-            walk(k)
+            walk(k, node.kind == "Limit" or (under_limit and node.kind in PASS_LIMIT))
 
     walk(plan)
     seen = set()
@@ -101,7 +118,32 @@ def summarise(plan: dict, columns: dict[tuple[str, str], set[str]]) -> PlanSumma
                 if kind and (table, col, kind) not in seen:
                     seen.add((table, col, kind))
                     out.predicates.append(Predicate(table, col, kind))
+    for _, keys in top_n:
+        order = _order(keys, aliases, columns)
+        if order is not None and order not in out.orders:
+            out.orders.append(order)
     return out
+
+
+def _order(keys: list[str], aliases: dict, columns: dict) -> Order | None:
+    """The sort keys as columns of one table in one direction (default NULLS placement), else None."""
+    tables, cols, directions = set(), [], set()
+    for key in keys:
+        m = _SORT_KEY.match(key.strip())
+        if not m:
+            return None  # an expression, a collation, NULLS FIRST/LAST against the direction
+        alias = _unquote(m.group("alias")) if m.group("alias") else None
+        table = aliases.get(alias) if alias else (next(iter(aliases.values())) if len(aliases) == 1 else None)
+        col = _unquote(m.group("col"))
+        if table is None or col not in columns.get(table, set()):
+            return None
+        tables.add(table)
+        directions.add(bool(m.group("desc")))
+        if col not in cols:
+            cols.append(col)
+    if len(tables) != 1 or len(directions) != 1:
+        return None
+    return Order(tables.pop(), tuple(cols))
 
 
 def _unquote(name: str) -> str:
