@@ -15,8 +15,8 @@ Not here:
 - The performance lints are capacity-planning's (runbooks/capacity-planning.ipynb), tested with its checks in
   tests/test_capacity_checks.py: 0001 unindexed_foreign_keys -> indexes.unindexed_fk, 0005 unused_index ->
   indexes.unused, 0009 duplicate_index -> indexes.duplicate (lib/opsbook/checks/indexes.py), 0020 table_bloat ->
-  tables.bloat (lib/opsbook/checks/tables.py). 0004 no_primary_key has no opsbook check (advisor.LINTS says so; a
-  table without a key only matters to opsbook when restoring rows: table-recovery's recovery.key).
+  tables.bloat (lib/opsbook/checks/tables.py), 0004 no_primary_key -> tables.no_primary_key
+  (lib/opsbook/checks/keys.py).
 """
 from __future__ import annotations
 

@@ -1,13 +1,15 @@
 """Each capacity check against a real fault made on a real server, and its judge on the edges."""
 from __future__ import annotations
 
+import shutil
 import time
 
 import pandas as pd
 import psycopg
 import pytest
 
-from conftest import drop_database, make_database
+from conftest import Database, _server, drop_database, make_database
+from deployments import _one, make_standby, wait_for
 from opsbook import checks, history
 from opsbook.checks.registry import CheckContext, run_check
 from opsbook.config.file import from_dict
@@ -282,7 +284,7 @@ def test_supabase_checks_skip_on_plain_postgres(faulty, tmp_path):
 
 @pytest.mark.parametrize("check_id", ["indexes.unused", "indexes.duplicate", "indexes.invalid", "indexes.unindexed_fk",
                                       "sequences.exhaustion", "tables.bloat", "vacuum.dead_tuples",
-                                      "vacuum.stale_stats"])
+                                      "vacuum.stale_stats", "tables.no_primary_key"])
 def test_clean_database_gives_ok(check_id, any_db, tmp_path):
     any_db.execute("CREATE TABLE t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v int)")
     r = run(check_id, config_for(any_db, tmp_path))
@@ -297,3 +299,98 @@ def test_judges_on_hand_made_rows():
                         "column_max": 10.0, "sequence_max": 10.0, "column_type": None, "days_left": 12.0}])
     f = judge_sequences(df)[0]
     assert f.severity.value == "warning" and "12 days" in f.detail
+
+
+KEYLESS = """
+CREATE EXTENSION IF NOT EXISTS pgstattuple;
+CREATE TABLE loose (a int, b text);
+CREATE TABLE coded (code text NOT NULL, n int);
+CREATE UNIQUE INDEX coded_code ON coded (code);
+CREATE UNIQUE INDEX coded_n ON coded (n);  -- nullable: cannot become the key
+CREATE TABLE "Mixed" (code text NOT NULL CONSTRAINT "Mixed_code_key" UNIQUE);
+CREATE TABLE logs (id int NOT NULL, at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE logs_2026 PARTITION OF logs FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE UNIQUE INDEX logs_id_at ON logs (id, at);
+INSERT INTO loose SELECT g, 'x' FROM generate_series(1, 300) g;
+ANALYZE loose;
+-- not flagged: a key; a partition whose parent has one; an extension's table; extension and platform schemas
+CREATE TABLE keyed (id int PRIMARY KEY);
+CREATE TABLE measures (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE measures_2026 PARTITION OF measures FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE ext_owned (x int);
+ALTER EXTENSION pgstattuple ADD TABLE ext_owned;
+CREATE SCHEMA pgmq; CREATE TABLE pgmq.q_jobs (msg jsonb);
+CREATE SCHEMA auth; CREATE TABLE auth.audit (payload json);
+"""
+
+
+@pytest.fixture
+def keyless(pg):
+    d = make_database(pg)
+    d.execute(KEYLESS)
+    yield d
+    drop_database(d)
+
+
+def _statement(remediation: str) -> str:
+    return remediation.split(";")[0] + ";"
+
+
+def test_tables_without_a_primary_key_are_info_with_the_index_that_could_become_it(keyless, tmp_path):
+    config = config_for(keyless, tmp_path)
+    r = run("tables.no_primary_key", config)
+    found = by_object(r)
+    assert set(found) == {"public.loose", "public.coded", "public.Mixed", "public.logs"}  # no partition, no key
+    assert {f.severity.value for f in r.findings} == {"info"}
+    assert found["public.loose"].title == "table public.loose has no primary key"
+    assert "300 rows" in found["public.loose"].detail
+    assert found["public.loose"].remediation.startswith("ALTER TABLE public.loose ADD PRIMARY KEY (<columns")
+    coded = found["public.coded"]
+    assert coded.value == "coded_code" and "coded_n" not in coded.remediation + coded.detail  # nullable: not offered
+    assert _statement(coded.remediation) == "ALTER TABLE public.coded ADD CONSTRAINT coded_code PRIMARY KEY USING INDEX coded_code;"
+    assert "unique constraint Mixed_code_key (index Mixed_code_key)" in found["public.Mixed"].remediation
+    assert _statement(found["public.Mixed"].remediation) == 'ALTER TABLE public."Mixed" ADD PRIMARY KEY (code);'
+    logs = found["public.logs"]
+    assert "partitioned table" in logs.title and "1 partitions" in logs.title and "logs_id_at" in logs.remediation
+    assert _statement(logs.remediation) == "ALTER TABLE public.logs ADD PRIMARY KEY (id, at);"
+    # each statement proposed runs as written, and the table is no longer reported
+    for name in ("public.coded", "public.Mixed", "public.logs"):
+        keyless.execute(_statement(found[name].remediation))
+    assert set(by_object(run("tables.no_primary_key", config))) == {"public.loose"}
+
+
+def test_a_role_without_privileges_sees_every_keyless_table(keyless, tmp_path):
+    """Catalogue only: a login role with no grant on any table is told the same (nothing to call partial)."""
+    keyless.execute("CREATE ROLE keyless_reader LOGIN")
+    try:
+        reader = run("tables.no_primary_key", from_dict({"targets": {"test": {
+            "dsn": keyless.conninfo + " user=keyless_reader", "plan": "free", "compute": "micro"}}}))
+        assert set(by_object(reader)) == {"public.loose", "public.coded", "public.Mixed", "public.logs"}
+        assert not [f for f in reader.findings if f.skipped]
+    finally:
+        keyless.execute("DROP ROLE keyless_reader")
+
+
+@pytest.mark.slow
+def test_no_primary_key_on_a_hot_standby_names_the_primary(tmp_path_factory, tmp_path):
+    """Catalogue only, so a standby answers as its primary does; the statement goes to the primary."""
+    primary = _server(tmp_path_factory, "npk-primary", wal_level="replica", max_wal_senders="4", hot_standby="on")
+    d = make_database(primary)
+    standby = make_standby(primary)
+    try:
+        d.execute("CREATE TABLE coded (code text NOT NULL, n int); CREATE UNIQUE INDEX coded_code ON coded (code)")
+        mirror = Database(standby, d.name)
+        # waited on what the test needs (with synchronous_commit off, pg_current_wal_lsn() can lag the commit)
+        wait_for("the standby to replay the table and its index", lambda: _one(
+            mirror.conninfo, "SELECT pg_is_in_recovery() AND to_regclass('public.coded_code') IS NOT NULL"))
+        r = run("tables.no_primary_key", config_for(mirror, tmp_path))
+        f = by_object(r).get("public.coded")
+        assert f is not None, [(x.severity.value, x.title) for x in r.findings]
+        port = str(primary.configured_port())
+        assert f.severity.value == "info" and port in f.remediation and "ALTER TABLE" not in f.remediation
+        assert "ADD CONSTRAINT coded_code PRIMARY KEY USING INDEX coded_code" in f.detail
+    finally:
+        standby.destroy()
+        drop_database(d)
+        primary.destroy()
+        shutil.rmtree(primary.data_dir.parent, ignore_errors=True)
