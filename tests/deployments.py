@@ -132,7 +132,7 @@ def sql_ascii(server: EmbeddedServer) -> Deployment:
 def hot_standby(primary: EmbeddedServer, database: Database, client_bindir: Path | None = None) -> Deployment:
     """`database` on a streaming standby of `primary`, replayed up to now, as the superuser."""
     standby = make_standby(primary, client_bindir)
-    lsn = _one(database.conninfo, "SELECT pg_current_wal_lsn()::text")
+    lsn = _one(database.conninfo, "SELECT pg_current_wal_insert_lsn()::text")
     mirror = Database(standby, database.name)
     wait_for("the standby to replay the primary", lambda: _one(
         mirror.conninfo, f"SELECT pg_is_in_recovery() AND pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"))

@@ -47,7 +47,7 @@ def pair(tmp_path_factory):
                 c.execute("SELECT count(*) FROM public.orders WHERE customer = %s", (k,))
         _wait("the primary's index scans counted", lambda: _one(
             db.conninfo, "SELECT idx_scan >= 40 FROM pg_stat_user_indexes WHERE indexrelname = 'orders_customer'"))
-        lsn = _one(db.conninfo, "SELECT pg_current_wal_lsn()::text")
+        lsn = _one(db.conninfo, "SELECT pg_current_wal_insert_lsn()::text")
         mirror = Database(standby, db.name)
         _wait("the standby to replay the seeded tables", lambda: _one(
             mirror.conninfo, f"SELECT pg_is_in_recovery() AND pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"))
@@ -148,7 +148,7 @@ def advised(pair, tmp_path_factory):
                           primary.conninfo], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     primary.execute("DELETE FROM public.orders WHERE id <= 5")
-    lsn = _one(primary.conninfo, "SELECT pg_current_wal_lsn()::text")
+    lsn = _one(primary.conninfo, "SELECT pg_current_wal_insert_lsn()::text")
     _wait("the standby to replay the delete", lambda: _one(
         standby.conninfo, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"))
     idle = [psycopg.connect(standby.conninfo, autocommit=True, application_name="parked")
