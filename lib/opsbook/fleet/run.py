@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..core.errors import UsageError
 
@@ -44,6 +44,7 @@ class FleetResult:
                                        "metrics": {}, "error": r["error"]})
             obj["worker"] = r["worker"]
             obj["duration_s"] = r["duration_s"]
+            obj.update(attempts=r["attempts"], retried=r["retried"], attempt_log=r["attempt_log"])
             targets[r["target"]] = obj
         return {"runbook": self.runbook, "summary_html": str(self.summary_html) if self.summary_html else None,
                 "summary_json": str(self.summary_json) if self.summary_json else None, "exit_code": self.exit_code,
@@ -91,8 +92,8 @@ def run_fleet(runbook: str, targets: list[str], params: dict[str, str], *, confi
         answers = run_on_cluster(scheduler, runbook, targets, params, security=security, timeout_s=timeout_s,
                                  fail_on=fail_on)
         rows = []
-        for target, raw in answers:  # each answer lands as it comes: under the client's own name for it
-            row = land_remote(raw, root, runbook=runbook, target=target)
+        for target, raw, earlier in answers:  # each answer lands as it comes: under the client's own name for it
+            row = land_remote(raw, root, runbook=runbook, target=target, earlier=earlier)
             say(_line(row))
             rows.append(row)
     else:
@@ -109,28 +110,92 @@ def run_fleet(runbook: str, targets: list[str], params: dict[str, str], *, confi
 
 def _run_local(runbook, targets, params, *, config, workers, timeout_s, fail_on, root, say) -> list[dict]:
     """`workers` processes, each keeping a warm kernel ahead of its next target (opsbook.run.kernels.run_jobs): one
-    run per kernel, a run past the timeout killed with its worker, a failure one row that never stops the rest."""
+    run per kernel, a run past the timeout killed with its worker, a failure one row that never stops the rest. A
+    run whose worker process died is run once more at once, in a worker of its own (as Dask does); its row keeps
+    both attempts."""
     import socket  # noqa: PLC0415
+    import threading  # noqa: PLC0415
 
     from ..run.kernels.many import Job, run_jobs  # noqa: PLC0415
 
     host = socket.gethostname()
-    rows = []
+    rows, lock, index, retries = [], threading.Lock(), threading.Lock(), []
     jobs = [Job(runbook, t, dict(params), fail_on=fail_on) for t in targets]
-    for i, result, failure in run_jobs(jobs, workers=workers, config=config, output_dir=root, timeout_s=timeout_s):
-        if result is not None:
-            obj = result.to_json()
-            mem = getattr(result, "worker", None) or {}
-            raw = {"target": targets[i], "exit_code": result.exit_code, "result": obj, "files": {},
-                   "worker": f"{host}:{mem.get('pid', '?')}", "error": obj.get("error"),
-                   "duration_s": result.sidecar.get("duration_s", 0), "memory": mem}
-        else:
-            raw = {"target": targets[i], "exit_code": 1, "result": None, "files": {}, "worker": f"{host}",
-                   "error": failure, "duration_s": timeout_s if failure and "timed out" in failure else 0}
+    pool = max(1, min(workers, len(jobs)))
+    t0, freed = time.monotonic(), []  # the pool hands jobs out in order: job k >= pool goes when a worker frees
+
+    def finish(raw: dict[str, Any]) -> None:
         row = _land(raw)
-        say(_line(row))
-        rows.append(row)
+        with lock:
+            say(_line(row))
+            rows.append(row)
+
+    def retry(i: int, first: dict[str, Any]) -> None:
+        started, raw = time.monotonic(), None
+        try:
+            for _, result, failure in _outcomes(run_jobs([jobs[i]], workers=1, config=config, output_dir=root,
+                                                         timeout_s=timeout_s), 1, index):
+                raw = _local_raw(targets[i], result, failure, host=host, timeout_s=timeout_s,
+                                 elapsed=time.monotonic() - started)
+        except Exception as e:  # noqa: BLE001 - the retry's failure is the target's row
+            raw = raw or _local_raw(targets[i], None, f"{type(e).__name__}: {e}", host=host, timeout_s=timeout_s,
+                                    elapsed=time.monotonic() - started)
+        raw["attempt_log"] = [first, _attempt(raw, 2)]
+        finish(raw)
+
+    try:
+        for i, result, failure in _outcomes(run_jobs(jobs, workers=pool, config=config, output_dir=root,
+                                                     timeout_s=timeout_s), len(jobs), index):
+            now = time.monotonic()
+            handed_out = t0 if i < pool else (freed[i - pool] if i - pool < len(freed) else t0)
+            freed.append(now)
+            raw = _local_raw(targets[i], result, failure, host=host, timeout_s=timeout_s, elapsed=now - handed_out)
+            if result is None and failure and failure.startswith(WORKER_DIED):
+                thread = threading.Thread(target=retry, args=(i, _attempt(raw, 1)), name=f"opsbook-retry-{i}")
+                thread.start()
+                retries.append(thread)
+                continue
+            finish(raw)
+    finally:
+        for thread in retries:
+            thread.join()
     return rows
+
+
+def _outcomes(runs, n: int, index) -> Iterator[tuple[int, Any, str | None]]:
+    """The `n` outcomes of a run_jobs generator, then its end (it refreshes the reports index) under the `index`
+    lock: a retry's pool and the main one must not write the same index files from one process at once."""
+    try:
+        for _ in range(n):
+            yield next(runs)
+    finally:
+        with index:
+            runs.close()
+
+
+WORKER_DIED = "its worker process died"  # run_jobs' words for a worker that exited during a run
+
+
+def _local_raw(target: str, result, failure: str | None, *, host: str, timeout_s: float,
+               elapsed: float) -> dict[str, Any]:
+    """One local attempt as a raw outcome. A run that ended has its own duration (its sidecar's); one whose worker
+    died or was killed is timed from when the pool handed it out (it started no sooner) until its end was seen."""
+    if result is not None:
+        obj = result.to_json()
+        mem = getattr(result, "worker", None) or {}
+        return {"target": target, "exit_code": result.exit_code, "result": obj, "files": {},
+                "worker": f"{host}:{mem.get('pid', '?')}", "error": obj.get("error"),
+                "duration_s": result.sidecar.get("duration_s", 0), "memory": mem}
+    late = bool(failure) and "timed out" in failure
+    return {"target": target, "exit_code": 1, "result": None, "files": {}, "worker": f"{host}", "error": failure,
+            "duration_s": timeout_s if late else round(max(elapsed, 0.0), 1)}
+
+
+def _attempt(raw: dict[str, Any], n: int) -> dict[str, Any]:
+    """One line of a row's attempt log."""
+    status = ((raw.get("result") or {}).get("status") if isinstance(raw.get("result"), dict) else None) or "failed"
+    return {"attempt": n, "worker": raw.get("worker"), "status": status, "duration_s": raw.get("duration_s"),
+            "error": raw.get("error")}
 
 
 def config_text(config) -> str:
@@ -151,12 +216,16 @@ def _land(raw: dict[str, Any]) -> dict[str, Any]:
     return _row(raw)
 
 
-def land_remote(raw: Any, root: Path, *, runbook: str, target: str) -> dict[str, Any]:
+def land_remote(raw: Any, root: Path, *, runbook: str, target: str,
+                earlier: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A Dask task's answer as a summary row. The answer is untrusted: its files are written only under names the
-    client makes (opsbook.fleet.landing), and no path in it is ever opened here."""
+    client makes (opsbook.fleet.landing), and no path in it is ever opened here. `earlier`: the attempts before this
+    one, as the scheduler saw them (opsbook.fleet.distributed), never as the worker says."""
     from .landing import receive  # noqa: PLC0415
 
     raw = receive(raw, root, runbook=runbook, target=target)
+    earlier = list(earlier or [])
+    raw["attempt_log"] = [*earlier, _attempt(raw, len(earlier) + 1)]
     result = raw.get("result")
     if result and result.get("sidecar"):
         _stamp_worker(Path(result["sidecar"]), raw["worker"])
@@ -173,10 +242,12 @@ def _row(raw: dict[str, Any]) -> dict[str, Any]:
     worst = max((f["severity"] for f in findings if f.get("severity") in RANK), key=RANK.get, default="ok")
     top = sorted((f for f in findings if RANK.get(f.get("severity"), 0) >= 2), key=lambda f: -RANK[f["severity"]])
     status = (result or {}).get("status") or "failed"
+    log = raw.get("attempt_log") or [_attempt(raw, 1)]
     return {"target": raw["target"], "status": status, "worst": worst, "counts": counts, "top": top[:2],
             "metrics": (result or {}).get("metrics") or {}, "error": raw.get("error") or (result or {}).get("error"),
             "worker": raw["worker"], "duration_s": raw["duration_s"], "result": result,
-            "report_html": (result or {}).get("report_html")}
+            "report_html": (result or {}).get("report_html"), "attempts": len(log), "retried": len(log) > 1,
+            "attempt_log": log}
 
 
 def _stamp_worker(sidecar: Path, worker: str) -> None:
@@ -201,10 +272,12 @@ def _writable(root: Path) -> None:
 
 
 def _line(row: dict[str, Any]) -> str:
+    from .summary import retry_note  # noqa: PLC0415
+
     tally = ", ".join(f"{n} {s}" for s, n in row["counts"].items() if n and s in ("critical", "warning"))
     what = "ran" if row["status"] == "ok" else f"FAILED: {row['error']}"
     return (f"{row['target']}: {what} in {row['duration_s']:.1f} s" + (f" ({tally})" if tally else "")
-            + f" [{row['worker']}]")
+            + f" [{row['worker']}]" + (f"; {retry_note(row)}" if row["retried"] else ""))
 
 
 def _progress_printer(total: int) -> Callable[[str], None]:

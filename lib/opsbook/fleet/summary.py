@@ -39,6 +39,13 @@ text-align:left;vertical-align:top}th{background:#f4f4f5}td.num{text-align:right
 @media print{th{cursor:auto}}"""
 
 
+def retry_note(row: dict[str, Any]) -> str:
+    """What happened before the last attempt, in one line: "attempt 2; attempt 1 failed on w1 after 3.2 s: ..."."""
+    before = [f"attempt {a['attempt']} failed on {a['worker']} after {a['duration_s'] or 0:.1f} s: {a['error']}"
+              for a in row["attempt_log"][:-1]]
+    return "; ".join([f"attempt {row['attempts']}", *before])
+
+
 def key_metrics(rows: list[dict[str, Any]]) -> list[str]:
     seen = {k for r in rows for k in r["metrics"]}
     return [k for k in KEY_METRICS if k in seen][:MAX_METRICS]
@@ -60,9 +67,12 @@ def write_summary(result, root: Path, *, scheduler: str | None, workers: int, in
             stem = folder / f"{base}-{n}"
     rows = result.rows
     ok = sum(1 for r in rows if r["status"] == "ok")
-    result.totals = {"targets": len(rows), "ran": ok, "failed": len(rows) - ok,
-                     "by_worst": {s: sum(1 for r in rows if r["worst"] == s) for s in ("critical", "warning",
-                                                                                        "info", "ok")},
+    retried = sum(1 for r in rows if r.get("retried"))
+    result.totals = {"targets": len(rows), "ok": ok, "ran": ok, "failed": len(rows) - ok, "retried": retried,
+                     "attempts": sum(r.get("attempts", 1) for r in rows),
+                     # the worst finding of each target that ran; a failed target is counted as failed, not as "ok"
+                     "by_worst": {s: sum(1 for r in rows if r["status"] == "ok" and r["worst"] == s)
+                                  for s in ("critical", "warning", "info", "ok")},
                      "duration_s": result.duration_s, "mode": f"dask {scheduler}" if scheduler else
                      f"local, {workers} workers", "workers": sorted({r["worker"] for r in rows}),
                      "insecure": insecure}  # a plain tcp:// scheduler, chosen with --insecure
@@ -74,7 +84,7 @@ def write_summary(result, root: Path, *, scheduler: str | None, workers: int, in
                "status": "ok" if ok == len(rows) else "failed",
                "started_at": f"{started:%Y-%m-%dT%H:%M:%SZ}", "duration_s": result.duration_s,
                "findings": [{"check": "fleet.worst", "severity": worst, "title": f"worst across {len(rows)} targets"}],
-               "metrics": {"targets": len(rows), "targets_failed": len(rows) - ok},
+               "metrics": {"targets": len(rows), "targets_failed": len(rows) - ok, "targets_retried": retried},
                "error": None if ok == len(rows) else f"{len(rows) - ok} of {len(rows)} targets failed",
                "totals": result.totals,
                "rows": [{k: v for k, v in r.items() if k != "result"} for r in rows]}
@@ -92,30 +102,38 @@ def write_summary(result, root: Path, *, scheduler: str | None, workers: int, in
 
 def render(result, metrics: list[str], page: Path, root: Path) -> str:
     rows = result.rows
-    head = ["target", "status", "worst", "critical", "warning", "worst findings", *metrics, "worker", "s"]
+    head = ["target", "status", "worst", "critical", "warning", "worst findings", *metrics, "worker", "attempts", "s"]
     body = []
     for r in rows:
         link = esc(os.path.relpath(r["report_html"], page.parent).replace(os.sep, "/")) if r["report_html"] else ""
         name = f'<a href="{link}">{esc(r["target"])}</a>' if link else esc(r["target"])
         status = "ran" if r["status"] == "ok" else f'failed<br><span class="muted">{esc(r["error"])}</span>'
+        if r.get("retried"):
+            status += f'<br><span class="muted">{esc(retry_note(r))}</span>'
         rank = {"critical": 3, "warning": 2, "info": 1, "ok": 0}[r["worst"]]
+        if r["status"] != "ok" and not any(r["counts"].values()):  # it found nothing because it did not run
+            rank, worst = -1, '<span class="muted">none: failed</span>'
+        else:
+            worst = badge(r["worst"])
         top = "<br>".join(f"{badge(f['severity'])} {esc(f.get('title'))}" for f in r["top"]) or \
             '<span class="muted">none</span>'
         cells = [f"<td>{name}</td>", f'<td data-v="{0 if r["status"] == "ok" else 1}">{status}</td>',
-                 f'<td data-v="{rank}">{badge(r["worst"])}</td>',
+                 f'<td data-v="{rank}">{worst}</td>',
                  f'<td class="num">{r["counts"]["critical"]}</td>', f'<td class="num">{r["counts"]["warning"]}</td>',
                  f"<td>{top}</td>"]
         for m in metrics:
             v = r["metrics"].get(m)
             shown = human_value(m, v) if v is not None else ""
             cells.append(f'<td class="num" data-v="{esc(v if isinstance(v, (int, float)) else "")}">{esc(shown)}</td>')
-        cells += [f'<td class="muted">{esc(r["worker"])}</td>', f'<td class="num">{r["duration_s"]:.1f}</td>']
+        cells += [f'<td class="muted">{esc(r["worker"])}</td>', f'<td class="num">{r.get("attempts", 1)}</td>',
+                  f'<td class="num">{r["duration_s"]:.1f}</td>']
         body.append("<tr>" + "".join(cells) + "</tr>")
     t = result.totals
     index = os.path.relpath(root / "index.html", page.parent).replace(os.sep, "/")
-    intro = (f"{t['targets']} targets, {t['ran']} ran, {t['failed']} failed, in {result.duration_s:,.1f} s "
-             f"({esc(t['mode'])}). Worst severity: " + ", ".join(f"{badge(s)} {n}" for s, n in t["by_worst"].items()
-                                                                 if n) + ". Click a column to sort.")
+    retried = f", {t['retried']} retried (see the attempts)" if t["retried"] else ""
+    worst = ", ".join(f"{badge(s)} {n}" for s, n in t["by_worst"].items() if n) or "none ran"
+    intro = (f"{t['targets']} targets, {t['ran']} ran, {t['failed']} failed{retried}, in {result.duration_s:,.1f} s "
+             f"({esc(t['mode'])}). Worst severity of those that ran: {worst}. Click a column to sort.")
     return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f"<title>fleet: {esc(result.runbook)}</title><style>{CSS}</style></head><body>"
             f"<h1>Fleet: {esc(result.runbook)} <span class=\"muted\">{result.started:%Y-%m-%d %H:%M:%S} UTC</span></h1>"

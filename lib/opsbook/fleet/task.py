@@ -26,7 +26,7 @@ def run_target(runbook: str, target: str, params: dict[str, str], *, config_text
     nothing secret travels with the task. A run past `timeout_s` is killed with its kernel."""
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="opsbook-fleet-") as tmp:
-        env = dict(os.environ)
+        env = {"OPSBOOK_STARTED_BY": "fleet", **os.environ}  # the sidecar's started_by, unless a scheduler said
         if config_path is not None:
             env["OPSBOOK_CONFIG"] = config_path
         elif config_text is not None:
@@ -44,6 +44,10 @@ def run_target(runbook: str, target: str, params: dict[str, str], *, config_text
             cmd += ["-p", f"{k}={v}"]
         if fail_on:
             cmd += ["--fail-on", fail_on]
+        if not output_dir:  # nobody else collects these files: if this process dies, the run stops and they go
+            from .guard import command  # noqa: PLC0415
+
+            cmd = command(cmd, tmp)
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                 start_new_session=True)  # its own process group: a timeout kills the kernel too
         try:

@@ -22,7 +22,8 @@ import click
               help="Seconds one target may take; then its run is killed and reported failed.")
 @click.option("--fail-on", type=click.Choice(["warning", "critical"]), help="Exit 3 when any target has such a finding.")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="Reports folder.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: per target what `run --json` prints.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: per target what `run --json` prints, with its worker and attempts.")
 def fleet(runbook, names, all_targets, tag, params, workers, scheduler, insecure, timeout_s, fail_on, output_dir,
           as_json):
     """Run RUNBOOK on many targets in parallel and write a fleet summary; prints the summary's path."""
