@@ -57,6 +57,7 @@ def test_local_fleet_four_targets_two_workers(fleet_config, tmp_path):
         assert t["status"] == "ok" and t["metrics"]["server_version_num"] >= 150000
         sidecar = json.loads(Path(t["sidecar"]).read_text())
         assert sidecar["worker"] == t["worker"] and sidecar["worker"].startswith(socket.gethostname() + ":")
+        assert sidecar["started_by"] == "fleet", "a fleet's run is no person's: monthly-health counts no incident"
         assert Path(t["report_html"]).is_file() and Path(t["report_html"]).parent.parent == tmp_path / "reports"
     summary = Path(doc["summary_html"])
     assert summary.name.startswith("fleet--connect--") and summary.parent.parent == tmp_path / "reports"

@@ -116,8 +116,10 @@ def _run_local(runbook, targets, params, *, config, workers, timeout_s, fail_on,
     import socket  # noqa: PLC0415
     import threading  # noqa: PLC0415
 
+    from ..report.record import STARTED_BY_ENV  # noqa: PLC0415
     from ..run.kernels.many import Job, run_jobs  # noqa: PLC0415
 
+    os.environ.setdefault(STARTED_BY_ENV, "fleet")  # the workers' runs are the fleet's (a scheduler's, if it said so)
     host = socket.gethostname()
     rows, lock, index, retries = [], threading.Lock(), threading.Lock(), []
     jobs = [Job(runbook, t, dict(params), fail_on=fail_on) for t in targets]
