@@ -75,10 +75,10 @@ def test_a_scheduled_triage_is_not_an_incident_while_a_cli_one_is(db, tmp_path, 
     assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1 and "OPSBOOK_STARTED_BY" in bad.stderr, bad
     fleet = run_target("incident-triage", "test", {}, config_path=str(cfg), output_dir=str(tmp_path / "reports"))
     assert json.loads(Path(fleet["result"]["sidecar"]).read_text())["started_by"] == "fleet"
-    monkeypatch.setenv("OPSBOOK_STARTED_BY", "schedule")  # what schedule.runs._attempt sets before run_target
-    scheduled = run_target("incident-triage", "test", {}, config_path=str(cfg), output_dir=str(tmp_path / "reports"))
+    scheduled = run_target("incident-triage", "test", {}, config_path=str(cfg), output_dir=str(tmp_path / "reports"),
+                           started_by="schedule")  # as schedule.runs._attempt calls it
     assert json.loads(Path(scheduled["result"]["sidecar"]).read_text())["started_by"] == "schedule"
-    monkeypatch.delenv("OPSBOOK_STARTED_BY")
+    assert "OPSBOOK_STARTED_BY" not in os.environ, "the caller's environment is left as it was"
     with lab_kernel("incident-triage", cfg, monkeypatch) as k:
         k.set_params(target="test")
         for i in k.code[k.code.index(k.params_index) + 1:]:

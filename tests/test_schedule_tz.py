@@ -70,7 +70,9 @@ def _seen_at(config, slot: dt.datetime) -> None:
 
 def _month_given(outcome) -> str:
     assert outcome.status == "ok", outcome.line()
-    return json.loads(Path(outcome.report).read_text())["parameters"]["month"]
+    sidecar = json.loads(Path(outcome.report).read_text())
+    assert sidecar["started_by"] == "schedule" and "OPSBOOK_STARTED_BY" not in os.environ  # run-due's process untouched
+    return sidecar["parameters"]["month"]
 
 
 # ------------------------------------------------------------------------------------------ months

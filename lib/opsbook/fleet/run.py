@@ -119,7 +119,9 @@ def _run_local(runbook, targets, params, *, config, workers, timeout_s, fail_on,
     from ..report.record import STARTED_BY_ENV  # noqa: PLC0415
     from ..run.kernels.many import Job, run_jobs  # noqa: PLC0415
 
-    os.environ.setdefault(STARTED_BY_ENV, "fleet")  # the workers' runs are the fleet's (a scheduler's, if it said so)
+    set_here = STARTED_BY_ENV not in os.environ  # the workers (spawned: they copy this environment) run the fleet's
+    if set_here:
+        os.environ[STARTED_BY_ENV] = "fleet"
     host = socket.gethostname()
     rows, lock, index, retries = [], threading.Lock(), threading.Lock(), []
     jobs = [Job(runbook, t, dict(params), fail_on=fail_on) for t in targets]
@@ -161,6 +163,8 @@ def _run_local(runbook, targets, params, *, config, workers, timeout_s, fail_on,
     finally:
         for thread in retries:
             thread.join()
+        if set_here:
+            os.environ.pop(STARTED_BY_ENV, None)  # a caller in this process (a test, a script) is not a fleet
     return rows
 
 

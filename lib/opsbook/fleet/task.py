@@ -18,15 +18,18 @@ SUFFIXES = (".html", ".ipynb", ".json", ".md", ".missing.csv", ".missing.sql")
 
 def run_target(runbook: str, target: str, params: dict[str, str], *, config_text: str | None = None,
                config_path: str | None = None, timeout_s: float = 600, output_dir: str | None = None, fail_on: str | None = None,
-               keep_files: bool = False) -> dict[str, Any]:
+               keep_files: bool = False, started_by: str | None = None) -> dict[str, Any]:
     """Run one target; returns {target, exit_code, result (the `run --json` object) or error, files, worker, s}.
 
     With `output_dir` the child writes there (local mode); without it into a temporary folder whose files come
     back as bytes (distributed mode). Credentials are the worker's own (~/.pgpass, PGPASSWORD, dsn_env variables):
-    nothing secret travels with the task. A run past `timeout_s` is killed with its kernel."""
+    nothing secret travels with the task. A run past `timeout_s` is killed with its kernel. `started_by` is what the
+    sidecar says started the run (the caller's, e.g. "schedule"; else OPSBOOK_STARTED_BY if set, else "fleet")."""
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="opsbook-fleet-") as tmp:
-        env = {"OPSBOOK_STARTED_BY": "fleet", **os.environ}  # the sidecar's started_by, unless a scheduler said
+        env = {"OPSBOOK_STARTED_BY": "fleet", **os.environ}  # the sidecar's started_by, unless a launcher said
+        if started_by is not None:
+            env["OPSBOOK_STARTED_BY"] = started_by
         if config_path is not None:
             env["OPSBOOK_CONFIG"] = config_path
         elif config_text is not None:

@@ -254,10 +254,9 @@ def _attempt(config, store: JobStore, s: Schedule, c: Claim, output_dir: Path | 
     cfg = Path(config.path).absolute() if config.path is not None and Path(config.path).is_file() else None
     root = Path(output_dir or config.reports_dir).absolute()
     params = parameters(s, slot)
-    os.environ["OPSBOOK_STARTED_BY"] = "schedule"  # the sidecar's started_by (run_target's child inherits it)
     raw = run_target(s.runbook, c.target, {k: _cli_value(v) for k, v in params.items()},
                      config_path=str(cfg) if cfg else None, config_text=None if cfg else config_text(config),
-                     timeout_s=s.timeout_s, output_dir=str(root))
+                     timeout_s=s.timeout_s, output_dir=str(root), started_by="schedule")
     result = raw.get("result")
     down = unreachable(result)
     if result is not None:
