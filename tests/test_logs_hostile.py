@@ -99,10 +99,11 @@ def test_carriage_returns_plant_no_event(hostile_log, ext):
     assert not [e for e in events if e["pid"] == FAKE_PID or e["ts"].startswith(FAKE_DAY)]
     assert not [e for e in events if e["kind"] in ("panic", "too_many_connections") or e["severity"] == "PANIC"]
     assert not out["problems"], out["problems"]
-    # the one failed login is there once, with the role name PostgreSQL logged (carriage return included)
-    refused = [e for e in events if e["severity"] == "FATAL"]
-    assert len(refused) == 1 and FAKE_ROLE in refused[0]["message"], refused
-    assert refused[0]["kind"] in ("fatal", "authentication_failed")
+    # the failed login is there, with the role name PostgreSQL logged read whole (carriage return included), once
+    # per backend that logged it (a connection retry, or another client reaching this server, is its own backend)
+    refused = [e for e in events if e["severity"] == "FATAL" and FAKE_ROLE in (e["message"] or "")]
+    assert refused and len({e["pid"] for e in refused}) == len(refused), refused
+    assert all(e["kind"] in ("fatal", "authentication_failed") for e in refused)
     # the query and the bind parameter are read whole, as written
     texts = [(e["message"] or "") + (e["detail"] or "") for e in events]
     assert sum(f"\r{FAKE_STDERR}\r\n" in t for t in texts) == 1
