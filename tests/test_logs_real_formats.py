@@ -298,10 +298,13 @@ def syslog_log(tmp_path_factory):
     try:
         app = f"host=127.0.0.1 port={port} user=app dbname=shop application_name=shopapp connect_timeout=10"
         deadline = time.monotonic() + 60
-        while attempt(app + " password=secret") != "ok":
+        # no login before the server says it is ready: one during its start logs a FATAL ("the database system is
+        # starting up") that the counts below would include (seen under load)
+        while not any("ready to accept connections" in line for line in list(daemon.lines)):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"server in its namespace did not start: {(folder / 'stderr').read_text()[-800:]}")
             time.sleep(0.1)
+        assert attempt(app + " password=secret") == "ok"
         told = {"wrong password": attempt(app + " password=wrong"),
                 "no such database": attempt(f"host={server.data_dir} port={port} user=app dbname=nosuch")}
         with psycopg.connect(app + " password=secret", autocommit=True) as c:
