@@ -178,6 +178,26 @@ def schema_lock(conn) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
 
 
+def create_tables(engine, tables_metadata) -> None:
+    """CREATE the tables of `tables_metadata` that are absent (another store's beside the history: the scheduler's
+    jobs, the notifiers' state), under the schema lock; tried five times: on SQLite a writer may hold the database
+    past the busy timeout, on PostgreSQL a racing create may still collide."""
+    import time  # noqa: PLC0415
+
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError  # noqa: PLC0415
+
+    for attempt in range(5):
+        try:
+            with engine.begin() as conn:
+                schema_lock(conn)
+                tables_metadata.create_all(conn, checkfirst=True)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError):
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
 def migrate(engine) -> int:
     """Create the schema if absent and apply pending migrations; returns the schema version now in force."""
     with engine.begin() as conn:

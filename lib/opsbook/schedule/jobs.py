@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, UniqueConstraint, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError
 
 metadata = MetaData()
 job_runs = Table(
@@ -61,19 +60,10 @@ class JobStore:
     """Job rows on the history store's engine (SQLite or PostgreSQL)."""
 
     def __init__(self, url: str):
-        from ..history.store import make_engine, schema_lock  # noqa: PLC0415
+        from ..history.store import create_tables, make_engine  # noqa: PLC0415
 
         self.engine = make_engine(url)
-        for attempt in range(5):  # SQLite: a writer holding the database lock past the busy timeout; try again
-            try:
-                with self.engine.begin() as conn:
-                    schema_lock(conn)  # PostgreSQL: two invocations creating the table at once take turns
-                    metadata.create_all(conn, checkfirst=True)
-                break
-            except (OperationalError, ProgrammingError, IntegrityError):
-                if attempt == 4:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
+        create_tables(self.engine, metadata)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -2,12 +2,10 @@
 one is not announced again as new, and its clearing is), and when each notifier last heard (for `repeat_every`)."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Column, Float, MetaData, String, Table, Text, delete, select
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 metadata = MetaData()
 announced = Table(
@@ -55,19 +53,10 @@ class NoticeState:
     """The two tables on the history store's engine (SQLite or PostgreSQL), created if absent."""
 
     def __init__(self, url: str):
-        from ...history.store import make_engine, schema_lock  # noqa: PLC0415
+        from ...history.store import create_tables, make_engine  # noqa: PLC0415
 
         self.engine = make_engine(url)
-        for attempt in range(5):  # SQLite: another writer past the busy timeout; PostgreSQL: a racing create
-            try:
-                with self.engine.begin() as conn:
-                    schema_lock(conn)
-                    metadata.create_all(conn, checkfirst=True)
-                break
-            except (OperationalError, ProgrammingError, IntegrityError):
-                if attempt == 4:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
+        create_tables(self.engine, metadata)
 
     def close(self) -> None:
         self.engine.dispose()
