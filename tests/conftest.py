@@ -1,6 +1,7 @@
 """Real PostgreSQL servers for the suite: the embedded one always, Debian's PostgreSQL 15 when present."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -137,6 +138,32 @@ def pg15(tmp_path_factory):
 def any_pg(request):
     """Each available server version in turn."""
     return request.getfixturevalue("pg" if request.param == "embedded" else "pg15")
+
+
+API_ROLES = ("anon", "authenticated", "service_role")  # Supabase's API roles
+
+
+@contextlib.contextmanager
+def api_roles_on(server):
+    """anon/authenticated/service_role in the server's cluster (roles are cluster-wide) for as long as the block
+    runs; the ones it made are dropped afterwards, so that the plain-database tests meet a server without them."""
+    with psycopg.connect(server.conninfo(), autocommit=True) as c:
+        made = [r for r in API_ROLES if not c.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (r,)).fetchone()]
+        for r in made:
+            c.execute(f"CREATE ROLE {r} NOLOGIN NOINHERIT")
+    try:
+        yield server
+    finally:
+        with psycopg.connect(server.conninfo(), autocommit=True) as c:
+            for r in made:
+                c.execute(f"DROP ROLE IF EXISTS {r}")
+
+
+@pytest.fixture
+def api_roles(any_pg):
+    """Each server version in turn, with the API roles for one test."""
+    with api_roles_on(any_pg) as server:
+        yield server
 
 
 class Database:

@@ -23,16 +23,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-import psycopg
 import pytest
-from conftest import drop_database, make_database
+from conftest import api_roles_on, drop_database, make_database
 from opsbook.checks.security import audit
 from opsbook.checks.security.advisor import LEVELS, LINTS
 from opsbook.core.findings import Severity
 from opsbook.run.context import Runbook
 
 FIXTURE = Path(__file__).parent / "fixtures" / "advisor_cases.sql"
-API_ROLES = ("anon", "authenticated", "service_role")
 CHECK = {lint: check for lint, _, _, check, _ in LINTS}
 
 
@@ -127,23 +125,17 @@ CASES = [
 def audited(request):
     """The fixture's database on one server version, audited once: (server label, the runbook after the run)."""
     server = request.getfixturevalue("pg" if request.param == "embedded" else "pg15")
-    with psycopg.connect(server.conninfo(), autocommit=True) as c:
-        made = [r for r in API_ROLES if not c.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (r,)).fetchone()]
-        for r in made:
-            c.execute(f"CREATE ROLE {r} NOLOGIN NOINHERIT")
-    db = make_database(server)
-    try:
-        db.execute(FIXTURE.read_text())
-        rb = Runbook("security-audit", "test", config=db.config(api_schemas=["public", "pgmq_public"]))
-        rb.connect()
-        audit.run(rb)
-        rb.close()
-        yield rb
-    finally:
-        drop_database(db)
-        with psycopg.connect(server.conninfo(), autocommit=True) as c:
-            for r in made:
-                c.execute(f"DROP ROLE IF EXISTS {r}")
+    with api_roles_on(server):
+        db = make_database(server)
+        try:
+            db.execute(FIXTURE.read_text())
+            rb = Runbook("security-audit", "test", config=db.config(api_schemas=["public", "pgmq_public"]))
+            rb.connect()
+            audit.run(rb)
+            rb.close()
+            yield rb
+        finally:
+            drop_database(db)
 
 
 @pytest.mark.parametrize("c", CASES, ids=[f"{c.lint}-{c.kind}-{c.obj}" for c in CASES])

@@ -17,21 +17,8 @@ from opsbook.run.context import Runbook
 from opsbook.database.demo import LIVE_PROBLEMS, PROBLEMS
 from opsbook.core.findings import PARTIAL, Severity, gaps
 
-API_ROLES = ("anon", "authenticated", "service_role")
 
 
-@pytest.fixture
-def api_roles(any_pg):
-    """anon/authenticated/service_role in the cluster for one test (roles are cluster-wide), dropped afterwards so
-    that the plain-database tests meet a server without them."""
-    with psycopg.connect(any_pg.conninfo(), autocommit=True) as c:
-        made = [r for r in API_ROLES if not c.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (r,)).fetchone()]
-        for r in made:
-            c.execute(f"CREATE ROLE {r} NOLOGIN NOINHERIT")
-    yield any_pg
-    with psycopg.connect(any_pg.conninfo(), autocommit=True) as c:
-        for r in made:
-            c.execute(f"DROP ROLE IF EXISTS {r}")
 
 
 FLAWS = """

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import uuid
 
-import psycopg
 import pytest
 
 from opsbook.checks.security import audit
@@ -14,22 +13,10 @@ from opsbook.core.findings import Severity
 from opsbook.run.context import Runbook
 from opsbook.run.runner import run_runbook
 
-API_ROLES = ("anon", "authenticated", "service_role")
 SIX = ("security.unsupported_reg_types", "security.queue_exposed", "security.auth_unique_fkey",
        "security.extension_outdated", "security.graphql_anon_exposed", "security.graphql_authenticated_exposed")
 
 
-@pytest.fixture
-def api_roles(any_pg):
-    """anon/authenticated/service_role for one test (cluster-wide), dropped afterwards."""
-    with psycopg.connect(any_pg.conninfo(), autocommit=True) as c:
-        made = [r for r in API_ROLES if not c.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (r,)).fetchone()]
-        for r in made:
-            c.execute(f"CREATE ROLE {r} NOLOGIN NOINHERIT")
-    yield any_pg
-    with psycopg.connect(any_pg.conninfo(), autocommit=True) as c:
-        for r in made:
-            c.execute(f"DROP ROLE IF EXISTS {r}")
 
 
 # Supabase's shapes as plain schemas, tables and functions (pgmq and pg_graphql are not in plain PostgreSQL)
