@@ -128,6 +128,9 @@ def test_nothing_but_reports_and_assets(folder, server):
         status, body, _ = get(url, path)
         assert status in (403, 404), (path, status)
         assert b"outside the folder" not in body and b"SQLite" not in body and b"recovered row" not in body
+    # the index links each run's notebook: its 404 says why and how to serve notebooks
+    assert b"opsbook reports serve --with-notebooks" in get(url, rel(folder, folder["run"]["notebook"]))[1]
+    assert b"--with-notebooks" not in get(url, "/history.sqlite")[1]
     assert get(url, "/index.html", "POST")[0] == 405
     assert get(url, "/index.html", "DELETE")[0] == 405
     assert get(url, "/index.html", "HEAD")[:2] == (200, b"")

@@ -27,6 +27,8 @@ SUFFIXES = {".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf
             ".gif": "image/gif", ".webp": "image/webp", ".ico": "image/x-icon", ".pdf": "application/pdf"}
 SIDECAR = re.compile(r"^.+--.+--\d{6}Z(-\d+)?\.json$")  # a run's sidecar (report/index.py), not a cache
 NOTEBOOK = ".ipynb"
+# the index links each run's notebook: say why that link answers 404 here, and how to serve them
+NOT_SERVED = "notebooks are not served here (they hold the run's code and outputs): opsbook reports serve --with-notebooks"
 DEFAULT_PORT = 8765
 
 
@@ -97,7 +99,8 @@ class ReportsHandler(http.server.BaseHTTPRequestHandler):
     def _send(self, *, body: bool) -> None:
         found = resolve(self.root, self.path, with_notebooks=self.with_notebooks)
         if found is None:
-            self.send_error(404, "not a report")
+            notebook = not self.with_notebooks and urlsplit(self.path).path.endswith(NOTEBOOK)
+            self.send_error(404, NOT_SERVED if notebook else "not a report")
             return
         path, kind = found
         try:  # O_NOFOLLOW: a file swapped for a symlink after the check is not followed either
