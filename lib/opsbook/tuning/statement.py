@@ -58,3 +58,45 @@ _CHATTER = re.compile(r"\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|SAVEPO
 
 def session_chatter(text: str) -> bool:
     return bool(_CHATTER.match(text or ""))
+
+
+# pg_stat_statements keeps a typed literal (interval '7 days', date '2026-01-01') as `interval $4`, which does not
+# parse: such a parameter is planned as CAST($4 AS interval). Only PostgreSQL's own type names are rewritten.
+TYPED_LITERAL_TYPES = frozenset({
+    "interval", "date", "time", "timetz", "timestamp", "timestamptz", "numeric", "decimal", "int", "int2", "int4",
+    "int8", "integer", "smallint", "bigint", "real", "float", "float4", "float8", "text", "varchar", "char",
+    "character", "bpchar", "bool", "boolean", "json", "jsonb", "uuid", "inet", "cidr", "macaddr", "money", "bytea",
+    "point", "tsquery", "tsvector", "xml", "oid", "regclass", "name"})
+_KEYWORD_NAMES = frozenset({"UNRESERVED_KEYWORD", "COL_NAME_KEYWORD", "TYPE_FUNC_NAME_KEYWORD"})
+_MULTI_WORD = (("double", "precision"), ("character", "varying"), ("char", "varying"), ("bit", "varying"),
+               ("timestamp", "with", "time", "zone"), ("timestamp", "without", "time", "zone"),
+               ("time", "with", "time", "zone"), ("time", "without", "time", "zone"))
+
+
+def plannable(text: str) -> str:
+    """`text` with every `<built-in type> $n` (a typed literal that pg_stat_statements replaced) written as
+    `CAST($n AS <type>)`, so it parses; anything else unchanged."""
+    if "$" not in text:
+        return text
+    toks = [t for t in tokens(text) if t.name not in ("C_COMMENT", "SQL_COMMENT")]
+    words = [text[t.start:t.end + 1].lower() if t.name == "IDENT" or t.kind in _KEYWORD_NAMES else None
+             for t in toks]
+    raw = [text[t.start:t.end + 1].lower() for t in toks]
+    edits = []
+    for i, t in enumerate(toks):
+        if t.name != "PARAM" or not i or words[i - 1] is None:
+            continue
+        span = None
+        for shape in _MULTI_WORD:
+            k = i - len(shape)
+            if k >= 0 and tuple(raw[k:i]) == shape and (k == 0 or words[k - 1] is None):
+                span = k
+                break
+        if span is None and words[i - 1] in TYPED_LITERAL_TYPES and (i < 2 or words[i - 2] is None):
+            span = i - 1
+        if span is not None:
+            edits.append((toks[span].start, t.end + 1, f"CAST({text[t.start:t.end + 1]} AS "
+                                                     f"{' '.join(raw[span:i])})"))
+    for start, end, new in reversed(edits):
+        text = text[:start] + new + text[end:]
+    return text
