@@ -260,13 +260,15 @@ def test_user_code_in_an_index_expression_keeps_the_target_plan_away(pg, tmp_pat
     ("WITH x AS (SELECT 1) SELECT * FROM x;", None),
     ("WITH d AS (DELETE FROM public.t RETURNING *) SELECT * FROM d", "not a plain read: DELETE"),
     ("SELECT * INTO public.saved FROM public.t", "not a plain read: INTO"),
-    ("SELECT * FROM public.t FOR UPDATE", "not a plain read: UPDATE"),
+    ("SELECT * FROM public.t FOR UPDATE", "a locking SELECT (FOR UPDATE / FOR SHARE): opsbook plans plain reads only"),
+    ("WITH u AS (UPDATE public.t SET a = 1 RETURNING *) SELECT * FROM u FOR UPDATE", "not a plain read: SET, UPDATE"),
     ("SELECT 1; DROP TABLE public.t", "more than one statement"),
     ("UPDATE public.t SET a = $1", "not a SELECT (UPDATE)"),
     ("SELECT 'unterminated", "the text does not lex as complete SQL (cut off, or not SQL)"),
     ("SELECT * FROM public.t WHERE a = 'DELETE'", None),
-    ("SELECT * FROM public.t FOR NO KEY UPDATE", "not a plain read: UPDATE"),
-    ("SELECT * FROM public.t FOR KEY SHARE", "a locking SELECT (FOR SHARE / FOR NO KEY UPDATE)"),
+    ("SELECT * FROM public.t FOR NO KEY UPDATE", "a locking SELECT (FOR UPDATE / FOR SHARE): opsbook plans plain "
+                                                 "reads only"),
+    ("SELECT * FROM public.t FOR KEY SHARE", "a locking SELECT (FOR UPDATE / FOR SHARE): opsbook plans plain reads only"),
     ("SELECT substring(key FOR 2) FROM public.t", None),
     ("LOCK TABLE public.t", "not a SELECT (LOCK)"),
 ])

@@ -49,6 +49,7 @@ def tune(db, params: dict | None = None) -> Tuning:
     rows = df.to_dict("records")
     for r in rows:
         r["status"] = statement.refusal(r["query"]) or ""
+        r["plan_text"] = statement.plannable(r["query"])  # typed literals kept as `interval $4` made to parse
         r.update(target_plan="", shadow_cost=None, plan="")
     plannable = [r for r in rows if not r["status"]]
     names = set().union(*(statement.names(r["query"]) for r in plannable)) if plannable else set()
@@ -92,7 +93,7 @@ def _with_shadow(db, out: Tuning, rows: list[dict], info: dict, p: dict) -> None
             if r["status"]:
                 continue
             try:
-                s = summarise(shadow.explain(r["query"]), columns)
+                s = summarise(shadow.explain(r["plan_text"]), columns)
             except Exception as e:  # noqa: BLE001 - the server's refusal is the answer: say it
                 r["status"] = "not planned: " + _why_not(str(e))
                 continue
@@ -101,13 +102,13 @@ def _with_shadow(db, out: Tuning, rows: list[dict], info: dict, p: dict) -> None
                 r["status"] = "reads no user table"
                 continue
             r["shadow_cost"], r["plan"] = s.total_cost, s.text()
-            planned[r["queryid"]] = {"text": r["query"], "calls": float(r["calls"]), "summary": s}
+            planned[r["queryid"]] = {"text": r["plan_text"], "calls": float(r["calls"]), "summary": s}
             why = target_plan.refusal(db, used, info)
             if why:
                 r["target_plan"] = why
                 continue
             try:
-                ts = summarise(target_plan.explain(db, r["query"], sorted({sc for sc, _ in used})), columns)
+                ts = summarise(target_plan.explain(db, r["plan_text"], sorted({sc for sc, _ in used})), columns)
                 r["target_plan"] = f"cost {ts.total_cost:,.0f}: " + ts.text(2)
             except Exception as e:  # noqa: BLE001 - a timeout, a policy (row_security off): said, not fatal
                 r["target_plan"] = "not planned on the target: " + _why_not(str(e))
@@ -258,7 +259,15 @@ def write_note(t) -> str:
 
 
 def _why_not(message: str) -> str:
+    import re
+
+    from ..database.session import PLATFORM_SCHEMAS
+
     first = " ".join(message.split()).split(" LINE ")[0][:200]
+    platform = re.match(r'relation "([^".]+)\.[^"]+" does not exist', first)
+    if platform and platform.group(1) in PLATFORM_SCHEMAS:
+        return (f"it reads {platform.group(0).split(chr(34))[1]}, a table of the platform's schema "
+                f"{platform.group(1)} (Supabase manages its tables and indexes), which opsbook does not tune")
     if "does not exist" in first:
         return (first + " in the shadow, which holds only the target's tables and PostgreSQL's own code: the "
                 "statement uses something else (the database's own functions, types or views), so opsbook "

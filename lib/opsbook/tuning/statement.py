@@ -31,11 +31,15 @@ def refusal(text: str) -> str | None:
         return "more than one statement"
     if not words or words[0].name not in ("SELECT", "WITH"):
         return f"not a SELECT ({text.split(None, 1)[0][:20]})"
-    verbs = sorted({t.name.removesuffix("_P") for t in words if t.name.removesuffix("_P") in WRITES})
+    names = [t.name for t in words]
+    locking = {i for i, n in enumerate(names) if n == "UPDATE" and i and (names[i - 1] == "FOR" or names[i - 2:i]
+                                                                          == ["NO", "KEY"])}  # FOR [NO KEY] UPDATE
+    verbs = sorted({t.name.removesuffix("_P") for i, t in enumerate(words)
+                    if t.name.removesuffix("_P") in WRITES and i not in locking})
     if verbs:
         return f"not a plain read: {', '.join(verbs)}"
-    if any(t.name == "FOR" and nxt.name in ("SHARE", "NO", "KEY") for t, nxt in pairwise(words)):
-        return "a locking SELECT (FOR SHARE / FOR NO KEY UPDATE)"
+    if locking or any(t.name == "FOR" and nxt.name in ("SHARE", "NO", "KEY") for t, nxt in pairwise(words)):
+        return "a locking SELECT (FOR UPDATE / FOR SHARE): opsbook plans plain reads only"
     return None
 
 
