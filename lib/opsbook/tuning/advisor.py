@@ -5,10 +5,10 @@ import time
 from dataclasses import dataclass, field
 
 from ..core.errors import OpsbookError, SkipCheck
-from . import catalog, reasons, statement, target_plan, writes
-from .candidates import evaluate, propose
+from . import catalog, partitions, reasons, statement, target_plan, writes
+from .candidates import evaluate, existing_index, propose
 from .plans import LARGE_ROWS, summarise
-from .shadow import ident, open_shadow, qualified
+from .shadow import ident, open_shadow
 
 DEFAULTS = {"top_statements": 20, "max_indexes": 5, "min_gain_pct": 10.0, "min_rows": LARGE_ROWS}
 
@@ -84,7 +84,7 @@ def _with_shadow(db, out: Tuning, rows: list[dict], info: dict, p: dict) -> None
     existing: dict = {}
     for ix in info["indexes"].itertuples():
         key = next(((r.schema_name, r.table_name) for r in tables.itertuples() if r.oid == ix.oid), None)
-        existing.setdefault(key, []).append(list(ix.columns))
+        existing.setdefault(key, []).append(existing_index(ix))  # partial and expression ones as they are
     t0 = time.perf_counter()
     with open_shadow(info) as shadow:
         out.timings["shadow_build_s"] = time.perf_counter() - t0
@@ -127,8 +127,8 @@ def _with_shadow(db, out: Tuning, rows: list[dict], info: dict, p: dict) -> None
         out.notes += [f"{t}: column statistics not readable by this role (SELECT on the table needed)"
                       for t in shadow.no_stats]
         if shadow.indexes_skipped:
-            out.notes.append("indexes not copied to the shadow (expressions, predicates or non-built-in operator "
-                             "classes): " + ", ".join(shadow.indexes_skipped[:10]))
+            out.notes.append("indexes not copied to the shadow (code that is not PostgreSQL's own, or not valid): "
+                             + ", ".join(shadow.indexes_skipped[:10]))
         cluster = shadow.cluster
     out.shadow_gone = not cluster.directory.exists()
     taken = set(info["indexes"]["index_name"]) if len(info["indexes"]) else set()
@@ -147,7 +147,7 @@ def _with_shadow(db, out: Tuning, rows: list[dict], info: dict, p: dict) -> None
                    write_note=costs(k.candidate).text + "; " + row["write_note"])
         rows_out.append(row)
     out.indexes = pd.DataFrame(rows_out, columns=["rank", "create_sql", "table", "columns", "benefit", "helps",
-                                                  "size_bytes_est", "write_note", "makes_redundant", "saving_pct",
+                                                  "est_size_bytes", "write_note", "makes_redundant", "saving_pct",
                                                   "benefit_per_month", "write_cost_per_month", "net_per_month"])
     best_loss: dict = {}
     for k in losers:  # per statement set, the loser that would have saved most
@@ -229,13 +229,13 @@ def _proposal_row(rank: int, k, tables, droppable: dict, taken: set) -> dict:
     taken.add(name)
     t = tables[(tables["schema_name"] == schema) & (tables["table_name"] == table)].iloc[0]
     return {"rank": rank,
-            "create_sql": f"CREATE INDEX CONCURRENTLY {ident(name)} ON {qualified(schema, table)} "
-                          f"({', '.join(ident(c) for c in cols)})"
-                          + (f" WHERE {ident(null)} IS NULL" if null else "") + ";",
+            "create_sql": partitions.create_index_sql(tables, schema, table, name,
+                                                      f"({', '.join(ident(c) for c in cols)})"
+                                                      + (f" WHERE {ident(null)} IS NULL" if null else ""), ident),
             "table": f"{schema}.{table}", "columns": ", ".join(cols) + (f" where {null} is null" if null else ""),
             "benefit": round(k.benefit, 1),
             "helps": "; ".join(f"queryid {q}: cost {b:,.0f} -> {a:,.0f}" for q, b, a in k.helped),
-            "size_bytes_est": int(k.pages) * 8192, "write_note": write_note(t),
+            "est_size_bytes": int(k.pages) * 8192, "write_note": write_note(t),
             "makes_redundant": ", ".join(f"{schema}.{n} ({', '.join(e)})" for n, e in droppable.get((schema, table), [])
                                          if not null and len(e) < len(cols) and list(cols[:len(e)]) == list(e))}
 

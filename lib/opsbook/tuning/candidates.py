@@ -1,6 +1,7 @@
 """Candidate indexes from the plans' compared columns, tried one by one on the shadow; the best kept, greedily."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .plans import PlanSummary, summarise
@@ -15,6 +16,49 @@ class Candidate:
     table: tuple[str, str]
     columns: tuple[str, ...]
     null_column: str | None = None  # a partial index: WHERE null_column IS NULL
+
+
+@dataclass(frozen=True)
+class Existing:
+    """An index the table has, as far as judging a candidate covered goes: its key columns in order (None for an
+    expression), and its predicate: `null_column` for WHERE col IS NULL, `other_predicate` for any other."""
+
+    columns: tuple[str | None, ...]
+    null_column: str | None = None
+    other_predicate: bool = False
+
+
+_IS_NULL = re.compile(r'^\(*(?P<col>\w+|"(?:[^"]|"")+")\s+IS\s+NULL\)*$')
+
+
+def existing_index(ix) -> Existing:
+    """A row of catalog.INDEXES as an Existing (its predicate read only when it is a plain `col IS NULL`)."""
+    cols = getattr(ix, "key_columns", None)
+    cols = list(ix.columns) if cols is None else list(cols)
+    key = tuple(c if isinstance(c, str) else None for c in cols)
+    pred = getattr(ix, "predicate", None)
+    if not isinstance(pred, str) or not pred:
+        return Existing(key)
+    m = _IS_NULL.match(pred.strip())
+    if m:
+        col = m.group("col")
+        return Existing(key, col[1:-1].replace('""', '"') if col.startswith('"') else col)
+    return Existing(key, other_predicate=True)
+
+
+def covered(cand: Candidate, existing: list) -> bool:
+    """An existing index serves the candidate: it starts with the candidate's columns and has no predicate (a
+    partial candidate: or the same IS NULL predicate); a plain list of columns is an index without predicate."""
+    for e in existing:
+        e = e if isinstance(e, Existing) else Existing(tuple(e))
+        if list(e.columns[:len(cand.columns)]) != list(cand.columns):
+            continue
+        if cand.null_column:
+            if e.null_column == cand.null_column and not e.other_predicate:
+                return True
+        elif e.null_column is None and not e.other_predicate:
+            return True
+    return False
 
 
 @dataclass
@@ -58,7 +102,7 @@ def propose(summaries: dict[str, PlanSummary], reltuples: dict, existing: dict, 
             if nulls and rest:  # rows waiting for something (read_at IS NULL) are usually few: index only those
                 found.append(Candidate(table, rest, nulls[0]))
             for c in found:
-                if c not in out and (c.null_column or not _covered(c.columns, existing.get(table, []))):
+                if c not in out and not covered(c, existing.get(table, [])):
                     out.append(c)
         for order in summary.orders:  # ORDER BY ... LIMIT: the equality columns, then the sort's, in its order
             if reltuples.get(order.table, 0) < min_rows:
@@ -70,13 +114,9 @@ def propose(summaries: dict[str, PlanSummary], reltuples: dict, existing: dict, 
                       (tuple(eq) + tuple(c for c in order.columns if c not in eq))[:MAX_ORDER_COLUMNS]}
             for cols in sorted(shapes, key=len):
                 c = Candidate(order.table, cols)
-                if c not in out and not _covered(cols, existing.get(order.table, [])):
+                if c not in out and not covered(c, existing.get(order.table, [])):
                     out.append(c)
     return out
-
-
-def _covered(cols: tuple[str, ...], existing: list[list[str]]) -> bool:
-    return any(list(e[:len(cols)]) == list(cols) for e in existing)
 
 
 def evaluate(shadow, candidates: list[Candidate], planned: dict[str, dict], columns: dict, *,
