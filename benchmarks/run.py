@@ -1,7 +1,7 @@
 """The speed targets of issue 12, as ratios measured in one run against the plain toolchain's empty notebook.
 
     .venv/bin/python benchmarks/run.py [--repeat 5] [--many 20] [--snapshots 6000] [--skip-capacity]
-        [--log-seek-gb 10]
+        [--log-seek-gb 10] [--skip-tuning] [--tuning-rows 2000000]
 
 The floor is what a user would otherwise script: `papermill` of a one-cell notebook, then `jupyter nbconvert
 --to html`, with this venv's pinned versions, in the same run. Each target is printed with its ratio, its goal
@@ -211,6 +211,13 @@ def lab_verdict(repeat: int) -> dict:
     return measure(repeat=repeat, cli_repeat=repeat)
 
 
+def query_tuning(rows: int) -> dict:
+    """Issue 26's acceptance on its own throwaway servers (benchmarks/query_tuning.py)."""
+    from query_tuning import measure  # benchmarks/, this script's folder
+
+    return measure(rows=rows)
+
+
 def ensure_demo() -> None:
     from opsbook.demo import ensure_demo_database
 
@@ -229,7 +236,12 @@ def main() -> int:
                          "(benchmarks/log_parse.py --seek-gb; `make bench-seek` does 10 GB; 0 leaves it out)")
     ap.add_argument("--skip-lab", action="store_true",
                     help="leave out the time to verdict in JupyterLab (benchmarks/lab_verdict.py; needs chromium)")
+    ap.add_argument("--skip-tuning", action="store_true",
+                    help="leave out issue 26's query-tuning acceptance (benchmarks/query_tuning.py: its own servers)")
+    ap.add_argument("--tuning-rows", type=int, default=2_000_000, help="rows per table of the query-tuning workload")
     args = ap.parse_args()
+    if args.tuning_rows < 10_000:
+        ap.error("--tuning-rows must be at least 10000")
     os.environ["OPSBOOK_NO_SERVICE"] = "1"  # every measure but the interactive one runs in its own process
     ensure_demo()
     load_before = os.getloadavg()[0]
@@ -271,6 +283,7 @@ def main() -> int:
         "import_ms": {m: import_ms(m, args.repeat) for m in ("opsbook", "opsbook.cli.main")},
         "log_seek": log_seek(args.log_seek_gb),
         "lab_verdict": {"skipped": "--skip-lab"} if args.skip_lab else lab_verdict(args.repeat),
+        "query_tuning": {"skipped": "--skip-tuning"} if args.skip_tuning else query_tuning(args.tuning_rows),
     }
     (HERE / "results").mkdir(exist_ok=True)
     path = HERE / "results" / f"{result['date'][:10]}.json"
@@ -314,6 +327,10 @@ def main() -> int:
     print("import: " + ", ".join(f"{k} {v:.0f} ms" for k, v in result["import_ms"].items()))
     print(f"load average {load_before:.2f} before, {result['machine']['load_1m_after']:.2f} after, "
           f"on {os.cpu_count()} cpus; 1,000 blocked sessions: benchmarks/many_waiters.py")
+    if "servers" in result["query_tuning"]:
+        from query_tuning import report  # benchmarks/, this script's folder
+
+        report(result["query_tuning"])
     print(f"results: {path}")
     return 0
 

@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..core.errors import OpsbookError, SkipCheck
-from . import catalog, partitions, reasons, statement, target_plan, writes
+from . import catalog, hypopg, logplans, partitions, reasons, statement, target_plan, writes
 from .candidates import evaluate, existing_index, propose
 from .plans import LARGE_ROWS, summarise
 from .shadow import ident, open_shadow
@@ -26,6 +26,9 @@ class Tuning:
     shadow_error: str | None = None
     notes: list[str] = field(default_factory=list)
     rejected: object = None  # DataFrame: indexes that helped but cost more in writes than they save
+    compare: object = None  # hypopg.Compare: hypopg-based proposals against these, where the target has hypopg
+    from_log: object = None  # DataFrame: the server log's statements and plans (None: no log given)
+    log: object = None  # logplans.LogPlans: what the log held and what could not be read
 
 
 def tune(db, params: dict | None = None) -> Tuning:
@@ -37,10 +40,12 @@ def tune(db, params: dict | None = None) -> Tuning:
     p = {**DEFAULTS, **{k: v for k, v in (params or {}).items() if v is not None}}
     t0, first_timing = time.perf_counter(), len(db.timings)
     empty = pd.DataFrame()
+    log = logplans.from_params(db, p)  # params log_path, log_line_prefix: the server log's plans
     try:
         df = top_statements(CheckContext(db=db, target=None, params={}), int(p["top_statements"]))
     except SkipCheck as e:
-        return Tuning(empty, empty, empty, skipped=str(e))
+        return Tuning(empty, empty, empty, skipped=str(e), log=log,
+                      from_log=logplans.attach(log, [], None) if log is not None else None)
     if len(df):
         df = df[~df["query"].map(statement.session_chatter)].reset_index(drop=True)
     hidden = int(df["hidden"].astype(bool).sum()) if len(df) else 0
@@ -63,9 +68,13 @@ def tune(db, params: dict | None = None) -> Tuning:
             for r in rows:
                 if not r["status"] and r["shadow_cost"] is None:
                     r["status"] = "not planned: " + out.shadow_error
+        else:  # where the target has hypopg: its advisor's proposals against these (None without it)
+            out.compare = hypopg.compare(db, rows, out.indexes, info, _window_write_cost(info), out.notes)
     else:
         for r in plannable:
             r["status"] = "names no user table opsbook could read"
+    if log is not None:  # the log's plan where the target gave none (PostgreSQL < 16), and its own statements
+        out.log, out.from_log = log, logplans.attach(log, rows, info)
     out.statements = pd.DataFrame(rows, columns=list(df.columns) + ["status", "target_plan", "shadow_cost", "plan"])
     out.timings["run_s"] = time.perf_counter() - t0
     out.timings["target_server_ms"] = sum(t.duration_ms for t in db.timings[first_timing:])
@@ -169,6 +178,12 @@ def _with_shadow(db, out: Tuning, rows: list[dict], info: dict, p: dict) -> None
           "why": reasons.why_no_index(v["summary"], reltuples, never, float(p["min_gain_pct"])),
           "query": v["text"][:300]} for q, v in planned.items() if q not in helped],
         columns=["queryid", "calls", "shadow_cost", "why", "query"])
+
+
+def _window_write_cost(info: dict):
+    """candidate -> its write cost over the counters' window, in the planner's units (as evaluate nets it)."""
+    costs, months = _write_costs(info), _months(info)
+    return lambda c: costs(c).per_month * months
 
 
 def _months(info: dict) -> float:
