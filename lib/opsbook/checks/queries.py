@@ -1,6 +1,8 @@
 """Queries: the statements that cost the most, from pg_stat_statements in whatever schema it lives."""
 from __future__ import annotations
 
+import re
+
 from ..database import sql as sqlfiles
 from ..core.errors import SkipCheck
 from ..core.findings import PARTIAL, Finding, Severity, grade
@@ -72,7 +74,8 @@ def opsbook_own(df):
     import re  # noqa: PLC0415
 
     prefixes = _own_prefixes()
-    texts = df["query"].fillna("").map(lambda q: " ".join(q.split()))
+    # PostgreSQL 13-17 keep a single statement's leading comments (18 cuts them): match after them
+    texts = df["query"].fillna("").map(lambda q: " ".join(_LEADING_COMMENTS.sub("", q).split()))
     own = texts.map(lambda q: any(q.startswith(p) for p in prefixes))
     dump = texts.str.contains(r"^COPY\s.+\sTO\s+stdout", flags=re.I, regex=True)
     marked = texts.str.contains(OWN_MARK, regex=False)  # statements opsbook builds at run time (row counts)
@@ -80,6 +83,7 @@ def opsbook_own(df):
 
 
 OWN_MARK = "/* opsbook */"
+_LEADING_COMMENTS = re.compile(r"\A(?:\s*(?:--[^\n]*(?:\n|\Z)|/\*.*?\*/))*", re.S)
 _PREFIXES: list[str] = []
 MIN_PREFIX = 24  # shorter beginnings ("SELECT 1") could be anyone's
 
