@@ -90,7 +90,8 @@ def test_the_real_log_gives_count_mean_plan_and_misestimate(logged, fmt, ext):
     assert s.count == RUNS and s.plans == RUNS  # every run: its duration line and its plan
     n, total = s.executions
     df = lp.frame()
-    row = df[df["statement"] == s.key].iloc[0]
+    # shown as its author wrote it, the log's literal values as $n (none of them in the report)
+    row = df[df["statement"] == "SELECT count(*) FROM public.pairs WHERE a = $1 AND b = $2"].iloc[0]
     assert row["count"] == RUNS and row["mean_ms"] == pytest.approx(total / RUNS, abs=0.001) and total > 0
     assert s.slowest.fmt == fmt and s.slowest.analyzed
     kinds = [x.kind for x in s.summary.nodes]
@@ -226,45 +227,6 @@ def test_constants_normalise_as_pg_stat_statements_shows_them():
 
 
 # ------------------------------------------------------------------ the runbook on PostgreSQL 15
-def runbook_with_log_cells(folder):
-    """The query-tuning runbook with the log's parameters and section (as /tmp/cells-tuning-log.py gives them) while
-    the runbook lacks them; the runbook as it is once they are placed."""
-    from opsbook.config.paths import runbooks_dir
-    nb = json.loads((runbooks_dir() / "query-tuning.ipynb").read_text())
-    if any("tuning.log_plans" in "".join(c["source"]) for c in nb["cells"]):
-        return None
-    params = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
-    params["source"] = "".join(params["source"]).rstrip("\n") + "\n" + PARAMETERS
-    setup = next(c for c in nb["cells"] if SETUP_OLD in "".join(c["source"]))
-    src = "".join(setup["source"]).replace(SETUP_OLD, SETUP_NEW).replace(JUDGE_OLD, JUDGE_NEW)
-    setup["source"] = src
-    at = next(i for i, c in enumerate(nb["cells"]) if "## Statements no index helps" in "".join(c["source"]))
-    nb["cells"][at:at] = [{"cell_type": "markdown", "id": "tuning-log-text", "metadata": {},
-                           "source": SECTION_MARKDOWN},
-                          {"cell_type": "code", "id": "tuning-log-code", "metadata": {}, "source": SECTION_CODE,
-                           "outputs": [], "execution_count": None}]
-    folder.mkdir()
-    (folder / "query-tuning.ipynb").write_text(json.dumps(nb, indent=1))
-    return folder
-
-
-# the strings of /tmp/cells-tuning-log.py (kept here: the test must not read outside the checkout)
-PARAMETERS = ('log_path: str = ""  # the server log where auto_explain and log_min_duration_statement wrote: a '
-              'file, folder or glob (csvlog, jsonlog, stderr, gzip\'d); empty: none\n'
-              'log_line_prefix: str = ""  # the server\'s log_line_prefix for a stderr log; empty: SHOW '
-              'log_line_prefix, else detected\n')
-SETUP_OLD = 'tuning = tune(rb.db, rb.thresholds_for("tuning.indexes")) if rb.connected else None'
-SETUP_NEW = ('tuning = tune(rb.db, {**rb.thresholds_for("tuning.indexes"), "log_path": log_path or None,\n'
-             '                       "log_line_prefix": log_line_prefix or None}) if rb.connected else None')
-JUDGE_OLD = '    rb.judge("tuning.indexes", tuning)\n'
-JUDGE_NEW = '    rb.judge("tuning.indexes", tuning)\n    rb.judge("tuning.log_plans", tuning)\n'
-SECTION_MARKDOWN = "## From the server log (`tuning.log_plans`)\n\nThe log's statements and plans.\n"
-SECTION_CODE = ('rb.section("tuning.log_plans")\n'
-                'if tuning is not None and tuning.from_log is not None and len(tuning.from_log):\n'
-                '    show_html(table_html(tuning.from_log, columns=["statement", "count", "mean_ms", "total_ms", '
-                '"max_ms", "plans", "plan", "misestimates", "in_pg_stat_statements"], max_rows=25))\n')
-
-
 @pytest.fixture(scope="module")
 def pg15_logged(tmp_path_factory):
     if not (PG15_BIN / "pg_ctl").exists():
@@ -274,7 +236,7 @@ def pg15_logged(tmp_path_factory):
     server.stop()
 
 
-def test_runbook_on_pg15_shows_the_logs_plan(pg15_logged, tmp_path, monkeypatch):
+def test_runbook_on_pg15_shows_the_logs_plan(pg15_logged, tmp_path):
     from opsbook.run.runner import run_runbook
     d = make_database(pg15_logged)
     try:
@@ -284,16 +246,14 @@ def test_runbook_on_pg15_shows_the_logs_plan(pg15_logged, tmp_path, monkeypatch)
         d.execute("DO $$BEGIN RAISE LOG 'opsbook-test-tuning-log-15-over'; END$$")
         log_dir = pg15_logged.data_dir / "log"
         wait_logged(log_dir, "opsbook-test-tuning-log-15-over", exts=("csv",))
-        folder = runbook_with_log_cells(tmp_path / "runbooks")
-        if folder is not None:
-            monkeypatch.setenv("OPSBOOK_RUNBOOKS", str(folder))
         result = run_runbook("query-tuning", "test", {"log_path": str(log_dir / "postgresql.csv")},
                              config=d.config(), output_dir=tmp_path / "reports")
         assert result.exit_code == 0, result.sidecar.get("error")
         html = result.html_path.read_text()
         assert "from the log:" in html and "Seq Scan on public.pairs" in html
         import re
-        row = next(r for r in re.findall(r"<tr>.*?</tr>", html, re.S) if "WHERE a = $1 AND b = $2" in r)
+        row = next(r for r in re.findall(r'<tr><td class="num">.*?</tr>', html, re.S)  # the statements table's
+                   if "WHERE a = $1 AND b = $2" in r)
         assert "from the log:" in row and "no plan (PostgreSQL" not in row, row  # the log's plan in its place
         print("\n" + re.sub(r"<[^>]+>", " | ", row)[:1200])
         found = [f for f in result.sidecar["findings"] if f["check"] == "tuning.log_plans"]

@@ -175,7 +175,7 @@ def judge_log_plans(t, *, min_rows: float = 10_000, **_) -> list[Finding]:
                 (m.relation[1] if m.relation else "")
             out.append(Finding(cid, Severity.WARNING if large else Severity.INFO,
                                f"planner misestimate: {m.text()}"[:300],
-                               detail=f"In: {s.key[:600]}. The planner chose this plan for {m.planned:,.0f} rows; "
+                               detail=f"In: {(s.text or s.key)[:600]}. The planner chose this plan for {m.planned:,.0f} rows; "
                                       "a plan made for the real number may differ (join method, index or not).",
                                objects=[table] if table else [], value=round(m.factor, 1),
                                remediation=(f"ANALYZE {table}; " if table else "ANALYZE the table; ")

@@ -82,6 +82,26 @@ def _normalise(text: str) -> str:
     return " ".join(out)
 
 
+def shown(text: str) -> str:
+    """The statement as its author wrote it (case and names kept) with every constant as $1, $2 ... and comments
+    dropped: what the report shows, with no literal value of the log in it."""
+    text = text[:MAX_QUERY_CHARS]
+    out, at, n = [], 0, 0
+    for t in tokens(text):
+        if t.name in CONSTANTS or t.name in COMMENTS:
+            out.append(text[at:t.start])
+            if t.name in CONSTANTS:
+                n += 1
+                out.append(f"${n}")
+            at = t.end + 1
+        elif t.name.startswith("CUT_") or t.name in ("REST", "OPAQUE"):
+            out.append(text[at:t.start] + "…")  # a cut or unlexable rest is not shown: it may hold a value
+            at = len(text)
+            break
+    out.append(text[at:])
+    return " ".join("".join(out).split())
+
+
 @dataclass
 class Misestimate:
     node: str  # "Seq Scan on public.events"
@@ -130,6 +150,7 @@ def misestimates(plan: dict | None, *, factor: float = MISESTIMATE_FACTOR,
 @dataclass
 class LogStatement:
     key: str  # the normalised text
+    text: str = ""  # the first text seen, as shown(): constants as $n, the author's case and names
     query_id: int | None = None
     count: int = 0  # executions logged by log_min_duration_statement (else: plans logged)
     total_ms: float = 0.0
@@ -196,7 +217,7 @@ class LogPlans:
         rows = []
         for s in self.statements.values():
             n, total = s.executions
-            rows.append({"statement": s.key, "queryid": s.query_id, "count": n, "total_ms": round(total, 3),
+            rows.append({"statement": s.text or s.key, "queryid": s.query_id, "count": n, "total_ms": round(total, 3),
                          "mean_ms": round(total / n, 3) if n else None, "max_ms": round(s.max_ms, 3),
                          "plans": s.plans, "plan": s.plan_text(),
                          "misestimates": "; ".join(m.text() for m in s.misestimates[:3]),
@@ -267,7 +288,10 @@ def _add(out: LogPlans, item) -> None:
         if len(out.statements) >= MAX_STATEMENTS:
             out.dropped += 1
             return
-        s = out.statements[key] = LogStatement(key)
+        try:
+            s = out.statements[key] = LogStatement(key, shown(text))
+        except Exception:  # noqa: BLE001 - the lexer on a hostile text: the normalised key
+            s = out.statements[key] = LogStatement(key, key)
     if plan:
         s.plans += 1
         s.plan_total_ms += item.duration_ms
