@@ -25,4 +25,9 @@ def why_no_index(summary: PlanSummary, reltuples: dict, never_analyzed: set, min
         return "its tables are small: a sequential scan is the cheapest plan"
     if any(x.kind == "Seq Scan" and "Filter" not in x.conditions for x in scans):
         return "it reads whole tables (no condition an index could serve)"
+    served = sorted({x.conditions["Index Name"] for x in summary.nodes if x.conditions.get("Index Name")})
+    large_seq = [x for x in scans if reltuples.get(x.relation, 0) >= LARGE_ROWS]
+    if served and not large_seq:
+        return (f"it already reads through an index ({', '.join(served[:3])}); no candidate made its plan "
+                f"{min_gain_pct:.0f}% cheaper")
     return f"no candidate index made its plan {min_gain_pct:.0f}% cheaper"
