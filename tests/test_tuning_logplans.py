@@ -261,3 +261,44 @@ def test_runbook_on_pg15_shows_the_logs_plan(pg15_logged, tmp_path):
                    for f in found), found
     finally:
         drop_database(d)
+
+
+def _until(d, sql: str, deadline_s: float = 20) -> None:
+    end = time.monotonic() + deadline_s
+    while not d.execute(sql)[0][0]:
+        assert time.monotonic() < end, f"not true within {deadline_s} s: {sql}"
+        time.sleep(0.2)
+
+
+def test_without_pg_stat_statements_the_logs_statements_are_tuned(pg15_logged, tmp_path):
+    """A database without pg_stat_statements: the statements the log holds are planned on the shadow like any, and
+    the index the slow one needs is proposed, its calls said to be the logged executions only."""
+    from opsbook.run.runner import run_runbook
+    d = make_database(pg15_logged)
+    try:
+        d.execute("CREATE TABLE public.visits (id bigint PRIMARY KEY, account int NOT NULL, pad text)")
+        d.execute("INSERT INTO public.visits SELECT g, g % 5000, 'x' FROM generate_series(1, 200000) g")
+        _until(d, "SELECT n_tup_ins >= 200000 FROM pg_stat_user_tables WHERE relname = 'visits'")
+        d.execute("SELECT pg_stat_reset_single_table_counters('public.visits'::regclass)")  # the load was long ago
+        _until(d, "SELECT n_tup_ins = 0 FROM pg_stat_user_tables WHERE relname = 'visits'")
+        d.execute("ANALYZE public.visits")
+        with psycopg.connect(d.conninfo, autocommit=True, application_name="shop") as c:
+            for i in range(8):
+                c.execute(f"SELECT pad FROM public.visits WHERE account = {i}").fetchall()
+            c.execute("DO $$BEGIN RAISE LOG 'opsbook-test-log-only-over'; END$$")
+        log_dir = pg15_logged.data_dir / "log"
+        wait_logged(log_dir, "opsbook-test-log-only-over", exts=("csv",))
+        assert not d.execute("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'")[0][0]
+        result = run_runbook("query-tuning", "test", {"log_path": str(log_dir / "postgresql.csv")},
+                             config=d.config(), output_dir=tmp_path / "reports")
+        assert result.exit_code == 0, result.sidecar.get("error")
+        proposals = [f for f in result.sidecar["findings"] if f["check"] == "tuning.indexes"
+                     and f["severity"] == "warning"]
+        assert any('ON "public"."visits" ("account")' in f["remediation"] for f in proposals), \
+            [f["title"] for f in result.sidecar["findings"]]
+        html = result.html_path.read_text()
+        assert "SELECT pad FROM public.visits WHERE account = $1" in html
+        assert "from the server log (its logged executions only) · 8 calls" in html
+        assert "pg_stat_statements is not installed" in html  # said, not hidden
+    finally:
+        drop_database(d)

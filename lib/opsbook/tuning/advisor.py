@@ -10,6 +10,9 @@ from .candidates import evaluate, existing_index, propose
 from .plans import LARGE_ROWS, summarise
 from .shadow import ident, open_shadow
 
+# pg_stat_statements' columns as checks.queries.statements gives them (a run on the log alone has the same rows)
+STATEMENT_COLUMNS = ["queryid", "calls", "total_exec_ms", "mean_exec_ms", "max_exec_ms", "pct_total_time", "rows",
+                     "shared_blks_hit", "shared_blks_read", "temp_blks_written", "io_read_ms", "hidden", "query"]
 DEFAULTS = {"top_statements": 20, "max_indexes": 5, "min_gain_pct": 10.0, "min_rows": LARGE_ROWS}
 
 
@@ -44,14 +47,22 @@ def tune(db, params: dict | None = None) -> Tuning:
     try:
         df = top_statements(CheckContext(db=db, target=None, params={}), int(p["top_statements"]))
     except SkipCheck as e:
-        return Tuning(empty, empty, empty, skipped=str(e), log=log,
-                      from_log=logplans.attach(log, [], None) if log is not None else None)
+        if log is None or log.error is not None or not log.statements:
+            return Tuning(empty, empty, empty, skipped=str(e), log=log,
+                          from_log=logplans.attach(log, [], None) if log is not None else None)
+        df, without_pgss = pd.DataFrame(columns=STATEMENT_COLUMNS), str(e)  # the log's statements only
+    else:
+        without_pgss = None
     if len(df):
         df = df[~df["query"].map(statement.session_chatter)].reset_index(drop=True)
     hidden = int(df["hidden"].astype(bool).sum()) if len(df) else 0
     df = df[~df["hidden"].astype(bool)].reset_index(drop=True) if len(df) else df
     out = Tuning(df, empty, empty, hidden=hidden, own_excluded=int(df.attrs.get("own_excluded", 0)))
+    if without_pgss:
+        out.notes.append(f"only the server log's statements: {without_pgss}")
     rows = df.to_dict("records")
+    if log is not None and log.error is None:  # what only the log saw is tuned too
+        rows += logplans.log_only_rows(log, rows, list(df.columns), int(p["top_statements"]))
     for r in rows:
         r["status"] = statement.refusal(r["query"]) or ""
         r["plan_text"] = statement.plannable(r["query"])  # typed literals kept as `interval $4` made to parse
@@ -75,7 +86,8 @@ def tune(db, params: dict | None = None) -> Tuning:
             r["status"] = "names no user table opsbook could read"
     if log is not None:  # the log's plan where the target gave none (PostgreSQL < 16), and its own statements
         out.log, out.from_log = log, logplans.attach(log, rows, info)
-    out.statements = pd.DataFrame(rows, columns=list(df.columns) + ["status", "target_plan", "shadow_cost", "plan"])
+    out.statements = pd.DataFrame(rows, columns=list(df.columns) + ["status", "target_plan", "shadow_cost", "plan",
+                                                                    "source"])
     out.timings["run_s"] = time.perf_counter() - t0
     out.timings["target_server_ms"] = sum(t.duration_ms for t in db.timings[first_timing:])
     return out

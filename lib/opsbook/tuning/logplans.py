@@ -354,3 +354,21 @@ def attach(log: LogPlans, rows: list[dict], info: dict | None):
             r["target_plan"] = (f"from the log: {s.slowest.duration_ms:,.1f} ms, cost {s.summary.total_cost:,.0f}: "
                                 + text + (f" (misestimate: {s.misestimates[0].text()})" if s.misestimates else ""))
     return log.frame()
+
+
+def log_only_rows(log: LogPlans, rows: list[dict], columns: list[str], limit: int) -> list[dict]:
+    """The log's statements that pg_stat_statements did not give (not installed there, reset since, or beyond its
+    top), as statement rows the tuning run plans like the others: the costliest `limit` by logged time. Their calls
+    are the executions the log holds (those over log_min_duration_statement, or auto_explain's): an undercount."""
+    matched = {id(m) for r in rows if (m := log.for_statement(r.get("query") or "", r.get("queryid"))) is not None}
+    only = [s for s in log.statements.values() if id(s) not in matched and s.text and s.executions[0]]
+    only.sort(key=lambda s: -s.executions[1])
+    out = []
+    for n, s in enumerate(only[:limit], 1):
+        count, total = s.executions
+        row = dict.fromkeys(columns)
+        row.update(queryid=f"log-{n}", calls=count, total_exec_ms=total, mean_exec_ms=total / count,
+                   max_exec_ms=s.max_ms, hidden=False, query=s.text, source="log")
+        out.append(row)
+    return out
+

@@ -30,7 +30,9 @@ def statements_html(df, max_rows: int = 25) -> str:
 def _statement(r: dict) -> str:
     text = str(r.get("query") or "")
     cut = len(text) > MAX_TEXT
-    facts = [f"queryid {esc(r.get('queryid'))}", f"{human_count(r['calls'])} calls",
+    source = "from the server log (its logged executions only)" if r.get("source") == "log" else \
+        f"queryid {esc(r.get('queryid'))}"
+    facts = [source, f"{human_count(r['calls'])} calls",
              f"total {human_ms(r['total_exec_ms'])}"]
     if _number(r.get("pct_total_time")):
         facts[-1] += f" ({human_pct(r['pct_total_time'])} of all)"
