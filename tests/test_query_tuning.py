@@ -391,3 +391,23 @@ def test_top_n_sort_keys(keys, expected):
     assert [o.columns for o in s.orders] == ([expected] if expected else [])
     plan["Node Type"] = "Aggregate"  # a sort that feeds no Limit is no top-N
     assert summarise(plan, {("public", "posts"): {"author", "created_at"}}).orders == []
+
+
+def test_in_a_fleet_each_target_tunes_with_its_own_shadow(workload, tmp_path):
+    """query-tuning in a local fleet of two targets (the same database under two names), run at once: each builds
+    and deletes its own shadow, and both propose the same index."""
+    import json
+
+    from opsbook.config.file import from_dict
+    from opsbook.fleet.run import run_fleet
+
+    config = from_dict({"targets": {name: {"dsn": workload.conninfo} for name in ("shop_a", "shop_b")}})
+    result = run_fleet("query-tuning", ["shop_a", "shop_b"], {}, config=config, workers=2,
+                       output_dir=tmp_path / "reports")
+    assert result.exit_code == 0 and [r["status"] for r in result.rows] == ["ok", "ok"], result.rows
+    for name in ("shop_a", "shop_b"):
+        (sidecar,) = (tmp_path / "reports").rglob(f"query-tuning--{name}--*.json")
+        findings = json.loads(sidecar.read_text())["findings"]
+        assert any('"events_account_id_idx" ON "public"."events" ("account_id")' in (f.get("remediation") or "")
+                   for f in findings if f["check"] == "tuning.indexes"), name
+    assert scratch_left() == []
