@@ -287,20 +287,25 @@ def test_target_plan_rule_on_hand_made_catalogues():
     import pandas as pd
     from opsbook.tuning.target_plan import refusal
 
+    T = "SELECT a FROM public.t WHERE id = $1"
+
     class Db:
         server_version_num = 180000
 
     tables = pd.DataFrame([{"oid": 1, "schema_name": "public", "table_name": "t"}])
     clean = {"tables": tables, "table_code": pd.DataFrame(columns=["oid", "code"]),
              "schema_code": pd.DataFrame([{"schema_name": "public", "functions": 0, "operators": 0, "types": 0}])}
-    assert refusal(Db(), {("public", "t")}, clean) is None
+    assert refusal(Db(), {("public", "t")}, clean, T) is None
+    # a built-in function that runs SQL of its own (the users' views), in any branch: never planned on the target
+    xml = "SELECT id FROM public.t WHERE id = CASE WHEN true THEN 1 ELSE length(database_to_xml(true, true, $1)::text) END"
+    assert "it calls database_to_xml, which runs SQL of its own" in refusal(Db(), {("public", "t")}, clean, xml)
     busy = {**clean, "schema_code": pd.DataFrame([{"schema_name": "public", "functions": 1, "operators": 0,
                                                    "types": 0}])}
-    assert "schema public holds functions" in refusal(Db(), {("public", "t")}, busy)
+    assert "schema public holds functions" in refusal(Db(), {("public", "t")}, busy, T)
     trap = {**clean, "table_code": pd.DataFrame([{"oid": 1, "code": "evil.hostile"}])}
-    assert "uses evil.hostile" in refusal(Db(), {("public", "t")}, trap)
+    assert "uses evil.hostile" in refusal(Db(), {("public", "t")}, trap, T)
     Db.server_version_num = 150000
-    assert refusal(Db(), {("public", "t")}, clean) == "no plan (PostgreSQL < 16)"
+    assert refusal(Db(), {("public", "t")}, clean, T) == "no plan (PostgreSQL < 16)"
 
 
 def test_write_cost_from_the_counters_and_the_update_texts():

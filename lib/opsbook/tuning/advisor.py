@@ -124,7 +124,7 @@ def _with_shadow(db, out: Tuning, rows: list[dict], info: dict, p: dict) -> None
                 continue
             r["shadow_cost"], r["plan"] = s.total_cost, s.text()
             planned[r["queryid"]] = {"text": r["plan_text"], "calls": float(r["calls"]), "summary": s}
-            why = target_plan.refusal(db, used, info)
+            why = target_plan.refusal(db, used, info, r["plan_text"])
             if why:
                 r["target_plan"] = why
                 continue

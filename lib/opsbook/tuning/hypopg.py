@@ -120,7 +120,7 @@ def _compare(db, where: dict, rows: list[dict], proposals, info: dict, write_cos
             continue
         words = statement.names(r["query"])
         named = {key for key in columns if key[1] in words}  # every table the text could name: a superset
-        why = target_plan.refusal(_AnyVersion(), named, info)
+        why = target_plan.refusal(_AnyVersion(), named, info, r.get("plan_text") or r["query"])
         if why:
             notes.append(f"queryid {r['queryid']}: {why}")
             continue

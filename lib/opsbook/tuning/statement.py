@@ -104,3 +104,35 @@ def plannable(text: str) -> str:
     for start, end, new in reversed(edits):
         text = text[:start] + new + text[end:]
     return text
+
+
+# Built-in functions that run SQL of their own: the XML exports run SELECT * on tables and views named or found
+# (database_to_xml reads every view of the database), ts_stat and ts_rewrite run a query given as text. They are
+# STABLE or VOLATILE; the planner evaluates a STABLE call whose arguments are constants while it estimates, so
+# planning a statement that calls one (in any branch) can run views of the database's users with opsbook's rights.
+RUNS_SQL = re.compile(r"(?:query|cursor|table|schema|database)_to_xml(?:schema|_and_xmlschema)?|ts_stat|ts_rewrite")
+
+
+def runs_sql(text: str) -> str | None:
+    """Why `text` may not be planned on the target because planning could run SQL through a built-in function
+    (see RUNS_SQL), or None. A text PostgreSQL's parser refuses is refused too."""
+    from pglast import parse_sql  # noqa: PLC0415 - ~60 ms; only statements about to be planned on the target
+    from pglast.visitors import Visitor  # noqa: PLC0415
+
+    class Calls(Visitor):
+        def __init__(self):
+            self.names: list[str] = []
+
+        def visit_FuncCall(self, ancestors, node):  # noqa: N802 - pglast's visitor naming
+            self.names.append(".".join(str(getattr(n, "sval", n)) for n in node.funcname))
+
+    try:
+        calls = Calls()
+        calls(parse_sql(text))
+    except Exception as e:  # noqa: BLE001 - pglast's parser: any failure means we cannot tell
+        return f"not planned on the target: its text could not be parsed here ({' '.join(str(e).split())[:120]})"
+    bad = sorted({n for n in calls.names if RUNS_SQL.fullmatch(n.rsplit(".", 1)[-1].lower())})
+    if bad:
+        return (f"not planned on the target: it calls {', '.join(bad[:3])}, which runs SQL of its own (views and "
+                "functions of the database's users) while the planner estimates it")
+    return None

@@ -8,6 +8,8 @@ every function, operator, type and cast it resolves to is PostgreSQL's own), and
     planner folds and evaluates those expressions: an IMMUTABLE user function there would run as opsbook),
   - the schemas put on the search path (to resolve its unqualified table names) hold no function, operator or type
     of their own (one there could win overload resolution over the built-in the shadow chose),
+  - the statement calls no built-in function that runs SQL of its own (statement.RUNS_SQL: database_to_xml and its
+    kin read views of the users; the planner evaluates a STABLE call with constant arguments while it estimates),
 and it runs in opsbook's read-only transaction with row_security off (a policy's expression is never added: the
 statement fails instead) and a short statement_timeout."""
 from __future__ import annotations
@@ -16,15 +18,19 @@ import json
 import time
 
 from ..database.session import QueryTiming
+from . import statement
 from .shadow import ident
 
 TIMEOUT_MS = 2_000
 NO_PLAN_OLD = "no plan (PostgreSQL < 16)"
 
 
-def refusal(db, tables: set[tuple[str, str]], info: dict) -> str | None:
+def refusal(db, tables: set[tuple[str, str]], info: dict, text: str) -> str | None:
     if db.server_version_num < 160000:
         return NO_PLAN_OLD
+    why = statement.runs_sql(text)
+    if why:
+        return why
     t = info["tables"]
     oids = {int(r.oid) for r in t.itertuples() if (r.schema_name, r.table_name) in tables}
     code = info["table_code"]
