@@ -8,6 +8,7 @@ from ..core.errors import OpsbookError, SkipCheck
 from . import catalog, hypopg, logplans, partitions, reasons, statement, target_plan, writes
 from .candidates import evaluate, existing_index, propose
 from .plans import LARGE_ROWS, summarise
+from .names import fit
 from .shadow import ident, open_shadow
 
 # pg_stat_statements' columns as checks.queries.statements gives them (a run on the log alone has the same rows)
@@ -147,6 +148,7 @@ def _with_shadow(db, out: Tuning, rows: list[dict], info: dict, p: dict) -> None
         out.notes += [f"{s}.{t} not in the shadow: {why}" for (s, t), why in shadow.not_copied.items()]
         out.notes += [f"{t}: column statistics not readable by this role (SELECT on the table needed)"
                       for t in shadow.no_stats]
+        out.notes += [f"candidate index not tried, the shadow refused it: {e}" for e in shadow.trial_errors[:10]]
         if shadow.indexes_skipped:
             out.notes.append("indexes not copied to the shadow (code that is not PostgreSQL's own, or not valid): "
                              + ", ".join(shadow.indexes_skipped[:10]))
@@ -247,12 +249,12 @@ def _distinct(info: dict, reltuples: dict) -> dict:
 
 def _proposal_row(rank: int, k, tables, droppable: dict, taken: set) -> dict:
     (schema, table), cols, null = k.candidate.table, k.candidate.columns, k.candidate.null_column
-    stem = "_".join([table, *cols] + ([null, "null"] if null else []))[:55]
-    name = f"{stem}_idx"
+    stem = "_".join([table, *cols] + ([null, "null"] if null else []))
+    name = fit(stem, "_idx")  # as the server will keep it: 63 bytes
     n = 1
     while name in taken:  # index names are unique per schema: never propose one that exists
         n += 1
-        name = f"{stem}_idx{n}"
+        name = fit(stem, f"_idx{n}")
     taken.add(name)
     t = tables[(tables["schema_name"] == schema) & (tables["table_name"] == table)].iloc[0]
     return {"rank": rank,

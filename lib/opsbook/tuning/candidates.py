@@ -130,8 +130,14 @@ def evaluate(shadow, candidates: list[Candidate], planned: dict[str, dict], colu
     losers: dict[Candidate, Proposal] = {}
     for n in range(max_indexes):
         best: Proposal | None = None
-        for cand in remaining:
-            trial = _try(shadow, cand, planned, columns, baseline, min_gain_pct)
+        for cand in list(remaining):
+            try:
+                trial = _try(shadow, cand, planned, columns, baseline, min_gain_pct)
+            except Exception as e:  # noqa: BLE001 - the shadow refused this index: said, the others go on
+                remaining.remove(cand)
+                shadow.trial_errors.append(f"{'.'.join(cand.table)} ({', '.join(cand.columns)}): "
+                                           + " ".join(str(e).split())[:200])
+                continue
             trial.write_cost = float(write_cost(cand)) if write_cost and trial.helped else 0.0
             if trial.helped and trial.net <= 0:
                 losers[cand] = trial
@@ -142,7 +148,7 @@ def evaluate(shadow, candidates: list[Candidate], planned: dict[str, dict], colu
                 best = trial
         if best is None:
             break
-        name = f"opsbook_proposal_{n + 1}"
+        name = shadow.free_name(best.candidate.table[0], f"opsbook_proposal_{n + 1}")
         with shadow.with_index(*best.candidate.table, list(best.candidate.columns), name=name, keep=True,
                                null_column=best.candidate.null_column):
             pass

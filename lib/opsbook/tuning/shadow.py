@@ -38,6 +38,7 @@ class Shadow:
     not_copied: dict[tuple[str, str], str] = field(default_factory=dict)  # (schema, table) -> why
     indexes_skipped: list[str] = field(default_factory=list)
     no_stats: list[str] = field(default_factory=list)  # tables whose column statistics this role could not read
+    trial_errors: list[str] = field(default_factory=list)  # candidates the shadow refused, and why
     timings: dict[str, float] = field(default_factory=dict)
     search_path: str = "public"
     parents: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)  # partition -> its parent
@@ -83,12 +84,25 @@ class Shadow:
         plan = row if isinstance(row, list) else json.loads(row)
         return plan[0]["Plan"]
 
+    def free_name(self, schema: str, stem: str) -> str:
+        """A relation name not taken in `schema` of the shadow (the target's tables and indexes are there under
+        their own names, whatever they are)."""
+        import uuid
+
+        while True:
+            name = f"{stem}_{uuid.uuid4().hex[:8]}"
+            if not self.conn.execute("SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON "
+                                     "n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+                                     (schema, name)).fetchone():
+                return name
+
     @contextmanager
-    def with_index(self, schema: str, table: str, columns: list[str], name: str = "opsbook_candidate",
+    def with_index(self, schema: str, table: str, columns: list[str], name: str | None = None,
                    keep: bool = False, null_column: str | None = None):
         """An index on (schema.table, columns) for the length of the block (`keep`: and after it), sized as it
         would be on the target; `null_column`: partial, on the rows where that column IS NULL. On a partitioned
         table: a partitioned index, with one per partition (each sized from its partition's rows); pages: their sum."""
+        name = name or self.free_name(schema, "opsbook_candidate")
         cols = ", ".join(ident(c) for c in columns)
         where = f" WHERE {ident(null_column)} IS NULL" if null_column else ""
         self.conn.execute(f"CREATE INDEX {ident(name)} ON {qualified(schema, table)} ({cols}){where}")
