@@ -4,6 +4,8 @@ bounds, the counters of a partitioned table (the sums of its leaves'), and plans
 of a partition, or of a partition's index, is a scan of the table the statement names)."""
 from __future__ import annotations
 
+from .names import fit
+
 COPYABLE_KINDS = ("r", "m", "p")
 
 
@@ -142,7 +144,7 @@ def create_index_sql(tables, schema: str, table: str, name: str, spec: str, iden
         if r.relkind == "p":
             out.append(f"CREATE INDEX {ident(index)} ON ONLY {target} {spec};")
             for c in sorted(children.get(int(r.oid), []), key=lambda x: x.table_name):
-                build(c, f"{c.table_name}_{name}"[:63], f"{ident(r.schema_name)}.{ident(index)}")
+                build(c, fit(f"{c.table_name}_{name}"), f"{ident(r.schema_name)}.{ident(index)}")
         else:
             out.append(f"CREATE INDEX CONCURRENTLY {ident(index)} ON {target} {spec};")
         if parent_index:
