@@ -117,3 +117,8 @@ def test_the_slow_statement_list_leaves_out_opsbooks_own_work():
     assert with_comments.lstrip().startswith("--")
     assert opsbook_own(pd.DataFrame({"query": [with_comments, "/* app */ " + as_pgss_shows(mau)]})).tolist() == \
         [True, True]
+    # opsbook's run-time row counts carry a marker where it writes it; an application writing the marker elsewhere
+    # does not hide its statement
+    assert opsbook_own(pd.DataFrame({"query": ['SELECT /* opsbook */ count(*) FROM "public"."leads"',
+                                              "SELECT * FROM leads /* opsbook */ WHERE id = $1"]})).tolist() == \
+        [True, False]

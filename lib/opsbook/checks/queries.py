@@ -78,11 +78,13 @@ def opsbook_own(df):
     texts = df["query"].fillna("").map(lambda q: " ".join(_LEADING_COMMENTS.sub("", q).split()))
     own = texts.map(lambda q: any(q.startswith(p) for p in prefixes))
     dump = texts.str.contains(r"^COPY\s.+\sTO\s+stdout", flags=re.I, regex=True)
-    marked = texts.str.contains(OWN_MARK, regex=False)  # statements opsbook builds at run time (row counts)
+    marked = texts.str.startswith(OWN_MARK)  # statements opsbook builds at run time (row counts), only as it writes them
     return own | dump | marked
 
 
-OWN_MARK = "/* opsbook */"
+# the start of every statement opsbook builds at run time (recovery's row counts): matched as a prefix only, so an
+# application cannot hide a statement of its own by writing the marker in a comment somewhere
+OWN_MARK = "SELECT /* opsbook */ count(*) FROM "
 _LEADING_COMMENTS = re.compile(r"\A(?:\s*(?:--[^\n]*(?:\n|\Z)|/\*.*?\*/))*", re.S)
 _PREFIXES: list[str] = []
 MIN_PREFIX = 24  # shorter beginnings ("SELECT 1") could be anyone's

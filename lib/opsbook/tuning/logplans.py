@@ -16,7 +16,7 @@ from .plans import PlanSummary, summarise
 MISESTIMATE_FACTOR = 10.0  # actual rows 10x off the estimate: the usual "bad estimate" mark (explain.depesz.com)
 MISESTIMATE_MIN_ROWS = 100  # fewer rows both planned and found: a misestimate that costs nothing
 MAX_STATEMENTS = 10_000  # distinct statement texts kept; more are counted, not listed
-OWN_MARK = "/* opsbook */"  # statements opsbook builds at run time carry it (checks.queries.OWN_MARK)
+OWN_MARK = "SELECT /* opsbook */ count(*) FROM "  # how statements opsbook builds at run time start (queries.OWN_MARK)
 CONSTANTS = frozenset({"ICONST", "FCONST", "SCONST", "USCONST", "BCONST", "XCONST", "PARAM"})
 OPERANDS = frozenset({"IDENT", "ICONST", "FCONST", "SCONST", "USCONST", "BCONST", "XCONST", "PARAM", "ASCII_41",
                       "ASCII_93"})
@@ -275,8 +275,9 @@ def read(path: str, *, prefix: str | None = None, log_timezone: str | None = Non
 def _add(out: LogPlans, item) -> None:
     plan = isinstance(item, LoggedPlan)
     text = item.query if plan else item.text
-    if not text or OWN_MARK in text or statement.session_chatter(text):
-        if text and OWN_MARK in text:
+    own = bool(text) and text.lstrip().startswith(OWN_MARK)
+    if not text or own or statement.session_chatter(text):
+        if own:
             out.own_left_out += 1
         return
     try:
