@@ -137,3 +137,24 @@ def wait_until(d, ok, deadline_s: float = 20) -> None:
     while not ok():
         assert time.monotonic() < end, "not true within the deadline"
         time.sleep(0.2)
+
+
+def test_a_proposed_index_name_is_taken_by_no_relation_of_its_schema(db):
+    # proves: the proposal's name avoids every relation of the schema (a table or view named t_id_idx), not only
+    # the indexes of the tables read; run as written, the proposal creates the index
+    small_table(db, "t", rows=50_000)
+    count = "SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 't'"
+    wait_until(db, lambda: (db.execute(count) or [[0]])[0][0] >= 50_000)
+    db.execute("SELECT pg_stat_reset_single_table_counters('public.t'::regclass)")  # loaded long ago
+    wait_until(db, lambda: (db.execute(count) or [[1]])[0][0] == 0)
+    db.execute("CREATE TABLE public.t_id_idx (x int)")
+    db.execute(RESET_MINE)
+    with psycopg.connect(db.conninfo, autocommit=True) as c:
+        for i in range(5):
+            c.execute("SELECT v FROM public.t WHERE id = %s", (i,)).fetchall()
+    t, sess = tune_on(db)
+    sess.close()
+    (sql,) = list(t.indexes["create_sql"])
+    assert sql.startswith('CREATE INDEX CONCURRENTLY "t_id_idx2" ON "public"."t" ("id")'), sql
+    with psycopg.connect(db.conninfo, autocommit=True) as c:
+        c.execute(sql)

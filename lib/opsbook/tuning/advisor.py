@@ -154,7 +154,8 @@ def _with_shadow(db, out: Tuning, rows: list[dict], info: dict, p: dict) -> None
                              + ", ".join(shadow.indexes_skipped[:10]))
         cluster = shadow.cluster
     out.shadow_gone = not cluster.directory.exists()
-    taken = set(info["indexes"]["index_name"]) if len(info["indexes"]) else set()
+    names = info.get("relation_names")
+    taken = set(zip(names["schema_name"], names["name"])) if names is not None and len(names) else set()
     droppable: dict = {}  # plain, non-unique indexes: a longer one starting with their columns serves their scans
     for ix in info["indexes"].itertuples():
         key = next(((r.schema_name, r.table_name) for r in tables.itertuples() if r.oid == ix.oid), None)
@@ -252,10 +253,10 @@ def _proposal_row(rank: int, k, tables, droppable: dict, taken: set) -> dict:
     stem = "_".join([table, *cols] + ([null, "null"] if null else []))
     name = fit(stem, "_idx")  # as the server will keep it: 63 bytes
     n = 1
-    while name in taken:  # index names are unique per schema: never propose one that exists
+    while (schema, name) in taken:  # relation names are unique per schema: never propose one that exists
         n += 1
         name = fit(stem, f"_idx{n}")
-    taken.add(name)
+    taken.add((schema, name))
     t = tables[(tables["schema_name"] == schema) & (tables["table_name"] == table)].iloc[0]
     return {"rank": rank,
             "create_sql": partitions.create_index_sql(tables, schema, table, name,

@@ -158,6 +158,13 @@ ORDER BY 1, 2
 """
 # Code a schema may hold without keeping the target plan away: owned by a superuser, or a member of an extension
 # (its script was installed by the server's administrator). Anything else is a user's, and counted.
+# Every relation name of the schemas read (index names are unique per schema among all relations): a proposed
+# index takes none of them
+RELATION_NAMES = """
+SELECT n.nspname AS schema_name, c.relname AS name
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(:schemas)
+"""
 SCHEMA_CODE = """
 WITH supers AS (SELECT oid FROM pg_roles WHERE rolsuper),
      ext AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e')
@@ -200,6 +207,8 @@ def read(db, names: set[str]):
     out["settings"] = db.query(SETTINGS, _name="tuning/settings", names=list(PLANNER))
     out["window"] = db.query(WINDOW, _name="tuning/window")
     schemas = sorted(set(tables["schema_name"])) if len(tables) else []
+    out["relation_names"] = db.query(RELATION_NAMES, _name="tuning/relation_names", schemas=schemas) if schemas \
+        else pd.DataFrame(columns=["schema_name", "name"])
     out["schema_code"] = db.query(SCHEMA_CODE, _name="tuning/schema_code", schemas=schemas) if schemas else \
         pd.DataFrame(columns=["schema_name", "functions", "operators", "types"])
     return out
