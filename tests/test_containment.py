@@ -350,11 +350,13 @@ def test_kill_9_of_the_owner_leaves_an_orphan_the_next_run_drops_and_reports(db,
 
 
 def test_two_verifications_at_once_both_pass_and_leave_each_other_alone(db, tmp_path):
-    """The second starts while the first restores (its sweep meets the first's live cluster) and ends before it."""
+    """The second starts while the first restores (its sweep meets the first's live cluster) and ends before it.
+    The first's restore sleeps 60 s: the second's whole run must fit in it on a loaded 2-core machine (20 s did
+    not, with two suites and a third run beside it)."""
     db.execute(TINY)
     (tmp_path / "slow").mkdir()
     (tmp_path / "quick").mkdir()
-    first = _child(db, _hostile(tmp_path / "slow", "SELECT pg_sleep(20);\n"))
+    first = _child(db, _hostile(tmp_path / "slow", "SELECT pg_sleep(60);\n"))
     _wait_for_restore(first)
     second = _child(db, _hostile(tmp_path / "quick", "SELECT 1;\n"))
     outs = [second.communicate(timeout=120)]
