@@ -139,7 +139,11 @@ def test_readable_and_never_typeset_in_jupyterlab(theme, tmp_path):
             tab.screenshot(path=str(tmp_path / f"lab-{theme}.png"), full_page=True)
     finally:
         server.terminate()
-        server.wait(timeout=60)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # a server that does not stop is killed, never left behind
+            server.kill()
+            server.wait(timeout=30)
         log.close()
     assert seen["math"] == 0
     assert SQL in seen["cells"]  # the reader sees the statement exactly
